@@ -1,0 +1,134 @@
+"""Times every workload in funclayers (jit), torch eager, Flax and Equinox: one process each.
+
+    python -m benchmarks.run                      # every workload, every framework
+    python -m benchmarks.run --quick              # fewer rounds and iterations (< 3 minutes)
+    python -m benchmarks.run --only conv --frameworks funclayers torch
+
+Each (workload, framework) measurement runs in a fresh process (thread pools of different
+frameworks disturb each other in one process); rounds alternate the frameworks. Prints the median
+step time, the ratio to torch and the first-call (compile) time, and writes benchmarks/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+FRAMEWORKS = ("funclayers", "torch", "flax", "equinox")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def all_workloads():
+    from benchmarks import workloads
+
+    found = {}
+    for info in sorted(pkgutil.iter_modules(workloads.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"benchmarks.workloads.{info.name}")
+        for w in getattr(module, "WORKLOADS", []):
+            found[w.name] = w
+    return found
+
+
+def worker(name: str, framework: str, iters: int, warmup: int) -> dict:
+    """Runs inside the child process: set up, time the first call, then `iters` timed steps."""
+    t0 = time.perf_counter()
+    step = all_workloads()[name].builders[framework]()
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return {"times": times, "first": first, "setup": setup}
+
+
+def measure(name: str, framework: str, iters: int, warmup: int) -> dict | None:
+    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", name, framework, str(iters), str(warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+    if proc.returncode != 0:
+        sys.stderr.write(f"[{name} / {framework}] failed:\n{proc.stderr[-2000:]}\n")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def versions() -> str:
+    out = []
+    for mod in ("jax", "jaxlib", "torch", "flax", "equinox", "numpy"):
+        try:
+            out.append(f"{mod} {importlib.import_module(mod).__version__}")
+        except Exception:  # noqa: BLE001 - an optional framework that is not installed
+            pass
+    return ", ".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 5 steps")
+    ap.add_argument("--only", nargs="*", default=None, help="substrings of workload names to run")
+    ap.add_argument("--frameworks", nargs="*", default=list(FRAMEWORKS))
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--iters", type=int, default=None)
+    ap.add_argument("--output", default=os.path.join(HERE, "results.md"))
+    args = ap.parse_args(argv)
+    if args.worker:
+        name, framework, iters, warmup = args.worker
+        print(json.dumps(worker(name, framework, int(iters), int(warmup))))
+        return 0
+    rounds = args.rounds or (2 if args.quick else 3)
+    iters = args.iters or (5 if args.quick else 20)
+    warmup = 1 if args.quick else 3
+    workloads = all_workloads()
+    if args.only:
+        workloads = {k: v for k, v in workloads.items() if any(s in k for s in args.only)}
+    header = (f"| workload | funclayers ms | torch ms | ours/torch | flax/torch | equinox/torch | "
+              f"ours first call s |\n|---|---|---|---|---|---|---|")
+    rows = []
+    print(header, flush=True)
+    for name, w in workloads.items():
+        frameworks = [f for f in args.frameworks if f in w.builders]
+        samples = {f: [] for f in frameworks}
+        first = {}
+        for r in range(rounds):
+            order = frameworks if r % 2 == 0 else frameworks[::-1]
+            for f in order:
+                result = measure(name, f, iters, warmup)
+                if result is not None:
+                    samples[f] += result["times"]
+                    first.setdefault(f, result["first"])
+        med = {f: statistics.median(s) * 1e3 for f, s in samples.items() if s}
+
+        def ratio(f):
+            return f"{med[f] / med['torch']:.2f}x" if f in med and "torch" in med else "-"
+
+        def ms(f):
+            return f"{med[f]:.2f}" if f in med else "-"
+
+        row = (f"| {name} | {ms('funclayers')} | {ms('torch')} | {ratio('funclayers')} | {ratio('flax')} | "
+               f"{ratio('equinox')} | {first.get('funclayers', float('nan')):.2f} |")
+        rows.append(row)
+        print(row, flush=True)
+    with open(args.output, "w") as fh:
+        fh.write(f"# Benchmark results\n\n{datetime.date.today()} on {platform.processor() or platform.machine()}, "
+                 f"{os.cpu_count()} cores, Python {platform.python_version()}; {versions()}.\n"
+                 f"Median step time over {rounds} alternating rounds x {iters} steps, each framework in its "
+                 f"own process; ratio < 1 means faster than torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

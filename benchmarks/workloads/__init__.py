@@ -1,0 +1,1 @@
+"""One module per layer family (and one for whole models), each defining WORKLOADS."""

@@ -1,0 +1,334 @@
+"""The Layer type and torch's containers: Sequential, ModuleList, ModuleDict, and composites.
+
+A layer is a NamedTuple of two pure functions (optax's GradientTransformation pattern):
+
+    params, state = layer.init(rng)
+    out, new_state = layer.apply(params, state, *inputs, rng=None, training=False, **kwargs)
+
+`params` and `state` are nested plain dicts whose key paths, joined with ".", are torch's
+`state_dict` names. Containers nest their children's dicts under the child names.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._utils import param_dtype
+
+Params = Any
+State = Any
+InitFn = Callable[[jax.Array], tuple[Params, State]]
+ApplyFn = Callable[..., tuple[Any, State]]
+
+
+class Layer(NamedTuple):
+    """A layer as two pure functions, plus a description and its named children.
+
+    Attributes:
+      init: `init(rng) -> (params, state)`: torch's parameters and persistent buffers.
+      apply: `apply(params, state, *inputs, rng=None, training=False, **kwargs) -> (out, new_state)`.
+      name: a torch-style description, e.g. `"Linear(in_features=4, out_features=2, bias=True)"`.
+      children: `(name, layer)` pairs of a container's children, in torch's registration order.
+
+    Example:
+      >>> layer = fl.Linear(4, 2)
+      >>> params, state = layer.init(jax.random.PRNGKey(0))
+      >>> y, state = layer.apply(params, state, jnp.ones((3, 4)))
+    """
+
+    init: InitFn
+    apply: ApplyFn
+    name: str = "Layer"
+    children: tuple[tuple[str, Layer], ...] = ()
+
+    def __repr__(self) -> str:
+        if not self.children:
+            return self.name
+        lines = [f"{self.name}("]
+        for child_name, child in self.children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({child_name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def no_params(rng: jax.Array | None = None) -> tuple[dict, dict]:
+    """`init` of a layer that has neither parameters nor buffers."""
+    del rng
+    return {}, {}
+
+
+def stateless(name: str, fn: Callable[..., Any]) -> Layer:
+    """A layer without parameters or buffers whose forward is `fn(*inputs, **kwargs)`."""
+
+    def apply(params, state, *inputs, rng=None, training=False, **kwargs):
+        del params, rng, training
+        return fn(*inputs, **kwargs), state
+
+    return Layer(no_params, apply, name)
+
+
+def _split(rng: jax.Array | None, n: int) -> list:
+    if rng is None or n == 0:
+        return [None] * n
+    return list(jax.random.split(rng, n))
+
+
+def _named_children(layers: tuple, kind: str) -> tuple[tuple[str, Layer], ...]:
+    if len(layers) == 1 and isinstance(layers[0], Mapping):
+        items = tuple((str(k), v) for k, v in layers[0].items())
+    else:
+        items = tuple((str(i), v) for i, v in enumerate(layers))
+    for child_name, child in items:
+        if not isinstance(child, Layer):
+            raise TypeError(f"{kind}: child {child_name!r} is a {type(child).__name__}, not a funclayers Layer; "
+                            f"build it with a funclayers constructor such as fl.Linear(...).")
+        if "." in child_name or child_name == "":
+            raise ValueError(f"{kind}: child name {child_name!r} must be a non-empty string without '.'.")
+    return items
+
+
+def _init_children(children: tuple[tuple[str, Layer], ...]) -> InitFn:
+    def init(rng):
+        keys = jax.random.split(rng, max(len(children), 1))
+        params, state = {}, {}
+        for (child_name, child), key in zip(children, keys):
+            params[child_name], state[child_name] = child.init(key)
+        return params, state
+
+    return init
+
+
+def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
+    """Chains layers, feeding each output to the next; torch.nn.Sequential.
+
+    Args:
+      *layers: layers, named "0", "1", ... as in torch, or one `OrderedDict` of named layers.
+
+    Shape: whatever the first layer takes -> whatever the last layer returns.
+
+    Example:
+      >>> model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
+      >>> params, state = model.init(jax.random.PRNGKey(0))   # params["0"]["weight"] ...
+      >>> y, state = model.apply(params, state, jnp.ones((3, 4)))
+    """
+    children = _named_children(layers, "Sequential")
+
+    def apply(params, state, input, *, rng=None, training=False):
+        new_state = {}
+        for (child_name, child), key in zip(children, _split(rng, len(children))):
+            input, new_state[child_name] = child.apply(params[child_name], state[child_name], input,
+                                                       rng=key, training=training)
+        return input, new_state
+
+    return Layer(_init_children(children), apply, "Sequential", children)
+
+
+def _container_apply(kind: str) -> ApplyFn:
+    def apply(params, state, *inputs, rng=None, training=False, **kwargs):
+        raise TypeError(f"{kind} is a container without a forward; call its children from a composite "
+                        f"layer's forward instead, e.g. `m.layers[0](x)` inside fl.Module(forward, layers=...).")
+
+    return apply
+
+
+def ModuleList(modules: Any = None) -> Layer:
+    """Holds layers under the names "0", "1", ...; torch.nn.ModuleList.
+
+    Like torch's, it has no forward: index it from a composite's forward (`m.blocks[i](x)`).
+
+    Example:
+      >>> blocks = fl.ModuleList([fl.Linear(8, 8) for _ in range(3)])
+      >>> net = fl.Module(lambda m, x: [x := blk(x) for blk in m.blocks][-1], blocks=blocks)
+    """
+    children = _named_children(tuple(modules or ()), "ModuleList")
+    return Layer(_init_children(children), _container_apply("ModuleList"), "ModuleList", children)
+
+
+def ModuleDict(modules: Mapping[str, Layer] | None = None) -> Layer:
+    """Holds layers under given names; torch.nn.ModuleDict. Index it from a composite's forward."""
+    children = _named_children((OrderedDict(modules or {}),), "ModuleDict")
+    return Layer(_init_children(children), _container_apply("ModuleDict"), "ModuleDict", children)
+
+
+def Parameter(init: Callable[[jax.Array], jax.Array] | jax.Array) -> Layer:
+    """A bare parameter of a composite (torch's `self.cls_token = nn.Parameter(...)`).
+
+    Args:
+      init: an array, or a function of a PRNG key returning the initial array.
+
+    Inside a composite's forward `m.<name>` is the array itself.
+    """
+    fn = init if callable(init) else (lambda rng: jnp.asarray(init))
+    return Layer(lambda rng: (fn(rng), {}), _container_apply("Parameter"), "Parameter")
+
+
+def Buffer(init: Callable[[jax.Array], jax.Array] | jax.Array) -> Layer:
+    """A bare persistent buffer of a composite (torch's `register_buffer`); `m.<name>` reads it.
+
+    A forward may replace it with `m.set_buffer("<name>", value)`; the value lands in new_state.
+    """
+    fn = init if callable(init) else (lambda rng: jnp.asarray(init))
+    return Layer(lambda rng: ({}, fn(rng)), _container_apply("Buffer"), "Buffer")
+
+
+class _Bound:
+    """A child layer bound to its params, its slot in the evolving state and the caller's rng."""
+
+    def __init__(self, scope: Scope, layer: Layer, path: tuple[str, ...]):
+        self._scope, self._layer, self._path = scope, layer, path
+
+    def __call__(self, *inputs, **kwargs):
+        scope = self._scope
+        params = _get(scope._params, self._path)
+        state = _get(scope._state, self._path)
+        out, new_state = self._layer.apply(params, state, *inputs, rng=scope._next_rng(),
+                                           training=scope.training, **kwargs)
+        _set(scope._state, self._path, new_state)
+        return out
+
+    def __getitem__(self, item):
+        names = [n for n, _ in self._layer.children]
+        key = names[item] if isinstance(item, int) else str(item)
+        return self._scope._bind(dict(self._layer.children)[key], self._path + (key,))
+
+    def __getattr__(self, item):
+        if item.startswith("_"):
+            raise AttributeError(item)
+        children = dict(self._layer.children)
+        if item not in children:
+            raise AttributeError(f"{self._layer.name} has no child {item!r}; it has {sorted(children)}.")
+        return self._scope._bind(children[item], self._path + (item,))
+
+    def __iter__(self) -> Iterator:
+        return (self[n] for n, _ in self._layer.children)
+
+    def __len__(self) -> int:
+        return len(self._layer.children)
+
+    def __contains__(self, item) -> bool:
+        return item in dict(self._layer.children)
+
+    def keys(self):
+        return [n for n, _ in self._layer.children]
+
+    def items(self):
+        return [(n, self[n]) for n, _ in self._layer.children]
+
+    def values(self):
+        return [self[n] for n, _ in self._layer.children]
+
+
+def _get(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
+def _thaw(tree: Any) -> Any:
+    """Copy the dict structure (not the arrays) so a forward can record state updates."""
+    return {k: _thaw(v) for k, v in tree.items()} if isinstance(tree, Mapping) else tree
+
+
+class Scope:
+    """What a composite's forward receives: its children bound to params, state and rng.
+
+    `m.conv1(x)` applies child `conv1` and threads its new state; `m.layers[0]`, `m.heads["a"]`
+    index containers; `m.training` is the mode; `m.rng()` draws a fresh key (or None).
+    """
+
+    def __init__(self, children, params, state, rng, training):
+        self._children = dict(children)
+        self._params, self._state = params, _thaw(state)
+        self._rng, self._calls = rng, 0
+        self.training = training
+
+    def _next_rng(self):
+        if self._rng is None:
+            return None
+        self._calls += 1
+        return jax.random.fold_in(self._rng, self._calls)
+
+    def rng(self) -> jax.Array | None:
+        """A fresh PRNG key derived from the caller's `rng`, or None when none was given."""
+        return self._next_rng()
+
+    def _bind(self, layer: Layer, path: tuple[str, ...]):
+        if layer.name == "Parameter":
+            return _get(self._params, path)
+        if layer.name == "Buffer":
+            return _get(self._state, path)
+        return _Bound(self, layer, path)
+
+    def set_buffer(self, name: str, value: Any) -> None:
+        """Replace the bare buffer `name` (a `fl.Buffer` child) in the returned state."""
+        if self._children.get(name, Layer(None, None)).name != "Buffer":
+            raise ValueError(f"set_buffer: {name!r} is not a fl.Buffer child of this composite.")
+        self._state[name] = value
+
+    def __getattr__(self, item):
+        if item.startswith("_"):
+            raise AttributeError(item)
+        if item not in self._children:
+            raise AttributeError(f"composite has no child {item!r}; its children are {sorted(self._children)}.")
+        return self._bind(self._children[item], (item,))
+
+    def __getitem__(self, item):
+        return self.__getattr__(item)
+
+    def __contains__(self, item) -> bool:
+        return item in self._children
+
+
+def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
+    """A composite layer from named children and a forward function, like a torch nn.Module.
+
+    Params and state are keyed by the child names exactly as torch keys a module with those
+    attributes, so the torch module's `state_dict` loads unchanged. The forward receives a
+    `Scope` `m`: calling `m.<child>(...)` applies that child, threading its state and an rng.
+
+    Args:
+      forward: `forward(m, *inputs, **kwargs)`, returning the output.
+      **children: the child layers (containers, `fl.Parameter`, `fl.Buffer` included), in
+        torch's registration order.
+
+    Example (torchvision's ResNet BasicBlock):
+      >>> def basic_block(inplanes, planes, stride=1):
+      ...     children = dict(conv1=fl.Conv2d(inplanes, planes, 3, stride, 1, bias=False),
+      ...                     bn1=fl.BatchNorm2d(planes),
+      ...                     conv2=fl.Conv2d(planes, planes, 3, 1, 1, bias=False),
+      ...                     bn2=fl.BatchNorm2d(planes))
+      ...     if stride != 1 or inplanes != planes:
+      ...         children["downsample"] = fl.Sequential(
+      ...             fl.Conv2d(inplanes, planes, 1, stride, bias=False), fl.BatchNorm2d(planes))
+      ...     def forward(m, x):
+      ...         out = jax.nn.relu(m.bn1(m.conv1(x)))
+      ...         out = m.bn2(m.conv2(out))
+      ...         return jax.nn.relu(out + (m.downsample(x) if "downsample" in m else x))
+      ...     return fl.Module(forward, **children)
+    """
+    items = _named_children((OrderedDict(children),), "Module")
+    label = getattr(forward, "__name__", "Module")
+    label = "Module" if label == "<lambda>" else label
+
+    def apply(params, state, *inputs, rng=None, training=False, **kwargs):
+        scope = Scope(items, params, state, rng, training)
+        out = forward(scope, *inputs, **kwargs)
+        return out, scope._state
+
+    return Layer(_init_children(items), apply, label, items)
+
+
+__all__ = ["Layer", "Sequential", "ModuleList", "ModuleDict", "Module", "Parameter", "Buffer", "Scope",
+           "no_params", "stateless", "param_dtype"]

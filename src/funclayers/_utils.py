@@ -1,0 +1,88 @@
+"""Argument helpers shared by every family: tuples, rank checks, dtypes, rng checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEFAULT_DTYPE = jnp.float32  # torch's default dtype; parameters never silently become float64
+
+
+def ntuple(value: Any, n: int, name: str = "argument", layer: str = "") -> tuple:
+    """`value` as an n-tuple: an int is repeated, a sequence must have length n (torch's _ntuple)."""
+    if isinstance(value, Iterable) and not isinstance(value, str):
+        out = tuple(value)
+        if len(out) == 1 and n > 1:
+            out = out * n
+        if len(out) != n:
+            where = f"{layer}: " if layer else ""
+            raise ValueError(f"{where}{name} must be an int or a tuple of {n} ints, got {value!r}.")
+        return out
+    return (value,) * n
+
+
+def param_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype parameters are created in: `dtype` if given, else float32 as in torch."""
+    return jnp.dtype(DEFAULT_DTYPE if dtype is None else dtype)
+
+
+def describe_rank(rank: int, dims: str | None = None) -> str:
+    return f"{rank}D ({dims})" if dims else f"{rank}D"
+
+
+def check_rank(layer: str, x: Any, ranks: Sequence[int] | int, dims: Sequence[str] | str | None = None) -> int:
+    """Raise ValueError unless `x.ndim` is one of `ranks`; return the rank.
+
+    `dims` names the axes of each accepted rank, e.g. ("C, H, W", "N, C, H, W"), so the message
+    reads "MaxPool2d expects a 3D (C, H, W) or 4D (N, C, H, W) input, got shape (2, 3).".
+    """
+    ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
+    if dims is None or isinstance(dims, str):
+        dims = (dims,) * len(ranks)
+    shape = tuple(np.shape(x))
+    if len(shape) not in ranks:
+        accepted = " or ".join(describe_rank(r, d) for r, d in zip(ranks, dims))
+        raise ValueError(f"{layer} expects a {accepted} input, got shape {shape}.")
+    return len(shape)
+
+
+def check_floating(layer: str, x: Any, what: str = "input") -> None:
+    """Raise TypeError for non-floating input where torch requires a floating tensor."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{layer} expects a floating-point {what}, got dtype {dtype}; cast it with "
+                        f".astype(jnp.float32).")
+
+
+def compute_dtype(x: Any) -> jnp.dtype:
+    """The dtype a layer computes in: the input's floating dtype ("dtype follows the inputs")."""
+    dtype = jnp.result_type(x)
+    return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(DEFAULT_DTYPE)
+
+
+def cast_like(x: Any, *arrays: Any) -> tuple:
+    """Cast parameters to the input's floating dtype, so float64 in gives float64 out."""
+    dtype = compute_dtype(x)
+    return tuple(None if a is None else jnp.asarray(a, dtype) for a in arrays)
+
+
+def require_rng(layer: str, rng: Any) -> jax.Array:
+    """The rng a random layer needs in training mode, or a ValueError saying how to pass it."""
+    if rng is None:
+        raise ValueError(f"{layer} draws random numbers and needs `rng`: call "
+                         f"apply(params, state, x, rng=jax.random.PRNGKey(0), ...).")
+    return rng
+
+
+def check_probability(layer: str, p: float) -> float:
+    if not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"{layer}: dropout probability has to be between 0 and 1, but got {p}")
+    return float(p)
+
+
+def fmt_shape(x: Any) -> tuple:
+    return tuple(np.shape(x))

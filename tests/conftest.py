@@ -1,0 +1,30 @@
+"""Shared fixtures: the float32/float64 sweep every parity test runs under."""
+
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests import the torch oracle as `oracle`
+
+torch.set_num_threads(1)  # tests run in parallel processes; keep torch from oversubscribing
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """np.float32, or np.float64 with jax_enable_x64 on for the duration of the test."""
+    if request.param == "float64":
+        with jax.enable_x64(True):
+            yield np.float64
+    else:
+        yield np.float32
+
+
+@pytest.fixture
+def x64():
+    """jax_enable_x64 on for tests that need float64 without the sweep."""
+    with jax.enable_x64(True):
+        yield

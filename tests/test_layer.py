@@ -1,0 +1,180 @@
+"""Containers and composites: naming, state threading, rng splitting, torch state_dict parity."""
+
+from collections import OrderedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import funclayers as fl
+from funclayers._layer import stateless
+
+
+def _affine(n_in, n_out):
+    """A tiny Linear-like layer for container tests that must not depend on the linear family."""
+    def init(rng):
+        return {"weight": jax.random.normal(rng, (n_out, n_in), jnp.float32), "bias": jnp.zeros(n_out, jnp.float32)}, {}
+
+    def apply(params, state, x, *, rng=None, training=False):
+        return x @ params["weight"].T + params["bias"], state
+
+    return fl.Layer(init, apply, f"Affine({n_in}, {n_out})")
+
+
+def _counter():
+    """A layer with a buffer that counts training-mode calls, like num_batches_tracked."""
+    def apply(params, state, x, *, rng=None, training=False):
+        return x, {"count": state["count"] + 1} if training else state
+
+    return fl.Layer(lambda rng: ({}, {"count": jnp.zeros((), jnp.int32)}), apply, "Counter")
+
+
+def _noise():
+    def apply(params, state, x, *, rng=None, training=False):
+        return (x + jax.random.normal(rng, x.shape) if training else x), state
+
+    return fl.Layer(fl._layer.no_params, apply, "Noise")
+
+
+def test_sequential_names_children_like_torch():
+    model = fl.Sequential(_affine(3, 4), stateless("Tanh", jnp.tanh), _affine(4, 2))
+    params, state = model.init(jax.random.PRNGKey(0))
+    assert list(fl.state_dict(params, state)) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    out, _ = model.apply(params, state, jnp.ones((5, 3)))
+    expected = jnp.tanh(jnp.ones((5, 3)) @ params["0"]["weight"].T) @ params["2"]["weight"].T
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_sequential_from_ordered_dict():
+    model = fl.Sequential(OrderedDict(fc=_affine(3, 4), act=stateless("Tanh", jnp.tanh)))
+    params, state = model.init(jax.random.PRNGKey(0))
+    assert list(fl.state_dict(params, state)) == ["fc.weight", "fc.bias"]
+    assert "(fc): Affine(3, 4)" in repr(model)
+
+
+def test_sequential_threads_state_and_splits_rng():
+    model = fl.Sequential(_counter(), _noise(), _noise(), _counter())
+    params, state = model.init(jax.random.PRNGKey(0))
+    x = jnp.zeros((4,))
+    out, new_state = model.apply(params, state, x, rng=jax.random.PRNGKey(1), training=True)
+    assert int(new_state["0"]["count"]) == 1 and int(new_state["3"]["count"]) == 1
+    # the two noise layers draw from different keys: the sum is not 2x one draw
+    one = jax.random.normal(jax.random.split(jax.random.PRNGKey(1), 4)[1], (4,))
+    assert not np.allclose(out, 2 * one)
+    out2, _ = model.apply(params, state, x, rng=jax.random.PRNGKey(1), training=True)
+    np.testing.assert_array_equal(out, out2)
+    eval_out, eval_state = model.apply(params, state, x)
+    np.testing.assert_array_equal(eval_out, x)
+    assert int(eval_state["0"]["count"]) == 0
+
+
+def test_sequential_rejects_non_layers():
+    with pytest.raises(TypeError, match="Sequential: child '0' is a int, not a funclayers Layer"):
+        fl.Sequential(3)
+
+
+def test_module_list_and_dict_are_containers_without_forward():
+    blocks = fl.ModuleList([_affine(2, 2), _affine(2, 2)])
+    heads = fl.ModuleDict({"a": _affine(2, 1), "b": _affine(2, 3)})
+    params, state = blocks.init(jax.random.PRNGKey(0))
+    assert list(fl.state_dict(params, state)) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    with pytest.raises(TypeError, match="ModuleList is a container without a forward"):
+        blocks.apply(params, state, jnp.ones(2))
+
+    def forward(m, x):
+        for block in m.blocks:
+            x = block(x)
+        return {name: head(x) for name, head in m.heads.items()}, len(m.blocks)
+
+    net = fl.Module(forward, blocks=blocks, heads=heads)
+    params, state = net.init(jax.random.PRNGKey(0))
+    assert list(fl.state_dict(params, state)) == [
+        "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",
+        "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    (out, n), _ = net.apply(params, state, jnp.ones(2))
+    assert out["a"].shape == (1,) and out["b"].shape == (3,) and n == 2
+
+
+def test_module_threads_state_through_repeated_calls_and_jit():
+    net = fl.Module(lambda m, x: m.c(m.c(x)), c=_counter())
+    params, state = net.init(jax.random.PRNGKey(0))
+    apply = jax.jit(net.apply, static_argnames="training")
+    _, new_state = apply(params, state, jnp.ones(3), training=True)
+    assert int(new_state["c"]["count"]) == 2
+
+
+def test_module_parameter_and_buffer_children():
+    def forward(m, x):
+        m.set_buffer("seen", m.seen + 1)
+        return m.fc(x) + m.offset
+
+    net = fl.Module(forward, fc=_affine(2, 2), offset=fl.Parameter(jnp.ones(2)),
+                    seen=fl.Buffer(jnp.zeros((), jnp.int32)))
+    params, state = net.init(jax.random.PRNGKey(0))
+    # torch's order: a module's own parameters, then its own buffers, then its children
+    assert list(fl.state_dict(params, state)) == ["offset", "seen", "fc.weight", "fc.bias"]
+    out, new_state = net.apply(params, state, jnp.zeros(2))
+    np.testing.assert_allclose(out, jnp.ones(2))
+    assert int(new_state["seen"]) == 1
+    grads = jax.grad(lambda p: net.apply(p, state, jnp.zeros(2))[0].sum())(params)
+    np.testing.assert_allclose(grads["offset"], jnp.ones(2))
+
+
+def test_module_unknown_child_says_what_exists():
+    net = fl.Module(lambda m, x: m.nope(x), fc=_affine(2, 2))
+    params, state = net.init(jax.random.PRNGKey(0))
+    with pytest.raises(AttributeError, match=r"no child 'nope'; its children are \['fc'\]"):
+        net.apply(params, state, jnp.ones(2))
+
+
+def test_module_rng_is_deterministic_and_distinct_per_call():
+    net = fl.Module(lambda m, x: (m.n(x), m.n(x)), n=_noise())
+    params, state = net.init(jax.random.PRNGKey(0))
+    (a, b), _ = net.apply(params, state, jnp.zeros(3), rng=jax.random.PRNGKey(2), training=True)
+    (c, _), _ = net.apply(params, state, jnp.zeros(3), rng=jax.random.PRNGKey(2), training=True)
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_state_dict_round_trip_through_torch():
+    model = fl.Sequential(_affine(3, 4), _affine(4, 2))
+    t = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    params, state = model.init(jax.random.PRNGKey(0))
+    t.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()})
+    back, _ = fl.load_state_dict(model, t.state_dict())
+    jax.tree.map(np.testing.assert_array_equal, back, params)
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    out, _ = model.apply(back, {"0": {}, "1": {}}, jnp.asarray(x))
+    np.testing.assert_allclose(out, t(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_load_state_dict_strict_errors_list_keys_like_torch():
+    model = fl.Sequential(_affine(3, 4), _affine(4, 2))
+    sd = {"0.weight": np.zeros((4, 3)), "0.bias": np.zeros(5), "extra": np.zeros(1)}
+    with pytest.raises(fl.StateDictError) as err:
+        fl.load_state_dict(model, sd)
+    message = str(err.value)
+    assert 'Missing key(s) in state_dict: "1.weight", "1.bias".' in message
+    assert 'Unexpected key(s) in state_dict: "extra".' in message
+    assert "size mismatch for 0.bias: copying a param with shape (5,) from checkpoint, " \
+           "the shape in current model is (4,)." in message
+    assert isinstance(err.value, RuntimeError) and isinstance(err.value, ValueError)
+
+
+def test_load_state_dict_non_strict_keeps_initial_values():
+    model = fl.Sequential(_affine(3, 4), _affine(4, 2))
+    init_params, _ = model.init(jax.random.PRNGKey(0))
+    params, _ = fl.load_state_dict(model, {"0.weight": np.ones((4, 3)), "junk": np.ones(2)}, strict=False)
+    np.testing.assert_array_equal(params["0"]["weight"], np.ones((4, 3)))
+    np.testing.assert_array_equal(params["1"]["weight"], init_params["1"]["weight"])
+
+
+def test_load_state_dict_dtype(x64):
+    model = _affine(2, 2)
+    sd = {"weight": np.full((2, 2), 1 / 3), "bias": np.zeros(2)}
+    params, _ = fl.load_state_dict(model, sd)
+    assert params["weight"].dtype == jnp.float32  # torch's copy_: the model keeps its dtype
+    params, _ = fl.load_state_dict(model, sd, dtype=jnp.float64)
+    assert params["weight"].dtype == jnp.float64 and float(params["weight"][0, 0]) == 1 / 3
