@@ -12,6 +12,11 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests import the torch oracle a
 
 torch.set_num_threads(1)  # tests run in parallel processes; keep torch from oversubscribing
 
+if jax.default_backend() != "cpu":
+    # GPUs multiply float32 in TF32 by default (~1e-3 relative); the oracle's float32 tolerance is
+    # torch's full float32 precision, so parity runs there use full-precision matmuls/convolutions.
+    jax.config.update("jax_default_matmul_precision", "highest")
+
 
 @pytest.fixture(params=["float32", "float64"])
 def dtype(request):
