@@ -14,9 +14,19 @@ from collections.abc import Callable
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
+    """A named benchmark; the optional fields let a heavy workload keep `--quick` short.
+
+    Attributes:
+      iters / quick_iters: timed steps per process (default: the runner's 20, or 5 with --quick).
+      quick_frameworks: the frameworks `--quick` times (default: all of `builders`).
+    """
+
     name: str
     builders: dict[str, Callable[[], Callable[[], object]]]
     note: str = ""
+    iters: int | None = None
+    quick_iters: int | None = None
+    quick_frameworks: tuple[str, ...] | None = None
 
 
 def jax_step(fn, *args):

@@ -5,7 +5,9 @@
     python -m benchmarks.run --only conv --frameworks funclayers torch
 
 Each (workload, framework) measurement runs in a fresh process (thread pools of different
-frameworks disturb each other in one process); rounds alternate the frameworks. Prints the median
+frameworks disturb each other in one process); rounds alternate the frameworks. `--quick` runs
+one process per framework for all workloads instead (process start-up would dominate otherwise).
+Prints the median
 step time, the ratio to torch and the first-call (compile) time, and writes benchmarks/results.md.
 """
 
@@ -56,6 +58,33 @@ def worker(name: str, framework: str, iters: int, warmup: int) -> dict:
     return {"times": times, "first": first, "setup": setup}
 
 
+def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
+    """--quick: one process per framework times every workload of `plan` (name -> iters) in turn.
+
+    Starting a process and importing a framework costs seconds; with dozens of workloads that,
+    not the timing, would dominate a quick run. A workload that fails is reported and skipped.
+    """
+    out = {}
+    for name, iters in plan.items():
+        try:
+            out[name] = worker(name, framework, iters, warmup)
+        except Exception as err:  # noqa: BLE001 - report and go on with the other workloads
+            sys.stderr.write(f"[{name} / {framework}] failed: {type(err).__name__}: {str(err)[:500]}\n")
+    return out
+
+
+def measure_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.run", "--worker-many", framework, json.dumps(plan), str(warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+    for line in proc.stderr.splitlines():
+        if "failed:" in line:
+            sys.stderr.write(line + "\n")
+    if proc.returncode != 0:
+        sys.stderr.write(f"[{framework}] worker failed:\n{proc.stderr[-2000:]}\n")
+        return {}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure(name: str, framework: str, iters: int, warmup: int) -> dict | None:
     cmd = [sys.executable, "-m", "benchmarks.run", "--worker", name, framework, str(iters), str(warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(HERE))
@@ -78,55 +107,81 @@ def versions() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="2 rounds of 5 steps")
+    ap.add_argument("--worker-many", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true",
+                    help="one process per framework for all workloads, 1 round of 5 steps "
+                         "(fewer for heavy ones)")
     ap.add_argument("--only", nargs="*", default=None, help="substrings of workload names to run")
     ap.add_argument("--frameworks", nargs="*", default=list(FRAMEWORKS))
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--output", default=os.path.join(HERE, "results.md"))
     args = ap.parse_args(argv)
+    if args.worker_many:
+        framework, plan, warmup = args.worker_many
+        print(json.dumps(worker_many(framework, json.loads(plan), int(warmup))))
+        return 0
     if args.worker:
         name, framework, iters, warmup = args.worker
         print(json.dumps(worker(name, framework, int(iters), int(warmup))))
         return 0
-    rounds = args.rounds or (2 if args.quick else 3)
-    iters = args.iters or (5 if args.quick else 20)
+    rounds = args.rounds or (1 if args.quick else 3)
+    default_iters = 5 if args.quick else 20
     warmup = 1 if args.quick else 3
     workloads = all_workloads()
     if args.only:
         workloads = {k: v for k, v in workloads.items() if any(s in k for s in args.only)}
-    header = (f"| workload | funclayers ms | torch ms | ours/torch | flax/torch | equinox/torch | "
-              f"ours first call s |\n|---|---|---|---|---|---|---|")
+    header = ("| workload | funclayers ms | torch ms | ours/torch | flax/torch | equinox/torch | "
+              "ours first call s |\n|---|---|---|---|---|---|---|")
     rows = []
     print(header, flush=True)
+    started = time.perf_counter()
+    plan = {}  # name -> (frameworks, iters)
     for name, w in workloads.items():
-        frameworks = [f for f in args.frameworks if f in w.builders]
+        frameworks = [f for f in args.frameworks if f in w.builders
+                      and not (args.quick and w.quick_frameworks is not None and f not in w.quick_frameworks)]
+        plan[name] = (frameworks, args.iters or (w.quick_iters if args.quick else w.iters) or default_iters)
+    batched = {}  # --quick: (name, framework) -> [results], measured one process per framework and round
+    if args.quick:
+        for r in range(rounds):
+            order = list(args.frameworks) if r % 2 == 0 else list(args.frameworks)[::-1]
+            for f in order:
+                todo = {name: iters for name, (fws, iters) in plan.items() if f in fws}
+                for name, result in (measure_many(f, todo, warmup) if todo else {}).items():
+                    batched.setdefault((name, f), []).append(result)
+    for name, (frameworks, iters) in plan.items():
         samples = {f: [] for f in frameworks}
         first = {}
-        for r in range(rounds):
+        for r in range(0 if args.quick else rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]
             for f in order:
                 result = measure(name, f, iters, warmup)
                 if result is not None:
-                    samples[f] += result["times"]
-                    first.setdefault(f, result["first"])
+                    batched.setdefault((name, f), []).append(result)
+        for f in frameworks:
+            for result in batched.get((name, f), []):
+                samples[f] += result["times"]
+                first.setdefault(f, result["first"])
         med = {f: statistics.median(s) * 1e3 for f, s in samples.items() if s}
 
-        def ratio(f):
+        def ratio(f, med=med):
             return f"{med[f] / med['torch']:.2f}x" if f in med and "torch" in med else "-"
 
-        def ms(f):
+        def ms(f, med=med):
             return f"{med[f]:.2f}" if f in med else "-"
 
         row = (f"| {name} | {ms('funclayers')} | {ms('torch')} | {ratio('funclayers')} | {ratio('flax')} | "
                f"{ratio('equinox')} | {first.get('funclayers', float('nan')):.2f} |")
         rows.append(row)
         print(row, flush=True)
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
     with open(args.output, "w") as fh:
-        fh.write(f"# Benchmark results\n\n{datetime.date.today()} on {platform.processor() or platform.machine()}, "
+        machine = platform.processor() or platform.machine()
+        fh.write(f"# Benchmark results\n\n{datetime.date.today()} on {machine}, "
                  f"{os.cpu_count()} cores, Python {platform.python_version()}; {versions()}.\n"
-                 f"Median step time over {rounds} alternating rounds x {iters} steps, each framework in its "
-                 f"own process; ratio < 1 means faster than torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
+                 f"Median step time over {rounds} alternating rounds x {default_iters} steps (fewer for the "
+                 f"heavy model workloads), each framework in its own process; ratio < 1 means faster than "
+                 f"torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
     return 0
 
 

@@ -64,7 +64,11 @@ def _np(x: Any) -> np.ndarray | None:
 
 
 def _is_float(x: Any) -> bool:
-    return x is not None and np.issubdtype(np.asarray(x).dtype, np.floating)
+    """A floating array (numpy, jax, or a tracer: only the dtype is read)."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = None if x is None or isinstance(x, (bool, int, str)) else np.asarray(x).dtype
+    return dtype is not None and np.issubdtype(np.dtype(dtype), np.floating)
 
 
 def assert_close(ours: Any, theirs: Any, what: str, rtol: float, atol: float) -> None:
@@ -199,23 +203,37 @@ def check_layer(
     return result
 
 
-def check_jit_grad_vmap(layer: fl.Layer, x: np.ndarray, *, rng: jax.Array | None = None,
-                        training: bool = False, batch: int = 3, **kwargs) -> None:
-    """`apply` gives the same result under jit, is differentiable, and vmaps over a new leading axis."""
-    params, state = layer.init(jax.random.PRNGKey(0))
+def check_jit_grad_vmap(layer: fl.Layer, x: Any, *, rng: jax.Array | None = None, training: bool = False,
+                        params: Any = None, state: Any = None, **kwargs: Any) -> None:
+    """`apply` compiles under jit, has a finite non-zero gradient, and vmaps over a new leading axis.
+
+    Everything runs compiled (eager JAX compiles each primitive separately, which is slower here).
+    vmap runs over three different inputs (x, 2x+1, -x) and must equal the per-example results.
+    `params`/`state` default to init's; `kwargs` are forward arguments.
+    """
+    init_params, init_state = layer.init(jax.random.PRNGKey(0))
+    params = init_params if params is None else params
+    state = init_state if state is None else state
 
     def f(x):
-        out, _ = layer.apply(params, state, x, rng=rng, training=training, **kwargs)
-        return out
+        return _flatten(layer.apply(params, state, x, rng=rng, training=training, **kwargs)[0])
 
-    eager = f(jnp.asarray(x))
-    jitted = jax.jit(f)(jnp.asarray(x))
-    for a, b in zip(_flatten(eager), _flatten(jitted)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    x = jnp.asarray(x)
+    f_jit = jax.jit(f)
+    single = f_jit(x)
     if _is_float(x):
-        g = jax.grad(lambda x: sum(jnp.sum(o) for o in _flatten(f(x)) if _is_float(o)))(jnp.asarray(x))
-        assert g.shape == np.shape(x) and bool(jnp.all(jnp.isfinite(g)))
-    xs = jnp.stack([jnp.asarray(x)] * batch)
-    batched = jax.vmap(f)(xs)
-    for a, b in zip(_flatten(eager), _flatten(batched)):
-        np.testing.assert_allclose(np.asarray(b), np.broadcast_to(np.asarray(a), np.shape(b)), rtol=1e-5, atol=1e-6)
+        floating = [i for i, o in enumerate(single) if _is_float(o)]
+        # a random cotangent: sum(out) or sum(out**2) can have zero gradient through a normaliser
+        cot = {i: jnp.asarray(np.random.default_rng(i).standard_normal(single[i].shape), single[i].dtype)
+               for i in floating}
+        g = jax.jit(jax.grad(lambda x: sum(jnp.sum(f(x)[i] * cot[i]) for i in floating)))(x)
+        assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g))), "gradient not finite"
+        assert bool(jnp.any(g != 0)), "gradient identically zero"
+        examples = [x, 2 * x + 1, -x]
+    else:
+        examples = [x, x[::-1] if x.ndim else x, x]
+    batched = jax.jit(jax.vmap(f))(jnp.stack(examples))
+    assert len(batched) == len(single)
+    for k, example in enumerate(examples):
+        for a, b in zip(f_jit(example), batched):
+            np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a), rtol=1e-5, atol=1e-5)

@@ -43,7 +43,7 @@ def state_dict(params: Any, state: Any = None) -> dict[str, np.ndarray]:
       >>> sd = fl.state_dict(params, state)            # {"0.weight": array, ...}
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     """
-    return {name: np.asarray(value) for name, value in _leaves(params, state)}
+    return {name: np.array(value) for name, value in _leaves(params, state)}  # writable copies, as torch.from_numpy wants
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -111,7 +111,9 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
         target = spec.dtype
         if dtype is not None and jnp.issubdtype(spec.dtype, jnp.inexact):
             target = jnp.dtype(dtype)
-        arrays[name] = jnp.asarray(value, dtype=target)
+        # a copy: on CPU jnp.asarray may alias the numpy view of a torch tensor, whose in-place
+        # buffer updates (BatchNorm in training) would then leak into our state
+        arrays[name] = jnp.array(value, dtype=target, copy=True)
     errors = []
     if strict and missing:
         errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")

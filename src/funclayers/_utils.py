@@ -86,3 +86,30 @@ def check_probability(layer: str, p: float) -> float:
 
 def fmt_shape(x: Any) -> tuple:
     return tuple(np.shape(x))
+
+
+class TorchRuntimeError(ValueError, RuntimeError):
+    """Bad input where torch raises RuntimeError (shape mismatches): a ValueError per the contract,
+    that code written against torch (`except RuntimeError`) also catches."""
+
+
+class TorchIndexError(ValueError, IndexError):
+    """torch's "Dimension out of range" IndexError, as a ValueError per the contract."""
+
+
+def normalize_dim(layer: str, dim: int, ndim: int) -> int:
+    """`dim` wrapped into [0, ndim) like torch's maybe_wrap_dim; a 0-d input accepts 0 and -1.
+
+    Raises TorchIndexError with torch's message plus the layer name, e.g. "Softmax(dim=2): Dimension
+    out of range (expected to be in range of [-2, 1], but got 2)".
+    """
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise TorchIndexError(f"{layer}: Dimension out of range (expected to be in range of [{-rank}, "
+                              f"{rank - 1}], but got {dim}) for an input with {ndim} dimensions.")
+    return dim % rank
+
+
+class TorchNotImplementedError(ValueError, NotImplementedError):
+    """Input torch rejects with NotImplementedError (an unsupported rank or mode, e.g. F.pad's
+    "Padding size 4 is not supported for 2D input tensor."): a ValueError per the contract."""

@@ -1,0 +1,85 @@
+"""funclayers: PyTorch's torch.nn layer catalogue for JAX, as stateless init/apply function pairs.
+
+    import funclayers as fl
+    model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
+    params, state = model.init(jax.random.PRNGKey(0))
+    out, state = model.apply(params, state, x, rng=key, training=True)
+
+Every layer keeps the contract in CONTRACT.md: torch's constructor signatures, parameter and
+buffer names, forward arguments and return structure.
+"""
+
+from . import functional, init
+from ._interop import StateDictError, load_state_dict, state_dict
+from ._layer import Buffer, Layer, Module, ModuleDict, ModuleList, Parameter, Scope, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["functional", "init", "Layer", "Sequential", "ModuleList", "ModuleDict", "Module", "Parameter",
+           "Buffer", "Scope", "state_dict", "load_state_dict", "StateDictError"]
+
+# Each family re-exports its layers in its own block below (one block per family module).
+
+# -- linear (_linear.py) --
+from ._linear import Bilinear, Flatten, Identity, Linear, Unflatten
+__all__ += ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
+
+# -- activations (_activation.py) --
+from ._activation import (Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, PReLU, ReLU, ReLU6, RReLU,
+                          Softshrink, Threshold)
+# -- activations: smooth (_activation_smooth.py) --
+from ._activation_smooth import (CELU, ELU, GELU, GLU, SELU, LogSigmoid, Mish, Sigmoid, SiLU, Softplus, Softsign,
+                                 Tanh, Tanhshrink)
+__all__ += ["ELU", "Hardshrink", "Hardsigmoid", "Hardtanh", "Hardswish", "LeakyReLU", "LogSigmoid", "PReLU",
+            "ReLU", "ReLU6", "RReLU", "SELU", "CELU", "GELU", "Sigmoid", "Softplus", "Softshrink", "Softsign",
+            "Tanh", "Tanhshrink", "Threshold", "SiLU", "Mish", "GLU"]
+# -- activations: softmax (_softmax.py) --
+from ._softmax import LogSoftmax, Softmax, Softmax2d, Softmin
+__all__ += ["Softmin", "Softmax", "Softmax2d", "LogSoftmax"]
+
+# -- dropout (_dropout.py) --
+from ._dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
+__all__ += ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
+
+# -- convolution, fold/unfold, padding (_conv.py, _fold.py, _padding.py) --
+from ._conv import Conv1d, Conv2d, Conv3d
+from ._conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+__all__ += ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+from ._fold import Fold, Unfold
+from ._padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d,
+                       ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d,
+                       ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
+__all__ += ["Fold", "Unfold", "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d",
+            "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+            "ReplicationPad2d", "ReplicationPad3d", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d"]
+
+# -- pooling (_pooling.py) --
+from ._pooling import (AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d,
+                       MaxPool3d)
+
+__all__ += ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "LPPool1d",
+            "LPPool2d", "LPPool3d"]
+# -- pooling: unpooling (_unpooling.py) --
+from ._unpooling import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+
+__all__ += ["MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
+# -- pooling: adaptive (_adaptive_pooling.py) --
+from ._adaptive_pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
+                                AdaptiveMaxPool2d, AdaptiveMaxPool3d)
+
+__all__ += ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+            "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
+# -- pooling: fractional (_fractional_pooling.py) --
+from ._fractional_pooling import FractionalMaxPool2d, FractionalMaxPool3d
+
+__all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d"]
+
+# -- normalization (_normalization.py) --
+from ._normalization import CrossMapLRN2d, GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm
+__all__ += ["LayerNorm", "GroupNorm", "LocalResponseNorm", "CrossMapLRN2d", "RMSNorm"]
+# -- normalization: batch norm (_batchnorm.py) --
+from ._batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
+__all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
+# -- normalization: instance norm (_instancenorm.py) --
+from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
+__all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]

@@ -1,0 +1,369 @@
+"""Element-wise activations, smooth (torch.nn.modules.activation): ELU, CELU, SELU, GELU, SiLU, Mish,
+LogSigmoid, Softplus, Sigmoid, Tanh, Tanhshrink, Softsign, GLU.
+
+As in `_activation.py`: torch's formulas and branch choices, float16/bfloat16 computed in float32,
+and branches that are not selected fed safe values, so outputs and gradients stay finite at +-1e4.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._activation import _floating, _inplace_repr, _layer, _nonpositive, _opmath, _promoted
+from ._layer import Layer
+from ._utils import TorchRuntimeError, normalize_dim
+
+# torch's SELU constants (aten/src/ATen/native/Activation.cpp)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+# -- the pure ops --------------------------------------------------------------------------------------
+
+
+@_opmath
+def _elu(x: jax.Array, alpha: float, scale: float, input_scale: float) -> jax.Array:
+    # torch's elu kernel: x <= 0 ? expm1(x * input_scale) * alpha * scale : x * scale
+    negative = jnp.expm1(_nonpositive(x) * input_scale) * (alpha * scale)
+    return jnp.where(x > 0, x * scale if scale != 1 else x, negative)
+
+
+def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
+    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.functional.elu."""
+    del inplace
+    return _elu(_floating("elu", input), alpha, 1.0, 1.0)
+
+
+def selu(input: Any, inplace: bool = False) -> jax.Array:
+    """scale * elu(x, alpha) with the self-normalising constants; torch.nn.functional.selu."""
+    del inplace
+    return _elu(_floating("selu", input), SELU_ALPHA, SELU_SCALE, 1.0)
+
+
+def _check_celu(who: str, alpha: float) -> None:
+    if alpha == 0:
+        raise ValueError(f"{who}: ZeroDivisionError: alpha cannot be 0 for CELU.")
+
+
+def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.functional.celu (alpha != 0)."""
+    del inplace
+    _check_celu("celu", alpha)
+    return _elu(_floating("celu", input), alpha, 1.0, 1.0 / alpha)
+
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_KAPPA = 0.044715
+
+
+def _check_gelu(who: str, approximate: str) -> None:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"{who}: approximate argument must be either none or tanh, got {approximate!r}.")
+
+
+@jax.custom_jvp
+def _gelu_tanh(x: jax.Array) -> jax.Array:
+    # 0.5 * x * (1 + tanh(u)) == x * sigmoid(2u): no cancellation in 1 + tanh(u) for negative x, and
+    # XLA's sigmoid is accurate to ~1 ulp where its float32 tanh is off by up to ~4 ulp.
+    return x * jax.nn.sigmoid((2 * _SQRT_2_OVER_PI) * (x + _GELU_KAPPA * (x * x * x)))
+
+
+@_gelu_tanh.defjvp
+def _gelu_tanh_jvp(primals, tangents):
+    # d/dx x * s(z) = s + x * s * s(-z) * z'; s(-z) instead of 1 - s(z) keeps the derivative accurate
+    # where s(z) rounds to 1 (x > 4), matching torch's float32 backward to ~1e-7.
+    (x,), (dx,) = primals, tangents
+    x_sq = x * x
+    z = (2 * _SQRT_2_OVER_PI) * (x + _GELU_KAPPA * (x_sq * x))
+    s = jax.nn.sigmoid(z)
+    dz = (2 * _SQRT_2_OVER_PI) * (1 + (3 * _GELU_KAPPA) * x_sq)
+    return x * s, (s + x * s * jax.nn.sigmoid(-z) * dz) * dx
+
+
+@_opmath
+def _gelu(x: jax.Array, approximate: str) -> jax.Array:
+    if approximate == "tanh":
+        return _gelu_tanh(x)
+    return x * 0.5 * (1 + lax.erf(x * _SQRT1_2))
+
+
+def gelu(input: Any, approximate: str = "none") -> jax.Array:
+    """x * Phi(x) (exact erf), or the tanh approximation; torch.nn.functional.gelu."""
+    _check_gelu("gelu", approximate)
+    return _gelu(_floating("gelu", input), approximate)
+
+
+@_opmath
+def _silu(x: jax.Array) -> jax.Array:
+    return x * jax.nn.sigmoid(x)
+
+
+def silu(input: Any, inplace: bool = False) -> jax.Array:
+    """x * sigmoid(x); torch.nn.functional.silu."""
+    del inplace
+    return _silu(_floating("silu", input))
+
+
+@_opmath
+def _mish(x: jax.Array) -> jax.Array:
+    return x * jnp.tanh(jnp.logaddexp(x, 0))  # softplus without overflow, stable gradient
+
+
+def mish(input: Any, inplace: bool = False) -> jax.Array:
+    """x * tanh(softplus(x)); torch.nn.functional.mish."""
+    del inplace
+    return _mish(_floating("mish", input))
+
+
+@_opmath
+def _logsigmoid(x: jax.Array) -> jax.Array:
+    # -softplus(-x) = min(x, 0) - log1p(exp(-|x|)), torch's formula; logaddexp's gradient is sigmoid(-x).
+    return -jnp.logaddexp(-x, 0)
+
+
+def logsigmoid(input: Any) -> jax.Array:
+    """log(1 / (1 + exp(-x))), stable at +-1e4; torch.nn.functional.logsigmoid."""
+    return _logsigmoid(_floating("logsigmoid", input))
+
+
+@_opmath
+def _softplus(x: jax.Array, beta: float, threshold: float) -> jax.Array:
+    scaled = x * beta
+    linear = scaled > threshold  # torch reverts to the identity where x * beta > threshold
+    return jnp.where(linear, x, jnp.log1p(jnp.exp(jnp.where(linear, 0, scaled))) / beta)
+
+
+def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> jax.Array:
+    """log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold; torch.nn.functional.softplus."""
+    return _softplus(_floating("softplus", input), beta, threshold)
+
+
+@_opmath
+def _sigmoid(x: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(x)
+
+
+def sigmoid(input: Any) -> jax.Array:
+    """1 / (1 + exp(-x)); torch.sigmoid (integer input promotes to float32)."""
+    return _sigmoid(_promoted(input))
+
+
+@_opmath
+def _tanh(x: jax.Array) -> jax.Array:
+    return jnp.tanh(x)
+
+
+def tanh(input: Any) -> jax.Array:
+    """tanh(x); torch.tanh (integer input promotes to float32)."""
+    return _tanh(_promoted(input))
+
+
+@_opmath
+def _tanhshrink(x: jax.Array) -> jax.Array:
+    return x - jnp.tanh(x)
+
+
+def tanhshrink(input: Any) -> jax.Array:
+    """x - tanh(x); torch.nn.functional.tanhshrink."""
+    return _tanhshrink(_promoted(input))
+
+
+@_opmath
+def _softsign(x: jax.Array) -> jax.Array:
+    return x / (1 + jnp.abs(x))
+
+
+def softsign(input: Any) -> jax.Array:
+    """x / (1 + |x|); torch.nn.functional.softsign."""
+    return _softsign(_promoted(input))
+
+
+def glu(input: Any, dim: int = -1) -> jax.Array:
+    """a * sigmoid(b) where a, b are the two halves of `input` along `dim`; torch.nn.functional.glu."""
+    return _glu("glu", input, dim)
+
+
+def _glu(who: str, input: Any, dim: int) -> jax.Array:
+    x = _floating(who, input)
+    if x.ndim == 0:
+        raise TorchRuntimeError(
+            f"{who}: glu does not support scalars because halving size must be even (input of shape ())."
+        )
+    d = normalize_dim(who, dim, x.ndim)
+    if x.shape[d] % 2:
+        raise TorchRuntimeError(
+            f"{who}: Halving dimension must be even, but dimension {d} is size {x.shape[d]} "
+            f"(input of shape {x.shape})."
+        )
+    a, b = jnp.split(x, 2, axis=d)
+    return a * _sigmoid(b)
+
+
+# -- the layers ----------------------------------------------------------------------------------------
+
+
+def Sigmoid() -> Layer:
+    """1 / (1 + exp(-x)); torch.nn.Sigmoid. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Sigmoid().apply({}, {}, x)
+    """
+    return _layer("Sigmoid()", sigmoid)
+
+
+def Tanh() -> Layer:
+    """tanh(x); torch.nn.Tanh. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Tanh().apply({}, {}, x)
+    """
+    return _layer("Tanh()", tanh)
+
+
+def SiLU(inplace: bool = False) -> Layer:
+    """x * sigmoid(x) (swish); torch.nn.SiLU. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.SiLU().apply({}, {}, x)
+    """
+    return _layer(f"SiLU({_inplace_repr(inplace, '')})", silu)
+
+
+def Mish(inplace: bool = False) -> Layer:
+    """x * tanh(softplus(x)); torch.nn.Mish. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Mish().apply({}, {}, x)
+    """
+    return _layer(f"Mish({_inplace_repr(inplace, '')})", mish)
+
+
+def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
+    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.ELU. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.ELU(alpha=0.5).apply({}, {}, x)
+    """
+    return _layer(f"ELU(alpha={alpha}{_inplace_repr(inplace)})", lambda x: elu(x, alpha))
+
+
+def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.CELU (alpha must not be 0).
+
+    Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.CELU(alpha=2.0).apply({}, {}, x)
+    """
+    name = f"CELU(alpha={alpha}{_inplace_repr(inplace)})"
+    _check_celu(name, alpha)
+    return _layer(name, lambda x: celu(x, alpha))
+
+
+def SELU(inplace: bool = False) -> Layer:
+    """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.SELU().apply({}, {}, x)
+    """
+    return _layer(f"SELU({_inplace_repr(inplace, '')})", selu)
+
+
+def GLU(dim: int = -1) -> Layer:
+    """a * sigmoid(b) for the halves a, b of the input along `dim`; torch.nn.GLU.
+
+    Shape: (*, 2N, *) -> (*, N, *); the halved dimension must be even.
+
+    Example:
+      >>> y, _ = fl.GLU().apply({}, {}, jnp.ones((4, 2)))   # (4, 1)
+    """
+    name = f"GLU(dim={dim})"
+    return _layer(name, lambda x: _glu(name, x, dim))
+
+
+def GELU(approximate: str = "none") -> Layer:
+    """x * Phi(x) with the exact erf, or the tanh approximation; torch.nn.GELU. Shape: (*) -> (*).
+
+    Args:
+      approximate: 'none' (exact) or 'tanh'.
+
+    Example:
+      >>> y, _ = fl.GELU(approximate="tanh").apply({}, {}, x)
+    """
+    name = f"GELU(approximate={approximate!r})"
+    _check_gelu(name, approximate)
+    return _layer(name, lambda x: gelu(x, approximate))
+
+
+def LogSigmoid() -> Layer:
+    """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.LogSigmoid().apply({}, {}, x)
+    """
+    return _layer("LogSigmoid()", logsigmoid)
+
+
+def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold; torch.nn.Softplus.
+
+    Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Softplus(beta=2.0).apply({}, {}, x)
+    """
+    return _layer(f"Softplus(beta={beta}, threshold={threshold})", lambda x: softplus(x, beta, threshold))
+
+
+def Softsign() -> Layer:
+    """x / (1 + |x|); torch.nn.Softsign. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Softsign().apply({}, {}, x)
+    """
+    return _layer("Softsign()", softsign)
+
+
+def Tanhshrink() -> Layer:
+    """x - tanh(x); torch.nn.Tanhshrink. Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Tanhshrink().apply({}, {}, x)
+    """
+    return _layer("Tanhshrink()", tanhshrink)
+
+
+__all__ = [
+    "Sigmoid",
+    "Tanh",
+    "SiLU",
+    "Mish",
+    "ELU",
+    "CELU",
+    "SELU",
+    "GLU",
+    "GELU",
+    "LogSigmoid",
+    "Softplus",
+    "Softsign",
+    "Tanhshrink",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "logsigmoid",
+    "softplus",
+    "sigmoid",
+    "tanh",
+    "tanhshrink",
+    "softsign",
+    "glu",
+]

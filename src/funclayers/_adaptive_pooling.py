@@ -1,0 +1,300 @@
+"""Adaptive average and max pooling to a fixed output size (torch.nn.AdaptiveAvgPool*d, AdaptiveMaxPool*d).
+
+torch's bins along an axis of length L pooled to o cells: cell i covers [floor(i*L/o), ceil((i+1)*L/o)),
+so bins overlap where o does not divide L, and o > L repeats elements. Both ops work one spatial
+axis at a time with small static tables, so the compiled graph does not grow with the number of
+output cells: average pooling is a product with an (o, L) averaging matrix per axis; max pooling
+gathers each bin (padded to the longest bin by repeating its last element) and reduces it.
+Reducing axis by axis picks the element torch's row-major scan picks (first maximum, last NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._layer import Layer, stateless
+from ._pooling import check_pool_input, index_dtype, select_max
+
+
+def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's start_index / end_index: [floor(i*L/o), ceil((i+1)*L/o)) for i < o."""
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _output_size(layer: str, input: Any, output_size: Any, n: int) -> tuple[int, ...]:
+    """output_size as n ints; None entries keep the input's size (torch's _list_with_default)."""
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        sizes = (output_size,) * n
+    else:
+        sizes = tuple(output_size)
+        if n == 1 and len(sizes) != 1:
+            raise ValueError(f"{layer}: argument 'output_size' should contain one int (got {len(sizes)}).")
+        if len(sizes) != n:
+            raise ValueError(
+                f"{layer}: output_size must be an int or a tuple of {n} ints or None, got {output_size!r}."
+            )
+    spatial = np.shape(input)[-n:]
+    sizes = tuple(int(L) if o is None else o for o, L in zip(sizes, spatial, strict=False))
+    _check_sizes(layer, sizes, output_size)
+    return sizes
+
+
+def _check_sizes(layer: str, sizes, output_size) -> None:
+    for o in sizes:
+        if o is None:
+            continue
+        if not isinstance(o, (int, np.integer)) or isinstance(o, bool):
+            raise TypeError(f"{layer}: output_size entries must be ints or None, got {output_size!r}.")
+        if o < 0:
+            raise ValueError(
+                f"{layer}: elements of output_size must be greater than or equal to 0 but "
+                f"received {output_size!r}."
+            )
+
+
+def _check_input(layer: str, input: Any, n: int) -> jax.Array:
+    check_pool_input(layer, input, n)
+    return jnp.asarray(input)
+
+
+def _averaging_matrix(size: int, out: int, dtype) -> jax.Array:
+    start, end = adaptive_bins(size, out)
+    cols = np.arange(size)[None, :]
+    inside = (cols >= start[:, None]) & (cols < end[:, None])
+    return jnp.asarray(inside / (end - start)[:, None], dtype)
+
+
+def _adaptive_avg(n: int, layer: str, input, output_size) -> jax.Array:
+    x = _check_input(layer, input, n)
+    out = _output_size(layer, x, output_size, n)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise TypeError(f"{layer} expects a floating-point input, got dtype {x.dtype}.")
+    for axis in range(n):  # one (o, L) averaging matrix per axis: out = A_h @ x @ A_w^T
+        pos = x.ndim - n + axis
+        matrix = _averaging_matrix(x.shape[pos], out[axis], x.dtype)
+        moved = jnp.moveaxis(x, pos, -1)
+        x = jnp.moveaxis(jnp.matmul(moved, matrix.T, precision=lax.Precision.HIGHEST), -1, pos)
+    return x
+
+
+def adaptive_avg_pool1d(input: jax.Array, output_size: Any) -> jax.Array:
+    """1-D adaptive average pooling of (N, C, L) or (C, L); torch.nn.functional.adaptive_avg_pool1d."""
+    return _adaptive_avg(1, "adaptive_avg_pool1d", input, output_size)
+
+
+def adaptive_avg_pool2d(input: jax.Array, output_size: Any) -> jax.Array:
+    """2-D adaptive average pooling to (H_out, W_out); torch.nn.functional.adaptive_avg_pool2d.
+
+    Example:
+      >>> F.adaptive_avg_pool2d(jnp.ones((8, 256, 10, 10)), 7).shape   # (8, 256, 7, 7)
+    """
+    return _adaptive_avg(2, "adaptive_avg_pool2d", input, output_size)
+
+
+def adaptive_avg_pool3d(input: jax.Array, output_size: Any) -> jax.Array:
+    """3-D adaptive average pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_avg_pool3d."""
+    return _adaptive_avg(3, "adaptive_avg_pool3d", input, output_size)
+
+
+def take_static(x: jax.Array, index: np.ndarray, axis: int) -> jax.Array:
+    """`jnp.take(x, index, axis)` for a static index, with a matrix product as its backward pass.
+
+    The transpose of a gather is a scatter-add, which XLA runs slowly on CPU; with the index known
+    at trace time it is a product with the (len(index), L) one-hot matrix instead (each input
+    position sums the gradients of the outputs that read it; exact unless a gradient is inf/NaN,
+    which then spreads along its row).
+    """
+    onehot = index[:, None] == np.arange(x.shape[axis])[None, :]
+
+    @jax.custom_vjp
+    def take(x):
+        return jnp.take(x, jnp.asarray(index), axis=axis)
+
+    def take_fwd(x):
+        return take(x), None
+
+    def take_bwd(_, grad):
+        moved = jnp.moveaxis(grad, axis, -1)
+        back = jnp.matmul(moved, jnp.asarray(onehot, grad.dtype), precision=lax.Precision.HIGHEST)
+        return (jnp.moveaxis(back, -1, axis),)
+
+    take.defvjp(take_fwd, take_bwd)
+    return take(x)
+
+
+def _max_along(value: jax.Array, axis: int, size: int, out: int) -> tuple[jax.Array, jax.Array]:
+    """torch's pick in each adaptive bin along `axis`: (values, input coordinates along `axis`).
+
+    View j of the bins is a static gather of each bin's j-th element (short bins repeat their last
+    element, which never changes the pick's value or coordinate); the graph has one gather per
+    element of the longest bin, whatever the number of bins.
+    """
+    start, end = adaptive_bins(size, out)
+    width = int((end - start).max())
+    table = np.minimum(start[:, None] + np.arange(width)[None, :], end[:, None] - 1)
+    views = [take_static(value, table[:, j], axis) for j in range(width)]
+    result, pick = select_max(views)
+    rows = np.arange(out).reshape((-1,) + (1,) * (value.ndim - axis - 1))
+    return result, jnp.asarray(table, index_dtype())[rows, pick]
+
+
+def _adaptive_max(n: int, layer: str, input, output_size, return_indices) -> Any:
+    x = _check_input(layer, input, n)
+    out = _output_size(layer, x, output_size, n)
+    lead = x.ndim - n
+    spatial = x.shape[lead:]
+    if 0 in out:
+        shape = x.shape[:lead] + out
+        empty = jnp.zeros(shape, x.dtype)
+        return (empty, jnp.zeros(shape, index_dtype())) if return_indices else empty
+    value, coords = x, {}
+    # last axis first: each stage gathers bins along one axis and keeps torch's pick per bin
+    for axis in reversed(range(n)):
+        pos = lead + axis
+        value, chosen = _max_along(value, pos, spatial[axis], out[axis])  # input coordinate along `axis`
+        coords = {a: jnp.take_along_axis(c, chosen, axis=pos) for a, c in coords.items()}
+        coords[axis] = chosen
+    if not return_indices:
+        return value
+    plane = [int(np.prod(spatial[a + 1 :])) for a in range(n)]
+    index = sum(coords[a] * plane[a] for a in range(n))
+    return value, index
+
+
+def adaptive_max_pool1d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
+    """1-D adaptive max pooling to L_out; torch.nn.functional.adaptive_max_pool1d."""
+    return _adaptive_max(1, "adaptive_max_pool1d", input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
+    """2-D adaptive max pooling to (H_out, W_out); torch.nn.functional.adaptive_max_pool2d.
+
+    Example:
+      >>> y, idx = F.adaptive_max_pool2d(x, (5, None), return_indices=True)   # None keeps W
+    """
+    return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
+    """3-D adaptive max pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_max_pool3d."""
+    return _adaptive_max(3, "adaptive_max_pool3d", input, output_size, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
+    """adaptive_max_pool1d returning (output, indices); torch's adaptive_max_pool1d_with_indices."""
+    return _adaptive_max(1, "adaptive_max_pool1d", input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
+    """adaptive_max_pool2d returning (output, indices); torch's adaptive_max_pool2d_with_indices."""
+    return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
+    """adaptive_max_pool3d returning (output, indices); torch's adaptive_max_pool3d_with_indices."""
+    return _adaptive_max(3, "adaptive_max_pool3d", input, output_size, True)
+
+
+# -- layers --------------------------------------------------------------------------------------
+
+
+def _check_config(layer: str, n: int, output_size: Any) -> None:
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        sizes = (output_size,)
+    else:
+        sizes = tuple(output_size)
+        if len(sizes) != n:
+            raise ValueError(
+                f"{layer}: output_size must be an int or a tuple of {n} ints or None, got {output_size!r}."
+            )
+    if n == 1 and None in sizes:
+        raise ValueError(f"{layer}: output_size must be an int, got {output_size!r}.")
+    _check_sizes(layer, sizes, output_size)
+
+
+def _adaptive_layer(kind: str, n: int, output_size: Any, return_indices: bool | None = None) -> Layer:
+    name = f"Adaptive{kind}Pool{n}d(output_size={output_size})"
+    _check_config(f"Adaptive{kind}Pool{n}d", n, output_size)
+    if kind == "Avg":
+        return stateless(name, lambda input: _adaptive_avg(n, name, input, output_size))
+    return stateless(name, lambda input: _adaptive_max(n, name, input, output_size, return_indices))
+
+
+def AdaptiveAvgPool1d(output_size: Any) -> Layer:
+    """Layer twin of torch.nn.AdaptiveAvgPool1d: averages torch's adaptive bins to L_out cells.
+
+    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+
+    Example:
+      >>> y, _ = fl.AdaptiveAvgPool1d(5).apply({}, {}, jnp.ones((1, 64, 8)))
+    """
+    return _adaptive_layer("Avg", 1, output_size)
+
+
+def AdaptiveAvgPool2d(output_size: Any) -> Layer:
+    """Layer twin of torch.nn.AdaptiveAvgPool2d: averages torch's adaptive bins to (H_out, W_out).
+
+    Args:
+      output_size: an int, or a pair whose None entries keep the input's size.
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+
+    Example:
+      >>> y, _ = fl.AdaptiveAvgPool2d((5, None)).apply({}, {}, jnp.ones((1, 64, 8, 9)))   # (1, 64, 5, 9)
+    """
+    return _adaptive_layer("Avg", 2, output_size)
+
+
+def AdaptiveAvgPool3d(output_size: Any) -> Layer:
+    """Layer twin of torch.nn.AdaptiveAvgPool3d: averages torch's adaptive bins to (D_out, H_out, W_out).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+
+    Example:
+      >>> y, _ = fl.AdaptiveAvgPool3d((5, 7, 9)).apply({}, {}, jnp.ones((1, 64, 8, 9, 10)))
+    """
+    return _adaptive_layer("Avg", 3, output_size)
+
+
+def AdaptiveMaxPool1d(output_size: Any, return_indices: bool = False) -> Layer:
+    """Layer twin of torch.nn.AdaptiveMaxPool1d: the max of each of torch's adaptive bins.
+
+    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out); with return_indices also the flat
+    indices into L.
+
+    Example:
+      >>> (y, idx), _ = fl.AdaptiveMaxPool1d(5, return_indices=True).apply({}, {}, jnp.ones((1, 64, 8)))
+    """
+    return _adaptive_layer("Max", 1, output_size, return_indices)
+
+
+def AdaptiveMaxPool2d(output_size: Any, return_indices: bool = False) -> Layer:
+    """Layer twin of torch.nn.AdaptiveMaxPool2d: the max of each of torch's adaptive bins.
+
+    Args:
+      output_size: an int, or a pair whose None entries keep the input's size.
+      return_indices: also return flat indices into H*W (for MaxUnpool2d).
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+
+    Example:
+      >>> y, _ = fl.AdaptiveMaxPool2d(5).apply({}, {}, jnp.ones((32, 256, 14, 14)))
+    """
+    return _adaptive_layer("Max", 2, output_size, return_indices)
+
+
+def AdaptiveMaxPool3d(output_size: Any, return_indices: bool = False) -> Layer:
+    """Layer twin of torch.nn.AdaptiveMaxPool3d: the max of each of torch's adaptive bins.
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+
+    Example:
+      >>> y, _ = fl.AdaptiveMaxPool3d((5, 7, 9)).apply({}, {}, jnp.ones((1, 64, 8, 9, 10)))
+    """
+    return _adaptive_layer("Max", 3, output_size, return_indices)

@@ -1,0 +1,504 @@
+"""Convolutions: conv1d/conv2d/conv3d and the Conv1d/Conv2d/Conv3d layers (torch.nn.modules.conv).
+
+Inputs and weights keep torch's channels-first layouts; `_conv_lowering` decides how XLA computes
+the convolution. Argument checks happen here, at trace time, in torch's terms.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _conv_lowering as lowering
+from . import init as _init
+from ._layer import Layer
+from ._utils import cast_like, check_floating, fmt_shape, ntuple, param_dtype
+
+_DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_JNP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+# -- argument helpers shared by convolutions and transposed convolutions ------------------------------
+
+
+def check_positive(who: str, stride: tuple, dilation: tuple) -> None:
+    """torch's "non-positive stride" / "dilation should be greater than zero" checks."""
+    if any(not isinstance(s, int) or s <= 0 for s in stride):
+        raise ValueError(f"{who}: non-positive stride is not supported, got stride={stride}.")
+    if any(not isinstance(d, int) or d <= 0 for d in dilation):
+        raise ValueError(f"{who}: dilation should be greater than zero, got dilation={dilation}.")
+
+
+def check_padding(who: str, padding: tuple) -> None:
+    if any(not isinstance(p, int) or p < 0 for p in padding):
+        raise ValueError(f"{who}: negative padding is not supported, got padding={padding}.")
+
+
+def check_groups(who: str, in_channels: int, out_channels: int, groups: int) -> None:
+    """torch's _ConvNd checks on groups."""
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{who}: groups must be a positive integer, got groups={groups}.")
+    if in_channels % groups != 0:
+        raise ValueError(
+            f"{who}: in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}."
+        )
+    if out_channels % groups != 0:
+        raise ValueError(
+            f"{who}: out_channels must be divisible by groups, got out_channels={out_channels}, "
+            f"groups={groups}."
+        )
+
+
+def same_padding(kernel_size: tuple, dilation: tuple) -> list[tuple[int, int]]:
+    """padding='same': total dilation*(k-1), the odd extra element on the right (torch's _conv_forward)."""
+    out = []
+    for k, d in zip(kernel_size, dilation, strict=False):
+        total = d * (k - 1)
+        out.append((total // 2, total - total // 2))
+    return out
+
+
+def parse_padding(who: str, padding: Any, n: int, stride: tuple) -> str | tuple:
+    """'same', 'valid' or an n-tuple of non-negative ints, with torch's errors."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"{who}: Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}."
+            )
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(
+                f"{who}: padding='same' is not supported for strided convolutions "
+                f"(stride={stride}); use an explicit padding instead."
+            )
+        return padding
+    padding = ntuple(padding, n, "padding", who)
+    check_padding(who, padding)
+    return padding
+
+
+def padding_pairs(padding: str | tuple, kernel_size: tuple, dilation: tuple) -> list[tuple[int, int]]:
+    if padding == "same":
+        return same_padding(kernel_size, dilation)
+    if padding == "valid":
+        return [(0, 0)] * len(kernel_size)
+    return [(p, p) for p in padding]
+
+
+def conv_repr(
+    kind: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple,
+    stride: tuple,
+    padding: str | tuple,
+    dilation: tuple,
+    output_padding: tuple,
+    groups: int,
+    bias: bool,
+    padding_mode: str,
+) -> str:
+    """torch's _ConvNd.extra_repr, e.g. "Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1))"."""
+    s = f"{kind}({in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
+    if padding != (0,) * len(padding):
+        s += f", padding={padding}"
+    if dilation != (1,) * len(dilation):
+        s += f", dilation={dilation}"
+    if output_padding != (0,) * len(output_padding):
+        s += f", output_padding={output_padding}"
+    if groups != 1:
+        s += f", groups={groups}"
+    if not bias:
+        s += ", bias=False"
+    if padding_mode != "zeros":
+        s += f", padding_mode={padding_mode}"
+    return s + ")"
+
+
+def init_conv_params(weight_shape: tuple, out_channels: int, bias: bool, dtype: Any):
+    """torch's _ConvNd.reset_parameters: kaiming_uniform(a=sqrt(5)), bias U(-1/sqrt(fan_in), ..)."""
+    dtype = param_dtype(dtype)
+    fan_in, _ = _init.calculate_fan_in_and_fan_out(weight_shape)
+
+    def init(rng):
+        k_weight, k_bias = jax.random.split(rng)
+        params = {"weight": _init.kaiming_uniform(k_weight, weight_shape, dtype, a=math.sqrt(5))}
+        if bias:
+            params["bias"] = _init.bias_uniform(k_bias, (out_channels,), fan_in, dtype)
+        return params, {}
+
+    return init
+
+
+def check_input(who: str, input: Any, n: int) -> bool:
+    """Rank and dtype checks; returns whether the input is batched."""
+    ndim = len(fmt_shape(input))
+    if ndim not in (n + 1, n + 2):
+        unbatched, batched = _DIMS[n]
+        raise ValueError(
+            f"{who} expects a {n + 1}D ({unbatched}) or {n + 2}D ({batched}) input, "
+            f"got shape {fmt_shape(input)}."
+        )
+    check_floating(who, input)
+    return ndim == n + 2
+
+
+def check_bias(who: str, bias: Any, out_channels: int) -> None:
+    if bias is not None and fmt_shape(bias) != (out_channels,):
+        raise ValueError(f"{who} expects a bias of shape ({out_channels},), got shape {fmt_shape(bias)}.")
+
+
+def add_bias(out: jax.Array, bias: jax.Array | None) -> jax.Array:
+    if bias is None:
+        return out
+    return out + bias.reshape((1, -1) + (1,) * (out.ndim - 2))
+
+
+def pad_input(who: str, x: jax.Array, pairs: list[tuple[int, int]], mode: str) -> jax.Array:
+    """F.pad of the spatial dims of batched `x` with torch's padding_mode, with torch's size checks."""
+    spatial = x.shape[2:]
+    for size, (lo, hi) in zip(spatial, pairs, strict=False):
+        if mode == "reflect" and (lo >= size or hi >= size):
+            raise ValueError(
+                f"{who}: padding_mode='reflect' needs padding ({lo}, {hi}) smaller than the "
+                f"input size {size} in input of shape {x.shape}."
+            )
+        if mode == "circular" and (lo > size or hi > size):
+            raise ValueError(
+                f"{who}: padding_mode='circular' with padding ({lo}, {hi}) wraps around more "
+                f"than once for input size {size} in input of shape {x.shape}."
+            )
+        if mode == "replicate" and size == 0 and (lo or hi):
+            raise ValueError(f"{who}: padding_mode='replicate' cannot pad an empty dimension.")
+    return jnp.pad(x, [(0, 0), (0, 0)] + list(pairs), mode=_JNP_PAD_MODES[mode])
+
+
+# -- the pure ops --------------------------------------------------------------------------------------
+
+
+def conv_nd(
+    who: str,
+    n: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    padding_mode: str = "zeros",
+) -> jax.Array:
+    """The shared N-d convolution behind conv1d/2d/3d and Conv1d/2d/3d; `who` names the caller in errors."""
+    stride = ntuple(stride, n, "stride", who)
+    dilation = ntuple(dilation, n, "dilation", who)
+    check_positive(who, stride, dilation)
+    padding = parse_padding(who, padding, n, stride)
+    batched = check_input(who, input, n)
+    if len(fmt_shape(weight)) != n + 2:
+        raise ValueError(
+            f"{who} expects a {n + 2}D weight (out_channels, in_channels/groups, *kernel_size), "
+            f"got shape {fmt_shape(weight)}."
+        )
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{who}: non-positive groups is not supported, got groups={groups}.")
+    out_channels, in_per_group = fmt_shape(weight)[:2]
+    kernel_size = fmt_shape(weight)[2:]
+    channels = fmt_shape(input)[1 if batched else 0]
+    if channels != in_per_group * groups:
+        raise ValueError(
+            f"{who} expects {in_per_group * groups} input channels, got {channels} in input of shape "
+            f"{fmt_shape(input)} (weight of shape {fmt_shape(weight)}, groups={groups})."
+        )
+    if out_channels % groups != 0:
+        raise ValueError(
+            f"{who}: the weight's {out_channels} output channels (dim 0 of shape "
+            f"{fmt_shape(weight)}) must be divisible by groups={groups}."
+        )
+    check_bias(who, bias, out_channels)
+    pairs = padding_pairs(padding, kernel_size, dilation)
+    x = jnp.asarray(input)
+    x = x if batched else x[None]
+    weight, bias = cast_like(x, weight, bias)
+    if padding_mode != "zeros":
+        x = pad_input(who, x, pairs, padding_mode)
+        pairs = [(0, 0)] * n
+    spatial = x.shape[2:]
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pairs, strict=False))
+    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=False))
+    if any(p < e for p, e in zip(padded, effective, strict=False)):
+        raise ValueError(
+            f"{who}: calculated padded input size per channel {padded} is smaller than the "
+            f"(dilated) kernel size {effective}; kernel size can't be greater than the actual "
+            f"input size (input of shape {fmt_shape(input)})."
+        )
+    out = lowering.conv(x, weight, stride, pairs, dilation, groups)
+    out = add_bias(out, bias)
+    return out if batched else out[0]
+
+
+def conv1d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """1-D cross-correlation over (N, C, L) or (C, L) input; torch.nn.functional.conv1d.
+
+    Args:
+      input: (N, C_in, L) or (C_in, L).
+      weight: (C_out, C_in/groups, kW).
+      bias: optional (C_out,).
+      stride, padding, dilation: ints or 1-tuples; padding may be 'valid' or 'same'.
+      groups: number of blocked connections from input to output channels.
+
+    Shape: (N, C_in, L) -> (N, C_out, L_out), L_out = (L + 2p - d(k-1) - 1) // s + 1.
+
+    Example:
+      >>> y = conv1d(jnp.ones((2, 4, 10)), jnp.ones((8, 4, 3)), padding="same")   # (2, 8, 10)
+    """
+    return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """2-D cross-correlation over (N, C, H, W) or (C, H, W) input; torch.nn.functional.conv2d.
+
+    Args:
+      input: (N, C_in, H, W) or (C_in, H, W).
+      weight: (C_out, C_in/groups, kH, kW).
+      bias: optional (C_out,).
+      stride, padding, dilation: ints or pairs; padding may be 'valid' or 'same'.
+      groups: number of blocked connections from input to output channels.
+
+    Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
+
+    Example:
+      >>> y = conv2d(jnp.ones((2, 3, 8, 8)), jnp.ones((16, 3, 3, 3)), stride=2, padding=1)  # (2, 16, 4, 4)
+    """
+    return conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """3-D cross-correlation over (N, C, D, H, W) or (C, D, H, W) input; torch.nn.functional.conv3d.
+
+    Args:
+      input: (N, C_in, D, H, W) or (C_in, D, H, W).
+      weight: (C_out, C_in/groups, kD, kH, kW).
+      bias: optional (C_out,).
+      stride, padding, dilation: ints or triples; padding may be 'valid' or 'same'.
+      groups: number of blocked connections from input to output channels.
+
+    Shape: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out).
+
+    Example:
+      >>> y = conv3d(jnp.ones((1, 2, 4, 4, 4)), jnp.ones((4, 2, 3, 3, 3)), padding=1)  # (1, 4, 4, 4, 4)
+    """
+    return conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- the layers ----------------------------------------------------------------------------------------
+
+
+def _conv_layer(
+    n: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    bias: bool,
+    padding_mode: str,
+    dtype: Any,
+) -> Layer:
+    kind = f"Conv{n}d"
+    kernel_size = ntuple(kernel_size, n, "kernel_size", kind)
+    stride = ntuple(stride, n, "stride", kind)
+    dilation = ntuple(dilation, n, "dilation", kind)
+    check_groups(kind, in_channels, out_channels, groups)
+    padding = parse_padding(kind, padding, n, stride)
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{kind}: padding_mode must be one of {set(PADDING_MODES)}, but got "
+            f"padding_mode='{padding_mode}'."
+        )
+    check_positive(kind, stride, dilation)
+    if any(not isinstance(k, int) or k <= 0 for k in kernel_size):
+        raise ValueError(f"{kind}: kernel_size must be positive, got kernel_size={kernel_size}.")
+    name = conv_repr(
+        kind,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        (0,) * n,
+        groups,
+        bias,
+        padding_mode,
+    )
+    weight_shape = (out_channels, in_channels // groups) + kernel_size
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del rng, training
+        out = conv_nd(
+            name,
+            n,
+            input,
+            params["weight"],
+            params.get("bias"),
+            stride,
+            padding,
+            dilation,
+            groups,
+            padding_mode,
+        )
+        return out, state
+
+    return Layer(init_conv_params(weight_shape, out_channels, bias, dtype), apply, name)
+
+
+def Conv1d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    bias: bool = True,
+    padding_mode: str = "zeros",
+    device: Any = None,
+    dtype: Any = None,
+) -> Layer:
+    """1-D convolution layer; torch.nn.Conv1d. Params: weight (out, in/groups, k), bias (out,).
+
+    Args: as torch.nn.Conv1d (padding may be an int, a 1-tuple, 'valid' or 'same'; padding_mode one
+      of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+
+    Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
+
+    Example:
+      >>> conv = fl.Conv1d(16, 33, 3, stride=2)
+      >>> params, state = conv.init(jax.random.PRNGKey(0))
+      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))   # (20, 33, 24)
+    """
+    del device
+    return _conv_layer(
+        1,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        dtype,
+    )
+
+
+def Conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    bias: bool = True,
+    padding_mode: str = "zeros",
+    device: Any = None,
+    dtype: Any = None,
+) -> Layer:
+    """2-D convolution layer; torch.nn.Conv2d. Params: weight (out, in/groups, kH, kW), bias (out,).
+
+    Args: as torch.nn.Conv2d (padding may be an int, a pair, 'valid' or 'same'; padding_mode one of
+      'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+
+    Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
+
+    Example:
+      >>> conv = fl.Conv2d(16, 33, (3, 5), stride=(2, 1), padding=(4, 2))
+      >>> params, state = conv.init(jax.random.PRNGKey(0))
+      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50, 100)))
+    """
+    del device
+    return _conv_layer(
+        2,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        dtype,
+    )
+
+
+def Conv3d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    bias: bool = True,
+    padding_mode: str = "zeros",
+    device: Any = None,
+    dtype: Any = None,
+) -> Layer:
+    """3-D convolution layer; torch.nn.Conv3d. Params: weight (out, in/groups, kD, kH, kW), bias (out,).
+
+    Args: as torch.nn.Conv3d (padding may be an int, a triple, 'valid' or 'same'; padding_mode one
+      of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+
+    Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
+
+    Example:
+      >>> conv = fl.Conv3d(16, 33, 3, stride=2)
+      >>> params, state = conv.init(jax.random.PRNGKey(0))
+      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 10, 50, 100)))
+    """
+    del device
+    return _conv_layer(
+        3,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        dtype,
+    )

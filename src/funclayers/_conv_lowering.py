@@ -1,0 +1,352 @@
+"""How a convolution is computed on the device: the lowerings behind conv*d and conv_transpose*d.
+
+The public ops in `_conv.py` and `_conv_transpose.py` check arguments in torch's terms and then
+call `conv` or `conv_transpose` here with batched, channels-first input, torch-layout weights and
+explicit `(low, high)` paddings. This module picks, per shape, the formulation that XLA runs
+fastest on CPU, computing the same function and the same gradients:
+
+- "xla": one `lax.conv_general_dilated`, differentiated by JAX. XLA's CPU forward and
+  input-gradient convolutions are fast; its weight gradient (a convolution with a huge kernel
+  and a tiny output) and its grouped convolutions are not.
+- "taps": the same forward and input gradient, with the weight gradient computed per kernel
+  tap as a matrix product over batch and space (`jax.custom_vjp`), 3-5x faster on CPU.
+- "shift": depthwise convolutions (groups == in_channels) as a sum over kernel taps of shifted
+  input slices times a per-channel weight: elementwise work that XLA fuses into one loop. The
+  weight gradient is one batched matmul per kernel row plus diagonal sums (2-D, width stride 1)
+  or one per-channel dot per tap.
+- "split": grouped convolutions as one dense "taps" convolution per group.
+- "depth": 3-D convolutions as a sum over depth taps of 2-D convolutions (XLA's CPU 3-D
+  convolutions are several times slower than its 2-D ones).
+
+A transposed convolution's backward pass is expressed with ordinary strided convolutions
+(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Pairs = Sequence[tuple[int, int]]
+METHODS = ("auto", "xla", "taps", "shift", "split", "depth")
+
+
+def _dimension_numbers(n: int) -> lax.ConvDimensionNumbers:
+    spatial = "DHW"[-n:]
+    return lax.conv_dimension_numbers(
+        (1, 1) + (1,) * n, (1, 1) + (1,) * n, ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+    )
+
+
+def _xla(
+    x: jax.Array,
+    w: jax.Array,
+    stride: tuple,
+    padding: Pairs,
+    dilation: tuple,
+    groups: int,
+    lhs_dilation: tuple | None = None,
+) -> jax.Array:
+    n = x.ndim - 2
+    return lax.conv_general_dilated(
+        x,
+        w,
+        stride,
+        list(padding),
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=dilation,
+        dimension_numbers=_dimension_numbers(n),
+        feature_group_count=groups,
+    )
+
+
+def _tap_slices(xp: jax.Array, kernel: tuple, stride: tuple, dilation: tuple, out_spatial: tuple):
+    """(tap index, the strided slice of padded `xp` that kernel tap meets) for every kernel tap."""
+    n = len(kernel)
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = (0, 0) + tuple(t * d for t, d in zip(tap, dilation, strict=False))
+        limit = xp.shape[:2] + tuple(
+            st + s * (o - 1) + 1 for st, s, o in zip(start[2:], stride, out_spatial, strict=False)
+        )
+        yield tap, lax.slice(xp, start, limit, (1, 1) + tuple(stride)) if n else xp
+
+
+def _dense(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
+    return _xla(x, w, stride, padding, dilation, 1)
+
+
+def _weight_grad_taps(
+    x: jax.Array, dy: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple
+) -> jax.Array:
+    """Weight gradient of a dense convolution: for each tap, dy . slice(x) over batch and space."""
+    xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    out_spatial = dy.shape[2:]
+    contract = (0,) + tuple(range(2, x.ndim))
+    taps = [
+        lax.dot_general(dy, piece, ((contract, contract), ((), ())), precision=lax.Precision.HIGHEST)
+        for _, piece in _tap_slices(xp, kernel, stride, dilation, out_spatial)
+    ]
+    return jnp.stack(taps, axis=-1).reshape(dy.shape[1], x.shape[1], *kernel)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _taps(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
+    return _dense(x, w, stride, padding, dilation)
+
+
+def _taps_fwd(x, w, stride, padding, dilation):
+    return _dense(x, w, stride, padding, dilation), (x, w)
+
+
+def _taps_bwd(stride, padding, dilation, residuals, dy):
+    x, w = residuals
+    _, input_vjp = jax.vjp(lambda x: _dense(x, w, stride, padding, dilation), x)
+    (dx,) = input_vjp(dy)
+    dw = _weight_grad_taps(x, dy, w.shape[2:], stride, padding, dilation)
+    return dx, dw.astype(w.dtype)
+
+
+_taps.defvjp(_taps_fwd, _taps_bwd)
+
+
+def _shift_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
+    """Depthwise convolution (groups == in_channels, w of shape (C*m, 1, *k)) as shifted multiply-adds."""
+    channels, multiplier = x.shape[1], w.shape[0] // x.shape[1]
+    kernel = w.shape[2:]
+    if multiplier > 1:  # output channel c*m + j reads input channel c
+        x = jnp.repeat(x, multiplier, axis=1)
+    xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    out_spatial = tuple(
+        (size - d * (k - 1) - 1) // s + 1
+        for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=False)
+    )
+    weight = w.reshape(channels * multiplier, math.prod(kernel))
+    out = None
+    for index, (_, piece) in enumerate(_tap_slices(xp, kernel, stride, dilation, out_spatial)):
+        term = piece * weight[:, index].reshape((1, -1) + (1,) * len(kernel))
+        out = term if out is None else out + term
+    return out
+
+
+def _depthwise_weight_grad_rows(
+    xp: jax.Array, dyt: jax.Array, w_shape: tuple, stride: tuple, dilation: tuple
+) -> jax.Array:
+    """2-D depthwise weight gradient with one batched matmul per kernel row (width stride 1).
+
+    For kernel row i, G[c, v, u] = sum over (n, h) of xp_i[c, n, h, v] * dy[c, n, h, u], where xp_i
+    is the padded input seen by row i; the tap (i, j) is then the sum of G[c, u + j*dilation, u]
+    over u, a diagonal. This reads the input once per kernel row instead of once per tap.
+    """
+    kernel_h, kernel_w = w_shape[2:]
+    out_h, out_w = dyt.shape[2:]
+    rows = []
+    for i in range(kernel_h):
+        start = i * dilation[0]
+        piece = lax.slice_in_dim(xp, start, start + stride[0] * (out_h - 1) + 1, stride[0], axis=2)
+        g = lax.dot_general(piece, dyt, (((1, 2), (1, 2)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+        rows.append(
+            jnp.stack(
+                [
+                    jnp.sum(jnp.diagonal(g, offset=-j * dilation[1], axis1=1, axis2=2)[:, :out_w], axis=1)
+                    for j in range(kernel_w)
+                ],
+                axis=-1,
+            )
+        )
+    return jnp.stack(rows, axis=1).reshape(w_shape)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _shift(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
+    return _shift_forward(x, w, stride, padding, dilation)
+
+
+def _shift_fwd(x, w, stride, padding, dilation):
+    return _shift_forward(x, w, stride, padding, dilation), (x, w)
+
+
+def _shift_bwd(stride, padding, dilation, residuals, dy):
+    x, w = residuals
+    _, input_vjp = jax.vjp(lambda x: _shift_forward(x, w, stride, padding, dilation), x)
+    (dx,) = input_vjp(dy)
+    multiplier = w.shape[0] // x.shape[1]
+    xr = jnp.repeat(x, multiplier, axis=1) if multiplier > 1 else x
+    # Weight gradient per tap: a dot product per channel, dy . slice(x), over batch and space, with
+    # channels as the dot's batch dimension (XLA's CPU reductions are slower than its dots here).
+    xp = jnp.pad(jnp.swapaxes(xr, 0, 1), [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    dyt = jnp.swapaxes(dy, 0, 1)
+    reduce = tuple(range(1, x.ndim))
+    if x.ndim == 4 and stride[-1] == 1 and dy.shape[-1] <= 64:
+        return dx, _depthwise_weight_grad_rows(xp, dyt, w.shape, stride, dilation).astype(w.dtype)
+    taps = [
+        lax.dot_general(dyt, piece, ((reduce, reduce), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+        for _, piece in _tap_slices(xp, w.shape[2:], stride, dilation, dy.shape[2:])
+    ]
+    return dx, jnp.stack(taps, axis=-1).reshape(w.shape).astype(w.dtype)
+
+
+_shift.defvjp(_shift_fwd, _shift_bwd)
+
+
+def _split(
+    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int
+) -> jax.Array:
+    xs = jnp.split(x, groups, axis=1)
+    ws = jnp.split(w, groups, axis=0)
+    return jnp.concatenate(
+        [_taps(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1
+    )
+
+
+def _depth(
+    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int
+) -> jax.Array:
+    """A 3-D convolution as a sum over depth taps of 2-D convolutions, with depth folded into batch.
+
+    XLA's CPU 3-D convolutions are several times slower than its 2-D ones; each 2-D convolution
+    here goes through `conv`'s own dispatch (taps, shift or split).
+    """
+    batch, depth_taps = x.shape[0], w.shape[2]
+    xt = jnp.pad(jnp.swapaxes(x, 1, 2), [(0, 0), tuple(padding[0]), (0, 0), (0, 0), (0, 0)])  # N, D, C, H, W
+    d_out = (xt.shape[1] - dilation[0] * (depth_taps - 1) - 1) // stride[0] + 1
+    out = None
+    for tap in range(depth_taps):
+        start = tap * dilation[0]
+        piece = lax.slice_in_dim(xt, start, start + stride[0] * (d_out - 1) + 1, stride[0], axis=1)
+        piece = piece.reshape((batch * d_out,) + piece.shape[2:])
+        y = conv(piece, w[:, :, tap], stride[1:], padding[1:], dilation[1:], groups)
+        out = y if out is None else out + y
+    out = out.reshape((batch, d_out) + out.shape[1:])
+    return jnp.swapaxes(out, 1, 2)
+
+
+def choose(x_shape: tuple, w_shape: tuple, groups: int) -> str:
+    """The lowering `conv` uses for these shapes (python-level dispatch at trace time)."""
+    channels = x_shape[1]
+    if len(x_shape) == 5:
+        return "depth"
+    if groups == 1:
+        # XLA's own weight gradient is fine for 1-D and for small fan-in (an RGB stem); it is the
+        # 2-D/3-D convolutions with many input channels where the per-tap weight gradient wins.
+        if len(x_shape) == 3 or w_shape[1] * math.prod(w_shape[2:]) < 64:
+            return "xla"
+        return "taps"
+    if groups == channels:
+        return "shift"
+    return "split"
+
+
+def conv(
+    x: jax.Array,
+    w: jax.Array,
+    stride: tuple,
+    padding: Pairs,
+    dilation: tuple,
+    groups: int,
+    method: str = "auto",
+) -> jax.Array:
+    """Cross-correlation of batched channels-first `x` with `w` of shape (out, in/groups, *kernel)."""
+    padding = tuple(tuple(int(v) for v in p) for p in padding)
+    stride, dilation = tuple(stride), tuple(dilation)
+    if method == "auto":
+        method = choose(x.shape, w.shape, groups)
+    if method == "xla":
+        return _xla(x, w, stride, padding, dilation, groups)
+    if method == "depth":
+        if x.ndim != 5:
+            raise ValueError(f"the 'depth' lowering is for 3-D convolutions, got input of rank {x.ndim}")
+        return _depth(x, w, stride, padding, dilation, groups)
+    if method == "shift":
+        if groups != x.shape[1]:
+            raise ValueError(
+                f"the 'shift' lowering is for depthwise convolutions, got groups={groups} for "
+                f"{x.shape[1]} channels"
+            )
+        return _shift(x, w, stride, padding, dilation)
+    if method == "taps" and groups == 1:
+        return _taps(x, w, stride, padding, dilation)
+    if method in ("taps", "split"):
+        return _split(x, w, stride, padding, dilation, groups)
+    raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
+
+
+def transpose_weight(w: jax.Array, groups: int) -> jax.Array:
+    """A transposed conv's weight (in, out/g, *k) as the equivalent conv's (out, in/g, *k), flipped."""
+    c_in, out_per_group = w.shape[:2]
+    kernel = w.shape[2:]
+    w = w.reshape((groups, c_in // groups, out_per_group) + kernel)
+    w = jnp.swapaxes(w, 1, 2).reshape((groups * out_per_group, c_in // groups) + kernel)
+    return jnp.flip(w, axis=tuple(range(2, w.ndim)))
+
+
+def _conv_transpose_forward(x, w, stride, padding, output_padding, dilation, groups):
+    kernel = w.shape[2:]
+    pads = [
+        (d * (k - 1) - p, d * (k - 1) - p + op)
+        for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=False)
+    ]
+    return _xla(
+        x, transpose_weight(w, groups), (1,) * len(kernel), pads, dilation, groups, lhs_dilation=stride
+    )
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
+    return _conv_transpose_forward(x, w, stride, padding, output_padding, dilation, groups)
+
+
+def _conv_transpose_fwd(x, w, stride, padding, output_padding, dilation, groups):
+    return _conv_transpose_forward(x, w, stride, padding, output_padding, dilation, groups), (x, w)
+
+
+def _conv_transpose_bwd(stride, padding, output_padding, dilation, groups, residuals, dy):
+    # y = A_w^T x, where A_w is the ordinary convolution with weight w (out=in_channels of the
+    # transposed conv). So dx = A_w dy, a strided convolution, and dw is the weight gradient of
+    # A_w at input dy and output cotangent x.
+    x, w = residuals
+    pairs = tuple((p, p) for p in padding)
+    spatial = x.shape[2:]
+    dx = conv(dy, w, stride, pairs, dilation, groups)
+    dx = dx[(slice(None), slice(None)) + tuple(slice(0, size) for size in spatial)]
+    kernel = w.shape[2:]
+    dys, xs = jnp.split(dy, groups, axis=1), jnp.split(x, groups, axis=1)
+    dw = jnp.concatenate(
+        [_weight_grad_taps(a, b, kernel, stride, pairs, dilation) for a, b in zip(dys, xs, strict=False)],
+        axis=0,
+    )
+    return dx, dw.astype(w.dtype)
+
+
+_conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+def conv_transpose(
+    x: jax.Array,
+    w: jax.Array,
+    stride: tuple,
+    padding: tuple,
+    output_padding: tuple,
+    dilation: tuple,
+    groups: int,
+    method: str = "auto",
+) -> jax.Array:
+    """Transposed convolution (the input-gradient of `conv`) of batched channels-first `x`.
+
+    `w` has torch's transposed layout (in, out/groups, *kernel). The forward is a convolution of
+    the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on the
+    left and that plus output_padding on the right. With method "auto" the backward pass is a
+    strided convolution (input gradient) and a per-tap weight gradient; "xla" differentiates
+    XLA's input-dilated convolution instead.
+    """
+    args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
+    if method == "xla":
+        return _conv_transpose_forward(x, w, *args)
+    if method != "auto":
+        raise ValueError(f"unknown transposed convolution lowering {method!r}; expected 'auto' or 'xla'")
+    return _conv_transpose(x, w, *args)

@@ -1,0 +1,361 @@
+"""Linear layers: Identity, Linear, Bilinear (torch.nn.modules.linear), Flatten, Unflatten (flatten.py).
+
+Weights keep torch's layouts: Linear `(out_features, in_features)`, Bilinear
+`(out_features, in1_features, in2_features)`, so a torch `state_dict` loads without transposes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import init as _init
+from ._layer import Layer, no_params
+from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, normalize_dim, param_dtype
+
+# -- argument helpers --------------------------------------------------------------------------------
+
+
+def _check_features(who: str, **features: Any) -> None:
+    """torch creates the weight tensor at construction, so negative or non-int sizes fail there."""
+    for name, value in features.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{who}: {name} must be a non-negative int, got {value!r}.")
+
+
+# torch computes float32 matmuls in full float32 (no TF32 by default); so do we on every backend.
+_PRECISION = lax.Precision.HIGHEST
+
+
+def _contract_last(x: jax.Array, weight: jax.Array) -> jax.Array:
+    """x @ weight.T over the last axis of x, without materialising the transpose."""
+    return lax.dot_general(x, weight, (((x.ndim - 1,), (1,)), ((), ())), precision=_PRECISION)
+
+
+# -- the pure ops ------------------------------------------------------------------------------------
+
+
+def linear(input: Any, weight: Any, bias: Any = None) -> jax.Array:
+    """y = x A^T + b over the last dimension; torch.nn.functional.linear.
+
+    Args:
+      input: (*, in_features), at least 1-D.
+      weight: (out_features, in_features), or (in_features,) for a single output without that dim.
+      bias: (out_features,) or None ((), or None, with a 1-D weight).
+
+    Shape: (*, in_features) -> (*, out_features), or (*) with a 1-D weight.
+
+    Example:
+      >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))   # (8, 2)
+    """
+    return _linear("linear", input, weight, bias)
+
+
+def _linear(who: str, input: Any, weight: Any, bias: Any) -> jax.Array:
+    shape, w_shape = fmt_shape(input), fmt_shape(weight)
+    if len(shape) == 0 or len(w_shape) not in (1, 2):
+        raise TorchRuntimeError(
+            f"{who} expects an input of at least 1 dimension (*, in_features) and a 1D or 2D "
+            f"weight, got input of shape {shape} and weight of shape {w_shape} (torch: both "
+            f"arguments to linear need to be at least 1D)."
+        )
+    check_floating(who, input)
+    in_features = w_shape[-1]
+    if shape[-1] != in_features:
+        raise TorchRuntimeError(
+            f"{who} expects an input with {in_features} features in its last dimension, got "
+            f"{shape[-1]} in input of shape {shape} (mat1 and mat2 shapes cannot be multiplied)."
+        )
+    out_shape = w_shape[:1]
+    if bias is not None and fmt_shape(bias) not in (out_shape, ()):
+        raise TorchRuntimeError(f"{who} expects a bias of shape {out_shape}, got shape {fmt_shape(bias)}.")
+    x = jnp.asarray(input)
+    weight, bias = cast_like(x, weight, bias)
+    if weight.ndim == 1:
+        out = jnp.sum(x * weight, axis=-1) if x.ndim > 1 else jnp.dot(x, weight, precision=_PRECISION)
+    else:
+        out = _contract_last(x, weight)
+    return out if bias is None else out + bias
+
+
+def bilinear(input1: Any, input2: Any, weight: Any, bias: Any = None) -> jax.Array:
+    """y = x1^T A x2 + b over the last dimension; torch.nn.functional.bilinear.
+
+    Args:
+      input1: (*, in1_features); input2: (*, in2_features) with the same leading dims.
+      weight: (out_features, in1_features, in2_features); bias: (out_features,) or None.
+
+    Shape: (*, in1), (*, in2) -> (*, out).
+
+    Example:
+      >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))   # (8, 4)
+    """
+    return _bilinear("bilinear", input1, input2, weight, bias)
+
+
+def _bilinear(who: str, input1: Any, input2: Any, weight: Any, bias: Any) -> jax.Array:
+    s1, s2, w_shape = fmt_shape(input1), fmt_shape(input2), fmt_shape(weight)
+    if len(w_shape) != 3:
+        raise TorchRuntimeError(
+            f"{who} expects a 3D weight (out_features, in1_features, in2_features), got shape {w_shape}."
+        )
+    if len(s1) == 0 or len(s2) == 0:
+        raise TorchRuntimeError(
+            f"{who} expects inputs of at least 1 dimension (*, in_features), got shapes {s1} and {s2}."
+        )
+    if len(s1) != len(s2):
+        raise TorchRuntimeError(
+            f"{who}: input dimensions do not match: got {len(s1)} and {len(s2)} (input1 of "
+            f"shape {s1}, input2 of shape {s2})."
+        )
+    for i, (a, b) in enumerate(zip(s1[:-1], s2[:-1], strict=True)):
+        if a != b:
+            raise TorchRuntimeError(
+                f"{who}: input batch dimensions do not match at dim {i}: got {a} and {b} "
+                f"(input1 of shape {s1}, input2 of shape {s2})."
+            )
+    for k, (s, size) in enumerate(((s1, w_shape[1]), (s2, w_shape[2])), start=1):
+        if s[-1] != size:
+            raise TorchRuntimeError(
+                f"{who}: input{k} size does not match weight size: got {s[-1]} but expected "
+                f"{size} (input{k} of shape {s})."
+            )
+    if bias is not None and fmt_shape(bias) != w_shape[:1]:
+        raise TorchRuntimeError(f"{who} expects a bias of shape {w_shape[:1]}, got shape {fmt_shape(bias)}.")
+    check_floating(who, input1, "input1")
+    check_floating(who, input2, "input2")
+    x1, x2 = jnp.asarray(input1), jnp.asarray(input2)
+    dtype = jnp.result_type(x1, x2)
+    x1, x2 = x1.astype(dtype), x2.astype(dtype)
+    weight, bias = cast_like(x1, weight, bias)
+    # x1 . W first (one matmul over all samples), then the per-sample contraction with x2.
+    tmp = jnp.einsum("...i,oij->...oj", x1, weight, precision=_PRECISION)
+    out = jnp.einsum("...oj,...j->...o", tmp, x2, precision=_PRECISION)
+    return out if bias is None else out + bias
+
+
+def _flatten(who: str, input: Any, start_dim: int, end_dim: int) -> jax.Array:
+    """Merges dims start_dim..end_dim into one; torch.flatten (a 0-d input counts as 1-D)."""
+    x = jnp.asarray(input)
+    start = normalize_dim(who, start_dim, x.ndim)
+    end = normalize_dim(who, end_dim, x.ndim)
+    if start > end:
+        raise TorchRuntimeError(
+            f"{who}: flatten() has invalid args: start_dim cannot come after end_dim "
+            f"(start_dim={start_dim}, end_dim={end_dim} for input of shape {x.shape})."
+        )
+    if x.ndim == 0:
+        return x.reshape(1)
+    if start == end:
+        return x
+    shape = x.shape
+    return x.reshape(shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
+
+
+def _unflatten(who: str, input: Any, dim: int, sizes: Sequence[int]) -> jax.Array:
+    """Expands dim `dim` into `sizes` (one entry may be -1); torch.unflatten."""
+    x = jnp.asarray(input)
+    sizes = tuple(sizes)
+    _check_unflattened_size(who, sizes)
+    if x.ndim == 0:
+        raise TorchRuntimeError(
+            f"{who}: Dimension specified as {dim} but tensor has no dimensions (input of shape ())."
+        )
+    d = normalize_dim(who, dim, x.ndim)
+    size = x.shape[d]
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if known == 0:
+            raise TorchRuntimeError(
+                f"{who}: cannot infer the -1 in unflattened_size {list(sizes)} for dim {dim} of "
+                f"size {size}: the other sizes multiply to 0, so it is ambiguous."
+            )
+        inferred = size // known
+        ok = inferred * known == size
+        new = tuple(inferred if s == -1 else s for s in sizes)
+    else:
+        ok, new = known == size, sizes
+    if not ok:
+        raise TorchRuntimeError(
+            f"{who}: unflatten: Provided sizes {list(sizes)} don't multiply up to the size of "
+            f"dim {dim} ({size}) in the input tensor of shape {x.shape}."
+        )
+    return x.reshape(x.shape[:d] + new + x.shape[d + 1 :])
+
+
+def _check_unflattened_size(who: str, sizes: Any) -> None:
+    """torch's Unflatten._require_tuple_int, plus the size checks torch makes at forward."""
+    if not isinstance(sizes, (tuple, list)):
+        raise TypeError(
+            f"{who}: unflattened_size must be a tuple of ints, but found type {type(sizes).__name__}"
+        )
+    for idx, elem in enumerate(sizes):
+        if isinstance(elem, bool) or not isinstance(elem, int):
+            raise TypeError(
+                f"{who}: unflattened_size must be tuple of ints, but found element of type "
+                f"{type(elem).__name__} at pos {idx}"
+            )
+    if len(sizes) == 0:
+        raise ValueError(f"{who}: unflatten: sizes must be non-empty.")
+    if sum(s == -1 for s in sizes) > 1:
+        raise ValueError(f"{who}: only one dimension can be inferred, got unflattened_size={sizes}.")
+    if any(s < -1 for s in sizes):
+        raise ValueError(f"{who}: invalid size in unflattened_size={sizes}; sizes must be >= 0 or -1.")
+
+
+# -- the layers --------------------------------------------------------------------------------------
+
+
+def Identity(*args: Any, **kwargs: Any) -> Layer:
+    """Returns its input unchanged; torch.nn.Identity. Accepts and ignores any constructor arguments.
+
+    Shape: (*) -> (*).
+
+    Example:
+      >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)   # y is x
+    """
+    del args, kwargs
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return input, state
+
+    return Layer(no_params, apply, "Identity()")
+
+
+def Linear(
+    in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None
+) -> Layer:
+    """y = x W^T + b; torch.nn.Linear. Params: weight (out_features, in_features), bias (out_features,).
+
+    Initialised as torch: weight kaiming-uniform with a=sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in)), bias
+    U(-1/sqrt(in), 1/sqrt(in)).
+
+    Args:
+      in_features: size of each input sample; out_features: size of each output sample.
+      bias: learn an additive bias. dtype: parameter dtype (default float32). device: ignored.
+
+    Shape: (*, in_features) -> (*, out_features); a 1-D input is one unbatched sample.
+
+    Example:
+      >>> layer = fl.Linear(20, 30)
+      >>> params, state = layer.init(jax.random.PRNGKey(0))
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)))   # (128, 30)
+    """
+    del device
+    _check_features("Linear", in_features=in_features, out_features=out_features)
+    name = f"Linear(in_features={in_features}, out_features={out_features}, bias={bool(bias)})"
+    pdtype = param_dtype(dtype)
+
+    def init(rng):
+        k_weight, k_bias = jax.random.split(rng)
+        params = {
+            "weight": _init.kaiming_uniform(k_weight, (out_features, in_features), pdtype, a=math.sqrt(5))
+        }
+        if bias:
+            params["bias"] = _init.bias_uniform(k_bias, (out_features,), in_features, pdtype)
+        return params, {}
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del rng, training
+        return _linear(name, input, params["weight"], params.get("bias")), state
+
+    return Layer(init, apply, name)
+
+
+def Bilinear(
+    in1_features: int,
+    in2_features: int,
+    out_features: int,
+    bias: bool = True,
+    device: Any = None,
+    dtype: Any = None,
+) -> Layer:
+    """y = x1^T W x2 + b; torch.nn.Bilinear. Params: weight (out, in1, in2), bias (out,).
+
+    Initialised as torch: weight and bias U(-1/sqrt(in1_features), 1/sqrt(in1_features)).
+
+    Args:
+      in1_features, in2_features: sizes of the two inputs (in1_features must be > 0).
+      out_features: output size. bias: learn an additive bias. dtype: parameter dtype. device: ignored.
+
+    Shape: (*, in1), (*, in2) -> (*, out); 1-D inputs are one unbatched sample.
+
+    Example:
+      >>> layer = fl.Bilinear(20, 30, 40)
+      >>> params, state = layer.init(jax.random.PRNGKey(0))
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)), jnp.ones((128, 30)))   # (128, 40)
+    """
+    del device
+    _check_features(
+        "Bilinear", in1_features=in1_features, in2_features=in2_features, out_features=out_features
+    )
+    if in1_features <= 0:
+        raise ValueError(f"Bilinear: in1_features must be > 0, but got (in1_features={in1_features})")
+    name = (
+        f"Bilinear(in1_features={in1_features}, in2_features={in2_features}, out_features={out_features}, "
+        f"bias={bool(bias)})"
+    )
+    pdtype = param_dtype(dtype)
+    bound = 1.0 / math.sqrt(in1_features)
+
+    def init(rng):
+        k_weight, k_bias = jax.random.split(rng)
+        params = {
+            "weight": _init.uniform(
+                k_weight, (out_features, in1_features, in2_features), pdtype, -bound, bound
+            )
+        }
+        if bias:
+            params["bias"] = _init.uniform(k_bias, (out_features,), pdtype, -bound, bound)
+        return params, {}
+
+    def apply(params, state, input1, input2, *, rng=None, training=False):
+        del rng, training
+        return _bilinear(name, input1, input2, params["weight"], params.get("bias")), state
+
+    return Layer(init, apply, name)
+
+
+def Flatten(start_dim: int = 1, end_dim: int = -1) -> Layer:
+    """Flattens dims start_dim..end_dim into one; torch.nn.Flatten.
+
+    Shape: (*, S_start, ..., S_end, *) -> (*, prod(S_start..S_end), *).
+
+    Example:
+      >>> y, _ = fl.Flatten().apply({}, {}, jnp.ones((32, 1, 5, 5)))   # (32, 25)
+    """
+    name = f"Flatten(start_dim={start_dim}, end_dim={end_dim})"
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return _flatten(name, input, start_dim, end_dim), state
+
+    return Layer(no_params, apply, name)
+
+
+def Unflatten(dim: int, unflattened_size: Sequence[int]) -> Layer:
+    """Expands dim `dim` into `unflattened_size` (one entry may be -1); torch.nn.Unflatten.
+
+    Shape: (*, S_dim, *) -> (*, U_1, ..., U_n, *) with prod(U) = S_dim.
+
+    Example:
+      >>> y, _ = fl.Unflatten(1, (2, 5, 5)).apply({}, {}, jnp.ones((2, 50)))   # (2, 2, 5, 5)
+    """
+    name = f"Unflatten(dim={dim}, unflattened_size={unflattened_size!r})"
+    _check_unflattened_size(name, unflattened_size)
+    sizes = tuple(unflattened_size)
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return _unflatten(name, input, dim, sizes), state
+
+    return Layer(no_params, apply, name)
+
+
+__all__ = ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten", "linear", "bilinear"]

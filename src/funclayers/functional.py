@@ -1,0 +1,53 @@
+"""The pure ops every layer is built on, with torch.nn.functional's names and signatures.
+
+    import funclayers.functional as F
+    y = F.conv2d(x, weight, bias, stride=2, padding=1)
+"""
+
+# Each family re-exports its ops in its own block below (one block per family module).
+
+# -- linear (_linear.py) --
+from ._linear import bilinear, linear
+
+# -- activations (_activation.py) --
+from ._activation import (hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, prelu, relu, relu6, rrelu,
+                          softshrink, threshold)
+# -- activations: smooth (_activation_smooth.py) --
+from ._activation_smooth import (celu, elu, gelu, glu, logsigmoid, mish, selu, sigmoid, silu, softplus, softsign,
+                                 tanh, tanhshrink)
+# -- activations: softmax (_softmax.py) --
+from ._softmax import log_softmax, softmax, softmin
+
+# -- dropout (_dropout.py) --
+from ._dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+
+# -- convolution, fold/unfold, padding (_conv.py, _fold.py, _padding.py) --
+from ._conv import conv1d, conv2d, conv3d
+from ._conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
+from ._fold import fold, unfold
+from ._padding import pad
+
+# -- pooling (_pooling.py) --
+from ._pooling import (avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d,
+                       max_pool1d_with_indices, max_pool2d, max_pool2d_with_indices, max_pool3d,
+                       max_pool3d_with_indices)
+
+# -- pooling: unpooling (_unpooling.py) --
+from ._unpooling import max_unpool1d, max_unpool2d, max_unpool3d
+
+# -- pooling: adaptive (_adaptive_pooling.py) --
+from ._adaptive_pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
+                                adaptive_max_pool1d, adaptive_max_pool1d_with_indices, adaptive_max_pool2d,
+                                adaptive_max_pool2d_with_indices, adaptive_max_pool3d,
+                                adaptive_max_pool3d_with_indices)
+
+# -- pooling: fractional (_fractional_pooling.py) --
+from ._fractional_pooling import (fractional_max_pool2d, fractional_max_pool2d_with_indices,
+                                  fractional_max_pool3d, fractional_max_pool3d_with_indices)
+
+# -- normalization (_normalization.py) --
+from ._normalization import group_norm, layer_norm, local_response_norm, rms_norm
+# -- normalization: batch norm (_batchnorm.py) --
+from ._batchnorm import batch_norm
+# -- normalization: instance norm (_instancenorm.py) --
+from ._instancenorm import instance_norm
