@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from oracle import check_jit_grad_vmap as jit_grad_vmap
 from oracle import check_layer, randn, tolerance
-from padding_helpers import jit_grad_vmap
 
 import funclayers as fl
 import funclayers.functional as F

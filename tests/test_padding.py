@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from oracle import check_jit_grad_vmap as jit_grad_vmap
 from oracle import check_layer, randn
-from padding_helpers import TorchFn, fn_layer, jit_grad_vmap
+from padding_helpers import TorchFn, fn_layer
 
 import funclayers as fl
 import funclayers.functional as F
