@@ -43,7 +43,8 @@ def state_dict(params: Any, state: Any = None) -> dict[str, np.ndarray]:
       >>> sd = fl.state_dict(params, state)            # {"0.weight": array, ...}
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     """
-    return {name: np.array(value) for name, value in _leaves(params, state)}  # writable copies, as torch.from_numpy wants
+    # writable copies: torch.from_numpy warns on the read-only views np.asarray gives of jax arrays
+    return {name: np.array(value) for name, value in _leaves(params, state)}
 
 
 def _to_numpy(value: Any) -> np.ndarray:
