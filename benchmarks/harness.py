@@ -42,3 +42,28 @@ def jax_step(fn, *args):
 def torch_step(fn):
     """Torch eager runs synchronously on CPU; the step is the function itself."""
     return fn
+
+
+def jax_input_grad_step(forward, x, ct):
+    """A blocking step computing, under jit, the gradient of sum(forward(x) * ct) w.r.t. x."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def step(x, ct):
+        return jax.grad(lambda x: jnp.sum(forward(x) * ct))(x)
+
+    return jax_step(step, jnp.asarray(x), jnp.asarray(ct))
+
+
+def torch_input_grad_step(module, x_np, ct_np):
+    """A step running torch's forward and backward of `module` with cotangent `ct_np`."""
+    import torch
+
+    x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
+
+    def step():
+        x.grad = None
+        module(x).backward(ct)
+
+    return step

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_step, torch_input_grad_step, torch_step
 
 LINEAR = (256, 1024, 1024)  # batch, in_features, out_features
 ACTIVATION_SHAPES = {"(32,128,1024)": (32, 128, 1024), "(32,8,128,128)": (32, 8, 128, 128)}
@@ -118,14 +118,7 @@ def _activation_torch(kind, shape):
         import torch
 
         module = torch.nn.GELU() if kind == "gelu" else torch.nn.Softmax(dim=-1)
-        x_np, ct_np = _data(shape, shape)
-        x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
-
-        def step():
-            x.grad = None
-            module(x).backward(ct)
-
-        return torch_step(step)
+        return torch_input_grad_step(module, *_data(shape, shape))
 
     return build
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_input_grad_step, torch_input_grad_step
 
 # name: (torch class, constructor args, input shape)
 SPECS = {
@@ -31,24 +31,13 @@ def _data(spec):
     return x, rng.standard_normal(out_shape).astype(np.float32)
 
 
-def _grad_step(forward, x, ct):
-    import jax
-    import jax.numpy as jnp
-
-    @jax.jit
-    def step(x, ct):
-        return jax.grad(lambda x: jnp.sum(forward(x) * ct))(x)
-
-    return jax_step(step, jnp.asarray(x), jnp.asarray(ct))
-
-
 def _fl(spec):
     def build():
         import funclayers as fl
 
         name, args, _ = spec
         layer = getattr(fl, name)(*args)
-        return _grad_step(lambda x: layer.apply({}, {}, x)[0], *_data(spec))
+        return jax_input_grad_step(lambda x: layer.apply({}, {}, x)[0], *_data(spec))
 
     return build
 
@@ -59,14 +48,7 @@ def _torch(spec):
 
         name, args, _ = spec
         module = getattr(torch.nn, name)(*args)
-        x_np, ct_np = _data(spec)
-        x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
-
-        def step():
-            x.grad = None
-            module(x).backward(ct)
-
-        return torch_step(step)
+        return torch_input_grad_step(module, *_data(spec))
 
     return build
 
@@ -107,7 +89,7 @@ def _jnp(spec):
             def forward(x):
                 return transpose(x)[0]
 
-        return _grad_step(forward, *_data(spec))
+        return jax_input_grad_step(forward, *_data(spec))
 
     return build
 

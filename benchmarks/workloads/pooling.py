@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_input_grad_step, torch_input_grad_step
 
 # name: (torch class, constructor args, constructor kwargs, input shape)
 SPECS = {
@@ -37,24 +37,13 @@ def _data(spec):
     return x, rng.standard_normal(out_shape).astype(np.float32)
 
 
-def _grad_step(forward, x, ct):
-    import jax
-    import jax.numpy as jnp
-
-    @jax.jit
-    def step(x, ct):
-        return jax.grad(lambda x: jnp.sum(forward(x) * ct))(x)
-
-    return jax_step(step, jnp.asarray(x), jnp.asarray(ct))
-
-
 def _fl(spec):
     def build():
         import funclayers as fl
 
         name, args, kwargs, _ = spec
         layer = getattr(fl, name)(*args, **kwargs)
-        return _grad_step(lambda x: layer.apply({}, {}, x)[0], *_data(spec))
+        return jax_input_grad_step(lambda x: layer.apply({}, {}, x)[0], *_data(spec))
 
     return build
 
@@ -65,14 +54,7 @@ def _torch(spec):
 
         name, args, kwargs, _ = spec
         module = getattr(torch.nn, name)(*args, **kwargs)
-        x_np, ct_np = _data(spec)
-        x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
-
-        def step():
-            x.grad = None
-            module(x).backward(ct)
-
-        return torch_step(step)
+        return torch_input_grad_step(module, *_data(spec))
 
     return build
 
@@ -103,7 +85,7 @@ def _flax(spec):
                     count_include_pad=True,
                 )
 
-        return _grad_step(forward, x, ct)
+        return jax_input_grad_step(forward, x, ct)
 
     return build
 
@@ -121,7 +103,7 @@ def _equinox(spec):
             stride = args[1] if len(args) > 1 else kernel
             pad = args[2] if len(args) > 2 else 0
             layer = getattr(eqx.nn, name)(kernel, stride, pad, use_ceil=kwargs.get("ceil_mode", False))
-        return _grad_step(jax.vmap(layer), *_data(spec))
+        return jax_input_grad_step(jax.vmap(layer), *_data(spec))
 
     return build
 
