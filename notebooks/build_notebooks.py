@@ -97,7 +97,9 @@ for ax, d in zip(axes, (1, 2)):
     ax.imshow(field, cmap="Blues", vmin=0, vmax=1.5)
     ax.set_title(f"dilation={d}: {len(rows)} taps over "
                  f"{rows.max() - rows.min() + 1}x{cols.max() - cols.min() + 1}")
-    ax.set_xticks(range(11)); ax.set_yticks(range(11)); ax.grid(color="w", lw=0.5)
+    ax.set_xticks(range(11)); ax.set_yticks(range(11))
+    ax.set_xticks([i - 0.5 for i in range(12)], minor=True); ax.set_yticks([i - 0.5 for i in range(12)], minor=True)
+    ax.grid(which="minor", color="w", lw=0.5); ax.tick_params(which="minor", length=0)
 plt.tight_layout()
 assert receptive_field(2).astype(bool).sum() == 9 and np.ptp(np.nonzero(np.asarray(receptive_field(2)))[0]) == 4'''),
     ("md", """\
