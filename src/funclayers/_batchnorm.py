@@ -40,6 +40,20 @@ def _check_vector(where: str, what: str, value: Any, channels: int, shape: tuple
                                 f"of input of shape {shape}), got shape {fmt_shape(value)}.")
 
 
+def check_channel_inputs(where: str, input: Any, running_mean: Any, running_var: Any, weight: Any,
+                         bias: Any) -> tuple:
+    """The (N, C, *) input's shape, after torch's checks shared by batch and instance norm."""
+    check_floating(where, input)
+    shape = fmt_shape(input)
+    if len(shape) < 2:
+        raise TorchRuntimeError(f"{where}: expected an (N, C, *) input with at least 2 dims, got shape "
+                                f"{shape}.")
+    for what, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        _check_vector(where, what, value, channels=shape[1], shape=shape)
+    return shape
+
+
 def _update(running: jax.Array, batch: jax.Array, momentum: Any) -> jax.Array:
     """`(1 - momentum) * running + momentum * batch`, kept in the buffer's own dtype."""
     new = (1 - momentum) * running.astype(batch.dtype) + momentum * batch
@@ -105,15 +119,8 @@ def _batch_norm_train(input, weight, bias, axes, eps, bshape):
 def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: Any, weight: Any, bias: Any,
                 training: bool, momentum: Any, eps: float, axis_name: Any = None):
     """(output, new_running_mean, new_running_var); the buffers None where not given."""
-    check_floating(where, input)
-    shape = fmt_shape(input)
-    if len(shape) < 2:
-        raise TorchRuntimeError(f"{where}: expected an (N, C, *) input with at least 2 dims, got shape "
-                                f"{shape}.")
+    shape = check_channel_inputs(where, input, running_mean, running_var, weight, bias)
     channels = shape[1]
-    for what, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                        ("bias", bias)):
-        _check_vector(where, what, value, channels, shape)
     check_eps(where, eps, training)
     if training:
         verify_batch_size(where, shape)

@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ._batchnorm import _check_vector, _norm_name, _update, norm_init
+from ._batchnorm import _norm_name, _update, check_channel_inputs, norm_init
 from ._layer import Layer
 from ._normalization import _affine, standardize, warn_unused_num_features
-from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape
+from ._utils import TorchRuntimeError, cast_like, fmt_shape
 
 
 def _verify_spatial_size(where: str, shape: tuple) -> None:
@@ -30,15 +30,8 @@ def _verify_spatial_size(where: str, shape: tuple) -> None:
 def _instance_norm(where: str, input: jax.Array, running_mean: Any, running_var: Any, weight: Any, bias: Any,
                    use_input_stats: bool, momentum: Any, eps: float):
     """(output, new_running_mean, new_running_var) for `(N, C, *)` input."""
-    check_floating(where, input)
-    shape = fmt_shape(input)
-    if len(shape) < 2:
-        raise TorchRuntimeError(f"{where}: expected an (N, C, *) input with at least 2 dims, got shape "
-                                f"{shape}.")
+    shape = check_channel_inputs(where, input, running_mean, running_var, weight, bias)
     channels = shape[1]
-    for what, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                        ("bias", bias)):
-        _check_vector(where, what, value, channels, shape)
     bshape = (1, channels) + (1,) * (len(shape) - 2)
     weight_c, bias_c = cast_like(input, weight, bias)
     if use_input_stats:

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._layer import Layer
+from ._utils import TorchRuntimeError
 
 
-class StateDictError(RuntimeError, ValueError):
+class StateDictError(TorchRuntimeError):
     """torch raises RuntimeError for a state_dict that does not fit; this is also a ValueError."""
 
 
