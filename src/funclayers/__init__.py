@@ -9,6 +9,10 @@ Every layer keeps the contract in CONTRACT.md: torch's constructor signatures, p
 buffer names, forward arguments and return structure.
 """
 
+from ._allocator import _tune_on_import, tune_cpu_allocator
+
+_tune_on_import()  # before the first JAX computation; see _allocator.py (FUNCLAYERS_TUNE_MALLOC=0 opts out)
+
 from . import functional, init
 from ._interop import StateDictError, load_state_dict, state_dict
 from ._layer import Buffer, Layer, Module, ModuleDict, ModuleList, Parameter, Scope, Sequential
@@ -16,7 +20,7 @@ from ._layer import Buffer, Layer, Module, ModuleDict, ModuleList, Parameter, Sc
 __version__ = "0.1.0"
 
 __all__ = ["functional", "init", "Layer", "Sequential", "ModuleList", "ModuleDict", "Module", "Parameter",
-           "Buffer", "Scope", "state_dict", "load_state_dict", "StateDictError"]
+           "Buffer", "Scope", "state_dict", "load_state_dict", "StateDictError", "tune_cpu_allocator"]
 
 # Each family re-exports its layers in its own block below (one block per family module).
 
