@@ -392,6 +392,19 @@ LOWERING_CASES = [
     pytest.param(
         "xla", (2, 4, 6, 6), (6, 2, 3, 3), dict(groups=2, padding=((1, 0), (0, 1))), id="xla-groups2"
     ),
+    pytest.param("patches", (2, 3, 8, 8), (5, 3, 3, 3), dict(padding=((1, 1), (1, 1))), id="patches-stem"),
+    pytest.param(
+        "patches",
+        (2, 2, 9, 8),
+        (4, 2, 3, 2),
+        dict(stride=(2, 1), padding=((2, 0), (1, 1)), dilation=(1, 2)),
+        id="patches-stride-dilation-asymmetric-padding",
+    ),
+    pytest.param("patches", (2, 3, 10), (4, 3, 3), dict(stride=(3,), padding=((1, 2),)), id="patches-1d"),
+    pytest.param(
+        "patches", (1, 2, 5, 6, 4), (3, 2, 2, 3, 2), dict(stride=(1, 2, 1), padding=((1, 0), (0, 1), (1, 1))),
+        id="patches-3d",
+    ),
 ]
 
 
@@ -428,7 +441,7 @@ def test_dispatch_picks_the_fast_lowering_per_shape():
     from funclayers._conv_lowering import choose
 
     assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1) == "taps"
-    assert choose((8, 3, 32, 32), (64, 3, 3, 3), 1) == "xla"
+    assert choose((8, 3, 32, 32), (64, 3, 3, 3), 1) == "patches"
     assert choose((8, 64, 256), (128, 64, 5), 1) == "xla"
     assert choose((8, 128, 56, 56), (128, 1, 3, 3), 128) == "shift"
     assert choose((8, 128, 28, 28), (128, 32, 3, 3), 4) == "split"

@@ -31,6 +31,11 @@ MAX_CASES = [
     pytest.param(1, dict(kernel_size=3, stride=2, return_indices=True), (2, 2, 10), id="1d-indices-ties"),
     pytest.param(2, dict(kernel_size=2), (2, 3, 8, 9), id="2d-kernel2"),
     pytest.param(2, dict(kernel_size=3, stride=2, padding=1), (2, 3, 9, 8), id="2d-kernel3-stride2-pad1"),
+    pytest.param(2, dict(kernel_size=3, stride=2, padding=1), (2, 3, 9, 8), id="2d-kernel3-stride2-pad1-ties"),
+    pytest.param(
+        2, dict(kernel_size=(2, 3), stride=(1, 3), dilation=(1, 2), ceil_mode=True), (3, 7, 12), id="2d-stride3-ties"
+    ),
+    pytest.param(1, dict(kernel_size=3, stride=2, padding=1), (2, 2, 11), id="1d-stride2-pad-ties"),
     pytest.param(
         2,
         dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(2, 3), ceil_mode=True),
@@ -50,6 +55,7 @@ MAX_CASES = [
         id="2d-stride1-pad-indices",
     ),
     pytest.param(3, dict(kernel_size=2), (2, 2, 4, 5, 6), id="3d"),
+    pytest.param(3, dict(kernel_size=3, stride=2, padding=1), (1, 2, 5, 7, 6), id="3d-stride2-ties"),
     pytest.param(
         3,
         dict(
@@ -85,6 +91,20 @@ def test_maxpool_picks_torchs_element_for_nan_and_infinite_windows():
     theirs, their_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, padding=1, return_indices=True)
     np.testing.assert_array_equal(np.asarray(ours), theirs.numpy())
     np.testing.assert_array_equal(np.asarray(our_idx), their_idx.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, padding=1)])
+def test_maxpool_gradient_goes_to_torchs_element_in_nan_and_infinite_windows(kwargs):
+    x = randn(2, 3, 7, 8)
+    x[0, 0, 1, 1] = x[0, 0, 0, 1] = x[0, 0, 1, 2] = np.nan  # several NaNs per window: torch takes the last
+    x[1, 2, :3, :] = -np.inf  # all -inf windows: torch takes the first in-bounds element
+    x[1, 1] = 0.0  # all ties: the first element of each window
+    ct = randn(*torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).shape, seed=5)
+    ours = jax.jit(jax.grad(lambda x: jnp.sum(F.max_pool2d(x, **kwargs) * ct)))(jnp.asarray(x))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    (torch.nn.functional.max_pool2d(tx, **kwargs) * torch.from_numpy(ct)).sum().backward()
+    # exact zeros where torch has them; where overlapping windows add up, the order of the sum may differ
+    np.testing.assert_allclose(np.asarray(ours), tx.grad.numpy(), rtol=1e-6, atol=0)
 
 
 def test_integer_inputs_match_torch():  # max pooling of ints; average pooling truncates
@@ -128,6 +148,7 @@ AVG_CASES = [
         id="2d-divisor-override-unbatched",
     ),
     pytest.param(3, dict(kernel_size=2), (2, 2, 4, 5, 6), id="3d"),
+    pytest.param(3, dict(kernel_size=3, stride=2, padding=1), (1, 2, 5, 7, 6), id="3d-stride2-ties"),
     pytest.param(
         3,
         dict(kernel_size=(3, 2, 3), stride=2, padding=1, ceil_mode=True, count_include_pad=False),

@@ -18,7 +18,8 @@ import numpy as np
 from jax import lax
 
 from ._layer import Layer, stateless
-from ._pooling import check_pool_input, index_dtype, select_max
+from ._max_select import window_max
+from ._pooling import check_pool_input, index_dtype
 
 
 def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,44 +103,30 @@ def adaptive_avg_pool3d(input: jax.Array, output_size: Any) -> jax.Array:
     return _adaptive_avg(3, "adaptive_avg_pool3d", input, output_size)
 
 
-def take_static(x: jax.Array, index: np.ndarray, axis: int) -> jax.Array:
-    """`jnp.take(x, index, axis)` for a static index, with a matrix product as its backward pass.
-
-    The transpose of a gather is a scatter-add, which XLA runs slowly on CPU; with the index known
-    at trace time it is a product with the (len(index), L) one-hot matrix instead (each input
-    position sums the gradients of the outputs that read it; exact unless a gradient is inf/NaN,
-    which then spreads along its row).
-    """
-    onehot = index[:, None] == np.arange(x.shape[axis])[None, :]
-
-    @jax.custom_vjp
-    def take(x):
-        return jnp.take(x, jnp.asarray(index), axis=axis)
-
-    def take_fwd(x):
-        return take(x), None
-
-    def take_bwd(_, grad):
-        moved = jnp.moveaxis(grad, axis, -1)
-        back = jnp.matmul(moved, jnp.asarray(onehot, grad.dtype), precision=lax.Precision.HIGHEST)
-        return (jnp.moveaxis(back, -1, axis),)
-
-    take.defvjp(take_fwd, take_bwd)
-    return take(x)
-
-
 def _max_along(value: jax.Array, axis: int, size: int, out: int) -> tuple[jax.Array, jax.Array]:
     """torch's pick in each adaptive bin along `axis`: (values, input coordinates along `axis`).
 
     View j of the bins is a static gather of each bin's j-th element (short bins repeat their last
     element, which never changes the pick's value or coordinate); the graph has one gather per
-    element of the longest bin, whatever the number of bins.
+    element of the longest bin, whatever the number of bins. The backward pass (`window_max`)
+    gathers, for each input position, the cotangents of the (at most a few) bins that contain it.
     """
     start, end = adaptive_bins(size, out)
     width = int((end - start).max())
     table = np.minimum(start[:, None] + np.arange(width)[None, :], end[:, None] - 1)
-    views = [take_static(value, table[:, j], axis) for j in range(width)]
-    result, pick = select_max(views)
+
+    swap = axis == value.ndim - 1 and value.ndim >= 2
+    along = axis - 1 if swap else axis
+
+    def views(v):
+        return [jnp.take(v, jnp.asarray(table[:, j]), axis=along) for j in range(width)]
+
+    if swap:
+        # gathers along the minor axis do not vectorise; along the second-minor one they copy rows
+        result, pick = window_max(jnp.swapaxes(value, -1, -2), along, table, views)
+        result, pick = jnp.swapaxes(result, -1, -2), jnp.swapaxes(pick, -1, -2)
+    else:
+        result, pick = window_max(value, axis, table, views)
     rows = np.arange(out).reshape((-1,) + (1,) * (value.ndim - axis - 1))
     return result, jnp.asarray(table, index_dtype())[rows, pick]
 

@@ -10,6 +10,8 @@ fastest on CPU, computing the same function and the same gradients:
   and a tiny output) and its grouped convolutions are not.
 - "taps": the same forward and input gradient, with the weight gradient computed per kernel
   tap as a matrix product over batch and space (`jax.custom_vjp`), 3-5x faster on CPU.
+- "patches": as "taps", but the weight gradient is one matrix product with the patches
+  (im2col) matrix: for small fan-in (an RGB stem: 27 columns), 2-3x faster than XLA's.
 - "shift": depthwise convolutions (groups == in_channels) as a sum over kernel taps of shifted
   input slices times a per-channel weight: elementwise work that XLA fuses into one loop. The
   weight gradient is one batched matmul per kernel row plus diagonal sums (2-D, width stride 1)
@@ -34,7 +36,7 @@ import jax.numpy as jnp
 from jax import lax
 
 Pairs = Sequence[tuple[int, int]]
-METHODS = ("auto", "xla", "taps", "shift", "split", "depth")
+METHODS = ("auto", "xla", "taps", "patches", "shift", "split", "depth")
 
 
 def _dimension_numbers(n: int) -> lax.ConvDimensionNumbers:
@@ -95,20 +97,49 @@ def _weight_grad_taps(
     return jnp.stack(taps, axis=-1).reshape(dy.shape[1], x.shape[1], *kernel)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _taps(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
+def _weight_grad_im2col(
+    x: jax.Array, dy: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple
+) -> jax.Array:
+    """Weight gradient of a dense convolution as one matrix product with the input's patches.
+
+    The patches matrix (batch * output positions, taps * in_channels), channels last, is small when
+    the fan-in is (an RGB stem: 27 columns), and one long matrix product beats both XLA's
+    weight-gradient convolution and one product per tap there.
+    """
+    n = x.ndim - 2
+    channels_last = (0,) + tuple(range(2, n + 2)) + (1,)
+    xp = jnp.pad(jnp.transpose(x, channels_last), [(0, 0)] + [tuple(p) for p in padding] + [(0, 0)])
+    out_spatial = dy.shape[2:]
+    pieces = []
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = (0,) + tuple(t * d for t, d in zip(tap, dilation, strict=True)) + (0,)
+        limit = (xp.shape[0],) + tuple(
+            st + s * (o - 1) + 1 for st, s, o in zip(start[1:-1], stride, out_spatial, strict=True)
+        ) + (xp.shape[-1],)
+        pieces.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
+    rows = dy.shape[0] * math.prod(out_spatial)
+    patches = jnp.concatenate(pieces, axis=-1).reshape(rows, -1)
+    dym = jnp.transpose(dy, channels_last).reshape(rows, dy.shape[1])
+    dw = lax.dot_general(dym, patches, (((0,), (0,)), ((), ())), precision=lax.Precision.HIGHEST)
+    dw = dw.reshape((dy.shape[1],) + tuple(kernel) + (x.shape[1],))
+    return jnp.moveaxis(dw, -1, 1)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _taps(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple, patches: bool) -> jax.Array:
     return _dense(x, w, stride, padding, dilation)
 
 
-def _taps_fwd(x, w, stride, padding, dilation):
+def _taps_fwd(x, w, stride, padding, dilation, patches):
     return _dense(x, w, stride, padding, dilation), (x, w)
 
 
-def _taps_bwd(stride, padding, dilation, residuals, dy):
+def _taps_bwd(stride, padding, dilation, patches, residuals, dy):
     x, w = residuals
     _, input_vjp = jax.vjp(lambda x: _dense(x, w, stride, padding, dilation), x)
     (dx,) = input_vjp(dy)
-    dw = _weight_grad_taps(x, dy, w.shape[2:], stride, padding, dilation)
+    weight_grad = _weight_grad_im2col if patches else _weight_grad_taps
+    dw = weight_grad(x, dy, w.shape[2:], stride, padding, dilation)
     return dx, dw.astype(w.dtype)
 
 
@@ -200,7 +231,7 @@ def _split(
     xs = jnp.split(x, groups, axis=1)
     ws = jnp.split(w, groups, axis=0)
     return jnp.concatenate(
-        [_taps(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1
+        [_taps(a, b, stride, padding, dilation, False) for a, b in zip(xs, ws, strict=False)], axis=1
     )
 
 
@@ -232,11 +263,11 @@ def choose(x_shape: tuple, w_shape: tuple, groups: int) -> str:
     if len(x_shape) == 5:
         return "depth"
     if groups == 1:
-        # XLA's own weight gradient is fine for 1-D and for small fan-in (an RGB stem); it is the
-        # 2-D/3-D convolutions with many input channels where the per-tap weight gradient wins.
-        if len(x_shape) == 3 or w_shape[1] * math.prod(w_shape[2:]) < 64:
+        # XLA's own weight gradient is fine for 1-D; for 2-D with a small fan-in (an RGB stem) one
+        # matrix product with the patches wins, with many input channels one product per tap.
+        if len(x_shape) == 3:
             return "xla"
-        return "taps"
+        return "patches" if w_shape[1] * math.prod(w_shape[2:]) < 64 else "taps"
     if groups == channels:
         return "shift"
     return "split"
@@ -270,7 +301,11 @@ def conv(
             )
         return _shift(x, w, stride, padding, dilation)
     if method == "taps" and groups == 1:
-        return _taps(x, w, stride, padding, dilation)
+        return _taps(x, w, stride, padding, dilation, False)
+    if method == "patches":
+        if groups != 1:
+            raise ValueError(f"the 'patches' lowering is for dense convolutions, got groups={groups}")
+        return _taps(x, w, stride, padding, dilation, True)
     if method in ("taps", "split"):
         return _split(x, w, stride, padding, dilation, groups)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")

@@ -22,7 +22,8 @@ import numpy as np
 from jax import lax
 
 from ._layer import Layer
-from ._pooling import SPATIAL_DIMS, index_dtype, pool_tuple, select_max
+from ._max_select import select_max
+from ._pooling import SPATIAL_DIMS, index_dtype, pool_tuple
 from ._utils import check_rank, fmt_shape, require_rng
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from jax import lax
 
 from ._layer import Layer, stateless
+from ._max_select import lowest, window_max
 from ._utils import check_rank, fmt_shape, ntuple
 
 SPATIAL_DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
@@ -102,40 +103,6 @@ def index_dtype() -> jnp.dtype:
     return jax.dtypes.canonicalize_dtype(jnp.int64)
 
 
-def lowest(dtype: Any) -> Any:
-    dtype = jnp.dtype(dtype)
-    return -jnp.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min
-
-
-def select_max(views: Sequence[jax.Array], valid: Sequence[Any] | None = None) -> tuple[jax.Array, jax.Array]:
-    """Value and position of torch's pick among `views`, the elements of a window in scan order.
-
-    torch's CPU kernels scan a window with `if (val > maxval || isnan(val))` starting from -inf at
-    the first in-bounds element: the first maximum wins a tie and the last NaN wins over everything.
-    `valid[j]` (None or a broadcastable bool array) marks where view j is in bounds; padding never
-    wins. Everything is elementwise over the views (XLA fuses it into one loop; an argmax
-    reduction is much slower on CPU), and the value is selected by position, so the whole gradient
-    goes to torch's element (a max reduction would split it between ties).
-    """
-    valid = list(valid) if valid is not None else [None] * len(views)
-    low = np.array(lowest(views[0].dtype), views[0].dtype)
-    masked = [v if m is None else jnp.where(m, v, low) for v, m in zip(views, valid, strict=True)]
-    best = masked[0]
-    for v in masked[1:]:
-        best = jnp.maximum(best, v)  # propagates NaN
-    pos = jnp.zeros(best.shape, jnp.int32)
-    for j in reversed(range(len(views))):  # the first hit wins
-        hit = masked[j] == best
-        pos = jnp.where(hit if valid[j] is None else hit & valid[j], j, pos)
-    if jnp.issubdtype(best.dtype, jnp.inexact):
-        for j, v in enumerate(views):  # the last NaN wins
-            pos = jnp.where(jnp.isnan(v), j, pos)
-    value = views[0]
-    for j in range(1, len(views)):
-        value = jnp.where(pos == j, views[j], value)
-    return value, pos
-
-
 # -- windows along one axis ----------------------------------------------------------------------
 
 
@@ -172,14 +139,25 @@ def _max_pool(n: int, layer: str, input, kernel_size, stride, padding, dilation,
     value, coords = x, {}
     for axis in reversed(range(n)):
         where = lead + axis
-        views, positions = axis_windows(
-            value, where, kernel[axis], stride[axis], pad[axis], dil[axis], out[axis], lowest(x.dtype)
-        )
-        inside = (positions >= 0) & (positions < x.shape[where])
-        column = (out[axis],) + (1,) * (n - 1 - axis)
-        valid = [None if inside[:, j].all() else inside[:, j].reshape(column) for j in range(kernel[axis])]
-        value, pick = select_max(views, valid)
+        table = np.arange(out[axis])[:, None] * stride[axis] - pad[axis] + np.arange(kernel[axis]) * dil[axis]
+        table = np.where((table >= 0) & (table < x.shape[where]), table, -1)
+        args = (kernel[axis], stride[axis], pad[axis], dil[axis], out[axis], lowest(x.dtype))
+        # A strided window along the minor axis reads every stride-th element, which does not
+        # vectorise; along the second-minor axis it reads whole rows. So the last axis is pooled
+        # on a transposed copy (two cheap transposes; indices keep the direct path).
+        swap = axis == n - 1 and n >= 2 and stride[axis] > 1 and not return_indices
+        if swap:
+            value = jnp.swapaxes(value, -1, -2)
+            where -= 1
+
+        def views(v, where=where, args=args):
+            return axis_windows(v, where, *args)[0]
+
+        value, pick = window_max(value, where, table, views, (stride[axis], pad[axis], dil[axis]))
+        if swap:
+            value = jnp.swapaxes(value, -1, -2)
         if return_indices:
+            column = (out[axis],) + (1,) * (n - 1 - axis)
             start = jnp.asarray(
                 (np.arange(out[axis]) * stride[axis] - pad[axis]).reshape(column), index_dtype()
             )

@@ -1,0 +1,191 @@
+"""torch's pick of the maximum in each pooling window along one axis, with a fast backward pass.
+
+Max pooling (regular, adaptive) is done one spatial axis at a time. Along an axis, the windows are
+a static table of input positions: `table[o, j]` is the position of element j of window o (-1 in
+the padding). `select_max` chooses torch's element among the window's views; `window_max` adds
+the backward pass as a `jax.custom_vjp`: the pick (a small integer array, computed by one variadic
+reduction so that XLA stores it instead of recomputing it in every consumer) is kept from the
+forward pass. Strided windows send each masked cotangent to its input positions by phases (pads,
+slices and one interleaving reshape); other tables (adaptive bins) by one product with a one-hot
+matrix. Differentiating the selection instead transposes every strided view into a zero-stuffed
+pad and recomputes the pick inside the fused loop: 2x slower on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def lowest(dtype: Any) -> Any:
+    dtype = jnp.dtype(dtype)
+    return -jnp.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min
+
+
+def select_max(views: Sequence[jax.Array], valid: Sequence[Any] | None = None) -> tuple[jax.Array, jax.Array]:
+    """Value and position of torch's pick among `views`, the elements of a window in scan order.
+
+    torch's CPU kernels scan a window with `if (val > maxval || isnan(val))` starting from -inf at
+    the first in-bounds element: the first maximum wins a tie and the last NaN wins over everything.
+    `valid[j]` (None or a broadcastable bool array) marks where view j is in bounds; padding never
+    wins. Everything is elementwise over the views (XLA fuses it into one loop; an argmax
+    reduction is much slower on CPU), and the value is selected by position, so the whole gradient
+    goes to torch's element (a max reduction would split it between ties).
+    """
+    valid = list(valid) if valid is not None else [None] * len(views)
+    low = np.array(lowest(views[0].dtype), views[0].dtype)
+    masked = [v if m is None else jnp.where(m, v, low) for v, m in zip(views, valid, strict=True)]
+    best = masked[0]
+    for v in masked[1:]:
+        best = jnp.maximum(best, v)  # propagates NaN
+    pos = jnp.zeros(best.shape, jnp.int32)
+    for j in reversed(range(len(views))):  # the first hit wins
+        hit = masked[j] == best
+        pos = jnp.where(hit if valid[j] is None else hit & valid[j], j, pos)
+    if jnp.issubdtype(best.dtype, jnp.inexact):
+        for j, v in enumerate(views):  # the last NaN wins
+            pos = jnp.where(jnp.isnan(v), j, pos)
+    value = views[0]
+    for j in range(1, len(views)):
+        value = jnp.where(pos == j, views[j], value)
+    return value, pos
+
+
+def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[jax.Array, jax.Array]:
+    """`select_max` as one variadic reduction over the stacked views: the same (value, pick).
+
+    The pick is the maximum of a total order: a NaN beats everything (a later NaN beats an earlier
+    one); otherwise the larger value wins, then the smaller index. Padding enters as -inf with its
+    index pushed past every in-bounds one, so it loses every tie. A reduction is a fusion root
+    for XLA: the pick is stored once instead of being recomputed inside every consumer.
+    """
+    dtype = views[0].dtype
+    width = len(views)
+    low = np.array(lowest(dtype), dtype)
+    values, indices = [], []
+    for j, (v, m) in enumerate(zip(views, valid, strict=True)):
+        index = jnp.full(v.shape, j, jnp.int32)
+        if m is not None:
+            v = jnp.where(m, v, low)
+            index = jnp.where(m, index, j + width)
+        values.append(v)
+        indices.append(index)
+    values, indices = jnp.stack(values, -1), jnp.stack(indices, -1)
+    inexact = jnp.issubdtype(dtype, jnp.inexact)
+
+    def better(a, b):
+        (av, ai), (bv, bi) = a, b
+        if inexact:
+            a_nan, b_nan = jnp.isnan(av), jnp.isnan(bv)
+            take_b = jnp.where(a_nan | b_nan, b_nan & (~a_nan | (bi > ai)), (bv > av) | ((bv == av) & (bi < ai)))
+        else:
+            take_b = (bv > av) | ((bv == av) & (bi < ai))
+        return jnp.where(take_b, bv, av), jnp.where(take_b, bi, ai)
+
+    value, pick = jax.lax.reduce(
+        (values, indices), (low, np.array(2 * width, np.int32)), better, (values.ndim - 1,)
+    )
+    return value, pick
+
+
+def _shape_along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    return values.reshape((-1,) + (1,) * (ndim - axis - 1))
+
+
+def _scatter_matmul(pick, grad, axis: int, table: np.ndarray, size: int) -> jax.Array:
+    """Backward of `window_max` for any static table: one product with a one-hot matrix.
+
+    The cotangent masked to each window element j, stacked over j, times the (width*out, size)
+    matrix with a one where element j of window o is position l. Exact for finite cotangents (an
+    inf or NaN cotangent spreads along its row, as in any product).
+    """
+    out, width = table.shape
+    onehot = np.zeros((width, out, size), np.float32)
+    for o in range(out):
+        for j in range(width):
+            if table[o, j] >= 0:
+                onehot[j, o, table[o, j]] = 1
+    moved_pick, moved_grad = jnp.moveaxis(pick, axis, -1), jnp.moveaxis(grad, axis, -1)
+    zero = jnp.zeros((), grad.dtype)
+    masked = jnp.concatenate([jnp.where(moved_pick == j, moved_grad, zero) for j in range(width)], axis=-1)
+    back = jnp.matmul(masked, jnp.asarray(onehot.reshape(width * out, size), grad.dtype),
+                      precision=jax.lax.Precision.HIGHEST)
+    return jnp.moveaxis(back, -1, axis)
+
+
+def _scatter_strided(pick, grad, axis: int, size: int, stride: int, pad: int, dilation: int, kernel: int):
+    """Backward of `window_max` for strided windows (element j of window o at o*stride - pad + j*dilation).
+
+    Position l = b*stride + phase: element j lands in phase (j*dilation - pad) mod stride, in block
+    o + (j*dilation - pad) // stride. Each phase is a sum of shifted, masked cotangents (pads and
+    slices, no gather and no zero-stuffing); interleaving the phases is one reshape.
+    """
+    out = grad.shape[axis]
+    blocks = -(-size // stride)
+    zero = jnp.zeros((), grad.dtype)
+    phases = [None] * stride
+    for j in range(kernel):
+        shift, phase = divmod(j * dilation - pad, stride)
+        term = jnp.where(pick == j, grad, zero)
+        config = [(0, 0, 0)] * grad.ndim
+        config[axis] = (shift, blocks - out - shift, 0)
+        term = jax.lax.pad(term, zero, config)
+        phases[phase] = term if phases[phase] is None else phases[phase] + term
+    shape = list(grad.shape)
+    shape[axis] = blocks
+    phases = [jnp.zeros(shape, grad.dtype) if p is None else p for p in phases]
+    if stride == 1:
+        return jax.lax.slice_in_dim(phases[0], 0, size, axis=axis)
+    merged = jnp.stack(phases, axis=axis + 1)
+    shape[axis] = blocks * stride
+    return jax.lax.slice_in_dim(merged.reshape(shape), 0, size, axis=axis)
+
+
+def window_max(
+    x: jax.Array,
+    axis: int,
+    table: np.ndarray,
+    views: Callable[[jax.Array], list[jax.Array]],
+    strided: tuple[int, int, int] | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """torch's maximum of each window along `axis` and its element index in the window.
+
+    Args:
+      x: the input; `axis` holds the positions `table` refers to.
+      table: (out, width) static input positions per window element, -1 in the padding. A short
+        window may repeat a position (adaptive pooling); the pick is then its first copy.
+      views: x -> the `width` views (x's shape with `out` along `axis`), view j holding element j
+        of each window (any value in the padding: it never wins).
+      strided: (stride, pad, dilation) when table[o, j] = o*stride - pad + j*dilation (regular
+        pooling): the backward pass then works by phases instead of gathers.
+
+    Returns:
+      (value, pick): pick (int32) indexes the window's elements; the gradient of value goes to
+      x[table[o, pick]] only.
+    """
+    table = np.asarray(table)
+    out, width = table.shape
+    size = x.shape[axis]
+    inside = table >= 0
+    valid = [None if inside[:, j].all() else _shape_along(inside[:, j], axis, x.ndim) for j in range(width)]
+
+    @jax.custom_vjp
+    def pick_max(x):
+        return select_max(views(x), valid)
+
+    def forward(x):
+        value, pick = _argmax_reduce(views(x), valid)
+        return (value, pick), pick
+
+    def backward(pick, cotangents):
+        grad = cotangents[0]
+        if strided is not None:
+            return (_scatter_strided(pick, grad, axis, size, *strided, width),)
+        return (_scatter_matmul(pick, grad, axis, table, size),)
+
+    pick_max.defvjp(forward, backward)
+    return pick_max(x)
