@@ -46,8 +46,12 @@ def _run(tune: str) -> tuple[bool, float]:
 
 @pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's malloc only")
 def test_tuning_is_on_by_default_and_idempotent():
+    import jax
+
     assert fl.tune_cpu_allocator() is True
     assert fl.tune_cpu_allocator() is True
+    # compiled functions run (and allocate) in the calling thread, whose arena the settings govern
+    assert jax.config.jax_cpu_enable_async_dispatch is False
 
 
 @pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's malloc only")
