@@ -51,7 +51,7 @@ def test_tuning_is_on_by_default_and_idempotent():
     assert fl.tune_cpu_allocator() is True
     assert fl.tune_cpu_allocator() is True
     # compiled functions run (and allocate) in the calling thread, whose arena the settings govern
-    assert jax.config.jax_cpu_enable_async_dispatch is False
+    assert jax.config.read("jax_cpu_enable_async_dispatch") is False
 
 
 @pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's malloc only")
