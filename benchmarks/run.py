@@ -40,8 +40,13 @@ def all_workloads():
     return found
 
 
-def worker(name: str, framework: str, iters: int, warmup: int) -> dict:
-    """Runs inside the child process: set up, time the first call, then `iters` timed steps."""
+def worker(name: str, framework: str, iters: int, warmup: int, budget: float | None = None) -> dict:
+    """Runs inside the child process: set up, time the first call, then `iters` timed steps.
+
+    With a `budget` (seconds, --quick), timing stops early once the timed steps add up to it
+    (after at least two), so that a framework that is 10-30x slower on a workload cannot hold up
+    the quick run.
+    """
     t0 = time.perf_counter()
     step = all_workloads()[name].builders[framework]()
     setup = time.perf_counter() - t0
@@ -55,7 +60,12 @@ def worker(name: str, framework: str, iters: int, warmup: int) -> dict:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+        if budget is not None and len(times) >= 2 and sum(times) > budget:
+            break
     return {"times": times, "first": first, "setup": setup}
+
+
+QUICK_BUDGET_S = 1.5  # --quick: timed seconds per workload and framework, beyond two steps
 
 
 def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
@@ -67,7 +77,7 @@ def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
     out = {}
     for name, iters in plan.items():
         try:
-            out[name] = worker(name, framework, iters, warmup)
+            out[name] = worker(name, framework, iters, warmup, QUICK_BUDGET_S)
         except Exception as err:  # noqa: BLE001 - report and go on with the other workloads
             sys.stderr.write(f"[{name} / {framework}] failed: {type(err).__name__}: {str(err)[:500]}\n")
     return out
