@@ -65,7 +65,7 @@ def worker(name: str, framework: str, iters: int, warmup: int, budget: float | N
     return {"times": times, "first": first, "setup": setup}
 
 
-QUICK_BUDGET_S = 1.5  # --quick: timed seconds per workload and framework, beyond two steps
+QUICK_BUDGET_S = 1.0  # --quick: timed seconds per workload and framework, beyond two steps
 
 
 def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
