@@ -49,10 +49,15 @@ def select_max(views: Sequence[jax.Array], valid: Sequence[Any] | None = None) -
     if jnp.issubdtype(best.dtype, jnp.inexact):
         for j, v in enumerate(views):  # the last NaN wins
             pos = jnp.where(jnp.isnan(v), j, pos)
+    return _at(views, pos), pos
+
+
+def _at(views: Sequence[jax.Array], pick: jax.Array) -> jax.Array:
+    """views[pick], elementwise: differentiable in the views, the whole gradient at the pick."""
     value = views[0]
     for j in range(1, len(views)):
-        value = jnp.where(pos == j, views[j], value)
-    return value, pos
+        value = jnp.where(pick == j, views[j], value)
+    return value
 
 
 def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[jax.Array, jax.Array]:
@@ -177,8 +182,21 @@ def window_max(
     def pick_max(x):
         return select_max(views(x), valid)
 
+    # The variadic reduction has no derivative rule of its own; this one (only traced when the
+    # forward rule below is itself differentiated: grad of grad) selects the tangent at the pick.
+    @jax.custom_jvp
+    def choose(x):
+        return _argmax_reduce(views(x), valid)
+
+    @choose.defjvp
+    def choose_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        value, pick = choose(x)
+        _, t_views = jax.jvp(views, (x,), (t,))
+        return (value, pick), (_at(t_views, pick), np.zeros(pick.shape, jax.dtypes.float0))
+
     def forward(x):
-        value, pick = _argmax_reduce(views(x), valid)
+        value, pick = choose(x)
         return (value, pick), pick
 
     def backward(pick, cotangents):
