@@ -27,6 +27,7 @@ import time
 
 FRAMEWORKS = ("funclayers", "torch", "flax", "equinox")
 HERE = os.path.dirname(os.path.abspath(__file__))
+QUICK_BUDGET_S = 1.0  # --quick: timed seconds per workload and framework, beyond two steps
 
 
 def all_workloads():
@@ -63,9 +64,6 @@ def worker(name: str, framework: str, iters: int, warmup: int, budget: float | N
         if budget is not None and len(times) >= 2 and sum(times) > budget:
             break
     return {"times": times, "first": first, "setup": setup}
-
-
-QUICK_BUDGET_S = 1.0  # --quick: timed seconds per workload and framework, beyond two steps
 
 
 def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:

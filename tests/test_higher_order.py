@@ -26,6 +26,7 @@ CASES = [
     pytest.param("InstanceNorm2d", (4,), {"affine": True}, (3, 4, 5, 5), id="instancenorm2d"),
     pytest.param("Softmax", (), {"dim": -1}, (3, 4, 5), id="softmax"),
     pytest.param("LogSoftmax", (), {"dim": -1}, (3, 4, 5), id="log-softmax"),
+    pytest.param("MaxPool1d", (3, 2, 1), {}, (3, 7, 8), id="maxpool1d"),
     pytest.param("MaxPool2d", (3, 2, 1), {}, (2, 3, 7, 8), id="maxpool2d"),
     pytest.param("AdaptiveMaxPool2d", ((4, 3),), {}, (2, 3, 7, 8), id="adaptive-maxpool2d"),
     pytest.param("AvgPool2d", (3, 2, 1), {}, (2, 3, 7, 7), id="avgpool2d"),

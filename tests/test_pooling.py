@@ -107,25 +107,6 @@ def test_maxpool_gradient_goes_to_torchs_element_in_nan_and_infinite_windows(kwa
     np.testing.assert_allclose(np.asarray(ours), tx.grad.numpy(), rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize(
-    "ours, theirs",
-    [
-        (lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1)),
-        (lambda x: F.max_pool1d(x[0], 3, 2, 1), lambda x: torch.nn.functional.max_pool1d(x[0], 3, 2, 1)),
-        (lambda x: F.adaptive_max_pool2d(x, (4, 3)), lambda x: torch.nn.functional.adaptive_max_pool2d(x, (4, 3))),
-    ],
-    ids=["max_pool2d-strided", "max_pool1d", "adaptive_max_pool2d"],
-)
-def test_max_pooling_grad_of_grad_matches_torch(ours, theirs, x64):
-    """The custom backward is itself differentiable: d/dx sum(grad(sum(pool(x)^3))^2) as torch's."""
-    x = randn(2, 3, 9, 8, dtype=np.float64)
-    hv = jax.jit(jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(ours(x) ** 3))(x) ** 2)))(jnp.asarray(x))
-    tx = torch.from_numpy(x).requires_grad_(True)
-    (g,) = torch.autograd.grad((theirs(tx) ** 3).sum(), tx, create_graph=True)
-    (expected,) = torch.autograd.grad((g**2).sum(), tx)
-    np.testing.assert_allclose(np.asarray(hv), expected.numpy(), rtol=1e-10, atol=0)
-
-
 def test_integer_inputs_match_torch():  # max pooling of ints; average pooling truncates
     x = np.random.default_rng(0).integers(-50, 50, (2, 3, 7, 7))
     ours, idx = jit(lambda x: F.max_pool2d(x, 3, 2, 1, return_indices=True), x)

@@ -108,25 +108,17 @@ def _max_along(value: jax.Array, axis: int, size: int, out: int) -> tuple[jax.Ar
 
     View j of the bins is a static gather of each bin's j-th element (short bins repeat their last
     element, which never changes the pick's value or coordinate); the graph has one gather per
-    element of the longest bin, whatever the number of bins. The backward pass (`window_max`)
-    gathers, for each input position, the cotangents of the (at most a few) bins that contain it.
+    element of the longest bin, whatever the number of bins. The backward pass (`window_max`) is
+    one product of the masked cotangents with a one-hot matrix per axis.
     """
     start, end = adaptive_bins(size, out)
     width = int((end - start).max())
     table = np.minimum(start[:, None] + np.arange(width)[None, :], end[:, None] - 1)
 
-    swap = axis == value.ndim - 1 and value.ndim >= 2
-    along = axis - 1 if swap else axis
-
     def views(v):
-        return [jnp.take(v, jnp.asarray(table[:, j]), axis=along) for j in range(width)]
+        return [jnp.take(v, jnp.asarray(table[:, j]), axis=axis) for j in range(width)]
 
-    if swap:
-        # gathers along the minor axis do not vectorise; along the second-minor one they copy rows
-        result, pick = window_max(jnp.swapaxes(value, -1, -2), along, table, views)
-        result, pick = jnp.swapaxes(result, -1, -2), jnp.swapaxes(pick, -1, -2)
-    else:
-        result, pick = window_max(value, axis, table, views)
+    result, pick = window_max(value, axis, table, views)
     rows = np.arange(out).reshape((-1,) + (1,) * (value.ndim - axis - 1))
     return result, jnp.asarray(table, index_dtype())[rows, pick]
 

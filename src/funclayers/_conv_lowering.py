@@ -102,27 +102,19 @@ def _weight_grad_im2col(
 ) -> jax.Array:
     """Weight gradient of a dense convolution as one matrix product with the input's patches.
 
-    The patches matrix (batch * output positions, taps * in_channels), channels last, is small when
-    the fan-in is (an RGB stem: 27 columns), and one long matrix product beats both XLA's
-    weight-gradient convolution and one product per tap there.
+    The patches matrix (batch * output positions, in_channels * taps) is small when the fan-in is
+    (an RGB stem: 27 columns), and one long matrix product beats both XLA's weight-gradient
+    convolution and one product per tap there.
     """
-    n = x.ndim - 2
-    channels_last = (0,) + tuple(range(2, n + 2)) + (1,)
-    xp = jnp.pad(jnp.transpose(x, channels_last), [(0, 0)] + [tuple(p) for p in padding] + [(0, 0)])
-    out_spatial = dy.shape[2:]
-    pieces = []
-    for tap in itertools.product(*(range(k) for k in kernel)):
-        start = (0,) + tuple(t * d for t, d in zip(tap, dilation, strict=True)) + (0,)
-        limit = (xp.shape[0],) + tuple(
-            st + s * (o - 1) + 1 for st, s, o in zip(start[1:-1], stride, out_spatial, strict=True)
-        ) + (xp.shape[-1],)
-        pieces.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
-    rows = dy.shape[0] * math.prod(out_spatial)
-    patches = jnp.concatenate(pieces, axis=-1).reshape(rows, -1)
-    dym = jnp.transpose(dy, channels_last).reshape(rows, dy.shape[1])
+    xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    pieces = [piece for _, piece in _tap_slices(xp, kernel, stride, dilation, dy.shape[2:])]
+    patches = jnp.stack(pieces, axis=2)  # (N, C_in, taps, *out)
+    channels_last = (0,) + tuple(range(3, patches.ndim)) + (1, 2)
+    rows = dy.shape[0] * math.prod(dy.shape[2:])
+    patches = jnp.transpose(patches, channels_last).reshape(rows, -1)
+    dym = jnp.moveaxis(dy, 1, -1).reshape(rows, dy.shape[1])
     dw = lax.dot_general(dym, patches, (((0,), (0,)), ((), ())), precision=lax.Precision.HIGHEST)
-    dw = dw.reshape((dy.shape[1],) + tuple(kernel) + (x.shape[1],))
-    return jnp.moveaxis(dw, -1, 1)
+    return dw.reshape(dy.shape[1], x.shape[1], *kernel)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))

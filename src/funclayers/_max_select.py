@@ -32,9 +32,11 @@ def select_max(views: Sequence[jax.Array], valid: Sequence[Any] | None = None) -
     torch's CPU kernels scan a window with `if (val > maxval || isnan(val))` starting from -inf at
     the first in-bounds element: the first maximum wins a tie and the last NaN wins over everything.
     `valid[j]` (None or a broadcastable bool array) marks where view j is in bounds; padding never
-    wins. Everything is elementwise over the views (XLA fuses it into one loop; an argmax
-    reduction is much slower on CPU), and the value is selected by position, so the whole gradient
-    goes to torch's element (a max reduction would split it between ties).
+    wins. Everything is elementwise over the views, so XLA fuses it into its consumer's loop: the
+    forward pass. Under differentiation `window_max` computes the same pick with one reduction
+    (`_argmax_reduce`) instead, so that the backward pass reads a stored pick rather than
+    recomputing it. The value is selected by position, so the whole gradient goes to torch's
+    element (a max reduction would split it between ties).
     """
     valid = list(valid) if valid is not None else [None] * len(views)
     low = np.array(lowest(views[0].dtype), views[0].dtype)
@@ -110,10 +112,8 @@ def _scatter_matmul(pick, grad, axis: int, table: np.ndarray, size: int) -> jax.
     """
     out, width = table.shape
     onehot = np.zeros((width, out, size), np.float32)
-    for o in range(out):
-        for j in range(width):
-            if table[o, j] >= 0:
-                onehot[j, o, table[o, j]] = 1
+    o, j = np.nonzero(table >= 0)
+    onehot[j, o, table[o, j]] = 1
     moved_pick, moved_grad = jnp.moveaxis(pick, axis, -1), jnp.moveaxis(grad, axis, -1)
     zero = jnp.zeros((), grad.dtype)
     masked = jnp.concatenate([jnp.where(moved_pick == j, moved_grad, zero) for j in range(width)], axis=-1)
@@ -166,7 +166,7 @@ def window_max(
       views: x -> the `width` views (x's shape with `out` along `axis`), view j holding element j
         of each window (any value in the padding: it never wins).
       strided: (stride, pad, dilation) when table[o, j] = o*stride - pad + j*dilation (regular
-        pooling): the backward pass then works by phases instead of gathers.
+        pooling): the backward pass then works by phases instead of a one-hot product.
 
     Returns:
       (value, pick): pick (int32) indexes the window's elements; the gradient of value goes to

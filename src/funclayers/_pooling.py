@@ -106,23 +106,25 @@ def index_dtype() -> jnp.dtype:
 # -- windows along one axis ----------------------------------------------------------------------
 
 
-def axis_windows(x: jax.Array, axis: int, kernel: int, stride: int, pad: int, dilation: int, out: int, fill):
-    """The `kernel` strided views of `x` padded along `axis`, each (..., out, ...), in window order.
+def window_table(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> np.ndarray:
+    """Input position of element j of window o along an axis of length `size`, (out, kernel); -1 in the padding."""
+    positions = np.arange(out)[:, None] * stride - pad + np.arange(kernel)[None, :] * dilation
+    return np.where((positions >= 0) & (positions < size), positions, -1)
 
-    Also returns each window element's input position, (out, kernel), negative or >= the input
-    length in the padding.
-    """
+
+def axis_windows(
+    x: jax.Array, axis: int, kernel: int, stride: int, pad: int, dilation: int, out: int, fill
+) -> list[jax.Array]:
+    """The `kernel` strided views of `x` padded along `axis`, each (..., out, ...), in window order."""
     size = x.shape[axis]
     pad_hi = max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - (size + pad))
     config = [(0, 0, 0)] * x.ndim
     config[axis] = (pad, pad_hi, 0)
     padded = lax.pad(x, np.array(fill, x.dtype), config) if pad or pad_hi else x
-    views = [
+    return [
         lax.slice_in_dim(padded, j * dilation, j * dilation + (out - 1) * stride + 1, stride, axis)
         for j in range(kernel)
     ]
-    positions = np.arange(out)[:, None] * stride - pad + np.arange(kernel)[None, :] * dilation
-    return views, positions
 
 
 def _max_pool(n: int, layer: str, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
@@ -139,23 +141,23 @@ def _max_pool(n: int, layer: str, input, kernel_size, stride, padding, dilation,
     value, coords = x, {}
     for axis in reversed(range(n)):
         where = lead + axis
-        table = np.arange(out[axis])[:, None] * stride[axis] - pad[axis] + np.arange(kernel[axis]) * dil[axis]
-        table = np.where((table >= 0) & (table < x.shape[where]), table, -1)
+        table = window_table(x.shape[where], kernel[axis], stride[axis], pad[axis], dil[axis], out[axis])
         args = (kernel[axis], stride[axis], pad[axis], dil[axis], out[axis], lowest(x.dtype))
         # A strided window along the minor axis reads every stride-th element, which does not
         # vectorise; along the second-minor axis it reads whole rows. So the last axis is pooled
-        # on a transposed copy (two cheap transposes; indices keep the direct path).
-        swap = axis == n - 1 and n >= 2 and stride[axis] > 1 and not return_indices
-        if swap:
-            value = jnp.swapaxes(value, -1, -2)
-            where -= 1
+        # on a transposed copy (two cheap transposes).
+        swap = axis == n - 1 and n >= 2 and stride[axis] > 1
+        along = where - 1 if swap else where
 
-        def views(v, where=where, args=args):
-            return axis_windows(v, where, *args)[0]
+        def views(v, along=along, args=args):
+            return axis_windows(v, along, *args)
 
-        value, pick = window_max(value, where, table, views, (stride[axis], pad[axis], dil[axis]))
+        strided = (stride[axis], pad[axis], dil[axis])
         if swap:
-            value = jnp.swapaxes(value, -1, -2)
+            value, pick = window_max(jnp.swapaxes(value, -1, -2), along, table, views, strided)
+            value, pick = jnp.swapaxes(value, -1, -2), jnp.swapaxes(pick, -1, -2)
+        else:
+            value, pick = window_max(value, along, table, views, strided)
         if return_indices:
             column = (out[axis],) + (1,) * (n - 1 - axis)
             start = jnp.asarray(
@@ -273,7 +275,7 @@ def _avg_pool(
     lead = rank - n
     total = x
     for axis in reversed(range(n)):  # separable window sums, zero padding
-        views, _ = axis_windows(total, lead + axis, kernel[axis], stride[axis], pad[axis], 1, out[axis], 0)
+        views = axis_windows(total, lead + axis, kernel[axis], stride[axis], pad[axis], 1, out[axis], 0)
         total = sum(views[1:], views[0])
     if divisor_override is not None:
         divisor = np.full(out, float(divisor_override))
