@@ -8,7 +8,8 @@ Each (workload, framework) measurement runs in a fresh process (thread pools of 
 frameworks disturb each other in one process); rounds alternate the frameworks. `--quick` runs
 one process per framework for all workloads instead (process start-up would dominate otherwise).
 Prints the median
-step time, the ratio to torch and the first-call (compile) time, and writes benchmarks/results.md.
+step time, the ratio to torch and the first-call (compile) time (median over rounds), and writes
+benchmarks/results.md.
 """
 
 from __future__ import annotations
@@ -169,8 +170,9 @@ def main(argv=None) -> int:
         for f in frameworks:
             for result in batched.get((name, f), []):
                 samples[f] += result["times"]
-                first.setdefault(f, result["first"])
+                first.setdefault(f, []).append(result["first"])
         med = {f: statistics.median(s) * 1e3 for f, s in samples.items() if s}
+        first = {f: statistics.median(values) for f, values in first.items()}  # one per round
 
         def ratio(f, med=med):
             return f"{med[f] / med['torch']:.2f}x" if f in med and "torch" in med else "-"

@@ -61,4 +61,11 @@ def test_scratch_buffer_is_reused_unless_opted_out():
     assert tuned and not untuned
     # untuned: every call page-faults its scratch buffer in again (thousands of 4 KiB pages)
     assert untuned_faults > 5000, untuned_faults
+    # Tuned: the buffer is reused. Memory pressure from a parallel test worker can make the kernel
+    # reclaim free arena pages during one measurement (seen once in a full `pytest -n 2` run), so
+    # the tuned side gets up to three tries; without the tuning no try comes near.
+    for _ in range(3):
+        if tuned_faults < untuned_faults / 10:
+            break
+        tuned_faults = min(tuned_faults, _run("1")[1])
     assert tuned_faults < untuned_faults / 10, (tuned_faults, untuned_faults)

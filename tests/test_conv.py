@@ -405,6 +405,28 @@ LOWERING_CASES = [
         "patches", (1, 2, 5, 6, 4), (3, 2, 2, 3, 2), dict(stride=(1, 2, 1), padding=((1, 0), (0, 1), (1, 1))),
         id="patches-3d",
     ),
+    pytest.param("winograd", (2, 5, 8, 8), (4, 5, 3, 3), dict(padding=((1, 1), (1, 1))), id="winograd-even"),
+    pytest.param("winograd", (2, 5, 7, 6), (6, 5, 3, 3), dict(padding=((1, 1), (1, 1))), id="winograd-odd-output"),
+    pytest.param("winograd", (1, 3, 9, 4), (2, 3, 3, 3), dict(), id="winograd-no-padding-rectangular"),
+    pytest.param(
+        "winograd", (2, 4, 5, 7), (3, 4, 3, 3), dict(padding=((2, 0), (1, 3))), id="winograd-asymmetric-padding"
+    ),
+    pytest.param("winograd", (1, 2, 3, 3), (2, 2, 3, 3), dict(), id="winograd-1x1-output"),
+    pytest.param("winograd", (3, 2, 1, 2), (4, 2, 3, 3), dict(padding=((1, 1), (1, 0))), id="winograd-tiny-input"),
+    pytest.param("gemm", (2, 4, 9, 8), (6, 4, 3, 3), dict(stride=(2, 2), padding=((1, 1), (1, 1))), id="gemm-stride2"),
+    pytest.param("gemm", (2, 4, 7, 7), (5, 4, 1, 1), dict(stride=(2, 2)), id="gemm-1x1-stride2"),
+    pytest.param(
+        "gemm",
+        (1, 3, 9, 10),
+        (4, 3, 3, 2),
+        dict(stride=(2, 3), padding=((2, 0), (1, 1)), dilation=(1, 2)),
+        id="gemm-stride-dilation-asymmetric-padding",
+    ),
+    pytest.param("gemm", (2, 3, 12), (4, 3, 5), dict(stride=(2,), padding=((2, 1),)), id="gemm-1d"),
+    pytest.param(
+        "gemm", (1, 2, 5, 6, 4), (3, 2, 2, 3, 2), dict(stride=(2, 1, 1), padding=((1, 0), (0, 1), (1, 1))),
+        id="gemm-3d",
+    ),
 ]
 
 
@@ -437,11 +459,29 @@ def test_every_lowering_matches_torch_with_gradients(method, x_shape, w_shape, o
     np.testing.assert_allclose(np.asarray(dw), tw.grad.numpy(), **tol, err_msg="weight gradient")
 
 
+def test_winograd_refuses_what_it_cannot_compute():
+    from funclayers import _conv_lowering as lowering
+
+    x, w = jnp.zeros((1, 2, 8, 8)), jnp.zeros((3, 2, 3, 3))
+    with pytest.raises(ValueError, match="'winograd' lowering is for dense 2-D 3x3 convolutions with stride 1"):
+        lowering.conv(x, w, (2, 2), ((1, 1), (1, 1)), (1, 1), 1, method="winograd")
+    with pytest.raises(ValueError, match="'winograd' lowering"):
+        lowering.conv(x, jnp.zeros((3, 2, 5, 5)), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, method="winograd")
+
+
 def test_dispatch_picks_the_fast_lowering_per_shape():
     from funclayers._conv_lowering import choose
 
-    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1) == "taps"
-    assert choose((8, 3, 32, 32), (64, 3, 3, 3), 1) == "patches"
+    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"
+    assert choose((8, 4, 32, 32), (64, 4, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # fan-in 36
+    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "gemm"  # 4.7 MB of patches
+    assert choose((64, 64, 64, 64), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "taps"  # 151 MB
+    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, dilation=(2, 2)) == "gemm"
+    assert choose((8, 64, 32, 32), (64, 64, 1, 1), 1) == "gemm"
+    assert choose((32, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # 128 tiles
+    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, dtype=jnp.bfloat16) == "gemm"
+    assert choose((8, 3, 32, 32), (64, 3, 3, 3), 1) == "gemm"
+    assert choose((256, 3, 64, 64), (64, 3, 3, 3), 1) == "patches"  # 101 MB of patches, fan-in 27
     assert choose((8, 64, 256), (128, 64, 5), 1) == "xla"
     assert choose((8, 128, 56, 56), (128, 1, 3, 3), 128) == "shift"
     assert choose((8, 128, 28, 28), (128, 32, 3, 3), 4) == "split"

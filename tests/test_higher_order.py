@@ -14,7 +14,9 @@ from oracle import randn
 import funclayers as fl
 
 CASES = [
-    pytest.param("Conv2d", (16, 16, 3), {"padding": 1}, (2, 16, 6, 6), id="conv2d-taps"),
+    pytest.param("Conv2d", (16, 16, 3), {"padding": 1}, (1, 16, 4, 4), id="conv2d-gemm-small-map"),
+    pytest.param("Conv2d", (8, 8, 3), {"padding": 1, "stride": 2}, (2, 8, 6, 6), id="conv2d-gemm-stride2"),
+    pytest.param("Conv2d", (8, 8, 3), {"padding": 1}, (2, 8, 6, 5), id="conv2d-winograd"),
     pytest.param("Conv2d", (3, 4, 3), {"padding": 1, "stride": 2}, (2, 3, 7, 7), id="conv2d-patches"),
     pytest.param("Conv2d", (8, 8, 3), {"padding": 1, "groups": 8}, (2, 8, 6, 6), id="conv2d-depthwise"),
     pytest.param("Conv2d", (8, 8, 3), {"padding": 1, "groups": 2}, (2, 8, 6, 6), id="conv2d-groups"),
@@ -53,3 +55,28 @@ def test_grad_of_grad_matches_torch(name, args, kwargs, shape, x64):
     # largest entry (a sum of third-order terms, rounded in a different order than torch's)
     scale = np.abs(expected.numpy()).max()
     np.testing.assert_allclose(np.asarray(hv), expected.numpy(), rtol=1e-10, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("method", ["taps", "patches", "winograd", "gemm", "xla"])
+def test_grad_of_grad_through_every_dense_conv_lowering(method, x64):
+    """Each 2-D lowering forced (the layers above reach only the ones their shapes pick)."""
+    from funclayers import _conv_lowering as lowering
+
+    x, w = randn(2, 4, 6, 5, dtype=np.float64, seed=1), randn(3, 4, 3, 3, dtype=np.float64, seed=2)
+    padding = ((1, 1), (1, 0))
+
+    def ours(x, w):
+        return lowering.conv(x, w, (1, 1), padding, (1, 1), 1, method=method)
+
+    def second(x, w):
+        gx, gw = jax.grad(lambda x, w: jnp.sum(ours(x, w) ** 3), argnums=(0, 1))(x, w)
+        return jnp.sum(gx**2) + jnp.sum(gw**2)
+
+    hx, hw = jax.jit(jax.grad(second, argnums=(0, 1)))(jnp.asarray(x), jnp.asarray(w))
+    tx, tw = (torch.from_numpy(a).requires_grad_(True) for a in (x, w))
+    t_out = torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (1, 0, 1, 1)), tw)
+    gx, gw = torch.autograd.grad((t_out**3).sum(), (tx, tw), create_graph=True)
+    ex, ew = torch.autograd.grad((gx**2).sum() + (gw**2).sum(), (tx, tw))
+    for ours_h, expected in ((hx, ex), (hw, ew)):
+        scale = np.abs(expected.numpy()).max()
+        np.testing.assert_allclose(np.asarray(ours_h), expected.numpy(), rtol=1e-10, atol=1e-12 * scale)

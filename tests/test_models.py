@@ -78,7 +78,48 @@ def test_resnet18_matches_torch(torch_resnet, training, dtype):
     x = randn(2, 3, 16, 16, seed=1)
     module = torch_resnet18()
     module.load_state_dict(torch_resnet.state_dict())
+    if training and np.dtype(dtype) == np.float32:
+        _check_float32_as_accurate_as_torchs(module, x)
+        return
     check_layer(module, resnet18(), [x], dtype=dtype, training=training, **_tolerance(dtype))
+
+
+def _check_float32_as_accurate_as_torchs(module, x):
+    """ResNet-18 training-mode gradients in float32: as close to the exact (float64) ones as torch's.
+
+    Measured: torch's own float32 weight gradients differ from its float64 ones by up to 9e-5
+    (BatchNorm over 2 x 8 x 8 values in training mode amplifies rounding through 17 layers), and
+    ours by as much in an independent direction, so two float32 results can differ by 1.3e-4: a
+    direct float32-vs-float32 comparison at atol 1e-4 tests the rounding order, not the
+    semantics (the float64 case checks those at rtol 1e-10). Instead every output and gradient
+    must be at most twice as far from torch's float64 result as torch's own float32 result is.
+    """
+    ct = np.random.default_rng(1234).standard_normal((2, 10))
+
+    def torch_run(dtype):
+        twin = torch_resnet18().to(dtype).train()
+        twin.load_state_dict(module.state_dict())
+        out = twin(torch.tensor(x, dtype=dtype))
+        (out * torch.tensor(ct, dtype=dtype)).sum().backward()
+        grads = {n: p.grad.double().numpy() for n, p in twin.named_parameters()}
+        return {"output": out.detach().double().numpy(), **grads}
+
+    exact, torch32 = torch_run(torch.float64), torch_run(torch.float32)
+    layer = resnet18()
+    params, state = fl.load_state_dict(layer, {k: v.float().numpy() for k, v in module.state_dict().items()})
+    x32, ct32 = jnp.asarray(x, jnp.float32), jnp.asarray(ct, jnp.float32)
+
+    def loss(params):
+        out, _ = layer.apply(params, state, x32, training=True)
+        return jnp.sum(out * ct32), out
+
+    grads, out = jax.jit(jax.grad(loss, has_aux=True))(params)
+    ours = {"output": out, **fl.state_dict(grads, {})}
+    assert set(ours) == set(exact)
+    for name, value in exact.items():
+        ours_error = np.max(np.abs(np.asarray(ours[name], np.float64) - value))
+        torch_error = np.max(np.abs(torch32[name] - value))
+        assert ours_error <= 2 * torch_error + 1e-6, (name, ours_error, torch_error)
 
 
 def test_small_cnn_matches_torch_in_training(dtype):
