@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import jax
@@ -127,25 +127,32 @@ def _weight_grad_im2col(
     return dw.reshape(dy.shape[1], x.shape[1], *kernel)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _taps(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple, patches: bool) -> jax.Array:
-    return _dense(x, w, stride, padding, dilation)
+def _with_backward(forward: Callable, input_forward: Callable, weight_grad: Callable) -> Callable:
+    """The convolution `forward(x, w, stride, padding, dilation)` with a `custom_vjp`: the input
+    gradient is the vjp of `input_forward` (the same function, or one XLA differentiates faster)
+    and the weight gradient `weight_grad(x, w, dy, stride, padding, dilation)`."""
+
+    @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+    def convolve(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
+        return forward(x, w, stride, padding, dilation)
+
+    def fwd(x, w, stride, padding, dilation):
+        return forward(x, w, stride, padding, dilation), (x, w)
+
+    def bwd(stride, padding, dilation, residuals, dy):
+        x, w = residuals
+        _, input_vjp = jax.vjp(lambda x: input_forward(x, w, stride, padding, dilation), x)
+        (dx,) = input_vjp(dy)
+        return dx, weight_grad(x, w, dy, stride, padding, dilation).astype(w.dtype)
+
+    convolve.defvjp(fwd, bwd)
+    return convolve
 
 
-def _taps_fwd(x, w, stride, padding, dilation, patches):
-    return _dense(x, w, stride, padding, dilation), (x, w)
-
-
-def _taps_bwd(stride, padding, dilation, patches, residuals, dy):
-    x, w = residuals
-    _, input_vjp = jax.vjp(lambda x: _dense(x, w, stride, padding, dilation), x)
-    (dx,) = input_vjp(dy)
-    weight_grad = _weight_grad_im2col if patches else _weight_grad_taps
-    dw = weight_grad(x, dy, w.shape[2:], stride, padding, dilation)
-    return dx, dw.astype(w.dtype)
-
-
-_taps.defvjp(_taps_fwd, _taps_bwd)
+_taps = _with_backward(_dense, _dense, lambda x, w, dy, *geometry: _weight_grad_taps(x, dy, w.shape[2:], *geometry))
+_taps_patches = _with_backward(
+    _dense, _dense, lambda x, w, dy, *geometry: _weight_grad_im2col(x, dy, w.shape[2:], *geometry)
+)
 
 
 def _patches(x: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple):
@@ -168,28 +175,16 @@ def _gemm_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dil
     return jnp.swapaxes(y, 0, 1).reshape(x.shape[0], w.shape[0], *out_spatial)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _gemm(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
-    return _gemm_forward(x, w, stride, padding, dilation)
-
-
-def _gemm_fwd(x, w, stride, padding, dilation):
-    return _gemm_forward(x, w, stride, padding, dilation), (x, w)
-
-
-def _gemm_bwd(stride, padding, dilation, residuals, dy):
-    x, w = residuals
-    # Input gradient: the weights' transpose times dy, scattered back from the patches (col2im).
-    _, input_vjp = jax.vjp(lambda x: _gemm_forward(x, w, stride, padding, dilation), x)
-    (dx,) = input_vjp(dy)
-    # Weight gradient: one product of dy with the same patches, over batch and positions.
+def _weight_grad_gemm(x, w, dy, stride, padding, dilation):
+    """One product of dy with the patches matrix, over batch and positions."""
     patches, _ = _patches(x, w.shape[2:], stride, padding, dilation)
     dym = dy.reshape(dy.shape[0], dy.shape[1], -1)
     dw = lax.dot_general(dym, patches, (((0, 2), (0, 2)), ((), ())), precision=lax.Precision.HIGHEST)
-    return dx, dw.reshape(w.shape).astype(w.dtype)
+    return dw.reshape(w.shape)
 
 
-_gemm.defvjp(_gemm_fwd, _gemm_bwd)
+# Input gradient: the weights' transpose times dy, scattered back from the patches (col2im).
+_gemm = _with_backward(_gemm_forward, _gemm_forward, _weight_grad_gemm)
 
 
 def _shift_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
@@ -239,19 +234,8 @@ def _depthwise_weight_grad_rows(
     return jnp.stack(rows, axis=1).reshape(w_shape)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _shift(x: jax.Array, w: jax.Array, stride: tuple, padding: tuple, dilation: tuple) -> jax.Array:
-    return _shift_forward(x, w, stride, padding, dilation)
-
-
-def _shift_fwd(x, w, stride, padding, dilation):
-    return _shift_forward(x, w, stride, padding, dilation), (x, w)
-
-
-def _shift_bwd(stride, padding, dilation, residuals, dy):
-    x, w = residuals
-    _, input_vjp = jax.vjp(lambda x: _shift_forward(x, w, stride, padding, dilation), x)
-    (dx,) = input_vjp(dy)
+def _weight_grad_depthwise(x, w, dy, stride, padding, dilation):
+    """Weight gradient of a depthwise convolution (groups == in_channels, w of shape (C*m, 1, *k))."""
     multiplier = w.shape[0] // x.shape[1]
     xr = jnp.repeat(x, multiplier, axis=1) if multiplier > 1 else x
     # Weight gradient per tap: a dot product per channel, dy . slice(x), over batch and space, with
@@ -260,15 +244,15 @@ def _shift_bwd(stride, padding, dilation, residuals, dy):
     dyt = jnp.swapaxes(dy, 0, 1)
     reduce = tuple(range(1, x.ndim))
     if x.ndim == 4 and stride[-1] == 1 and dy.shape[-1] <= 64:
-        return dx, _depthwise_weight_grad_rows(xp, dyt, w.shape, stride, dilation).astype(w.dtype)
+        return _depthwise_weight_grad_rows(xp, dyt, w.shape, stride, dilation)
     taps = [
         lax.dot_general(dyt, piece, ((reduce, reduce), ((0,), (0,))), precision=lax.Precision.HIGHEST)
         for _, piece in _tap_slices(xp, w.shape[2:], stride, dilation, dy.shape[2:])
     ]
-    return dx, jnp.stack(taps, axis=-1).reshape(w.shape).astype(w.dtype)
+    return jnp.stack(taps, axis=-1).reshape(w.shape)
 
 
-_shift.defvjp(_shift_fwd, _shift_bwd)
+_shift = _with_backward(_shift_forward, _shift_forward, _weight_grad_depthwise)
 
 
 def _split(
@@ -277,7 +261,7 @@ def _split(
     xs = jnp.split(x, groups, axis=1)
     ws = jnp.split(w, groups, axis=0)
     return jnp.concatenate(
-        [_taps(a, b, stride, padding, dilation, False) for a, b in zip(xs, ws, strict=False)], axis=1
+        [_taps(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1
     )
 
 
@@ -391,7 +375,7 @@ def conv(
             )
         return _shift(x, w, stride, padding, dilation)
     if method == "taps" and groups == 1:
-        return _taps(x, w, stride, padding, dilation, False)
+        return _taps(x, w, stride, padding, dilation)
     if method == "winograd":
         if not _winograd.applies(x.shape, w.shape, stride, padding, dilation, groups):
             raise ValueError(
@@ -407,7 +391,7 @@ def conv(
     if method == "patches":
         if groups != 1:
             raise ValueError(f"the 'patches' lowering is for dense convolutions, got groups={groups}")
-        return _taps(x, w, stride, padding, dilation, True)
+        return _taps_patches(x, w, stride, padding, dilation)
     if method in ("taps", "split"):
         return _split(x, w, stride, padding, dilation, groups)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
