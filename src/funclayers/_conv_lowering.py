@@ -114,7 +114,9 @@ def _weight_grad_im2col(
 
     The patches matrix (batch * output positions, in_channels * taps) is small when the fan-in is
     (an RGB stem: 27 columns), and one long matrix product beats both XLA's weight-gradient
-    convolution and one product per tap there.
+    convolution and one product per tap there. Channels-last rows: with 27 columns this layout
+    measured 1.8x faster than `_weight_grad_gemm`'s (N, C_in * taps, positions) one (153 vs 276 ms
+    for a (256, 3, 64, 64) input), which wins with many channels (17.4 vs 18.7 ms, 3x3 s2 64->128).
     """
     xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
     pieces = [piece for _, piece in _tap_slices(xp, kernel, stride, dilation, dy.shape[2:])]
@@ -125,6 +127,27 @@ def _weight_grad_im2col(
     dym = jnp.moveaxis(dy, 1, -1).reshape(rows, dy.shape[1])
     dw = lax.dot_general(dym, patches, (((0,), (0,)), ((), ())), precision=lax.Precision.HIGHEST)
     return dw.reshape(dy.shape[1], x.shape[1], *kernel)
+
+
+def _patches(x: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple):
+    """(N, C_in * taps, output positions) matrix of the input seen by every kernel tap, and the output's
+    spatial shape."""
+    xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    out_spatial = tuple(
+        (size - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=True)
+    )
+    pieces = [piece for _, piece in _tap_slices(xp, kernel, stride, dilation, out_spatial)]
+    patches = pieces[0] if len(pieces) == 1 else jnp.stack(pieces, axis=2)
+    return patches.reshape(x.shape[0], x.shape[1] * len(pieces), -1), out_spatial
+
+
+def _weight_grad_gemm(x, w, dy, stride, padding, dilation):
+    """Weight gradient of a dense convolution as one product of dy with the patches matrix (the
+    "gemm" lowering's layout), over batch and positions."""
+    patches, _ = _patches(x, w.shape[2:], stride, padding, dilation)
+    dym = dy.reshape(dy.shape[0], dy.shape[1], -1)
+    dw = lax.dot_general(dym, patches, (((0, 2), (0, 2)), ((), ())), precision=lax.Precision.HIGHEST)
+    return dw.reshape(w.shape)
 
 
 def _with_backward(forward: Callable, input_forward: Callable, weight_grad: Callable) -> Callable:
@@ -155,32 +178,12 @@ _taps_patches = _with_backward(
 )
 
 
-def _patches(x: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple):
-    """(N, C_in * taps, output positions) matrix of the input seen by every kernel tap, and the output's
-    spatial shape."""
-    xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
-    out_spatial = tuple(
-        (size - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=True)
-    )
-    pieces = [piece for _, piece in _tap_slices(xp, kernel, stride, dilation, out_spatial)]
-    patches = pieces[0] if len(pieces) == 1 else jnp.stack(pieces, axis=2)
-    return patches.reshape(x.shape[0], x.shape[1] * len(pieces), -1), out_spatial
-
-
 def _gemm_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
     patches, out_spatial = _patches(x, w.shape[2:], stride, padding, dilation)
     y = lax.dot_general(
         w.reshape(w.shape[0], -1), patches, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST
     )  # (out, N, positions)
     return jnp.swapaxes(y, 0, 1).reshape(x.shape[0], w.shape[0], *out_spatial)
-
-
-def _weight_grad_gemm(x, w, dy, stride, padding, dilation):
-    """One product of dy with the patches matrix, over batch and positions."""
-    patches, _ = _patches(x, w.shape[2:], stride, padding, dilation)
-    dym = dy.reshape(dy.shape[0], dy.shape[1], -1)
-    dw = lax.dot_general(dym, patches, (((0, 2), (0, 2)), ((), ())), precision=lax.Precision.HIGHEST)
-    return dw.reshape(w.shape)
 
 
 # Input gradient: the weights' transpose times dy, scattered back from the patches (col2im).
@@ -343,8 +346,8 @@ def _winograd_pays(x_shape: tuple, w_shape: tuple, padding: Pairs, dtype) -> boo
     channels: with fewer (a 4x4 map with 512 channels), transforming the weights dominates."""
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
         return False
-    tiles = x_shape[0] * math.prod(-(-(n + lo + hi - 2) // 2) for n, (lo, hi) in zip(x_shape[2:], padding))
-    return tiles >= max(w_shape[0], w_shape[1])
+    _, tiles, _ = _winograd.geometry(x_shape, padding)
+    return x_shape[0] * math.prod(tiles) >= max(w_shape[0], w_shape[1])
 
 
 def conv(

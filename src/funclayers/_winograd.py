@@ -46,6 +46,7 @@ _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 _G_G = np.kron(_G, _G)  # (16, 9): vec(G g G^T) = (G x G) vec(g)
 _A_A = np.kron(_AT, _AT)  # (4, 16): vec(A^T m A) = (A^T x A^T) vec(m)
 
+
 def _input_transform(d: list) -> list:
     """B^T d for the four rows d0..d3 of an input tile."""
     d0, d1, d2, d3 = d
@@ -56,6 +57,12 @@ def _input_transform_t(t: list) -> list:
     """The transpose of `_input_transform`: B t."""
     t0, t1, t2, t3 = t
     return [t0, t1 - t2 + t3, t1 + t2 - t0, -t3]
+
+
+def _output_transform_t(o: list) -> list:
+    """A o for the two output rows o0, o1 of a tile's gradient: its four transformed rows."""
+    o0, o1 = o
+    return [o0, o0 + o1, o0 - o1, -o1]
 
 
 def _tiles(a: jax.Array, axis: int, count: int) -> list:
@@ -94,7 +101,7 @@ def _transform_input_t(dv: jax.Array, batch: int, tiles: tuple) -> jax.Array:
 
 def _transform_output(m: jax.Array, batch: int, tiles: tuple) -> jax.Array:
     """(16, K, N*th*tw) -> (N, K, 2*th, 2*tw): A^T m A for every tile, tiles put back in place."""
-    o = _dot(_constant(_A_A, m.dtype), m.reshape(16, -1))  # (4, K*P): the 2x2 outputs of every tile
+    o = _dot(jnp.asarray(_A_A, m.dtype), m.reshape(16, -1))  # (4, K*P): the 2x2 outputs of every tile
     o = o.reshape(2, 2, m.shape[1], batch, *tiles).transpose(3, 2, 4, 0, 5, 1)
     return o.reshape(batch, m.shape[1], 2 * tiles[0], 2 * tiles[1])
 
@@ -111,13 +118,7 @@ def _transform_output_t(dy: jax.Array, tiles: tuple) -> jax.Array:
     return dm.reshape(16, dy.shape[1], -1)
 
 
-def _output_transform_t(o: list) -> list:
-    """A o for the two output rows o0, o1 of a tile's gradient: its four transformed rows."""
-    o0, o1 = o
-    return [o0, o0 + o1, o0 - o1, -o1]
-
-
-def _geometry(shape: tuple, padding: Pairs) -> tuple:
+def geometry(shape: tuple, padding: Pairs) -> tuple:
     """(output size, tile count, padding that makes the input 2*tiles + 2 long) per spatial axis."""
     out = tuple(n + lo + hi - 2 for n, (lo, hi) in zip(shape[2:], padding, strict=True))
     tiles = tuple(-(-o // 2) for o in out)
@@ -127,29 +128,22 @@ def _geometry(shape: tuple, padding: Pairs) -> tuple:
 
 def _kernel_transform(w: jax.Array) -> jax.Array:
     """(K, C, 3, 3) -> (16, K, C): G g G^T for every (output, input) channel pair."""
-    u = _dot(_constant(_G_G, w.dtype), w.reshape(-1, 9).T)
+    u = _dot(jnp.asarray(_G_G, w.dtype), w.reshape(-1, 9).T)
     return u.reshape(16, *w.shape[:2])
 
 
 def _kernel_transform_t(du: jax.Array) -> jax.Array:
     """The transpose of `_kernel_transform`: (16, K, C) -> (K, C, 3, 3)."""
-    dw = _dot(_constant(_G_G.T, du.dtype), du.reshape(16, -1))  # (9, K*C)
+    dw = _dot(jnp.asarray(_G_G.T, du.dtype), du.reshape(16, -1))  # (9, K*C)
     return dw.T.reshape(*du.shape[1:], 3, 3)
-
-
-def _constant(matrix: np.ndarray, dtype) -> jax.Array:
-    return jnp.asarray(matrix, dtype)
 
 
 def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
 
 
-# `_forward` and `_backward` are jitted so that a network's repeated layers of one shape are traced
-# once (a ResNet stage repeats its convolution); XLA inlines them into the caller's computation.
-@partial(jax.jit, static_argnums=(2,))
 def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
-    out, tiles, pads = _geometry(x.shape, padding)
+    out, tiles, pads = geometry(x.shape, padding)
     xp = jnp.pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
     v = _transform_input(xp, tiles)
     u = _kernel_transform(w)
@@ -175,10 +169,9 @@ def _conv3x3_bwd(padding, residuals, dy):
     return _backward(*residuals, dy, padding)
 
 
-@partial(jax.jit, static_argnums=(3,))
 def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
     x_shape = dy.shape[:1] + v.shape[1:2] + tuple(o + 2 - lo - hi for o, (lo, hi) in zip(dy.shape[2:], padding))
-    out, tiles, pads = _geometry(x_shape, padding)
+    out, tiles, pads = geometry(x_shape, padding)
     dy = jnp.pad(dy, ((0, 0), (0, 0), (0, 2 * tiles[0] - out[0]), (0, 2 * tiles[1] - out[1])))
     dm = _transform_output_t(dy, tiles)  # (16, K, P)
     highest = lax.Precision.HIGHEST
