@@ -9,7 +9,10 @@ blocks until its results are ready.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+
+TORCH_DEVICE_ENV = "FUNCLAYERS_BENCH_TORCH_DEVICE"  # run.py --device sets it for the workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +42,29 @@ def jax_step(fn, *args):
     return step
 
 
+def torch_device() -> str:
+    """Where torch's side runs: "cpu" (default) or "cuda" (`python -m benchmarks.run --device gpu`)."""
+    return os.environ.get(TORCH_DEVICE_ENV, "cpu")
+
+
+def to_torch(array, requires_grad: bool = False):
+    """A numpy array as a torch tensor on the benchmark's device."""
+    import torch
+
+    return torch.from_numpy(array).to(torch_device()).requires_grad_(requires_grad)
+
+
 def torch_step(fn):
-    """Torch eager runs synchronously on CPU; the step is the function itself."""
-    return fn
+    """Torch eager runs synchronously on CPU; on a GPU the step waits for the device to finish."""
+    if torch_device() == "cpu":
+        return fn
+    import torch
+
+    def step():
+        fn()
+        torch.cuda.synchronize()
+
+    return step
 
 
 def jax_input_grad_step(forward, x, ct):
@@ -58,12 +81,11 @@ def jax_input_grad_step(forward, x, ct):
 
 def torch_input_grad_step(module, x_np, ct_np):
     """A step running torch's forward and backward of `module` with cotangent `ct_np`."""
-    import torch
-
-    x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
+    module = module.to(torch_device())
+    x, ct = to_torch(x_np, requires_grad=True), to_torch(ct_np)
 
     def step():
         x.grad = None
         module(x).backward(ct)
 
-    return step
+    return torch_step(step)

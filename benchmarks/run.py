@@ -3,6 +3,7 @@
     python -m benchmarks.run                      # every workload, every framework
     python -m benchmarks.run --quick              # fewer rounds and iterations (< 3 minutes)
     python -m benchmarks.run --only conv --frameworks funclayers torch
+    python -m benchmarks.run --device gpu --output benchmarks/results_gpu.md   # torch on CUDA, JAX on its GPU
 
 Each (workload, framework) measurement runs in a fresh process (thread pools of different
 frameworks disturb each other in one process); rounds alternate the frameworks. `--quick` runs
@@ -25,6 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from benchmarks.harness import TORCH_DEVICE_ENV
 
 FRAMEWORKS = ("funclayers", "torch", "flax", "equinox")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,6 +116,17 @@ def versions() -> str:
     return ", ".join(out)
 
 
+def device_name(device: str) -> str:
+    if device == "cpu":
+        return "CPU"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return f"GPU ({out or 'unknown'}; torch on CUDA, JAX on its GPU backend)"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -125,6 +139,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--output", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                    help="cpu: every framework on the CPU; gpu: torch on CUDA and JAX on its default "
+                         "(GPU) backend, each at its default float32 matmul/convolution precision")
     args = ap.parse_args(argv)
     if args.worker_many:
         framework, plan, warmup = args.worker_many
@@ -134,6 +151,10 @@ def main(argv=None) -> int:
         name, framework, iters, warmup = args.worker
         print(json.dumps(worker(name, framework, int(iters), int(warmup))))
         return 0
+    if args.device == "gpu":  # the workers inherit the environment
+        os.environ[TORCH_DEVICE_ENV] = "cuda"
+    else:
+        os.environ["JAX_PLATFORMS"] = "cpu"
     rounds = args.rounds or (1 if args.quick else 3)
     default_iters = 5 if args.quick else 20
     warmup = 1 if args.quick else 3
@@ -188,10 +209,11 @@ def main(argv=None) -> int:
     with open(args.output, "w") as fh:
         machine = platform.processor() or platform.machine()
         fh.write(f"# Benchmark results\n\n{datetime.date.today()} on {machine}, "
-                 f"{os.cpu_count()} cores, Python {platform.python_version()}; {versions()}.\n"
-                 f"Median step time over {rounds} alternating rounds x {default_iters} steps (fewer for the "
-                 f"heavy model workloads), each framework in its own process; ratio < 1 means faster than "
-                 f"torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
+                 f"{os.cpu_count()} cores, Python {platform.python_version()}; {versions()}; "
+                 f"device: {device_name(args.device)}.\n"
+                 f"Median step time over {rounds} alternating rounds x {args.iters or default_iters} steps "
+                 f"(fewer for the heavy model workloads), each framework in its own process; ratio < 1 means "
+                 f"faster than torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
     return 0
 
 

@@ -59,8 +59,11 @@ def test_scratch_buffer_is_reused_unless_opted_out():
     tuned, tuned_faults = _run("1")
     untuned, untuned_faults = _run("0")
     assert tuned and not untuned
-    # untuned: every call page-faults its scratch buffer in again (thousands of 4 KiB pages)
-    assert untuned_faults > 5000, untuned_faults
+    # Untuned: every call page-faults its scratch buffer in again (thousands of 4 KiB pages here and
+    # in CI). Some machines don't show the problem at all: on a GPU machine's image (jax 0.11.2)
+    # the untuned step faulted 397 pages per call. There is then nothing for the tuning to fix.
+    if untuned_faults <= 5000:
+        pytest.skip(f"this machine does not re-fault XLA's scratch buffer ({untuned_faults:.0f} faults per call)")
     # Tuned: the buffer is reused. Memory pressure from a parallel test worker can make the kernel
     # reclaim free arena pages during one measurement (seen once in a full `pytest -n 2` run), so
     # the tuned side gets up to three tries; without the tuning no try comes near.

@@ -472,17 +472,24 @@ def test_winograd_refuses_what_it_cannot_compute():
 def test_dispatch_picks_the_fast_lowering_per_shape():
     from funclayers._conv_lowering import choose
 
-    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"
-    assert choose((8, 4, 32, 32), (64, 4, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # fan-in 36
-    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "gemm"  # 4.7 MB of patches
-    assert choose((64, 64, 64, 64), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "taps"  # 151 MB
-    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, dilation=(2, 2)) == "gemm"
-    assert choose((8, 64, 32, 32), (64, 64, 1, 1), 1) == "gemm"
-    assert choose((32, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # 128 tiles
-    assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, dtype=jnp.bfloat16) == "gemm"
-    assert choose((8, 3, 32, 32), (64, 3, 3, 3), 1) == "gemm"
-    assert choose((256, 3, 64, 64), (64, 3, 3, 3), 1) == "patches"  # 101 MB of patches, fan-in 27
-    assert choose((8, 64, 256), (128, 64, 5), 1) == "xla"
-    assert choose((8, 128, 56, 56), (128, 1, 3, 3), 128) == "shift"
-    assert choose((8, 128, 28, 28), (128, 32, 3, 3), 4) == "split"
-    assert choose((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1) == "depth"
+    def pick(*args, **kwargs):  # the rules measured on CPU, whatever this machine's backend
+        return choose(*args, platform="cpu", **kwargs)
+
+    assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"
+    assert pick((8, 4, 32, 32), (64, 4, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # fan-in 36
+    assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "gemm"  # 4.7 MB of patches
+    assert pick((64, 64, 64, 64), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "taps"  # 151 MB
+    assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, dilation=(2, 2)) == "gemm"
+    assert pick((8, 64, 32, 32), (64, 64, 1, 1), 1) == "gemm"
+    assert pick((32, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # 128 tiles
+    assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, dtype=jnp.bfloat16) == "gemm"
+    assert pick((8, 3, 32, 32), (64, 3, 3, 3), 1) == "gemm"
+    assert pick((256, 3, 64, 64), (64, 3, 3, 3), 1) == "patches"  # 101 MB of patches, fan-in 27
+    assert pick((8, 64, 256), (128, 64, 5), 1) == "xla"
+    assert pick((8, 128, 56, 56), (128, 1, 3, 3), 128) == "shift"
+    assert pick((8, 128, 28, 28), (128, 32, 3, 3), 4) == "split"
+    assert pick((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1) == "depth"
+    # Off CPU (cuDNN on GPU, TPU), XLA's own convolution, whatever the shape.
+    for platform in ("gpu", "tpu"):
+        assert choose((8, 64, 32, 32), (64, 64, 3, 3), 1, (1, 1), ((1, 1), (1, 1)), platform=platform) == "xla"
+        assert choose((8, 128, 56, 56), (128, 1, 3, 3), 128, platform=platform) == "xla"

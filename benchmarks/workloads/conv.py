@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
 
 # name: (n, in_channels, out_channels, kernel, stride, padding, groups, input shape, transposed)
 SPECS = {
@@ -70,10 +70,9 @@ def _torch(spec):
 
         n, c_in, c_out, k, s, p, g, _, transposed = spec
         make = getattr(torch.nn, f"ConvTranspose{n}d" if transposed else f"Conv{n}d")
-        module = make(c_in, c_out, k, stride=s, padding=p, groups=g)
+        module = make(c_in, c_out, k, stride=s, padding=p, groups=g).to(torch_device())
         x_np, ct_np = _data(spec)
-        x = torch.from_numpy(x_np).requires_grad_(True)
-        ct = torch.from_numpy(ct_np)
+        x, ct = to_torch(x_np, requires_grad=True), to_torch(ct_np)
 
         def step():
             module.zero_grad(set_to_none=True)

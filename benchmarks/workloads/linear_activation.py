@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_input_grad_step, torch_step
+from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_input_grad_step, torch_step
 
 LINEAR = (256, 1024, 1024)  # batch, in_features, out_features
 ACTIVATION_SHAPES = {"(32,128,1024)": (32, 128, 1024), "(32,8,128,128)": (32, 8, 128, 128)}
@@ -46,9 +46,9 @@ def _linear_torch():
     import torch
 
     n, d_in, d_out = LINEAR
-    module = torch.nn.Linear(d_in, d_out)
+    module = torch.nn.Linear(d_in, d_out).to(torch_device())
     x_np, ct_np = _data((n, d_in), (n, d_out))
-    x, ct = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(ct_np)
+    x, ct = to_torch(x_np, requires_grad=True), to_torch(ct_np)
 
     def step():
         module.zero_grad(set_to_none=True)

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
 
 LR, MOMENTUM = 0.01, 0.9
 SMALL_CNN_BATCH, RESNET_BATCH = 64, 32
@@ -131,9 +131,9 @@ def _torch_train(model_name: str, batch: int):
         import torch
 
         torch.manual_seed(0)
-        model = getattr(_examples(), f"torch_{model_name}")().train()
+        model = getattr(_examples(), f"torch_{model_name}")().train().to(torch_device())
         optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        x, y = (torch.from_numpy(a) for a in _data(batch))
+        x, y = (to_torch(a) for a in _data(batch))
         y = y.long()
 
         def step():
@@ -150,8 +150,8 @@ def _torch_infer(model_name: str, batch: int):
     def build():
         import torch
 
-        model = getattr(_examples(), f"torch_{model_name}")().eval()
-        x = torch.from_numpy(_data(batch)[0])
+        model = getattr(_examples(), f"torch_{model_name}")().eval().to(torch_device())
+        x = to_torch(_data(batch)[0])
 
         def step():
             with torch.inference_mode():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, torch_step
+from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
 
 BN_SHAPE = (64, 32, 32, 32)
 LN_SHAPE = (32, 128, 512)
@@ -53,11 +53,10 @@ def _torch(make_module, shape, training):
     def build():
         import torch
 
-        module = make_module(torch.nn)
+        module = make_module(torch.nn).to(torch_device())
         module.train(training)
         x_np, ct_np = _data(shape)
-        x = torch.from_numpy(x_np).requires_grad_(True)
-        ct = torch.from_numpy(ct_np)
+        x, ct = to_torch(x_np, requires_grad=True), to_torch(ct_np)
 
         def step():
             for p in module.parameters():

@@ -298,11 +298,16 @@ def choose(
     padding: Pairs | None = None,
     dilation: tuple | None = None,
     dtype=jnp.float32,
+    platform: str | None = None,
 ) -> str:
     """The lowering `conv` uses for these shapes (python-level dispatch at trace time).
 
-    `stride`, `padding` and `dilation` default to 1, 0 and 1 on every spatial axis.
+    `stride`, `padding` and `dilation` default to 1, 0 and 1 on every spatial axis. `platform`
+    defaults to JAX's default backend: every rule below was measured on CPU; elsewhere (GPU, TPU)
+    XLA's own convolution (cuDNN on GPU) is used.
     """
+    if (platform or jax.default_backend()) != "cpu":
+        return "xla"
     n = len(x_shape) - 2
     stride = tuple(stride) if stride is not None else (1,) * n
     padding = tuple(padding) if padding is not None else ((0, 0),) * n
@@ -466,10 +471,10 @@ def conv_transpose(
     the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on the
     left and that plus output_padding on the right. With method "auto" the backward pass is a
     strided convolution (input gradient) and a per-tap weight gradient; "xla" differentiates
-    XLA's input-dilated convolution instead.
+    XLA's input-dilated convolution instead; "auto" is "xla" off CPU (see `choose`).
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
-    if method == "xla":
+    if method == "xla" or (method == "auto" and jax.default_backend() != "cpu"):
         return _conv_transpose_forward(x, w, *args)
     if method != "auto":
         raise ValueError(f"unknown transposed convolution lowering {method!r}; expected 'auto' or 'xla'")

@@ -1,0 +1,71 @@
+"""Times every applicable convolution lowering, forced, on this machine's JAX backend.
+
+    python -m benchmarks.conv_lowerings            # CPU, or the GPU where JAX has one
+
+The dispatch in `funclayers._conv_lowering.choose` was measured on CPU; this prints, per
+benchmark shape, forward + backward (input and weight gradients) in milliseconds for XLA's own
+convolution and for each of our lowerings that applies, so the rule can be checked on another
+backend (it picks "xla" off CPU).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funclayers import _conv_lowering as lowering
+
+# (name, input shape, weight shape, stride, padding, groups)
+SHAPES = [
+    ("64->64 3x3 @32", (32, 64, 32, 32), (64, 64, 3, 3), 1, 1, 1),
+    ("stem 3->64 @32", (16, 3, 32, 32), (64, 3, 3, 3), 1, 1, 1),
+    ("128->256 s2 @16", (32, 128, 16, 16), (256, 128, 3, 3), 2, 1, 1),
+    ("depthwise 128 @56", (8, 128, 56, 56), (128, 1, 3, 3), 1, 1, 128),
+    ("128->128 g4 @28", (8, 128, 28, 28), (128, 32, 3, 3), 1, 1, 4),
+    ("conv1d 64->128 k5", (32, 64, 256), (128, 64, 5), 1, 2, 1),
+    ("conv3d 16->32 k3", (4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1, 1, 1),
+]
+METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "depth")
+
+
+def time_method(x, w, stride, padding, groups, method, iters=20):
+    n = x.ndim - 2
+    args = ((stride,) * n, ((padding, padding),) * n, (1,) * n, groups)
+
+    @jax.jit
+    def step(x, w):
+        return jax.grad(lambda x, w: jnp.sum(lowering.conv(x, w, *args, method=method) ** 2), (0, 1))(x, w)
+
+    jax.block_until_ready(step(x, w))
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        jax.block_until_ready(step(x, w))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def main() -> int:
+    rng = np.random.default_rng(0)
+    print(f"backend {jax.default_backend()}: {jax.devices()[0].device_kind}; fwd+bwd ms per lowering")
+    for name, xs, ws, stride, padding, groups in SHAPES:
+        x = jnp.asarray(rng.standard_normal(xs), jnp.float32)
+        w = jnp.asarray(rng.standard_normal(ws), jnp.float32)
+        row = []
+        for method in METHODS:
+            try:
+                row.append(f"{method} {time_method(x, w, stride, padding, groups, method):.2f}")
+            except (ValueError, TypeError, NotImplementedError):
+                continue
+        auto = lowering.choose(xs, ws, groups, (stride,) * (len(xs) - 2), ((padding, padding),) * (len(xs) - 2))
+        print(f"{name}: {', '.join(row)} (auto: {auto})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
