@@ -33,3 +33,15 @@ def x64():
     """jax_enable_x64 on for tests that need float64 without the sweep."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(params=["reduce", "select"])
+def max_pick(request, monkeypatch):
+    """Both ways max pooling computes the pick kept for the backward pass: one variadic reduction
+    (CPU, windows of 3 or more) and the elementwise select (2-element windows; every window off
+    CPU, so this is how a CPU test run covers what a GPU runs)."""
+    from funclayers import _max_select
+
+    pick = _max_select._argmax_reduce if request.param == "reduce" else _max_select.select_max
+    monkeypatch.setattr(_max_select, "_pick", pick)
+    return request.param

@@ -35,7 +35,7 @@ def test_adaptive_avg_pool_matches_torch(n, output_size, shape, dtype):
 
 
 @pytest.mark.parametrize("n, output_size, shape", CASES)
-def test_adaptive_max_pool_matches_torch_with_ties(n, output_size, shape, dtype):
+def test_adaptive_max_pool_matches_torch_with_ties(n, output_size, shape, dtype, max_pick):
     x = np.round(randn(*shape))  # many equal maxima: torch's pick decides indices and gradient
     check_layer(
         getattr(torch.nn, f"AdaptiveMaxPool{n}d")(output_size, return_indices=True),

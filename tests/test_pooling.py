@@ -76,7 +76,7 @@ MAX_CASES = [
 
 
 @pytest.mark.parametrize("n, kwargs, shape", MAX_CASES)
-def test_maxpool_matches_torch(n, kwargs, shape, dtype, request):
+def test_maxpool_matches_torch(n, kwargs, shape, dtype, max_pick, request):
     x = _ties(shape) if "ties" in request.node.callspec.id else randn(*shape)
     check_layer(
         getattr(torch.nn, f"MaxPool{n}d")(**kwargs), getattr(fl, f"MaxPool{n}d")(**kwargs), [x], dtype=dtype
@@ -94,7 +94,7 @@ def test_maxpool_picks_torchs_element_for_nan_and_infinite_windows():
 
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, padding=1)])
-def test_maxpool_gradient_goes_to_torchs_element_in_nan_and_infinite_windows(kwargs):
+def test_maxpool_gradient_goes_to_torchs_element_in_nan_and_infinite_windows(kwargs, max_pick):
     x = randn(2, 3, 7, 8)
     x[0, 0, 1, 1] = x[0, 0, 0, 1] = x[0, 0, 1, 2] = np.nan  # several NaNs per window: torch takes the last
     x[1, 2, :3, :] = -np.inf  # all -inf windows: torch takes the first in-bounds element

@@ -99,6 +99,22 @@ def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[ja
     return value, pick
 
 
+def _pick(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[jax.Array, jax.Array]:
+    """The pick kept for the backward pass, computed the way that measured fastest.
+
+    On CPU, one variadic reduction (`_argmax_reduce`): stored once instead of recomputed in every
+    consumer, 1.6-4.7x faster than `select_max` for windows of 3 or more elements. For 2-element
+    windows the elementwise `select_max` is cheaper (one comparison): MaxPool2d(2) on
+    (32, 64, 32, 32), forward + backward 4.9 -> 3.5 ms (with `_max_pool` not transposing for
+    it); kernel 2, stride 1: 15.0 -> 8.0 ms. Off CPU always `select_max`: XLA's GPU variadic
+    reduction is slow; on an H100, MaxPool2d(2) 0.39 -> 0.07 ms, AdaptiveMaxPool2d(5) on
+    (32, 256, 14, 14) 0.34 -> 0.11 ms.
+    """
+    if len(views) > 2 and jax.default_backend() == "cpu":
+        return _argmax_reduce(views, valid)
+    return select_max(views, valid)
+
+
 def _shape_along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
     return values.reshape((-1,) + (1,) * (ndim - axis - 1))
 
@@ -186,7 +202,7 @@ def window_max(
     # forward rule below is itself differentiated: grad of grad) selects the tangent at the pick.
     @jax.custom_jvp
     def choose(x):
-        return _argmax_reduce(views(x), valid)
+        return _pick(views(x), valid)
 
     @choose.defjvp
     def choose_jvp(primals, tangents):
