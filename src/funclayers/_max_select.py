@@ -3,12 +3,13 @@
 Max pooling (regular, adaptive) is done one spatial axis at a time. Along an axis, the windows are
 a static table of input positions: `table[o, j]` is the position of element j of window o (-1 in
 the padding). `select_max` chooses torch's element among the window's views; `window_max` adds
-the backward pass as a `jax.custom_vjp`: the pick (a small integer array, computed by one variadic
-reduction so that XLA stores it instead of recomputing it in every consumer) is kept from the
-forward pass. Strided windows send each masked cotangent to its input positions by phases (pads,
-slices and one interleaving reshape); other tables (adaptive bins) by one product with a one-hot
-matrix. Differentiating the selection instead transposes every strided view into a zero-stuffed
-pad and recomputes the pick inside the fused loop: 2x slower on CPU.
+the backward pass as a `jax.custom_vjp`: the pick (a small integer array) is kept from the forward
+pass, computed on CPU by one variadic reduction for windows of 3 or more elements (so that XLA
+stores it instead of recomputing it in every consumer), elementwise otherwise (`_pick`). Strided
+windows send each masked cotangent to its input positions by phases (pads, slices and one
+interleaving reshape); other tables (adaptive bins) by one product with a one-hot matrix.
+Differentiating the selection instead transposes every strided view into a zero-stuffed pad and
+recomputes the pick inside the fused loop: 2x slower on CPU.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def select_max(views: Sequence[jax.Array], valid: Sequence[Any] | None = None) -
     the first in-bounds element: the first maximum wins a tie and the last NaN wins over everything.
     `valid[j]` (None or a broadcastable bool array) marks where view j is in bounds; padding never
     wins. Everything is elementwise over the views, so XLA fuses it into its consumer's loop: the
-    forward pass. Under differentiation `window_max` computes the same pick with one reduction
-    (`_argmax_reduce`) instead, so that the backward pass reads a stored pick rather than
+    forward pass. Under differentiation `window_max` may compute the same pick with one reduction
+    (`_argmax_reduce`, see `_pick`), so that the backward pass reads a stored pick rather than
     recomputing it. The value is selected by position, so the whole gradient goes to torch's
     element (a max reduction would split it between ties).
     """
