@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _winograd
+from ._utils import on_cpu
 
 Pairs = Sequence[tuple[int, int]]
 METHODS = ("auto", "xla", "taps", "patches", "winograd", "gemm", "shift", "split", "depth")
@@ -129,13 +130,19 @@ def _weight_grad_im2col(
     return dw.reshape(dy.shape[1], x.shape[1], *kernel)
 
 
+def _output_spatial(padded: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                    dilation: Sequence[int]) -> tuple[int, ...]:
+    """Output size per spatial axis of a convolution over an input of (already padded) sizes."""
+    return tuple(
+        (size - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(padded, kernel, stride, dilation, strict=True)
+    )
+
+
 def _patches(x: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple):
     """(N, C_in * taps, output positions) matrix of the input seen by every kernel tap, and the output's
     spatial shape."""
     xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
-    out_spatial = tuple(
-        (size - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=True)
-    )
+    out_spatial = _output_spatial(xp.shape[2:], kernel, stride, dilation)
     pieces = [piece for _, piece in _tap_slices(xp, kernel, stride, dilation, out_spatial)]
     patches = pieces[0] if len(pieces) == 1 else jnp.stack(pieces, axis=2)
     return patches.reshape(x.shape[0], x.shape[1] * len(pieces), -1), out_spatial
@@ -197,10 +204,7 @@ def _shift_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, di
     if multiplier > 1:  # output channel c*m + j reads input channel c
         x = jnp.repeat(x, multiplier, axis=1)
     xp = jnp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
-    out_spatial = tuple(
-        (size - d * (k - 1) - 1) // s + 1
-        for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=False)
-    )
+    out_spatial = _output_spatial(xp.shape[2:], kernel, stride, dilation)
     weight = w.reshape(channels * multiplier, math.prod(kernel))
     out = None
     for index, (_, piece) in enumerate(_tap_slices(xp, kernel, stride, dilation, out_spatial)):
@@ -306,7 +310,7 @@ def choose(
     defaults to JAX's default backend: every rule below was measured on CPU; elsewhere (GPU, TPU)
     XLA's own convolution (cuDNN on GPU) is used.
     """
-    if (platform or jax.default_backend()) != "cpu":
+    if not on_cpu(platform):
         return "xla"
     n = len(x_shape) - 2
     stride = tuple(stride) if stride is not None else (1,) * n
@@ -339,10 +343,8 @@ def choose(
 
 def _patches_bytes(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, dtype) -> int:
     """Size of the patches matrix the "gemm" lowering builds."""
-    out = [
-        (n + lo + hi - d * (k - 1) - 1) // s + 1
-        for n, (lo, hi), k, s, d in zip(x_shape[2:], padding, w_shape[2:], stride, dilation, strict=True)
-    ]
+    padded = [n + lo + hi for n, (lo, hi) in zip(x_shape[2:], padding, strict=True)]
+    out = _output_spatial(padded, w_shape[2:], stride, dilation)
     return x_shape[0] * w_shape[1] * math.prod(w_shape[2:]) * math.prod(out) * jnp.dtype(dtype).itemsize
 
 
@@ -474,7 +476,7 @@ def conv_transpose(
     XLA's input-dilated convolution instead; "auto" is "xla" off CPU (see `choose`).
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
-    if method == "xla" or (method == "auto" and jax.default_backend() != "cpu"):
+    if method == "xla" or (method == "auto" and not on_cpu()):
         return _conv_transpose_forward(x, w, *args)
     if method != "auto":
         raise ValueError(f"unknown transposed convolution lowering {method!r}; expected 'auto' or 'xla'")

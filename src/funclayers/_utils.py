@@ -113,3 +113,9 @@ def normalize_dim(layer: str, dim: int, ndim: int) -> int:
 class TorchNotImplementedError(ValueError, NotImplementedError):
     """Input torch rejects with NotImplementedError (an unsupported rank or mode, e.g. F.pad's
     "Padding size 4 is not supported for 2D input tensor."): a ValueError per the contract."""
+
+
+def on_cpu(platform: str | None = None) -> bool:
+    """Whether `platform` (default: JAX's default backend) is the CPU, where the lowerings chosen
+    by measurement (convolutions, max pooling's pick) apply; elsewhere XLA's own ops are used."""
+    return (platform or jax.default_backend()) == "cpu"
