@@ -34,8 +34,22 @@ def test_adaptive_avg_pool_matches_torch(n, output_size, shape, dtype):
     )
 
 
+@pytest.fixture(params=["planes-last", "torch-layout-reduce", "torch-layout-select"])
+def adaptive_max_path(request, monkeypatch):
+    """Every way adaptive max pooling runs: on CPU, short axes with the planes last (pick by one
+    reduction over rows, row sums backward); longer ones, and every axis off CPU, in torch's
+    layout, with either pick (`max_pick`)."""
+    from funclayers import _adaptive_pooling, _max_select
+
+    if request.param != "planes-last":
+        monkeypatch.setattr(_adaptive_pooling, "ROWS_MAX_SIZE", 0)
+        pick = _max_select._argmax_reduce if request.param.endswith("reduce") else _max_select.select_max
+        monkeypatch.setattr(_max_select, "_pick", pick)
+    return request.param
+
+
 @pytest.mark.parametrize("n, output_size, shape", CASES)
-def test_adaptive_max_pool_matches_torch_with_ties(n, output_size, shape, dtype, max_pick):
+def test_adaptive_max_pool_matches_torch_with_ties(n, output_size, shape, dtype, adaptive_max_path):
     x = np.round(randn(*shape))  # many equal maxima: torch's pick decides indices and gradient
     check_layer(
         getattr(torch.nn, f"AdaptiveMaxPool{n}d")(output_size, return_indices=True),
@@ -45,7 +59,7 @@ def test_adaptive_max_pool_matches_torch_with_ties(n, output_size, shape, dtype,
     )
 
 
-def test_adaptive_max_pool_without_indices_and_nan():
+def test_adaptive_max_pool_without_indices_and_nan(adaptive_max_path):
     x = randn(2, 3, 7, 9)
     x[0, 0, 1, 2] = x[0, 0, 2, 1] = np.nan
     ours, idx = jit(lambda x: F.adaptive_max_pool2d_with_indices(x, (3, 4)), x)
@@ -65,15 +79,23 @@ def test_zero_output_size_gives_empty_output_like_torch():
 
 
 def test_graph_does_not_grow_with_output_cells():
-    """Compiled work is a few matrix products / gathers per axis, not one window per output cell."""
+    """Compiled work is a few matrix products / gathers per axis, not one window per output cell.
+
+    Max pooling of short irregular axes (planes last) has a graph bounded by ROWS_MAX_SIZE rows per
+    axis; past it, the graph is that of torch's layout, whatever the number of cells."""
+    from funclayers import _adaptive_pooling
 
     def size(fn, shape, out):
         x = jnp.zeros(shape)
         return len(jax.make_jaxpr(jax.grad(lambda x: fn(x, out).sum()))(x).eqns)
 
-    for fn in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
-        # 9 cells vs 1089 cells, bins of at most 3 elements in both
-        assert size(fn, (1, 2, 5, 5), 3) == size(fn, (1, 2, 64, 64), 33)
+    default = size(F.adaptive_max_pool2d, (1, 2, 64, 64), 33)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_adaptive_pooling, "ROWS_MAX_SIZE", 0)
+        assert size(F.adaptive_max_pool2d, (1, 2, 64, 64), 33) == default  # past the bound: torch's layout
+        for fn in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+            # 9 cells vs 1089 cells, bins of at most 3 elements in both
+            assert size(fn, (1, 2, 5, 5), 3) == size(fn, (1, 2, 64, 64), 33)
 
 
 @pytest.mark.parametrize(

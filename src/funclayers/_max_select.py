@@ -7,7 +7,8 @@ the backward pass as a `jax.custom_vjp`: the pick (a small integer array) is kep
 pass, computed on CPU by one variadic reduction for windows of 3 or more elements (so that XLA
 stores it instead of recomputing it in every consumer), elementwise otherwise (`_pick`). Strided
 windows send each masked cotangent to its input positions by phases (pads, slices and one
-interleaving reshape); other tables (adaptive bins) by one product with a one-hot matrix.
+interleaving reshape); other tables (adaptive bins) by one product with a one-hot matrix, or, for
+short adaptive axes laid out with the planes last, by sums of masked rows (`rows=True`).
 Differentiating the selection instead transposes every strided view into a zero-stuffed pad and
 recomputes the pick inside the fused loop: 2x slower on CPU.
 """
@@ -65,13 +66,14 @@ def _at(views: Sequence[jax.Array], pick: jax.Array) -> jax.Array:
     return value
 
 
-def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[jax.Array, jax.Array]:
+def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any], axis: int = -1) -> tuple[jax.Array, jax.Array]:
     """`select_max` as one variadic reduction over the stacked views: the same (value, pick).
 
     The pick is the maximum of a total order: a NaN beats everything (a later NaN beats an earlier
     one); otherwise the larger value wins, then the smaller index. Padding enters as -inf with its
     index pushed past every in-bounds one, so it loses every tie. A reduction is a fusion root
-    for XLA: the pick is stored once instead of being recomputed inside every consumer.
+    for XLA: the pick is stored once instead of being recomputed inside every consumer. `axis` is
+    where the views are stacked and reduced: last by default, first for planes-last layouts.
     """
     dtype = views[0].dtype
     width = len(views)
@@ -84,7 +86,7 @@ def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[ja
             index = jnp.where(m, index, j + width)
         values.append(v)
         indices.append(index)
-    values, indices = jnp.stack(values, -1), jnp.stack(indices, -1)
+    values, indices = jnp.stack(values, axis), jnp.stack(indices, axis)
     inexact = jnp.issubdtype(dtype, jnp.inexact)
 
     def better(a, b):
@@ -97,7 +99,7 @@ def _argmax_reduce(views: Sequence[jax.Array], valid: Sequence[Any]) -> tuple[ja
         return jnp.where(take_b, bv, av), jnp.where(take_b, bi, ai)
 
     value, pick = jax.lax.reduce(
-        (values, indices), (low, np.array(2 * width, np.int32)), better, (values.ndim - 1,)
+        (values, indices), (low, np.array(2 * width, np.int32)), better, (axis % values.ndim,)
     )
     return value, pick
 
@@ -169,12 +171,34 @@ def _scatter_strided(pick, grad, axis: int, size: int, stride: int, pad: int, di
     return jax.lax.slice_in_dim(merged.reshape(shape), 0, size, axis=axis)
 
 
+def _scatter_rows(pick, grad, axis: int, table: np.ndarray, size: int) -> jax.Array:
+    """Backward of `window_max` for a static table along a major axis of contiguous planes.
+
+    Input position l gathers, from every window element (o, j) at l, the cotangent of window o
+    where its pick is j: a sum of masked slices per position, concatenated along the axis. Exact
+    (no products); the graph grows with `size` + out * width, so it is used for short axes only.
+    """
+    out, width = table.shape
+    zero = jnp.zeros((), grad.dtype)
+    terms: list[list[jax.Array]] = [[] for _ in range(size)]
+    for o in range(out):
+        g = jax.lax.slice_in_dim(grad, o, o + 1, axis=axis)
+        p = jax.lax.slice_in_dim(pick, o, o + 1, axis=axis)
+        for j in range(width):
+            if table[o, j] >= 0:
+                terms[table[o, j]].append(jnp.where(p == j, g, zero))
+    empty = jnp.zeros_like(jax.lax.slice_in_dim(grad, 0, 1, axis=axis))
+    rows = [sum(t[1:], t[0]) if t else empty for t in terms]
+    return jnp.concatenate(rows, axis)
+
+
 def window_max(
     x: jax.Array,
     axis: int,
     table: np.ndarray,
     views: Callable[[jax.Array], list[jax.Array]],
     strided: tuple[int, int, int] | None = None,
+    rows: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """torch's maximum of each window along `axis` and its element index in the window.
 
@@ -186,6 +210,9 @@ def window_max(
         of each window (any value in the padding: it never wins).
       strided: (stride, pad, dilation) when table[o, j] = o*stride - pad + j*dilation (regular
         pooling): the backward pass then works by phases instead of a one-hot product.
+      rows: `axis` is a major axis over contiguous planes (a short adaptive axis, planes last):
+        the pick is one reduction over the views stacked first, and the backward pass sums
+        masked rows (`_scatter_rows`).
 
     Returns:
       (value, pick): pick (int32) indexes the window's elements; the gradient of value goes to
@@ -205,6 +232,8 @@ def window_max(
     # forward rule below is itself differentiated: grad of grad) selects the tangent at the pick.
     @jax.custom_jvp
     def choose(x):
+        if rows:  # the views stacked ahead of the planes: a reduction over contiguous rows
+            return _argmax_reduce(views(x), valid, axis=0)
         return _pick(views(x), valid)
 
     @choose.defjvp
@@ -222,6 +251,8 @@ def window_max(
         grad = cotangents[0]
         if strided is not None:
             return (_scatter_strided(pick, grad, axis, size, *strided, width),)
+        if rows:
+            return (_scatter_rows(pick, grad, axis, table, size),)
         return (_scatter_matmul(pick, grad, axis, table, size),)
 
     pick_max.defvjp(forward, backward)
