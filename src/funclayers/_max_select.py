@@ -226,6 +226,8 @@ def window_max(
 
     @jax.custom_vjp
     def pick_max(x):
+        if rows:  # forward only (inference): the reduction too, 2.8x faster there than the select
+            return _argmax_reduce(views(x), valid, axis=0)
         return select_max(views(x), valid)
 
     # The variadic reduction has no derivative rule of its own; this one (only traced when the
