@@ -40,8 +40,7 @@ def max_pick(request, monkeypatch):
     """Both ways max pooling computes the pick kept for the backward pass: one variadic reduction
     (CPU, windows of 3 or more) and the elementwise select (2-element windows; every window off
     CPU, so this is how a CPU test run covers what a GPU runs)."""
-    from funclayers import _max_select
+    from pooling_helpers import force_max_pick
 
-    pick = _max_select._argmax_reduce if request.param == "reduce" else _max_select.select_max
-    monkeypatch.setattr(_max_select, "_pick", pick)
+    force_max_pick(monkeypatch, request.param)
     return request.param

@@ -7,7 +7,7 @@ import pytest
 import torch
 from oracle import check_jit_grad_vmap as jit_grad_vmap
 from oracle import check_layer, randn
-from pooling_helpers import jit
+from pooling_helpers import force_max_pick, jit
 
 import funclayers as fl
 import funclayers.functional as F
@@ -39,12 +39,11 @@ def adaptive_max_path(request, monkeypatch):
     """Every way adaptive max pooling runs: on CPU, short axes with the planes last (pick by one
     reduction over rows, row sums backward); longer ones, and every axis off CPU, in torch's
     layout, with either pick (`max_pick`)."""
-    from funclayers import _adaptive_pooling, _max_select
+    from funclayers import _adaptive_pooling
 
     if request.param != "planes-last":
         monkeypatch.setattr(_adaptive_pooling, "ROWS_MAX_SIZE", 0)
-        pick = _max_select._argmax_reduce if request.param.endswith("reduce") else _max_select.select_max
-        monkeypatch.setattr(_max_select, "_pick", pick)
+        force_max_pick(monkeypatch, request.param.rsplit("-", 1)[1])
     return request.param
 
 
@@ -81,8 +80,8 @@ def test_zero_output_size_gives_empty_output_like_torch():
 def test_graph_does_not_grow_with_output_cells():
     """Compiled work is a few matrix products / gathers per axis, not one window per output cell.
 
-    Max pooling of short irregular axes (planes last) has a graph bounded by ROWS_MAX_SIZE rows per
-    axis; past it, the graph is that of torch's layout, whatever the number of cells."""
+    Max pooling of short axes (planes last) has a graph bounded by ROWS_MAX_SIZE rows per axis;
+    past it, the graph is that of torch's layout, whatever the number of cells."""
     from funclayers import _adaptive_pooling
 
     def size(fn, shape, out):

@@ -169,10 +169,9 @@ def _planes_last(spatial: tuple[int, ...], out: tuple[int, ...]) -> bool:
     0.14 vs 0.55; 3-d (8, 32, 9, 10, 11) -> 4: 0.6 vs 2.3. Forward only: 1.2 vs 6.4 ms at
     (32, 256, 14, 14) -> 5, 1.0 vs 5.5 at (32, 64, 16, 16) -> 10, but 0.50 vs 0.37 for the global
     (32, 512, 7, 7) -> 1 (the transpose costs more than the reduction saves; kept for the 3.6x in
-    training). The graph grows with the axis length and
-    the bins (one row per input position, one term per bin element), so only axes and outputs up
-    to `ROWS_MAX_SIZE` take it (compiled in ~1 s at most; (8, 64, 56, 56) -> 7 would be 6.5 vs
-    14.8 ms but compile in 2.5 s instead of 0.9).
+    training). The graph grows with the axis length and the bins (one row per input position, one
+    term per bin element), so only axes and outputs up to `ROWS_MAX_SIZE` take it (compiled in
+    ~1 s at most; (8, 64, 56, 56) -> 7 would be 6.5 vs 14.8 ms but compile in 2.5 s, not 0.9).
     """
     return on_cpu() and max(spatial + out) <= ROWS_MAX_SIZE
 

@@ -224,19 +224,21 @@ def window_max(
     inside = table >= 0
     valid = [None if inside[:, j].all() else _shape_along(inside[:, j], axis, x.ndim) for j in range(width)]
 
+    def kept(v):  # the pick kept for the backward pass
+        # planes last: the views stacked ahead of the planes, a reduction over contiguous rows
+        return _argmax_reduce(v, valid, axis=0) if rows else _pick(v, valid)
+
     @jax.custom_vjp
     def pick_max(x):
-        if rows:  # forward only (inference): the reduction too, 2.8x faster there than the select
-            return _argmax_reduce(views(x), valid, axis=0)
-        return select_max(views(x), valid)
+        # Forward only (inference): the elementwise select fuses into the consumer, except with the
+        # planes last, where the row reduction measured 5.5x faster.
+        return kept(views(x)) if rows else select_max(views(x), valid)
 
     # The variadic reduction has no derivative rule of its own; this one (only traced when the
     # forward rule below is itself differentiated: grad of grad) selects the tangent at the pick.
     @jax.custom_jvp
     def choose(x):
-        if rows:  # the views stacked ahead of the planes: a reduction over contiguous rows
-            return _argmax_reduce(views(x), valid, axis=0)
-        return _pick(views(x), valid)
+        return kept(views(x))
 
     @choose.defjvp
     def choose_jvp(primals, tangents):
