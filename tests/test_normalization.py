@@ -33,10 +33,41 @@ def _pair(name, *args, **kwargs):
     pytest.param((8,), dict(bias=False), (2, 3, 8), id="no-bias"),
     pytest.param(((2, 3, 4),), {}, (2, 2, 3, 4), id="3d-shape"),
     pytest.param((6,), {}, (6,), id="1d-input"),
+    # rows divisible by 8 and by 2 only: the kernel gives the output, the weight's gradient and the
+    # input's gradient views of their own ((rows/2, 2, n), (rows/8, 8, n), (rows, n))
+    pytest.param((8,), {}, (16, 9, 8), id="rows-by-8"),
+    pytest.param((5,), {}, (2, 7, 5), id="rows-by-2"),
 ])
 def test_layernorm_matches_torch(args, kwargs, shape, dtype):
     module, layer = _pair("LayerNorm", *args, **kwargs)
     check_layer(module, layer, [randn(*shape, seed=1, scale=3.0) + 2.0], dtype=dtype, **_atol(dtype))
+
+
+def test_layernorm_over_one_element_is_the_bias(dtype):
+    """n = 1: every row is its own mean, so the output is the bias and the weight gets no gradient.
+
+    (torch computes x * rstd - mean * rstd and leaves rounding residue of ~1e-5 in float32 there.)
+    """
+    layer = fl.LayerNorm(1)
+    params = {"weight": jnp.asarray([1.5], dtype), "bias": jnp.asarray([0.25], dtype)}
+    x = jnp.asarray(randn(4, 3, 1, seed=3) * 3 + 2, dtype)
+    out = layer.apply(params, {}, x)[0]
+    np.testing.assert_array_equal(out, jnp.full(x.shape, 0.25, dtype))
+    ct = jnp.asarray(randn(4, 3, 1, seed=4), dtype)
+    grads = jax.grad(lambda p, x: jnp.sum(layer.apply(p, {}, x)[0] * ct), (0, 1))(params, x)
+    np.testing.assert_array_equal(grads[0]["weight"], jnp.zeros(1, dtype))
+    np.testing.assert_array_equal(grads[1], jnp.zeros_like(x))
+
+
+@pytest.mark.parametrize("offset", [1e4, -3e5])
+def test_layernorm_statistics_keep_precision_far_from_zero(offset, x64):
+    """Rows whose mean is far larger than their spread: E[x^2] - E[x]^2 would lose 8-11 digits here.
+
+    The absolute tolerance is a few ulps of the offset: no mean (torch's included) is closer than that.
+    """
+    module, layer = _pair("LayerNorm", 16)
+    check_layer(module, layer, [randn(8, 6, 16, seed=2) + offset], dtype=np.float64, rtol=1e-10,
+                atol=abs(offset) * 1e-15)
 
 
 def test_layernorm_forward_mode_and_second_order_match_autodiff_of_the_formula(x64):

@@ -22,6 +22,7 @@ from jax import lax
 
 from . import init as _init
 from ._layer import Layer, no_params
+from ._layernorm import layer_norm_rows
 from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
 
 # ---------------------------------------------------------------------------------------------
@@ -144,11 +145,13 @@ def _layer_norm(where, input, normalized_shape, weight, bias, eps):
     _check_param_shape(where, "weight", weight, normalized_shape)
     _check_param_shape(where, "bias", bias, normalized_shape)
     weight, bias = cast_like(input, weight, bias)
-    axes = tuple(range(input.ndim - len(normalized_shape), input.ndim))
-    if not axes:  # torch normalises over no dims: every element is its own mean
+    n = math.prod(normalized_shape)
+    if not normalized_shape:  # torch normalises over no dims: every element is its own mean
         return _affine(jnp.zeros_like(input), weight, bias, normalized_shape)
-    xhat, _, _ = standardize(input, axes, float(eps))
-    return _affine(xhat, weight, bias, normalized_shape)
+    if n == 0:
+        return input
+    rows = [None if a is None else a.reshape(n) for a in (weight, bias)]
+    return layer_norm_rows(input.reshape(-1, n), *rows, eps).reshape(input.shape)
 
 
 def group_norm(input: jax.Array, num_groups: int, weight: jax.Array | None = None,
