@@ -1,9 +1,12 @@
 """_normalization.py: layer, group, RMS and local-response normalisation, and the shared kernel.
 
-`standardize` is the kernel every normaliser of the family (batch, instance, layer, group) is
-built on: `(x - mean) / sqrt(var + eps)` over some axes, with single-pass shifted statistics and a
+`standardize` is the kernel the instance norms are built on:
+`(x - mean) / sqrt(var + eps)` over some axes, with single-pass shifted statistics and a
 closed-form JVP, so reverse mode transposes to torch's fused backward instead of differentiating
 the reductions step by step (~3x faster on CPU), while forward mode and higher orders still work.
+LayerNorm has a row kernel of its own with the same maths (`_layernorm.py`), laid out so that XLA
+on CPU writes no full-size temporary; GroupNorm (below) and training-mode BatchNorm
+(`_batchnorm.py`) follow torch's CPU kernels with closed-form backward passes (custom_vjp).
 """
 
 from __future__ import annotations
