@@ -100,7 +100,9 @@ def relu(input: Any, inplace: bool = False) -> jax.Array:
     """max(0, x), NaN kept, gradient 0 at 0; torch.nn.functional.relu (integers allowed)."""
     del inplace
     x = jnp.asarray(input)
-    return jnp.where(x <= 0, _const(0, x), x)
+    # lax.select rather than jnp.where: the same HLO without a nested jit to trace (a ResNet step
+    # calls relu and its derivative dozens of times)
+    return jax.lax.select(x <= 0, jnp.zeros_like(x), x)
 
 
 def _hardtanh(x: jax.Array, min_val: float, max_val: float) -> jax.Array:

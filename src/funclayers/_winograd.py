@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._utils import zero_pad
+
 Pairs = Sequence[tuple[int, int]]
 
 # The transforms of F(2, 3) (Lavin and Gray's G and A^T; B^T is `_input_transform`), and their
@@ -82,7 +84,7 @@ def _untile(rows: list, axis: int) -> jax.Array:
     widths = [(0, 0)] * len(shape)
     low_pad, high_pad = list(widths), list(widths)
     low_pad[axis], high_pad[axis] = (0, 2), (2, 0)
-    return jnp.pad(low.reshape(shape), low_pad) + jnp.pad(high.reshape(shape), high_pad)
+    return zero_pad(low.reshape(shape), low_pad) + zero_pad(high.reshape(shape), high_pad)
 
 
 def _transform_input(xp: jax.Array, tiles: tuple) -> jax.Array:
@@ -144,7 +146,7 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
 
 def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
     out, tiles, pads = geometry(x.shape, padding)
-    xp = jnp.pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
+    xp = zero_pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
     v = _transform_input(xp, tiles)
     u = _kernel_transform(w)
     m = lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
@@ -172,7 +174,7 @@ def _conv3x3_bwd(padding, residuals, dy):
 def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
     x_shape = dy.shape[:1] + v.shape[1:2] + tuple(o + 2 - lo - hi for o, (lo, hi) in zip(dy.shape[2:], padding))
     out, tiles, pads = geometry(x_shape, padding)
-    dy = jnp.pad(dy, ((0, 0), (0, 0), (0, 2 * tiles[0] - out[0]), (0, 2 * tiles[1] - out[1])))
+    dy = zero_pad(dy, ((0, 0), (0, 0), (0, 2 * tiles[0] - out[0]), (0, 2 * tiles[1] - out[1])))
     dm = _transform_output_t(dy, tiles)  # (16, K, P)
     highest = lax.Precision.HIGHEST
     dv = lax.dot_general(u, dm, (((1,), (1,)), ((0,), (0,))), precision=highest)  # (16, C, P)
