@@ -6,7 +6,8 @@ closed-form JVP, so reverse mode transposes to torch's fused backward instead of
 the reductions step by step (~3x faster on CPU), while forward mode and higher orders still work.
 LayerNorm has a row kernel of its own with the same maths (`_layernorm.py`), laid out so that XLA
 on CPU writes no full-size temporary; GroupNorm (below) and training-mode BatchNorm
-(`_batchnorm.py`) follow torch's CPU kernels with closed-form backward passes (custom_vjp).
+(`_batchnorm.py`) follow torch's CPU kernels with closed-form backward passes, paired with their
+closed-form tangents by `_kernels._primitive.linear_call` (forward mode and vmap keep working).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from jax import lax
 
 from . import init as _init
+from ._kernels._primitive import linear_call
 from ._layer import Layer, no_params
 from ._layernorm import layer_norm_rows
 from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
@@ -198,10 +200,11 @@ def _group_norm(where, input, num_groups, weight, bias, eps):
     return out.reshape(shape).astype(dtype)
 
 
-# GroupNorm with torch's CPU algorithm (group_norm_kernel / its backward) as a custom_vjp: the
-# forward is `x * alpha + beta` per (sample, channel), the backward one fused pass
+# GroupNorm with torch's CPU algorithm (group_norm_kernel / its backward): the forward is
+# `x * alpha + beta` per (sample, channel), the backward one fused pass
 # dx = weight * inv_std * dy + c2 * x + c3 with per-group c2, c3 from the per-channel sums of dy
-# and dy * x. Transposing the generic JVP materialises xhat and dy * weight and is ~2x slower.
+# and dy * x. Letting JAX transpose the generic JVP materialises xhat and dy * weight and is ~2x
+# slower, so the closed-form tangent and this backward are paired by `linear_call`.
 
 
 def _group_stats(x, groups):
@@ -217,37 +220,50 @@ def _per_channel(value, c):
     return jnp.repeat(value, c // groups, axis=1)[..., None]  # (N, C, 1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def _group_norm_fused(x, weight, bias, groups, eps):
-    return _group_norm_fwd(x, weight, bias, groups, eps)[0]
-
-
-def _group_norm_fwd(x, weight, bias, groups, eps):
     c = x.shape[1]
+    mean, var = _group_stats(x, groups)
+    alpha = _per_channel(lax.rsqrt(var + eps), c) * weight[:, None]
+    return x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
+
+
+@partial(_group_norm_fused.defjvp, symbolic_zeros=True)
+def _group_norm_jvp(groups, eps, primals, tangents):
+    x, weight, bias = primals
+    n, c, length = x.shape
     mean, var = _group_stats(x, groups)
     inv_std = lax.rsqrt(var + eps)
     alpha = _per_channel(inv_std, c) * weight[:, None]
-    beta = bias[:, None] - _per_channel(mean, c) * alpha
-    return x * alpha + beta, (x, weight, mean, inv_std)
-
-
-def _group_norm_bwd(groups, eps, residuals, dy):
-    x, weight, mean, inv_std = residuals
-    n, c, length = x.shape
+    out = x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
     count = c // groups * length
-    ds = jnp.sum(dy * x, -1)  # (N, C)
-    db = jnp.sum(dy, -1)
-    sum_ds_w = jnp.sum((ds * weight).reshape(n, groups, -1), -1)  # (N, G)
-    sum_db_w = jnp.sum((db * weight).reshape(n, groups, -1), -1)
-    c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
-    c3 = -c2 * mean - sum_db_w * inv_std / count
-    dx = dy * (_per_channel(inv_std, c) * weight[:, None]) + _per_channel(c2, c) * x + _per_channel(c3, c)
-    mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
-    d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
-    return dx, d_weight, jnp.sum(db, 0)
 
+    def tangent(x, weight, mean, inv_std, tx, tw, tb):
+        t = jnp.zeros(x.shape, x.dtype) if tb is None else jnp.broadcast_to(tb[:, None], x.shape)
+        xhat = (x - _per_channel(mean, c)) * _per_channel(inv_std, c)
+        if tx is not None:
+            g, xg = tx.reshape(n, groups, -1), xhat.reshape(n, groups, -1)
+            tg = g - jnp.mean(g, -1, keepdims=True) - xg * jnp.mean(xg * g, -1, keepdims=True)
+            t = t + tg.reshape(x.shape) * (_per_channel(inv_std, c) * weight[:, None])
+        if tw is not None:
+            t = t + xhat * tw[:, None]
+        return [t]
 
-_group_norm_fused.defvjp(_group_norm_fwd, _group_norm_bwd)
+    def transpose(cts, x, weight, mean, inv_std):
+        dy = cts[0]
+        ds = jnp.sum(dy * x, -1)  # (N, C)
+        db = jnp.sum(dy, -1)
+        sum_ds_w = jnp.sum((ds * weight).reshape(n, groups, -1), -1)  # (N, G)
+        sum_db_w = jnp.sum((db * weight).reshape(n, groups, -1), -1)
+        c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
+        c3 = -c2 * mean - sum_db_w * inv_std / count
+        dx = dy * (_per_channel(inv_std, c) * weight[:, None]) + _per_channel(c2, c) * x + _per_channel(c3, c)
+        mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
+        d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
+        return [dx, d_weight, jnp.sum(db, 0)]
+
+    (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "group_norm")
+    return out, t_out
 
 
 def rms_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: jax.Array | None = None,
@@ -333,28 +349,35 @@ def _channel_mix(x: jax.Array, matrix: np.ndarray) -> jax.Array:
     return jnp.einsum("cj,njhw->nchw", jnp.asarray(matrix, x.dtype), x, precision=lax.Precision.HIGHEST)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
 def _cross_map_lrn2d(input, size, alpha, beta, k):
     forward, _ = _cross_map_windows(input.shape[1], size)
     scale = _channel_mix(input * input, forward) * (alpha / size) + k
     return input * scale ** -beta
 
 
-def _cross_map_lrn2d_fwd(input, size, alpha, beta, k):
-    forward, _ = _cross_map_windows(input.shape[1], size)
+@partial(_cross_map_lrn2d.defjvp, symbolic_zeros=True)
+def _cross_map_lrn2d_jvp(size, alpha, beta, k, primals, tangents):
+    # torch's backward (dx = scale^-beta dy - c * input * B(dy * output / scale)) is not the
+    # derivative of its forward, so the tangent is chosen as its transpose:
+    # t -> scale^-beta t - (output / scale) * B^T(c * input * t). Then jacfwd equals jacrev and
+    # the gradient is torch's; torch itself has no forward-mode rule for this Function.
+    (input,) = primals
+    forward, backward = _cross_map_windows(input.shape[1], size)
     scale = _channel_mix(input * input, forward) * (alpha / size) + k
     output = input * scale ** -beta
-    return output, (input, output, scale)
+    c = 2 * alpha * beta / size
 
+    def tangent(input, output, scale, t):
+        return [scale ** -beta * t - output / scale * _channel_mix(c * input * t, backward.T)]
 
-def _cross_map_lrn2d_bwd(size, alpha, beta, k, residuals, grad_output):
-    input, output, scale = residuals
-    _, backward = _cross_map_windows(input.shape[1], size)
-    accum = _channel_mix(grad_output * output / scale, backward)
-    return (scale ** -beta * grad_output - (2 * alpha * beta / size) * input * accum,)
+    def transpose(cts, input, output, scale):
+        grad_output = cts[0]
+        accum = _channel_mix(grad_output * output / scale, backward)
+        return [scale ** -beta * grad_output - c * input * accum]
 
-
-_cross_map_lrn2d.defvjp(_cross_map_lrn2d_fwd, _cross_map_lrn2d_bwd)
+    (t_out,) = linear_call(tangent, transpose, (input, output, scale), tangents, "cross_map_lrn2d")
+    return output, t_out
 
 
 # ---------------------------------------------------------------------------------------------
