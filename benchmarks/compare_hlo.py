@@ -25,6 +25,9 @@ import sys
 
 
 def canonical(text: str) -> str:
+    # the debug tables (FileNames, FunctionNames, FileLocations, StackFrames) name source lines
+    text = re.sub(r"^(FileNames|FunctionNames|FileLocations|StackFrames)\n(\d+ .*\n)*", "", text, flags=re.M)
+    text = re.sub(r",?\s*stack_frame_id=\d+", "", text)
     text = re.sub(r",?\s*metadata=\{[^{}]*\}", "", text)
     text = re.sub(r",?\s*frontend_attributes=\{[^{}]*\}", "", text)
     text = re.sub(r"^HloModule [^,\s]+", "HloModule m", text, flags=re.M)
@@ -38,6 +41,13 @@ def canonical(text: str) -> str:
 
     text = re.sub(r"%([\w.\-]+)", rename, text)
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def recanonical(directory: pathlib.Path) -> None:
+    """Canonicalise dumps again (after a change to `canonical`)."""
+    for path in directory.glob("*.hlo"):
+        head, text = path.read_text().split("\n", 1)
+        path.write_text(f"{head}\n{canonical(text)}\n")
 
 
 def dump(out: pathlib.Path, only: list[str] | None) -> None:
@@ -72,7 +82,7 @@ def dump(out: pathlib.Path, only: list[str] | None) -> None:
                 module.jax_step = capture
         setup()
         fn, args = captured[-1]
-        text = canonical(fn.lower(*args).compile().as_text())
+        text = canonical(fn.lower(*args).compile().as_text())  # what XLA runs
         name = hashlib.sha1(workload.name.encode()).hexdigest()[:10]
         (out / f"{name}.hlo").write_text(f"// {workload.name}\n{text}\n")
         print(f"{workload.name}: {len(text.splitlines())} lines")
