@@ -335,15 +335,19 @@ def test_hessian_and_linearize_through_every_kernel(x64):
     np.testing.assert_allclose(y, jax.jit(f)(x), rtol=1e-12)
 
 
-def test_lp_pool_gradient_is_nan_where_torchs_is(dtype):
-    # negative inputs with a fractional norm_type: x ** p is NaN, and so is torch's gradient
-    x = -np.abs(randn(1, 2, 4, 4, dtype=dtype, seed=1))
-    x[0, 1] *= -1  # a positive channel: finite gradients there
+@pytest.mark.parametrize("norm_type", [1.5, 3.0])
+def test_lp_pool_gradient_is_nan_where_torchs_is(norm_type, dtype):
+    # a window with a negative entry and a fractional norm_type averages x ** p = NaN: torch's
+    # gradient is NaN at every entry of that window (and finite elsewhere)
+    x = randn(1, 2, 4, 6, dtype=dtype, seed=1)
+    x[0, 1] = np.abs(x[0, 1])  # a positive channel: finite gradients there
     tx = torch.from_numpy(x).requires_grad_(True)
-    torch.nn.functional.lp_pool2d(tx, 1.5, 2).sum().backward()
-    grad = jax.jit(jax.grad(lambda x: jnp.sum(F.lp_pool2d(x, 1.5, 2))))(x)
-    np.testing.assert_array_equal(np.isnan(grad), np.isnan(tx.grad.numpy()))
-    np.testing.assert_allclose(np.asarray(grad)[0, 1], tx.grad.numpy()[0, 1], **tolerance(dtype))
+    torch.nn.functional.lp_pool2d(tx, norm_type, 2).sum().backward()
+    grad = np.asarray(jax.jit(jax.grad(lambda x: jnp.sum(F.lp_pool2d(x, norm_type, 2))))(x))
+    expected = tx.grad.numpy()
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected))
+    assert np.isnan(expected[0, 0]).any() == (norm_type == 1.5)
+    np.testing.assert_allclose(np.nan_to_num(grad), np.nan_to_num(expected), **tolerance(dtype))
 
 
 def test_lp_pool_gradient_at_zero_windows_matches_torch(dtype):
