@@ -34,8 +34,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
+from jax.extend import linear_util as lu
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
+from jax.interpreters import partial_eval as pe
 
 linear_p = Primitive("funclayers_linear")
 linear_p.multiple_results = True
@@ -47,9 +49,11 @@ def _impl(*args, tangent, transpose, num_consts, name):
 
 
 def _abstract_eval(*avals, tangent, transpose, num_consts, name):
+    # Traced on the avals themselves (not shape/dtype copies, as `jax.eval_shape` would), so that
+    # the outputs carry what JAX tracks beyond those: inside `shard_map`, the mesh axes they vary on.
     del transpose, num_consts, name
-    out = jax.eval_shape(tangent, *(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals))
-    return [jax.core.ShapedArray(o.shape, o.dtype) for o in out]
+    _, out, _ = pe.trace_to_jaxpr_dynamic(lu.wrap_init(lambda *a: list(tangent(*a))), avals)
+    return out
 
 
 def _jvp(primals, tangents, **params):
