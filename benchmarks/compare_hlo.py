@@ -22,6 +22,7 @@ import hashlib
 import pathlib
 import re
 import sys
+import time
 
 
 def canonical(text: str) -> str:
@@ -82,10 +83,15 @@ def dump(out: pathlib.Path, only: list[str] | None) -> None:
                 module.jax_step = capture
         setup()
         fn, args = captured[-1]
-        text = canonical(fn.lower(*args).compile().as_text())  # what XLA runs
+        start = time.perf_counter()
+        lowered = fn.lower(*args)  # trace and lower
+        traced = time.perf_counter()
+        text = canonical(lowered.compile().as_text())  # what XLA runs
+        compiled = time.perf_counter()
         name = hashlib.sha1(workload.name.encode()).hexdigest()[:10]
         (out / f"{name}.hlo").write_text(f"// {workload.name}\n{text}\n")
-        print(f"{workload.name}: {len(text.splitlines())} lines")
+        print(f"{workload.name}: {len(text.splitlines())} lines; trace + lower {traced - start:.2f} s, "
+              f"compile {compiled - traced:.2f} s")
 
 
 def diff(old: pathlib.Path, new: pathlib.Path) -> int:
