@@ -177,7 +177,7 @@ def test_vmap_of_grad_and_of_jvp_equal_a_loop(name, args, kwargs, shape, trainin
 
 @pytest.mark.parametrize("method", ["xla", "taps", "patches", "winograd", "gemm", "shift", "split"])
 def test_every_conv_lowering_jvp_matches_torch(method, dtype):
-    from funclayers import _conv_lowering as lowering
+    from funclayers._kernels import _conv_lowering as lowering
 
     groups = {"shift": 4, "split": 2}.get(method, 1)
     stride = (2, 1) if method in ("gemm", "patches") else (1, 1)

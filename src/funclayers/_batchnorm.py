@@ -9,16 +9,14 @@ cumulative average `1 / num_batches_tracked`.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 
 from . import init as _init
-from ._kernels._primitive import linear_call
+from ._kernels._norm import _bn_train
 from ._layer import Layer
 from ._normalization import _affine, verify_batch_size
 from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
@@ -60,68 +58,6 @@ def _update(running: jax.Array, batch: jax.Array, momentum: Any) -> jax.Array:
     """`(1 - momentum) * running + momentum * batch`, kept in the buffer's own dtype."""
     new = (1 - momentum) * running.astype(batch.dtype) + momentum * batch
     return new.astype(running.dtype)
-
-
-# Training-mode batch norm with torch's CPU algorithm and a closed-form backward pass.
-# The forward is torch's batch_norm_cpu: two-pass statistics, then `x * alpha + beta` with
-# alpha = weight * inv_std, beta = bias - mean * alpha; the backward is batch_norm_cpu_backward:
-#   dx = weight * inv_std * (dy - mean(dy) - (x - mean) * inv_std^2 * mean(dy * (x - mean))).
-# Written this way XLA fuses each step into one pass over x / dy and writes no full-size
-# intermediate; differentiating the plain formula (or letting JAX transpose a closed-form JVP)
-# instead materialises xhat and dy * weight and runs ~3x slower on CPU. So the tangent (the
-# closed-form JVP, forward mode) and its transpose (torch's backward, reverse mode) are paired
-# by `_kernels._primitive.linear_call`; both are plain JAX, so every higher order works too.
-
-
-def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    count = math.prod(x.shape[a] for a in axes)
-    mean = jnp.sum(x, axes, keepdims=True) / count
-    centred = x - mean
-    return mean, jnp.sum(centred * centred, axes, keepdims=True) / count
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _bn_train(x, weight, bias, axes, eps):
-    mean, var = _bn_moments(x, axes)
-    alpha = lax.rsqrt(var + eps) * weight
-    return x * alpha + (bias - mean * alpha), mean, var
-
-
-@partial(_bn_train.defjvp, symbolic_zeros=True)
-def _bn_train_jvp(axes, eps, primals, tangents):
-    x, weight, bias = primals
-    tx, tw, tb = tangents
-    mean, var = _bn_moments(x, axes)
-    inv_std = lax.rsqrt(var + eps)
-    alpha = inv_std * weight
-    out = x * alpha + (bias - mean * alpha)
-    count = math.prod(x.shape[a] for a in axes)
-
-    def tangent(x, weight, mean, inv_std, tx, tw, tb):
-        t = jnp.zeros(x.shape, x.dtype) if tb is None else jnp.broadcast_to(tb, x.shape)
-        if tx is not None:
-            mean_t = jnp.sum(tx, axes, keepdims=True) / count
-            k = inv_std * inv_std * (jnp.sum(tx * x, axes, keepdims=True) / count - mean * mean_t)
-            t = t + (weight * inv_std) * (tx - mean_t - (x - mean) * k)
-        if tw is not None:
-            t = t + (x - mean) * (inv_std * tw)
-        return [t]
-
-    def transpose(cts, x, weight, mean, inv_std):
-        dy = cts[0]
-        sum_dy = jnp.sum(dy, axes, keepdims=True)
-        dot = jnp.sum(dy * x, axes, keepdims=True) - mean * sum_dy  # sum(dy * (x - mean))
-        k = inv_std * inv_std * dot / count
-        dx = (weight * inv_std) * (dy - sum_dy / count - (x - mean) * k)
-        return [dx, dot * inv_std, sum_dy]
-
-    (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "batch_norm")
-    if tx is None or type(tx) is SymbolicZero:
-        t_mean, t_var = SymbolicZero.from_primal_value(mean), SymbolicZero.from_primal_value(var)
-    else:  # the statistics leave through stop_gradient; their (plain) tangents for completeness
-        t_mean = jnp.sum(tx, axes, keepdims=True) / count
-        t_var = 2 * jnp.sum((x - mean) * tx, axes, keepdims=True) / count
-    return (out, mean, var), (t_out, t_mean, t_var)
 
 
 def _batch_norm_train(input, weight, bias, axes, eps, bshape):

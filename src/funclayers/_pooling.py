@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._kernels._max_select import lowest, window_max
 from ._layer import Layer, stateless
-from ._max_select import lowest, window_max
 from ._utils import check_rank, fmt_shape, ntuple
 
 SPATIAL_DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}

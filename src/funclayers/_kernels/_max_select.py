@@ -1,5 +1,10 @@
 """torch's pick of the maximum in each pooling window along one axis, with a fast backward pass.
 
+Used by: `MaxPool1d/2d/3d`, `AdaptiveMaxPool1d/2d/3d`, `LPPool*` with norm_type=inf and their
+`F.` ops (`window_max`); `FractionalMaxPool2d/3d` (`select_max`). Why (benchmarks/README.md):
+MaxPool2d(3, 2, 1) on (32, 64, 32, 32) 22.7 -> 10.0 ms, AdaptiveMaxPool2d 23.7 -> 16.7 ms (second
+session), MaxPool2d(2) 4.9 -> 3.5 ms (fourth); 0.42-0.85x of torch where Flax runs at 4.3x.
+
 Max pooling (regular, adaptive) is done one spatial axis at a time. Along an axis, the windows are
 a static table of input positions: `table[o, j]` is the position of element j of window o (-1 in
 the padding). `select_max` chooses torch's element among the window's views; `window_max` makes it
@@ -25,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from ._kernels._primitive import linear_call
-from ._utils import on_cpu
+from .._utils import on_cpu
+from ._primitive import linear_call
 
 
 def lowest(dtype: Any) -> Any:
