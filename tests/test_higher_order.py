@@ -1,4 +1,4 @@
-"""Grad of grad through every hand-written backward pass (custom_vjp / custom_jvp), against torch.
+"""Grad of grad through every hand-written backward pass (`_kernels._primitive` transposes, custom_jvp), against torch.
 
 d/dx sum(grad_x(sum(layer(x)^3))^2) in float64, training mode, compared with torch's double
 backward: the fast backward passes must themselves be differentiable and exact.

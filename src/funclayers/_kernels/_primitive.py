@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 from jax.extend import linear_util as lu
-from jax.extend.core import Primitive
+from jax.extend.core import DebugInfo, Primitive
 from jax.interpreters import ad, batching, mlir
 from jax.interpreters import partial_eval as pe
 
@@ -51,8 +51,9 @@ def _impl(*args, tangent, transpose, num_consts, name):
 def _abstract_eval(*avals, tangent, transpose, num_consts, name):
     # Traced on the avals themselves (not shape/dtype copies, as `jax.eval_shape` would), so that
     # the outputs carry what JAX tracks beyond those: inside `shard_map`, the mesh axes they vary on.
-    del transpose, num_consts, name
-    _, out, _ = pe.trace_to_jaxpr_dynamic(lu.wrap_init(lambda *a: list(tangent(*a))), avals)
+    del transpose, num_consts
+    info = DebugInfo("funclayers_linear", f"{name} tangent", None, None)
+    _, out, _ = pe.trace_to_jaxpr_dynamic(lu.wrap_init(lambda *a: list(tangent(*a)), debug_info=info), avals)
     return out
 
 
