@@ -20,9 +20,14 @@ Why not the ready-made tools: a `custom_jvp` whose tangent calls a `custom_vjp` 
 transposed; a `custom_vjp` cannot be pushed forward; `jax.custom_derivatives.linear_call` has the
 same semantics as this primitive but no batching rule (`vmap` of its gradient fails). This is the
 primitive-with-rules route JAX takes for its own operations, written once, generically, with the
-public `jax.extend.core.Primitive`, `jax.interpreters.ad` / `batching` / `mlir` registries
-(`batching.primitive_batchers` is a compatibility shim in JAX 0.10; `jax.core.get_aval` is gone:
-avals come from `jax.typeof`).
+public `jax.extend.core.Primitive`, the `jax.interpreters.ad` / `batching` / `mlir` registries
+and `partial_eval.trace_to_jaxpr_dynamic` for the abstract value. JAX 0.10.2 notes:
+`batching.primitive_batchers` is a compatibility shim (marked "TODO: delete" in JAX);
+`jax.extend.linear_util.wrap_init` without a `DebugInfo` is deprecated; `jax.core.get_aval` is
+gone (avals come from `jax.typeof`).
+
+Reverse mode is unchanged by construction: every benchmark step compiles to the same HLO as with
+the former `custom_vjp`s (`python -m benchmarks.compare_hlo`, benchmarks/README.md).
 """
 
 from __future__ import annotations
