@@ -2,7 +2,7 @@
 
     python -m benchmarks.conv_lowerings            # CPU, or the GPU where JAX has one
 
-The dispatch in `funclayers._conv_lowering.choose` was measured on CPU; this prints, per
+The dispatch in `funclayers._kernels._conv_lowering.choose` was measured on CPU; this prints, per
 benchmark shape, forward + backward (input and weight gradients) in milliseconds for XLA's own
 convolution and for each of our lowerings that applies, so the rule can be checked on another
 backend (it picks "xla" off CPU).
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funclayers import _conv_lowering as lowering
+from funclayers._kernels import _conv_lowering as lowering
 
 # (name, input shape, weight shape, stride, padding, groups)
 SHAPES = [

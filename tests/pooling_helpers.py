@@ -11,7 +11,7 @@ def jit(fn, *args):
 def force_max_pick(monkeypatch, how: str) -> None:
     """Make max pooling keep its pick the way `how` says: "reduce" (one variadic reduction) or
     "select" (elementwise), whatever the window size and backend would choose."""
-    from funclayers import _max_select
+    from funclayers._kernels import _max_select
 
     pick = _max_select._argmax_reduce if how == "reduce" else _max_select.select_max
     monkeypatch.setattr(_max_select, "_pick", pick)

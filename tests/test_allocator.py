@@ -32,7 +32,7 @@ PROGRAM = textwrap.dedent(
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(5):
         step(x).block_until_ready()
-    print(funclayers._allocator._tuned, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+    print(funclayers._kernels._allocator._tuned, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
     """
 )
 

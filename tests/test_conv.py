@@ -433,7 +433,7 @@ LOWERING_CASES = [
 @pytest.mark.parametrize("method, x_shape, w_shape, options", LOWERING_CASES)
 def test_every_lowering_matches_torch_with_gradients(method, x_shape, w_shape, options, dtype):
     """Each lowering of _conv_lowering.conv, forced, against torch's forward and backward."""
-    from funclayers import _conv_lowering as lowering
+    from funclayers._kernels import _conv_lowering as lowering
 
     n = len(x_shape) - 2
     stride, dilation = options.get("stride", (1,) * n), options.get("dilation", (1,) * n)
@@ -460,7 +460,7 @@ def test_every_lowering_matches_torch_with_gradients(method, x_shape, w_shape, o
 
 
 def test_winograd_refuses_what_it_cannot_compute():
-    from funclayers import _conv_lowering as lowering
+    from funclayers._kernels import _conv_lowering as lowering
 
     x, w = jnp.zeros((1, 2, 8, 8)), jnp.zeros((3, 2, 3, 3))
     with pytest.raises(ValueError, match="'winograd' lowering is for dense 2-D 3x3 convolutions with stride 1"):
@@ -470,7 +470,7 @@ def test_winograd_refuses_what_it_cannot_compute():
 
 
 def test_dispatch_picks_the_fast_lowering_per_shape():
-    from funclayers._conv_lowering import choose
+    from funclayers._kernels._conv_lowering import choose
 
     def pick(*args, **kwargs):  # the rules measured on CPU, whatever this machine's backend
         return choose(*args, platform="cpu", **kwargs)

@@ -1,4 +1,4 @@
-"""Grad of grad through every hand-written backward pass (custom_vjp / custom_jvp), against torch.
+"""Grad of grad through every hand-written backward pass (`_kernels._primitive` transposes, custom_jvp), against torch.
 
 d/dx sum(grad_x(sum(layer(x)^3))^2) in float64, training mode, compared with torch's double
 backward: the fast backward passes must themselves be differentiable and exact.
@@ -60,7 +60,7 @@ def test_grad_of_grad_matches_torch(name, args, kwargs, shape, x64):
 @pytest.mark.parametrize("method", ["taps", "patches", "winograd", "gemm", "xla"])
 def test_grad_of_grad_through_every_dense_conv_lowering(method, x64):
     """Each 2-D lowering forced (the layers above reach only the ones their shapes pick)."""
-    from funclayers import _conv_lowering as lowering
+    from funclayers._kernels import _conv_lowering as lowering
 
     x, w = randn(2, 4, 6, 5, dtype=np.float64, seed=1), randn(3, 4, 3, 3, dtype=np.float64, seed=2)
     padding = ((1, 1), (1, 0))

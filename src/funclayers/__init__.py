@@ -9,9 +9,9 @@ Every layer keeps the contract in CONTRACT.md: torch's constructor signatures, p
 buffer names, forward arguments and return structure.
 """
 
-from ._allocator import _tune_on_import, tune_cpu_allocator
+from ._kernels._allocator import _tune_on_import, tune_cpu_allocator
 
-_tune_on_import()  # before the first JAX computation; see _allocator.py (FUNCLAYERS_TUNE_MALLOC=0 opts out)
+_tune_on_import()  # before the first JAX computation; see _kernels/_allocator.py (FUNCLAYERS_TUNE_MALLOC=0 opts out)
 
 from . import functional, init
 from ._interop import StateDictError, load_state_dict, state_dict

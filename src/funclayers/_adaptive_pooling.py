@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._kernels._max_select import window_max
 from ._layer import Layer, stateless
-from ._max_select import window_max
 from ._pooling import check_pool_input, index_dtype
 from ._utils import on_cpu
 

@@ -9,7 +9,6 @@ cumulative average `1 / num_batches_tracked`.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import jax
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import init as _init
+from ._kernels._norm import _bn_train
 from ._layer import Layer
 from ._normalization import _affine, verify_batch_size
 from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
@@ -58,51 +58,6 @@ def _update(running: jax.Array, batch: jax.Array, momentum: Any) -> jax.Array:
     """`(1 - momentum) * running + momentum * batch`, kept in the buffer's own dtype."""
     new = (1 - momentum) * running.astype(batch.dtype) + momentum * batch
     return new.astype(running.dtype)
-
-
-# Training-mode batch norm with torch's CPU algorithm and a closed-form backward (custom_vjp).
-# The forward is torch's batch_norm_cpu: two-pass statistics, then `x * alpha + beta` with
-# alpha = weight * inv_std, beta = bias - mean * alpha; the backward is batch_norm_cpu_backward:
-#   dx = weight * inv_std * (dy - mean(dy) - (x - mean) * inv_std^2 * mean(dy * (x - mean))).
-# Written this way XLA fuses each step into one pass over x / dy and writes no full-size
-# intermediate; differentiating the plain formula (or transposing a closed-form JVP) instead
-# materialises xhat and dy * weight and runs ~3x slower on CPU. Reverse-over-reverse works (the
-# rules are plain JAX); forward mode (jax.jvp) is not available for a custom_vjp.
-
-
-def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    count = math.prod(x.shape[a] for a in axes)
-    mean = jnp.sum(x, axes, keepdims=True) / count
-    centred = x - mean
-    return mean, jnp.sum(centred * centred, axes, keepdims=True) / count
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _bn_train(x, weight, bias, axes, eps):
-    mean, var = _bn_moments(x, axes)
-    alpha = lax.rsqrt(var + eps) * weight
-    return x * alpha + (bias - mean * alpha), mean, var
-
-
-def _bn_train_fwd(x, weight, bias, axes, eps):
-    mean, var = _bn_moments(x, axes)
-    inv_std = lax.rsqrt(var + eps)
-    alpha = inv_std * weight
-    return (x * alpha + (bias - mean * alpha), mean, var), (x, weight, mean, inv_std)
-
-
-def _bn_train_bwd(axes, eps, residuals, cotangents):
-    x, weight, mean, inv_std = residuals
-    dy = cotangents[0]  # mean and var leave through stop_gradient: no cotangent
-    count = math.prod(x.shape[a] for a in axes)
-    sum_dy = jnp.sum(dy, axes, keepdims=True)
-    dot = jnp.sum(dy * x, axes, keepdims=True) - mean * sum_dy  # sum(dy * (x - mean))
-    k = inv_std * inv_std * dot / count
-    dx = (weight * inv_std) * (dy - sum_dy / count - (x - mean) * k)
-    return dx, dot * inv_std, sum_dy
-
-
-_bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
 
 
 def _batch_norm_train(input, weight, bias, axes, eps, bshape):

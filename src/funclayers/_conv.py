@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _conv_lowering as lowering
 from . import init as _init
+from ._kernels import _conv_lowering as lowering
 from ._layer import Layer
 from ._utils import cast_like, check_floating, fmt_shape, ntuple, param_dtype
 

@@ -12,7 +12,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _conv_lowering as lowering
 from ._conv import (
     add_bias,
     check_bias,
@@ -23,6 +22,7 @@ from ._conv import (
     conv_repr,
     init_conv_params,
 )
+from ._kernels import _conv_lowering as lowering
 from ._layer import Layer
 from ._utils import cast_like, fmt_shape, ntuple
 

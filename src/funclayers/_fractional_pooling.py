@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._kernels._max_select import select_max
 from ._layer import Layer
-from ._max_select import select_max
 from ._pooling import SPATIAL_DIMS, index_dtype, pool_tuple
 from ._utils import check_rank, fmt_shape, require_rng
 

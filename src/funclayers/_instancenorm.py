@@ -16,8 +16,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._batchnorm import _norm_name, _update, check_channel_inputs, norm_init
+from ._kernels._norm import standardize
 from ._layer import Layer
-from ._normalization import _affine, standardize, warn_unused_num_features
+from ._normalization import _affine, warn_unused_num_features
 from ._utils import TorchRuntimeError, cast_like, fmt_shape
 
 

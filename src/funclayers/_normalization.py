@@ -1,12 +1,9 @@
-"""_normalization.py: layer, group, RMS and local-response normalisation, and the shared kernel.
+"""_normalization.py: layer, group, RMS and local-response normalisation (torch's normalization.py).
 
-`standardize` is the kernel the instance norms are built on:
-`(x - mean) / sqrt(var + eps)` over some axes, with single-pass shifted statistics and a
-closed-form JVP, so reverse mode transposes to torch's fused backward instead of differentiating
-the reductions step by step (~3x faster on CPU), while forward mode and higher orders still work.
-LayerNorm has a row kernel of its own with the same maths (`_layernorm.py`), laid out so that XLA
-on CPU writes no full-size temporary; GroupNorm (below) and training-mode BatchNorm
-(`_batchnorm.py`) follow torch's CPU kernels with closed-form backward passes (custom_vjp).
+The fast kernels live in `_kernels/`: LayerNorm's row kernel (`_kernels/_layernorm.py`), and
+GroupNorm's, CrossMapLRN2d's and the instance norms' `standardize` (`_kernels/_norm.py`, with
+training-mode BatchNorm's): torch's CPU algorithms with closed-form backward passes, differentiable
+in every mode.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import jax
@@ -24,62 +20,10 @@ import numpy as np
 from jax import lax
 
 from . import init as _init
+from ._kernels._layernorm import layer_norm_rows
+from ._kernels._norm import _cross_map_lrn2d, _group_norm_fused
 from ._layer import Layer, no_params
-from ._layernorm import layer_norm_rows
 from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
-
-# ---------------------------------------------------------------------------------------------
-# the shared kernel
-
-
-def moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
-    """Mean and biased variance over `axes` (kept as size-1 dims), in one pass over `x`.
-
-    Sums of `x - shift` and its square, with `shift` one sample of each slice: the classic
-    shifted-data algorithm. Unlike E[x^2] - E[x]^2 it does not cancel catastrophically when the
-    mean is large against the spread, so float64 stays within 1e-10 of torch's two-pass result.
-    """
-    count = math.prod(x.shape[a] for a in axes)
-    shift = lax.stop_gradient(x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))])
-    centred = x - shift
-    s1 = jnp.sum(centred, axes, keepdims=True)
-    s2 = jnp.sum(centred * centred, axes, keepdims=True)
-    m1 = s1 / count
-    var = jnp.maximum(s2 / count - m1 * m1, 0)
-    return shift + m1, var
-
-
-def standardize(x: jax.Array, axes: tuple[int, ...], eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """`((x - mean) / sqrt(var + eps), mean, var)`, the statistics over `axes` with size-1 dims kept.
-
-    Half and bfloat16 inputs are normalised in float32, as torch's CPU kernels do (the statistics
-    come back in float32, the normalised values in the input's dtype).
-    """
-    if x.dtype in (jnp.float16, jnp.bfloat16):
-        xhat, mean, var = _standardize(x.astype(jnp.float32), axes, eps)
-        return xhat.astype(x.dtype), mean, var
-    return _standardize(x, axes, eps)
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _standardize(x: jax.Array, axes: tuple[int, ...], eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-    mean, var = moments(x, axes)
-    return (x - mean) * lax.rsqrt(var + eps), mean, var
-
-
-@_standardize.defjvp
-def _standardize_jvp(axes, eps, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    mean, var = moments(x, axes)
-    inv_std = lax.rsqrt(var + eps)
-    xhat = (x - mean) * inv_std
-    mean_dx = jnp.mean(dx, axes, keepdims=True)
-    mean_dx_xhat = jnp.mean(dx * xhat, axes, keepdims=True)
-    # d xhat = inv_std * (dx - mean(dx) - xhat * mean(dx * xhat)); its transpose is torch's
-    # closed-form backward dx = inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)).
-    dxhat = inv_std * (dx - mean_dx - xhat * mean_dx_xhat)
-    dvar = 2 * mean_dx_xhat / inv_std
-    return (xhat, mean, var), (dxhat, mean_dx, dvar)
 
 
 def _affine(y: jax.Array, weight: Any, bias: Any, shape: tuple[int, ...]) -> jax.Array:
@@ -198,58 +142,6 @@ def _group_norm(where, input, num_groups, weight, bias, eps):
     return out.reshape(shape).astype(dtype)
 
 
-# GroupNorm with torch's CPU algorithm (group_norm_kernel / its backward) as a custom_vjp: the
-# forward is `x * alpha + beta` per (sample, channel), the backward one fused pass
-# dx = weight * inv_std * dy + c2 * x + c3 with per-group c2, c3 from the per-channel sums of dy
-# and dy * x. Transposing the generic JVP materialises xhat and dy * weight and is ~2x slower.
-
-
-def _group_stats(x, groups):
-    n, c, _ = x.shape
-    grouped = x.reshape(n, groups, -1)
-    mean = jnp.mean(grouped, -1)
-    centred = grouped - mean[..., None]
-    return mean, jnp.mean(centred * centred, -1)  # (N, G) each
-
-
-def _per_channel(value, c):
-    n, groups = value.shape
-    return jnp.repeat(value, c // groups, axis=1)[..., None]  # (N, C, 1)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _group_norm_fused(x, weight, bias, groups, eps):
-    return _group_norm_fwd(x, weight, bias, groups, eps)[0]
-
-
-def _group_norm_fwd(x, weight, bias, groups, eps):
-    c = x.shape[1]
-    mean, var = _group_stats(x, groups)
-    inv_std = lax.rsqrt(var + eps)
-    alpha = _per_channel(inv_std, c) * weight[:, None]
-    beta = bias[:, None] - _per_channel(mean, c) * alpha
-    return x * alpha + beta, (x, weight, mean, inv_std)
-
-
-def _group_norm_bwd(groups, eps, residuals, dy):
-    x, weight, mean, inv_std = residuals
-    n, c, length = x.shape
-    count = c // groups * length
-    ds = jnp.sum(dy * x, -1)  # (N, C)
-    db = jnp.sum(dy, -1)
-    sum_ds_w = jnp.sum((ds * weight).reshape(n, groups, -1), -1)  # (N, G)
-    sum_db_w = jnp.sum((db * weight).reshape(n, groups, -1), -1)
-    c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
-    c3 = -c2 * mean - sum_db_w * inv_std / count
-    dx = dy * (_per_channel(inv_std, c) * weight[:, None]) + _per_channel(c2, c) * x + _per_channel(c3, c)
-    mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
-    d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
-    return dx, d_weight, jnp.sum(db, 0)
-
-
-_group_norm_fused.defvjp(_group_norm_fwd, _group_norm_bwd)
-
-
 def rms_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: jax.Array | None = None,
              eps: float | None = None) -> jax.Array:
     """`x / sqrt(mean(x^2) + eps) * weight` over the trailing dims; torch.nn.functional.rms_norm.
@@ -306,55 +198,6 @@ def _local_response_norm(where, input, size, alpha, beta, k):
                                padding)
     div = (summed / size * alpha + k) ** beta
     return input / div
-
-
-# CrossMapLRN2d: torch's legacy autograd Function (torch/nn/modules/_functions.py). Its forward
-# window never drops channel 0 once it has slid past it, and its hand-written backward is not the
-# derivative of that forward (its window is shifted), so both are reproduced literally.
-
-
-def _cross_map_windows(channels: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    pre_pad = int((size - 1) / 2 + 1)
-    forward = np.zeros((channels, channels), np.float64)  # forward[c, j]: x[j]^2 enters scale[c]
-    for c in range(channels):
-        members = set(range(0, min(channels - 1, c + pre_pad - 1) + 1))
-        if c > pre_pad:
-            members = {0} | set(range(c - pre_pad + 1, min(channels - 1, c + pre_pad - 1) + 1))
-        forward[c, sorted(members)] = 1
-    inverse_pre_pad = int(size - (size - 1) / 2)
-    backward = np.zeros((channels, channels), np.float64)  # backward[c, j]: ratio[j] enters accum[c]
-    for c in range(channels):
-        lo, hi = max(0, c - inverse_pre_pad), min(channels - 1, c + size - 1 - inverse_pre_pad)
-        backward[c, lo:hi + 1] = 1
-    return forward, backward
-
-
-def _channel_mix(x: jax.Array, matrix: np.ndarray) -> jax.Array:
-    return jnp.einsum("cj,njhw->nchw", jnp.asarray(matrix, x.dtype), x, precision=lax.Precision.HIGHEST)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
-def _cross_map_lrn2d(input, size, alpha, beta, k):
-    forward, _ = _cross_map_windows(input.shape[1], size)
-    scale = _channel_mix(input * input, forward) * (alpha / size) + k
-    return input * scale ** -beta
-
-
-def _cross_map_lrn2d_fwd(input, size, alpha, beta, k):
-    forward, _ = _cross_map_windows(input.shape[1], size)
-    scale = _channel_mix(input * input, forward) * (alpha / size) + k
-    output = input * scale ** -beta
-    return output, (input, output, scale)
-
-
-def _cross_map_lrn2d_bwd(size, alpha, beta, k, residuals, grad_output):
-    input, output, scale = residuals
-    _, backward = _cross_map_windows(input.shape[1], size)
-    accum = _channel_mix(grad_output * output / scale, backward)
-    return (scale ** -beta * grad_output - (2 * alpha * beta / size) * input * accum,)
-
-
-_cross_map_lrn2d.defvjp(_cross_map_lrn2d_fwd, _cross_map_lrn2d_bwd)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._kernels._max_select import lowest, window_max
 from ._layer import Layer, stateless
-from ._max_select import lowest, window_max
 from ._utils import check_rank, fmt_shape, ntuple
 
 SPATIAL_DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
@@ -347,7 +347,11 @@ def _lp_pool(n: int, layer: str, input, norm_type, kernel_size, stride, ceil_mod
         return -_max_pool(n, layer, -jnp.abs(x), kernel, stride, 0, 1, ceil_mode, False)
     check_pool_input(layer, x, n)
     avg = _avg_pool(n, layer, x ** jnp.asarray(norm_type, x.dtype), kernel, stride, 0, ceil_mode, True, None)
-    scaled = jnp.sign(avg) * jax.nn.relu(jnp.abs(avg)) * math.prod(kernel)
+    # A window with a negative entry and a fractional norm_type averages a NaN. torch's gradient is
+    # NaN at every entry of that window (its abs backward multiplies by sign(NaN)); JAX's abs / relu
+    # derivatives give 0 there, so the NaN is passed through explicitly (same value, torch's NaN).
+    magnitude = jnp.sign(avg) * jax.nn.relu(jnp.abs(avg))
+    scaled = jnp.where(jnp.isnan(avg), avg, magnitude) * math.prod(kernel)
     return scaled ** jnp.asarray(1.0 / norm_type, x.dtype)
 
 

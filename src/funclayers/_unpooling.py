@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._kernels._primitive import linear_call
 from ._layer import Layer, stateless
 from ._pooling import pool_tuple
 from ._utils import check_rank, fmt_shape
@@ -57,24 +58,32 @@ def unpool_output_size(layer: str, input_shape, kernel, stride, padding, output_
     return tuple(out)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _scatter(values: jax.Array, index: jax.Array, size: int) -> jax.Array:
-    """out[b, index[b, i]] = values[b, i] over a (B, size) zero array; out-of-range entries dropped."""
+def _write(values: jax.Array, index: jax.Array, size: int) -> jax.Array:
     rows = jnp.arange(values.shape[0])[:, None]
     return jnp.zeros((values.shape[0], size), values.dtype).at[rows, index].set(values, mode="drop")
 
 
-def _scatter_fwd(values, index, size):
-    return _scatter(values, index, size), index
-
-
-def _scatter_bwd(size, index, grad):
+def _gather(grad: jax.Array, index: jax.Array) -> jax.Array:
     rows = jnp.arange(grad.shape[0])[:, None]
-    gathered = grad.at[rows, index].get(mode="fill", fill_value=0)
-    return gathered, np.zeros(index.shape, jax.dtypes.float0)
+    return grad.at[rows, index].get(mode="fill", fill_value=0)
 
 
-_scatter.defvjp(_scatter_fwd, _scatter_bwd)
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _scatter(values: jax.Array, index: jax.Array, size: int) -> jax.Array:
+    """out[b, index[b, i]] = values[b, i] over a (B, size) zero array; out-of-range entries dropped."""
+    return _write(values, index, size)
+
+
+@partial(_scatter.defjvp, symbolic_zeros=True)
+def _scatter_jvp(size, primals, tangents):
+    # The tangent is the scatter of the tangent (torch's forward-mode rule), its transpose torch's
+    # backward: the gather at the indices. With duplicate indices torch's backward gives every
+    # duplicate the gradient, which is not the transpose of the write (one duplicate wins): there,
+    # as in torch, forward mode (jvp, jacfwd) and reverse mode (grad, jacrev) disagree.
+    values, index = primals
+    (t,) = linear_call(lambda index, t: [_write(t, index, size)], lambda cts, index: [_gather(cts[0], index)],
+                       (index,), tangents[:1], "max_unpool")
+    return _write(values, index, size), t
 
 
 def _max_unpool(n: int, layer: str, input, indices, kernel_size, stride, padding, output_size) -> jax.Array:

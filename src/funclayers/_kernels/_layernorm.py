@@ -18,8 +18,9 @@ output and the incoming gradient:
   `x` and the row statistics, rather than a saved `xhat` shared with the input gradient (one more
   full-size write and two reads).
 
-LayerNorm(512) forward + backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for
-`standardize` + affine (the layer before).
+Used by: `LayerNorm` and `F.layer_norm` (`_normalization.py`). Why: LayerNorm(512) forward +
+backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standardize` + affine
+(the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session).
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
 """Winograd's F(2x2, 3x3): 3x3 stride-1 2-D convolutions with 2.25x fewer multiplications.
 
+Used by: `Conv2d` / `F.conv2d` with a dense 3x3 stride-1 kernel, enough channels and output tiles
+(`_conv_lowering.choose` picks "winograd" on CPU): most convolutions of ResNet-18 and the small
+CNN. Why (benchmarks/README.md, third session, isolated forward + backward in one process):
+64->64 on 32x32 maps 112 -> 73 ms, 128->128 @16 53 -> 34, 256->256 @8 47 -> 28, against XLA's
+direct convolution.
+
 The output is cut into 2x2 tiles; each tile needs the overlapping 4x4 input tile around it. With
 the transforms B, G and A of Lavin and Gray (2015, "Fast algorithms for convolutional neural
 networks"), a tile's output is A^T [(G g G^T) * (B^T d B)] A: the 3x3 kernel g and the 4x4 input
@@ -17,10 +23,12 @@ output tile into NaN where a direct convolution gives +-inf in some of those cel
 Everything runs channels-major (channels, batch, height, width): moving the channel axis in front
 of the batch axis is a cheap copy of whole planes, the 16 products are then plain
 (out, in) x (in, tiles) matrix products, and the backward pass is the same three stages
-transposed (`jax.custom_vjp`): the input gradient is 16 products with the transposed weights
-followed by the transposed input transform (an overlap-add of tiles), the weight gradient 16
-products of the output gradient's and the input's transforms. The backward pass is made of
-differentiable operations, so grad of grad works (tested against torch's double backward).
+transposed (the transpose of the tangent map, `_kernels._primitive.linear_call`): the input
+gradient is 16 products with the transposed weights followed by the transposed input transform
+(an overlap-add of tiles), the weight gradient 16 products of the output gradient's and the
+input's transforms. The backward pass is made of differentiable operations, so grad of grad
+works (tested against torch's double backward); the tangent (forward mode) is the same 16
+products with the transformed tangents.
 
 The transforms are written either as elementwise passes over tile rows or as one small matrix
 product with a Kronecker product of the transform matrices, whichever measured faster both to run
@@ -37,7 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._utils import zero_pad
+from .._utils import zero_pad
+from ._primitive import linear_call
 
 Pairs = Sequence[tuple[int, int]]
 
@@ -154,7 +163,7 @@ def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
     return y, (v, u)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
 def conv3x3(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
     """Cross-correlation of (N, C, H, W) `x` with a (K, C, 3, 3) `w`, stride 1, by F(2x2, 3x3).
 
@@ -163,12 +172,29 @@ def conv3x3(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
     return _forward(x, w, padding)[0]
 
 
-def _conv3x3_fwd(x, w, padding):
-    return _forward(x, w, padding)
+@partial(conv3x3.defjvp, symbolic_zeros=True)
+def _conv3x3_jvp(padding, primals, tangents):
+    x, w = primals
+    y, (v, u) = _forward(x, w, padding)
+    out, tiles, pads = geometry(x.shape, padding)
+    batch = x.shape[0]
 
+    def tangent(v, u, tx, tw):  # bilinear: the products of the transformed tangents
+        highest = lax.Precision.HIGHEST
+        m = None
+        if tx is not None:
+            vt = _transform_input(zero_pad(jnp.swapaxes(tx, 0, 1), ((0, 0), (0, 0)) + pads), tiles)
+            m = lax.dot_general(u, vt, (((2,), (1,)), ((0,), (0,))), precision=highest)
+        if tw is not None:
+            mw = lax.dot_general(_kernel_transform(tw), v, (((2,), (1,)), ((0,), (0,))), precision=highest)
+            m = mw if m is None else m + mw
+        return [_transform_output(m, batch, tiles)[:, :, : out[0], : out[1]]]
 
-def _conv3x3_bwd(padding, residuals, dy):
-    return _backward(*residuals, dy, padding)
+    def transpose(cts, v, u):
+        return list(_backward(v, u, cts[0], padding))
+
+    (ty,) = linear_call(tangent, transpose, (v, u), tangents, "winograd_conv3x3")
+    return y, ty
 
 
 def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
@@ -184,8 +210,6 @@ def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
     dx = dxp[:, :, top : top + x_shape[2], left : left + x_shape[3]]
     return jnp.swapaxes(dx, 0, 1), _kernel_transform_t(du)
 
-
-conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 def applies(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, groups: int) -> bool:
