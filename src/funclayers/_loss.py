@@ -275,6 +275,9 @@ def _bce_value(x, t, w):
     return -w * (t * jnp.maximum(jnp.log(x), -100.0) + (1 - t) * jnp.maximum(jnp.log1p(-x), -100.0))
 
 
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
 @jax.custom_jvp
 def _bce(x, t, w):
     return _bce_value(x, t, w)
@@ -282,10 +285,11 @@ def _bce(x, t, w):
 
 @_bce.defjvp
 def _bce_jvp(primals, tangents):
-    # torch's backward: w (x - t) / max(x (1 - x), 1e-12) for the input; the clamped log-odds for the target
+    # torch's backward: w (x - t) / max(x (1 - x), EPSILON) for the input, EPSILON being the float 1e-12f;
+    # the clamped log-odds for the target
     (x, t, w), (dx, dt, dw) = primals, tangents
     out = _bce_value(x, t, w)
-    d_x = w * (x - t) / jnp.maximum(x * (1 - x), 1e-12)
+    d_x = w * (x - t) / jnp.maximum(x * (1 - x), _BCE_EPSILON)
     d_t = w * (jnp.maximum(jnp.log1p(-x), -100.0) - jnp.maximum(jnp.log(x), -100.0))
     d_w = _bce_value(x, t, jnp.ones_like(w))
     return out, d_x * dx + d_t * dt + d_w * dw

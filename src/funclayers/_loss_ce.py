@@ -312,8 +312,9 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
     x = jnp.asarray(input)
     w_lin = jnp.asarray(linear_weight, x.dtype)
     if out_features or probabilities:
-        logits = jnp.einsum("...i,c...i->...c...", x, w_lin, precision=_PRECISION) if out_features else \
-            lax.dot_general(x, w_lin, (((x.ndim - 1,), (1,)), ((), ())), precision=_PRECISION)
+        flat = w_lin.reshape(-1, shape[-1])  # (C * d1 * ... * dK, in_features), as torch stores it
+        logits = lax.dot_general(x, flat, (((x.ndim - 1,), (1,)), ((), ())), precision=_PRECISION)
+        logits = logits.reshape(logits.shape[:-1] + w_shape[:-1])
         if linear_bias is not None:
             logits = logits + jnp.asarray(linear_bias, x.dtype)
         return cross_entropy(logits, target, weight, ignore_index=ignore_index, reduction=reduction,
