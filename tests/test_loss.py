@@ -481,7 +481,7 @@ def _compare_lce(module, layer, params, state, x, t, dtype):
     ct = randn(*out_t.shape, dtype=dtype, seed=99) if out_t.ndim else np.asarray(1.3, dtype)
     out_t.backward(torch.from_numpy(np.array(ct)))
     target = jax_int(t) if t.dtype.kind == "i" else jnp.asarray(t)
-    out, vjp = jax.vjp(lambda p, a: layer.apply(p, state, a, target)[0], params, jnp.asarray(x))
+    out, vjp = jax.vjp(jax.jit(lambda p, a: layer.apply(p, state, a, target)[0]), params, jnp.asarray(x))
     g_params, g_x = vjp(jnp.asarray(ct, out.dtype))
     assert_close(out, out_t, "lce value", **tol)
     assert_close(g_x, x_t.grad, "lce grad input", **tol)

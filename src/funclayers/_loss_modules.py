@@ -22,7 +22,7 @@ from ._layer import Layer
 from ._linear import Linear
 from ._loss_ce import check_label_smoothing, cross_entropy, linear_cross_entropy, nll_loss, num_out_classes
 from ._loss_ctc import ctc_loss
-from ._utils import param_dtype
+from ._utils import TorchRuntimeError, param_dtype
 
 
 def _reduction(name: str, size_average: Any, reduce: Any, reduction: str, extra: tuple = ()) -> str:
@@ -251,10 +251,10 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
     del device
     out_features = tuple(out_features)
     if weight is not None and jnp.shape(weight) != (num_classes,):
-        raise ValueError(f"LinearCrossEntropyLoss: expected weight shape to be {(num_classes,)}, got "
+        raise TorchRuntimeError(f"LinearCrossEntropyLoss: expected weight shape to be {(num_classes,)}, got "
                          f"{tuple(jnp.shape(weight))}")
     if not 0 <= label_smoothing <= 1:
-        raise ValueError(f"LinearCrossEntropyLoss: expected label_smoothing to be in range [0, 1], got "
+        raise TorchRuntimeError(f"LinearCrossEntropyLoss: expected label_smoothing to be in range [0, 1], got "
                          f"{label_smoothing}")
     reduction = _reduction("LinearCrossEntropyLoss", None, None, reduction)
     linear = Linear(in_features, num_out_classes(num_classes, out_features), bias=bias, dtype=param_dtype(dtype))
