@@ -525,13 +525,13 @@ def test_linear_cross_entropy_params_and_repr():
 
 def test_linear_cross_entropy_backward_holds_no_full_logits():
     """The compiled gradient's temporaries stay far below one (N, C) logits matrix."""
-    n, d, c = 512, 32, 4096
+    n, d, c = 2048, 32, 4096
     layer = fl.LinearCrossEntropyLoss(d, c, options=_Options(64))
     params, state = layer.init(jax.random.PRNGKey(0))
     x, t = jnp.ones((n, d)), jnp.zeros((n,), jnp.int32)
     grad = jax.jit(jax.grad(lambda p, a: layer.apply(p, state, a, t)[0], argnums=(0, 1)))
     temp = grad.lower(params, x).compile().memory_analysis().temp_size_in_bytes
-    assert temp < n * c * 4 / 2, f"temporaries {temp} bytes vs logits {n * c * 4} bytes"
+    assert temp < n * c * 4 / 4, f"temporaries {temp} bytes vs logits {n * c * 4} bytes"
 
 
 # -- transformations -------------------------------------------------------------------------------------

@@ -89,6 +89,42 @@ def _index_loss(logp: jax.Array, target: jax.Array, weight: Any, ignore_index: i
     return reduce_loss(loss, reduction)
 
 
+def _logsumexp(x: jax.Array, axis: int) -> jax.Array:
+    """log sum exp over `axis`; its derivative is softmax, an elementwise pass over x and the result."""
+    m = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, 0)
+    return jnp.log(jnp.sum(jnp.exp(x - m), axis=axis)) + jnp.squeeze(m, axis)
+
+
+def _index_loss_logits(x: jax.Array, target: jax.Array, weight: Any, ignore_index: int, label_smoothing: float,
+                       reduction: str) -> jax.Array:
+    """`_index_loss(log_softmax(x), ...)` written on the logits: -log p_t = lse - x_t and
+    -sum_c w_c log p_c = W lse - sum_c w_c x_c, so that the forward pass is a few fused row
+    reductions and the backward pass one elementwise pass (softmax times a row factor minus the
+    target distribution), with no (N, C) log-probabilities stored."""
+    num_classes = x.shape[1]
+    bshape = (1, num_classes) + (1,) * (x.ndim - 2)
+    onehot = target[:, None] == lax.broadcasted_iota(target.dtype, bshape, 1)
+    valid = target != ignore_index
+    lse = _logsumexp(x, 1)
+    picked = jnp.sum(jnp.where(onehot, x, 0), axis=1)
+    if weight is None:
+        w_target = valid.astype(x.dtype)
+    else:
+        w = jnp.asarray(weight, x.dtype).reshape(bshape)
+        w_target = jnp.sum(jnp.where(onehot, w, 0), axis=1) * valid
+    loss = (lse - picked) * w_target
+    if label_smoothing > 0:
+        if weight is None:
+            smooth = (num_classes * lse - jnp.sum(x, axis=1)) * valid
+        else:
+            smooth = (jnp.sum(w) * lse - jnp.sum(x * w, axis=1)) * valid
+        loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
+    if reduction == "mean":
+        return jnp.sum(loss) / jnp.sum(w_target)
+    return reduce_loss(loss, reduction)
+
+
 def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | None = None, ignore_index: int = -100,
              reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """Negative log likelihood of log-probabilities; torch.nn.functional.nll_loss.
@@ -166,11 +202,11 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
     unbatched = x.ndim == 1
     if unbatched:
         x, target = x[None], jnp.asarray(target)[None]
-    logp = _log_softmax_along(x, 1) if x.size else x
     if probabilities:
+        logp = _log_softmax_along(x, 1) if x.size else x
         loss = _prob_loss(logp, jnp.asarray(target), weight, label_smoothing, reduction)
     else:
-        loss = _index_loss(logp, target, weight, ignore_index, label_smoothing, reduction)
+        loss = _index_loss_logits(x, target, weight, ignore_index, label_smoothing, reduction)
     return loss[0] if unbatched and reduction == "none" else loss
 
 
