@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _loss as L
+from . import _loss_margin as M
 from ._layer import Layer
 from ._linear import Linear
 from ._loss_ce import check_label_smoothing, cross_entropy, linear_cross_entropy, nll_loss, num_out_classes
@@ -66,13 +67,13 @@ def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, r
 
 def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
     """Two-class logistic loss; torch.nn.SoftMarginLoss. Shape: (*), (*) -> () or (*)."""
-    return _elementwise("SoftMarginLoss", L.soft_margin_loss, size_average, reduce, reduction)
+    return _elementwise("SoftMarginLoss", M.soft_margin_loss, size_average, reduce, reduction)
 
 
 def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Layer:
     """Multi-label hinge loss; torch.nn.MultiLabelMarginLoss. Shape: (N, C) or (C,), integer target alike."""
-    return _elementwise("MultiLabelMarginLoss", L.multilabel_margin_loss, size_average, reduce, reduction)
+    return _elementwise("MultiLabelMarginLoss", M.multilabel_margin_loss, size_average, reduce, reduction)
 
 
 def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
@@ -129,7 +130,7 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
                              reduction: str = "mean") -> Layer:
     """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state)."""
     reduction = _reduction("MultiLabelSoftMarginLoss", size_average, reduce, reduction)
-    return L.loss_layer("MultiLabelSoftMarginLoss()", lambda state, input, target: L.multilabel_soft_margin_loss(
+    return L.loss_layer("MultiLabelSoftMarginLoss()", lambda state, input, target: M.multilabel_soft_margin_loss(
         input, target, state.get("weight"), reduction=reduction), {"weight": weight})
 
 
@@ -141,7 +142,7 @@ def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_av
     if weight is not None and jnp.ndim(weight) != 1:
         raise ValueError(f"MultiMarginLoss: weight must be a 1D tensor, got shape {jnp.shape(weight)}.")
     reduction = _reduction("MultiMarginLoss", size_average, reduce, reduction)
-    return L.loss_layer("MultiMarginLoss()", lambda state, input, target: L.multi_margin_loss(
+    return L.loss_layer("MultiMarginLoss()", lambda state, input, target: M.multi_margin_loss(
         input, target, p, margin, state.get("weight"), reduction=reduction), {"weight": weight})
 
 
@@ -149,7 +150,7 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
                       reduction: str = "mean") -> Layer:
     """max(0, -y (x1 - x2) + margin); torch.nn.MarginRankingLoss. apply(params, state, input1, input2, target)."""
     reduction = _reduction("MarginRankingLoss", size_average, reduce, reduction)
-    return L.loss_layer("MarginRankingLoss()", lambda state, input1, input2, target: L.margin_ranking_loss(
+    return L.loss_layer("MarginRankingLoss()", lambda state, input1, input2, target: M.margin_ranking_loss(
         input1, input2, target, margin, reduction=reduction))
 
 
@@ -157,7 +158,7 @@ def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, re
                        reduction: str = "mean") -> Layer:
     """Hinge embedding loss; torch.nn.HingeEmbeddingLoss. Shape: (*), (*) in {1, -1} -> () or (*)."""
     reduction = _reduction("HingeEmbeddingLoss", size_average, reduce, reduction)
-    return L.loss_layer("HingeEmbeddingLoss()", lambda state, input, target: L.hinge_embedding_loss(
+    return L.loss_layer("HingeEmbeddingLoss()", lambda state, input, target: M.hinge_embedding_loss(
         input, target, margin, reduction=reduction))
 
 
@@ -165,7 +166,7 @@ def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, r
                         reduction: str = "mean") -> Layer:
     """Cosine embedding loss; torch.nn.CosineEmbeddingLoss. apply(params, state, input1, input2, target)."""
     reduction = _reduction("CosineEmbeddingLoss", size_average, reduce, reduction)
-    return L.loss_layer("CosineEmbeddingLoss()", lambda state, input1, input2, target: L.cosine_embedding_loss(
+    return L.loss_layer("CosineEmbeddingLoss()", lambda state, input1, input2, target: M.cosine_embedding_loss(
         input1, input2, target, margin, reduction=reduction))
 
 
@@ -175,7 +176,7 @@ def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, sw
     if margin <= 0:
         raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
     reduction = _reduction("TripletMarginLoss", size_average, reduce, reduction)
-    return L.loss_layer("TripletMarginLoss()", lambda state, anchor, positive, negative: L.triplet_margin_loss(
+    return L.loss_layer("TripletMarginLoss()", lambda state, anchor, positive, negative: M.triplet_margin_loss(
         anchor, positive, negative, margin, p, eps, swap, reduction=reduction))
 
 
@@ -186,7 +187,7 @@ def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, 
         raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
     reduction = _reduction("TripletMarginWithDistanceLoss", None, None, reduction)
     return L.loss_layer("TripletMarginWithDistanceLoss()", lambda state, anchor, positive, negative:
-                        L.triplet_margin_with_distance_loss(anchor, positive, negative,
+                        M.triplet_margin_with_distance_loss(anchor, positive, negative,
                                                             distance_function=distance_function, margin=margin,
                                                             swap=swap, reduction=reduction))
 
