@@ -623,6 +623,12 @@ def test_jit_vmap_and_higher_order():
                                atol=1e-6)
     np.testing.assert_allclose(jax.jit(jax.jacfwd(jax.grad(f, argnums=1), argnums=1))(xa, lw),
                                jax.jit(jax.jacrev(jax.grad(g, argnums=1), argnums=1))(xa, lw), rtol=1e-4, atol=1e-6)
+    # reduction='none' (jax.checkpoint per row chunk, plain autodiff) in forward mode
+    f_none = lambda a: F.linear_cross_entropy(a, lw, t[0], reduction="none", options=_Options(4))
+    g_none = lambda a: F.cross_entropy(a @ lw.T, t[0], reduction="none")
+    for got, want in zip(jax.jit(lambda a, d: jax.jvp(f_none, (a,), (d,)))(xa, jnp.ones_like(xa)),
+                         jax.jvp(g_none, (xa,), (jnp.ones_like(xa),))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     xs = jnp.stack([xa, 2 * xa])
     np.testing.assert_allclose(jax.jit(jax.vmap(jax.grad(f), (0, None)))(xs, lw),
                                jax.jit(jax.vmap(jax.grad(g), (0, None)))(xs, lw), rtol=1e-5, atol=1e-7)
