@@ -77,7 +77,7 @@ def make_train_step(model: fl.Layer, optimizer: optax.GradientTransformation) ->
     """
     def loss_fn(params, state, x, y, rng):
         logits, new_state = model.apply(params, state, x, rng=rng, training=True)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        loss = fl.functional.cross_entropy(logits, y)  # torch's F.cross_entropy, as a torch loop computes it
         return loss, (new_state, jnp.mean(jnp.argmax(logits, -1) == y))
 
     def step(params, state, opt_state, x, y, rng):
@@ -93,7 +93,7 @@ def make_eval_fn(model: fl.Layer) -> Callable:
     @jax.jit
     def evaluate(params, state, x, y):
         logits, _ = model.apply(params, state, x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        loss = fl.functional.cross_entropy(logits, y)
         return loss, jnp.mean(jnp.argmax(logits, -1) == y)
 
     return evaluate

@@ -74,9 +74,12 @@ def main() -> None:
     optimizer = optax.sgd(0.1, momentum=0.9)
     opt_state = optimizer.init(params)
 
+    criterion = fl.CrossEntropyLoss()  # torch's nn.CrossEntropyLoss(): a layer without params
+
     def loss_fn(params, state, x, y):
         logits, new_state = model.apply(params, state, x, training=True)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_state
+        loss, _ = criterion.apply({}, {}, logits, y)
+        return loss, new_state
 
     @jax.jit
     def train_step(params, state, opt_state, x, y):

@@ -51,3 +51,12 @@ from ._normalization import group_norm, layer_norm, local_response_norm, rms_nor
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import instance_norm
+
+# -- loss (_loss.py, _loss_margin.py, _loss_ce.py, _loss_ctc.py) --
+from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits, gaussian_nll_loss, huber_loss, kl_div,
+                    l1_loss, mse_loss, poisson_nll_loss, smooth_l1_loss)
+from ._loss_margin import (cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss, multi_margin_loss,
+                           multilabel_margin_loss, multilabel_soft_margin_loss, soft_margin_loss,
+                           triplet_margin_loss, triplet_margin_with_distance_loss)
+from ._loss_ce import cross_entropy, linear_cross_entropy, nll_loss
+from ._loss_ctc import ctc_loss

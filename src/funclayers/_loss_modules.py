@@ -1,0 +1,281 @@
+"""The 22 loss layers of torch.nn.modules.loss, as init/apply pairs over the ops of _loss*.py.
+
+Each factory takes torch's constructor arguments (deprecated size_average/reduce included, mapped
+as torch maps them) and checks them at construction; `weight`/`pos_weight` are torch's buffers and
+live in `state`, so a loaded state_dict replaces them:
+
+    criterion = fl.CrossEntropyLoss(weight=w, ignore_index=0, label_smoothing=0.1)
+    params, state = criterion.init(rng)                     # ({}, {"weight": w})
+    loss, state = criterion.apply(params, state, logits, target)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _loss as L
+from . import _loss_margin as M
+from ._layer import Layer
+from ._linear import Linear
+from ._loss_ce import check_label_smoothing, cross_entropy, linear_cross_entropy, nll_loss, num_out_classes
+from ._loss_ctc import ctc_loss
+from ._utils import TorchRuntimeError, param_dtype
+
+
+def _reduction(name: str, size_average: Any, reduce: Any, reduction: str, extra: tuple = ()) -> str:
+    return L.resolve_reduction(name, reduction, size_average, reduce, extra)
+
+
+def _elementwise(name: str, fn: Callable, size_average: Any, reduce: Any, reduction: str, **kwargs) -> Layer:
+    reduction = _reduction(name, size_average, reduce, reduction)
+    return L.loss_layer(f"{name}()", lambda state, input, target: fn(input, target, reduction=reduction, **kwargs))
+
+
+def L1Loss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Mean absolute error; torch.nn.L1Loss. Shape: (*), (*) -> () or (*) with reduction='none'.
+
+    Example:
+      >>> loss, _ = fl.L1Loss().apply({}, {}, jnp.ones(3), jnp.zeros(3))   # 1.0
+    """
+    return _elementwise("L1Loss", L.l1_loss, size_average, reduce, reduction)
+
+
+def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Mean squared error; torch.nn.MSELoss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    return _elementwise("MSELoss", L.mse_loss, size_average, reduce, reduction)
+
+
+def HuberLoss(reduction: str = "mean", delta: float = 1.0) -> Layer:
+    """Huber loss; torch.nn.HuberLoss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    if delta <= 0:
+        raise ValueError(f"HuberLoss: delta must be positive, got {delta} (torch: huber_loss does not support "
+                         f"non-positive values for delta).")
+    return _elementwise("HuberLoss", L.huber_loss, None, None, reduction, delta=delta)
+
+
+def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+                 beta: float = 1.0) -> Layer:
+    """Smooth L1 loss; torch.nn.SmoothL1Loss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    if beta < 0:
+        raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta}.")
+    return _elementwise("SmoothL1Loss", L.smooth_l1_loss, size_average, reduce, reduction, beta=beta)
+
+
+def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Two-class logistic loss; torch.nn.SoftMarginLoss. Shape: (*), (*) -> () or (*)."""
+    return _elementwise("SoftMarginLoss", M.soft_margin_loss, size_average, reduce, reduction)
+
+
+def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> Layer:
+    """Multi-label hinge loss; torch.nn.MultiLabelMarginLoss. Shape: (N, C) or (C,), integer target alike."""
+    return _elementwise("MultiLabelMarginLoss", M.multilabel_margin_loss, size_average, reduce, reduction)
+
+
+def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+              log_target: bool = False) -> Layer:
+    """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL)."""
+    if size_average is not None or reduce is not None:
+        reduction = L.legacy_get_string(size_average, reduce)
+    _reduction("KLDivLoss", None, None, reduction, ("batchmean",))
+    return L.loss_layer("KLDivLoss()", lambda state, input, target: L.kl_div(input, target, reduction=reduction,
+                                                                             log_target=log_target))
+
+
+def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: bool | None = None, eps: float = 1e-8,
+                   reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Poisson negative log likelihood; torch.nn.PoissonNLLLoss. Shape: (*), (*) -> () or (*)."""
+    reduction = _reduction("PoissonNLLLoss", size_average, reduce, reduction)
+    input_is_log = log_input
+
+    def forward(state, log_input, target):  # torch's forward names its input log_input
+        return L.poisson_nll_loss(log_input, target, log_input=input_is_log, full=full, eps=eps, reduction=reduction)
+
+    return L.loss_layer("PoissonNLLLoss()", forward)
+
+
+def GaussianNLLLoss(*, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> Layer:
+    """Gaussian negative log likelihood; torch.nn.GaussianNLLLoss. apply(params, state, input, target, var)."""
+    reduction = _reduction("GaussianNLLLoss", None, None, reduction)
+    return L.loss_layer("GaussianNLLLoss()", lambda state, input, target, var: L.gaussian_nll_loss(
+        input, target, var, full=full, eps=eps, reduction=reduction))
+
+
+def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean") -> Layer:
+    """Binary cross entropy of probabilities; torch.nn.BCELoss (`weight` is a buffer in state).
+
+    Example:
+      >>> loss, _ = fl.BCELoss().apply({}, {}, jnp.full(2, 0.5), jnp.ones(2))   # log 2
+    """
+    reduction = _reduction("BCELoss", size_average, reduce, reduction)
+    return L.loss_layer("BCELoss()", lambda state, input, target: L.binary_cross_entropy(
+        input, target, state.get("weight"), reduction=reduction), {"weight": weight})
+
+
+def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
+                      reduction: str = "mean", pos_weight: Any = None) -> Layer:
+    """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state)."""
+    reduction = _reduction("BCEWithLogitsLoss", size_average, reduce, reduction)
+    return L.loss_layer("BCEWithLogitsLoss()", lambda state, input, target: L.binary_cross_entropy_with_logits(
+        input, target, state.get("weight"), reduction=reduction, pos_weight=state.get("pos_weight")),
+        {"weight": weight, "pos_weight": pos_weight})
+
+
+def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
+                             reduction: str = "mean") -> Layer:
+    """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state)."""
+    reduction = _reduction("MultiLabelSoftMarginLoss", size_average, reduce, reduction)
+    return L.loss_layer("MultiLabelSoftMarginLoss()", lambda state, input, target: M.multilabel_soft_margin_loss(
+        input, target, state.get("weight"), reduction=reduction), {"weight": weight})
+
+
+def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_average: bool | None = None,
+                    reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Multi-class hinge loss; torch.nn.MultiMarginLoss (`weight` in state). Shape: (N, C), (N,) -> ()."""
+    if p not in (1, 2):
+        raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p}.")
+    if weight is not None and jnp.ndim(weight) != 1:
+        raise ValueError(f"MultiMarginLoss: weight must be a 1D tensor, got shape {jnp.shape(weight)}.")
+    reduction = _reduction("MultiMarginLoss", size_average, reduce, reduction)
+    return L.loss_layer("MultiMarginLoss()", lambda state, input, target: M.multi_margin_loss(
+        input, target, p, margin, state.get("weight"), reduction=reduction), {"weight": weight})
+
+
+def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, reduce: bool | None = None,
+                      reduction: str = "mean") -> Layer:
+    """max(0, -y (x1 - x2) + margin); torch.nn.MarginRankingLoss. apply(params, state, input1, input2, target)."""
+    reduction = _reduction("MarginRankingLoss", size_average, reduce, reduction)
+    return L.loss_layer("MarginRankingLoss()", lambda state, input1, input2, target: M.margin_ranking_loss(
+        input1, input2, target, margin, reduction=reduction))
+
+
+def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, reduce: bool | None = None,
+                       reduction: str = "mean") -> Layer:
+    """Hinge embedding loss; torch.nn.HingeEmbeddingLoss. Shape: (*), (*) in {1, -1} -> () or (*)."""
+    reduction = _reduction("HingeEmbeddingLoss", size_average, reduce, reduction)
+    return L.loss_layer("HingeEmbeddingLoss()", lambda state, input, target: M.hinge_embedding_loss(
+        input, target, margin, reduction=reduction))
+
+
+def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, reduce: bool | None = None,
+                        reduction: str = "mean") -> Layer:
+    """Cosine embedding loss; torch.nn.CosineEmbeddingLoss. apply(params, state, input1, input2, target)."""
+    reduction = _reduction("CosineEmbeddingLoss", size_average, reduce, reduction)
+    return L.loss_layer("CosineEmbeddingLoss()", lambda state, input1, input2, target: M.cosine_embedding_loss(
+        input1, input2, target, margin, reduction=reduction))
+
+
+def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                      size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """Triplet margin loss; torch.nn.TripletMarginLoss. apply(params, state, anchor, positive, negative)."""
+    if margin <= 0:
+        raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
+    reduction = _reduction("TripletMarginLoss", size_average, reduce, reduction)
+    return L.loss_layer("TripletMarginLoss()", lambda state, anchor, positive, negative: M.triplet_margin_loss(
+        anchor, positive, negative, margin, p, eps, swap, reduction=reduction))
+
+
+def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, margin: float = 1.0,
+                                  swap: bool = False, reduction: str = "mean") -> Layer:
+    """Triplet margin loss with any JAX distance function; torch.nn.TripletMarginWithDistanceLoss."""
+    if margin <= 0:
+        raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
+    reduction = _reduction("TripletMarginWithDistanceLoss", None, None, reduction)
+    return L.loss_layer("TripletMarginWithDistanceLoss()", lambda state, anchor, positive, negative:
+                        M.triplet_margin_with_distance_loss(anchor, positive, negative,
+                                                            distance_function=distance_function, margin=margin,
+                                                            swap=swap, reduction=reduction))
+
+
+def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
+            reduction: str = "mean") -> Layer:
+    """Negative log likelihood of log-probabilities; torch.nn.NLLLoss (`weight` in state).
+
+    Shape: (N, C), (C,) or (N, C, d1, ..., dK) input; (N,), () or (N, d1, ..., dK) integer target.
+    """
+    reduction = _reduction("NLLLoss", size_average, reduce, reduction)
+    return L.loss_layer("NLLLoss()", lambda state, input, target: nll_loss(
+        input, target, state.get("weight"), ignore_index=ignore_index, reduction=reduction), {"weight": weight})
+
+
+def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignore_index: int = -100,
+                     reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0) -> Layer:
+    """Cross entropy of logits against class indices or probabilities; torch.nn.CrossEntropyLoss (`weight` in state).
+
+    Shape: (N, C), (C,) or (N, C, d1, ..., dK) logits; integer (N,), () or (N, d1, ..., dK) targets, or
+    probabilities of the logits' shape -> () or, with reduction='none', one loss per position.
+
+    Example:
+      >>> criterion = fl.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
+      >>> loss, _ = criterion.apply({}, {}, logits, labels)
+    """
+    reduction = _reduction("CrossEntropyLoss", size_average, reduce, reduction)
+    label_smoothing = check_label_smoothing("CrossEntropyLoss", label_smoothing)
+    return L.loss_layer("CrossEntropyLoss()", lambda state, input, target: cross_entropy(
+        input, target, state.get("weight"), ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing), {"weight": weight})
+
+
+def CTCLoss(blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> Layer:
+    """Connectionist temporal classification loss; torch.nn.CTCLoss.
+
+    apply(params, state, log_probs, targets, input_lengths, target_lengths): log_probs (T, N, C) or (T, C);
+    targets padded (N, S) or concatenated; lengths (N,) arrays (traced or not) or sequences.
+    """
+    reduction = _reduction("CTCLoss", None, None, reduction)
+    return L.loss_layer("CTCLoss()", lambda state, log_probs, targets, input_lengths, target_lengths: ctc_loss(
+        log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity))
+
+
+def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: tuple[int, ...] = (),
+                           bias: bool = False, device: Any = None, dtype: Any = None, reduction: str = "mean",
+                           weight: Any = None, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                           options: Any = None) -> Layer:
+    """A linear layer fused with cross entropy, never holding the (N, C) logits; torch.nn.LinearCrossEntropyLoss.
+
+    Params `linear.weight` (C * d1 * ... * dK, in_features) and `linear.bias` (with bias=True), flat as
+    torch stores them; `weight` (C,) is a buffer in state.
+
+    Shape: (in_features,) or (N, in_features) input; integer (), (N,) or (N, d1, ..., dK) targets, or
+    probabilities (C,) / (N, C, d1, ..., dK) -> () or, with reduction='none', one loss per position.
+
+    Example:
+      >>> criterion = fl.LinearCrossEntropyLoss(512, 32000)
+      >>> params, state = criterion.init(rng)
+      >>> loss, _ = criterion.apply(params, state, hidden, labels)   # hidden (N, 512), labels (N,)
+    """
+    del device
+    out_features = tuple(out_features)
+    if weight is not None and jnp.shape(weight) != (num_classes,):
+        raise TorchRuntimeError(f"LinearCrossEntropyLoss: expected weight shape to be {(num_classes,)}, got "
+                         f"{tuple(jnp.shape(weight))}")
+    if not 0 <= label_smoothing <= 1:
+        raise TorchRuntimeError(f"LinearCrossEntropyLoss: expected label_smoothing to be in range [0, 1], got "
+                         f"{label_smoothing}")
+    reduction = _reduction("LinearCrossEntropyLoss", None, None, reduction)
+    linear = Linear(in_features, num_out_classes(num_classes, out_features), bias=bias, dtype=param_dtype(dtype))
+    buffers = {} if weight is None else {"weight": jnp.asarray(weight)}
+
+    def init(rng: jax.Array) -> tuple[dict, dict]:
+        linear_params, _ = linear.init(rng)
+        return {"linear": linear_params}, dict(buffers)
+
+    def apply(params, state, input, target, *, rng=None, training=False):
+        del rng, training
+        lin = params["linear"]
+        w_lin = lin["weight"].reshape((num_classes, *out_features, in_features))
+        b = lin.get("bias")
+        b = None if b is None else b.reshape((num_classes, *out_features))
+        return linear_cross_entropy(input, w_lin, target, linear_bias=b, weight=state.get("weight"),
+                                    reduction=reduction, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                    options=options), state
+
+    name = (f"LinearCrossEntropyLoss(in_features={in_features}, num_classes={num_classes}, out_features="
+            f"{out_features}, bias={bias}, reduction={reduction}, ignore_index={ignore_index}, label_smoothing="
+            f"{label_smoothing}, options={options})")
+    return Layer(init, apply, name, (("linear", linear),))
