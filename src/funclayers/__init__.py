@@ -87,3 +87,8 @@ __all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+
+# -- recurrent (_rnn.py; packed sequences in rnn.py, torch.nn.utils.rnn's twin) --
+from . import rnn
+from ._rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+__all__ += ["rnn", "RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -51,3 +51,6 @@ from ._normalization import group_norm, layer_norm, local_response_norm, rms_nor
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import instance_norm
+
+# -- recurrent (_rnn.py) --
+from ._rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
