@@ -118,51 +118,63 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
 
 def _layer_scan(mode: str, x: jax.Array, h0: jax.Array, c0: jax.Array | None, weights: list[dict],
                 valid: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """One layer, all its directions in one scan.
+    """One layer over time-major x (T, B, I), every direction.
 
-    x: (T, B, I) time-major; h0: (D, B, H_out); c0: (D, B, H) (LSTM); weights: one dict per
-    direction (w_ih, w_hh, b_ih, b_hh, w_hr); valid: (T, D, B, 1) step masks or None.
+    h0: (D, B, H_out); c0: (D, B, H) (LSTM); weights: one dict per direction (w_ih, w_hh, b_ih,
+    b_hh, w_hr); valid: (T, B, 1) step mask (forward time order) or None.
     Returns output (T, B, D * H_out) and the final (D, B, H_out) h and (D, B, H) c.
     """
     num_dirs = len(weights)
     steps, batch = x.shape[0], x.shape[1]
     gate_size = weights[0]["w_ih"].shape[0]
     hidden = gate_size // _GATES[mode]
-    w_ih = jnp.concatenate([w["w_ih"] for w in weights], axis=0) if num_dirs > 1 else weights[0]["w_ih"]
-    w_hh = jnp.stack([w["w_hh"] for w in weights])  # (D, G, H_out)
     has_bias = weights[0]["b_ih"] is not None
-    x_bias, h_bias = None, None
+    x_bias, h_bias = [None] * num_dirs, [None] * num_dirs
     if has_bias:
-        b_ih = jnp.concatenate([w["b_ih"] for w in weights])
-        b_hh = jnp.stack([w["b_hh"] for w in weights])  # (D, G)
-        if mode == "GRU":  # b_hr and b_hz join the input's bias; b_hn stays inside the reset product
-            x_bias = b_ih + jnp.concatenate([b_hh[:, : 2 * hidden], jnp.zeros_like(b_hh[:, 2 * hidden :])],
-                                            axis=1).reshape(-1)
-            h_bias = jnp.concatenate([jnp.zeros_like(b_hh[:, : 2 * hidden]), b_hh[:, 2 * hidden :]],
-                                     axis=1)[:, None, :]
-        else:
-            x_bias = b_ih + b_hh.reshape(-1)
-    # every step's input gates, all directions, in one product: (T, B, D, G)
-    gates_x = _affine(x, w_ih, x_bias).reshape(steps, batch, num_dirs, gate_size)
-    if num_dirs == 2:
-        xs = jnp.stack([gates_x[:, :, 0], gates_x[::-1, :, 1]], axis=1)  # the reverse direction reads back to front
-    else:
-        xs = gates_x[:, :, 0][:, None]
-    w_hr = jnp.stack([w["w_hr"] for w in weights]) if weights[0].get("w_hr") is not None else None
+        for d, w in enumerate(weights):
+            if mode == "GRU":  # b_hr and b_hz join the input's bias; b_hn stays inside the reset product
+                x_bias[d] = w["b_ih"] + w["b_hh"].at[2 * hidden :].set(0)
+                h_bias[d] = w["b_hh"][2 * hidden :]
+            else:
+                x_bias[d] = w["b_ih"] + w["b_hh"]
+    # every step's input gates, all directions, in one product: (T, B, D * G)
+    w_ih = jnp.concatenate([w["w_ih"] for w in weights], axis=0) if num_dirs > 1 else weights[0]["w_ih"]
+    gates_x = _affine(x, w_ih, jnp.concatenate(x_bias) if has_bias else None)
+    outs, h_n, c_n = [], [], []
+    for d, w in enumerate(weights):
+        xs = gates_x[..., d * gate_size : (d + 1) * gate_size]
+        ok = valid
+        if d == 1:  # the reverse direction reads back to front (and, masked, starts at each sequence's end)
+            xs, ok = xs[::-1], None if valid is None else valid[::-1]
+        ys, h, c = _direction_scan(mode, xs, h0[d], None if c0 is None else c0[d], w["w_hh"], h_bias[d],
+                                   w.get("w_hr"), ok)
+        outs.append(ys if d == 0 else ys[::-1])
+        h_n.append(h)
+        c_n.append(c)
+    out = outs[0] if num_dirs == 1 else jnp.concatenate(outs, axis=-1)
+    return out, jnp.stack(h_n), (jnp.stack(c_n) if c0 is not None else None)
 
-    def recur(h):
-        return jnp.einsum("dbh,dgh->dbg", h, w_hh, precision=_PRECISION)
+
+def _direction_scan(mode: str, xs: jax.Array, h0: jax.Array, c0: jax.Array | None, w_hh: jax.Array,
+                    b_hn: jax.Array | None, w_hr: jax.Array | None, valid: jax.Array | None) -> tuple:
+    """One direction's loop: xs (T, B, G) the input gates in processing order -> ys (T, B, H_out), h, c.
+
+    Each direction runs its own scan: measured on CPU, two scans of plain (B, H) x (H, G) products
+    beat one scan of a product batched over the direction axis (LSTM 2 layers bidirectional, fwd +
+    bwd: 138-143 ms against 198 ms).
+    """
 
     def step(carry, inputs):
         h, c = carry
         gates, ok = inputs
-        h_gates = recur(h)
+        h_gates = _dot_t(h, w_hh)
         if mode == "LSTM":
             h_new, c_new = _lstm_update(gates + h_gates, c)
             if w_hr is not None:
-                h_new = jnp.einsum("dbh,dph->dbp", h_new, w_hr, precision=_PRECISION)
+                h_new = _dot_t(h_new, w_hr)
         elif mode == "GRU":
-            h_new, c_new = _gru_update(gates, h_gates if h_bias is None else h_gates + h_bias, h), c
+            h_new, c_new = _gru_update(gates, h_gates if b_hn is None else h_gates.at[..., -b_hn.shape[0] :].add(b_hn),
+                                       h), c
         else:
             pre = gates + h_gates
             h_new, c_new = (jnp.tanh(pre) if mode == "RNN_TANH" else jax.nn.relu(pre)), c
@@ -174,12 +186,8 @@ def _layer_scan(mode: str, x: jax.Array, h0: jax.Array, c0: jax.Array | None, we
         return (h_new, c_new), jnp.where(ok, h_new, jnp.zeros_like(h_new))
 
     carry0 = (h0, c0 if c0 is not None else jnp.zeros((), h0.dtype))
-    (h_n, c_n), ys = lax.scan(step, carry0, (xs, valid))  # ys: (T, D, B, H_out)
-    if num_dirs == 2:
-        out = jnp.concatenate([ys[:, 0], ys[::-1, 1]], axis=-1)
-    else:
-        out = ys[:, 0]
-    return out, h_n, (c_n if c0 is not None else None)
+    (h_n, c_n), ys = lax.scan(step, carry0, (xs, valid))
+    return ys, h_n, (c_n if c0 is not None else None)
 
 
 def _dropout(x: jax.Array, p: float, rng: jax.Array) -> jax.Array:
@@ -195,15 +203,13 @@ def _recurrence(mode: str, x: jax.Array, h0: jax.Array, c0: jax.Array | None, we
     """Every layer over time-major x (T, B, I): output (T, B, D * H_out), h_n, c_n."""
     valid = None
     if lengths is not None:
-        forward = (jnp.arange(x.shape[0])[:, None] < lengths[None, :])[:, None, :, None]  # (T, 1, B, 1)
-        valid = forward if num_dirs == 1 else jnp.concatenate([forward, forward[::-1]], axis=1)
+        valid = (jnp.arange(x.shape[0])[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
     drop = training and dropout > 0 and num_layers > 1
     keys = jax.random.split(rng, num_layers - 1) if drop else None
     h_n, c_n = [], []
     for layer in range(num_layers):
         rows = slice(layer * num_dirs, (layer + 1) * num_dirs)
-        x, h, c = _layer_scan(mode, x, h0[rows], None if c0 is None else c0[rows],
-                              weights[rows], valid)
+        x, h, c = _layer_scan(mode, x, h0[rows], None if c0 is None else c0[rows], weights[rows], valid)
         h_n.append(h)
         c_n.append(c)
         if drop and layer < num_layers - 1:
