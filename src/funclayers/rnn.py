@@ -31,7 +31,7 @@ from ._utils import TorchRuntimeError, fmt_shape
 def _int_array(x: Any, what: str) -> np.ndarray:
     try:
         return np.asarray(x, dtype=np.int64).reshape(-1)
-    except jax.errors.ConcretizationTypeError as err:
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as err:
         raise TypeError(f"{what} must be concrete (a list, numpy array or concrete jax array), as in torch: "
                         "a PackedSequence's lengths decide its shapes. Under jit pass a padded batch and "
                         "`lengths=` to RNN/LSTM/GRU instead.") from err
