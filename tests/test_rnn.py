@@ -183,7 +183,7 @@ def test_lengths_compile_once():
         assert float(jnp.abs(out[lengths[0]:, 0]).max(initial=0.0)) == 0.0
     assert len(traces) == 1
     full = jax.jit(lambda x: layer.apply(params, state, x)[0][0])(x)
-    np.testing.assert_allclose(f(x, jnp.full((B,), T))[0], full, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(f(x, jnp.full((B,), T, jnp.int32))[0], full, rtol=1e-6, atol=1e-7)
     assert len(traces) == 1
 
 
