@@ -125,7 +125,6 @@ def _layer_scan(mode: str, x: jax.Array, h0: jax.Array, c0: jax.Array | None, we
     Returns output (T, B, D * H_out) and the final (D, B, H_out) h and (D, B, H) c.
     """
     num_dirs = len(weights)
-    steps, batch = x.shape[0], x.shape[1]
     gate_size = weights[0]["w_ih"].shape[0]
     hidden = gate_size // _GATES[mode]
     has_bias = weights[0]["b_ih"] is not None
