@@ -78,7 +78,8 @@ train_tokens, test_tokens = tokens[n_test:], tokens[:n_test]
 train_lengths, test_lengths = lengths[n_test:], lengths[:n_test]
 print("train", train_tokens.shape, " test", test_tokens.shape,
       " lengths from", lengths.min(), "to", lengths.max())
-plt.figure(figsize=(5, 2)); plt.hist(lengths, bins=30); plt.xlabel("steps per line"); plt.title("variable lengths");'''),
+plt.figure(figsize=(5, 2)); plt.hist(lengths, bins=30)
+plt.xlabel("steps per line"); plt.title("variable lengths");'''),
     ("md", """\
 ## The model: one-hot characters, a GRU, a linear read-out
 
