@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import init as _init
@@ -133,7 +134,7 @@ def _layer_scan(mode: str, x: jax.Array, h0: jax.Array, c0: jax.Array | None, we
         for d, w in enumerate(weights):
             if mode == "GRU":  # b_hr and b_hz join the input's bias; b_hn stays inside the reset product
                 x_bias[d] = w["b_ih"] + w["b_hh"].at[2 * hidden :].set(0)
-                h_bias[d] = w["b_hh"][2 * hidden :]
+                h_bias[d] = w["b_hh"].at[: 2 * hidden].set(0)
             else:
                 x_bias[d] = w["b_ih"] + w["b_hh"]
     # every step's input gates, all directions, in one product: (T, B, D * G)
@@ -158,6 +159,8 @@ def _direction_scan(mode: str, xs: jax.Array, h0: jax.Array, c0: jax.Array | Non
                     b_hn: jax.Array | None, w_hr: jax.Array | None, valid: jax.Array | None) -> tuple:
     """One direction's loop: xs (T, B, G) the input gates in processing order -> ys (T, B, H_out), h, c.
 
+    b_hn: GRU's hidden bias, zero but for its n part (b_hr and b_hz are already in xs).
+
     Each direction runs its own scan: measured on CPU, two scans of plain (B, H) x (H, G) products
     beat one scan of a product batched over the direction axis (LSTM 2 layers bidirectional, fwd +
     bwd: 138-143 ms against 198 ms).
@@ -172,8 +175,7 @@ def _direction_scan(mode: str, xs: jax.Array, h0: jax.Array, c0: jax.Array | Non
             if w_hr is not None:
                 h_new = _dot_t(h_new, w_hr)
         elif mode == "GRU":
-            h_new, c_new = _gru_update(gates, h_gates if b_hn is None else h_gates.at[..., -b_hn.shape[0] :].add(b_hn),
-                                       h), c
+            h_new, c_new = _gru_update(gates, h_gates if b_hn is None else h_gates + b_hn, h), c
         else:
             pre = gates + h_gates
             h_new, c_new = (jnp.tanh(pre) if mode == "RNN_TANH" else jax.nn.relu(pre)), c
@@ -365,8 +367,8 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
         out, h_n, c_n = run(params, padded, hx, jnp.asarray(lengths), training, rng)
         order = packed.sorted_indices
         if order is None:
-            order = jnp.arange(out.shape[1])
-        times, rows = _packed_positions(packed.batch_sizes, jax.device_get(order))
+            order = np.arange(out.shape[1])
+        times, rows = _packed_positions(packed.batch_sizes, order)
         return (packed._replace(data=out[times, rows]), hidden_out(h_n, c_n))
 
     def apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None):
