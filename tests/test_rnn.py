@@ -455,3 +455,24 @@ def test_forward_errors():
         cell.apply(cp, cs, jnp.ones((2, 3)), (jnp.ones((3, 5)), jnp.ones((3, 5))))
     with pytest.raises(ValueError, match="hidden1 has inconsistent hidden_size: got 4, expected 5"):
         cell.apply(cp, cs, jnp.ones((2, 3)), (jnp.ones((2, 5)), jnp.ones((2, 4))))
+
+
+def test_second_order(x64):
+    """grad of grad and the Hessian go through the scan (and the lengths mask)."""
+    layer = fl.LSTM(2, 3, bidirectional=True)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.asarray(np.random.default_rng(8).standard_normal((4, 2, 2)))
+
+    def f(x):
+        (out, (h_n, c_n)), _ = layer.apply(params, state, x, lengths=jnp.array([4, 2]))
+        return jnp.sum(out ** 3) + jnp.sum(c_n ** 2)
+
+    hess = jax.jit(jax.hessian(f))(x).reshape(x.size, x.size)
+    np.testing.assert_allclose(hess, hess.T, rtol=1e-9, atol=1e-12)
+    # against central differences of the gradient
+    grad = jax.jit(jax.grad(f))
+    v = jnp.asarray(np.random.default_rng(9).standard_normal(x.shape))
+    eps = 1e-5
+    fd = (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(hess @ v.reshape(-1), fd.reshape(-1), rtol=1e-6, atol=1e-8)
+    assert float(jnp.abs(hess.reshape(x.shape + x.shape)[2:, 1]).max()) == 0.0  # padding has no influence
