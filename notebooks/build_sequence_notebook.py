@@ -145,7 +145,7 @@ jax.block_until_ready(train_step(params, opt_state, train_tokens[:64], train_len
 print(f"first call (compile): {time.perf_counter() - t0:.2f} s")'''),
     ("md", "## Train, with a tqdm progress bar"),
     ("code", '''\
-batch_size, steps = 64, 200
+batch_size, steps = 64, 160
 rng = np.random.default_rng(0)
 history = {"step": [], "train": [], "test": []}
 t0 = time.perf_counter()

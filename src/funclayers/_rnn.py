@@ -6,13 +6,17 @@ reset product), so a torch `state_dict` loads unchanged.
 
 How a layer runs (the speed levers of issue 14):
 - the input projection of every time step, both directions, is one matrix product before the loop;
-- the loop is one `lax.scan` over time (compile time does not grow with the sequence length), whose
-  step does one fused product of all gates, for both directions at once (a batched product over
-  the direction axis; the reverse direction reads the projected input time-reversed);
+- each direction's loop is one `lax.scan` over time (compile time does not grow with the
+  sequence length) whose step does one fused product of all gates; the reverse direction reads
+  the projected input time-reversed. (One scan for both directions, a product batched over the
+  direction axis, was slower on CPU: see _direction_scan.)
+- the loop's derivative is a closed-form `custom_jvp` with a linear tangent rule (_rnn_scan.py):
+  the weights' tangents enter as one product over all steps outside the loop, so the backward
+  loop (JAX's transpose of the rule) does one product per step and the weight gradients are one
+  product over all steps; forward mode (jvp, jacfwd, Hessians) works.
 - variable lengths (`lengths=`, or a PackedSequence) are a per-step mask: past its end a sequence
   keeps its state and outputs zeros, and its reverse direction starts from the initial state at
   its own last step, which is what torch's packed kernels compute.
-Reverse mode is JAX's transpose of the scan; forward mode (jvp, jacfwd) works as everywhere.
 """
 
 from __future__ import annotations
