@@ -280,6 +280,12 @@ def test_vmap_and_jacfwd():
     assert jac.shape == (T, T, B, I) and bool(jnp.all(jnp.isfinite(jac)))
     # a step's output does not depend on the padding past its sequence's end
     assert float(jnp.abs(jac[:, 3:, 1]).max()) == 0.0
+    # vmap of the gradient (the closed-form tangent, transposed, batched)
+    grad = jax.grad(lambda p, x, n: jnp.sum(layer.apply(p, state, x, lengths=n)[0][0] ** 2))
+    batched = jax.jit(jax.vmap(grad, in_axes=(None, 0, 0)))(params, xs, lengths)
+    single = jax.jit(grad)(params, xs[1], lengths[1])
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single)):
+        np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
 
 
 def test_packed_sequence_under_jit_and_grad():
