@@ -67,11 +67,15 @@ def _forward(mode, xs, h0, c0, w_hh, b_hn, w_hr, valid, keep):
             if mode == "LSTM":
                 c_new = jnp.where(ok, c_new, c)
             y = jnp.where(ok, h_new, jnp.zeros_like(h_new))
-        out = (y, res + (h_new, c_new)) if keep else (y, ())
-        return (h_new, c_new), out
+        if not keep:
+            return (h_new, c_new), (y, ())
+        # unmasked, the output is the carried h: stored once
+        return (h_new, c_new), (() if ok is None else y, res + (h_new, c_new))
 
     carry0 = (h0, c0 if c0 is not None else jnp.zeros((), h0.dtype))
     (h_n, c_n), (ys, res) = lax.scan(step, carry0, (xs, valid))
+    if keep and valid is None:
+        ys = res[-2]
     return ys, h_n, (c_n if c0 is not None else None), res
 
 
