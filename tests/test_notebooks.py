@@ -29,7 +29,7 @@ def _outputs(nb):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb"])
+@pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb"])
 def test_notebook_runs(name):
     with open(os.path.join(NOTEBOOKS, name)) as fh:
         nb = nbformat.read(fh, as_version=4)
@@ -58,3 +58,9 @@ def test_notebooks_are_built_from_the_generator():
             committed = nbformat.read(fh, as_version=4)
         assert [c.source for c in committed.cells] == [src for _, src in cells], \
             f"{filename} differs from build_notebooks.py; run python notebooks/build_notebooks.py"
+    import build_sequence_notebook  # the recurrent family's tutorial has a builder of its own
+
+    with open(os.path.join(NOTEBOOKS, build_sequence_notebook.FILENAME)) as fh:
+        committed = nbformat.read(fh, as_version=4)
+    assert [c.source for c in committed.cells] == [src for _, src in build_sequence_notebook.SEQUENCE], \
+        "03_sequence_model.ipynb differs; run python notebooks/build_sequence_notebook.py"

@@ -98,3 +98,8 @@ __all__ += ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEW
             "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiLabelMarginLoss",
             "MultiMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss", "TripletMarginLoss",
             "TripletMarginWithDistanceLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CTCLoss", "LinearCrossEntropyLoss"]
+
+# -- recurrent (_rnn.py; packed sequences in rnn.py, torch.nn.utils.rnn's twin) --
+from . import rnn
+from ._rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+__all__ += ["rnn", "RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -60,3 +60,6 @@ from ._loss_margin import (cosine_embedding_loss, hinge_embedding_loss, margin_r
                            triplet_margin_loss, triplet_margin_with_distance_loss)
 from ._loss_ce import cross_entropy, linear_cross_entropy, nll_loss
 from ._loss_ctc import ctc_loss
+
+# -- recurrent (_rnn.py) --
+from ._rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
