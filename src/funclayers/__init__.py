@@ -87,3 +87,13 @@ __all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+
+# -- sparse (_sparse.py) --
+from ._sparse import Embedding, EmbeddingBag
+__all__ += ["Embedding", "EmbeddingBag"]
+# -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
+from ._pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
+__all__ += ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
+# -- adaptive softmax (_adaptive.py) --
+from ._adaptive import AdaptiveLogSoftmaxWithLoss, ASMOutput
+__all__ += ["AdaptiveLogSoftmaxWithLoss", "ASMOutput"]

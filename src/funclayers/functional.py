@@ -51,3 +51,8 @@ from ._normalization import group_norm, layer_norm, local_response_norm, rms_nor
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import instance_norm
+
+# -- sparse (_sparse.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
+from ._sparse import embedding, embedding_bag, embedding_renorm
+# -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
+from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
