@@ -36,7 +36,8 @@ EMBEDDING_OPTIONS = [
     pytest.param(dict(padding_idx=3), id="padding_idx"),
     pytest.param(dict(padding_idx=-2), id="negative_padding_idx"),
     pytest.param(dict(scale_grad_by_freq=True), id="scale_grad_by_freq"),
-    pytest.param(dict(scale_grad_by_freq=True, padding_idx=0, sparse=True), id="scale_grad_padding_sparse"),
+    pytest.param(dict(scale_grad_by_freq=True, padding_idx=0), id="scale_grad_padding"),
+    pytest.param(dict(padding_idx=0, sparse=True), id="padding_sparse"),
     pytest.param(dict(max_norm=1.5), id="max_norm"),
     pytest.param(dict(max_norm=2.0, norm_type=1.0, scale_grad_by_freq=True), id="max_norm_l1_scale_grad"),
     pytest.param(dict(max_norm=1.0, norm_type=float("inf"), padding_idx=2), id="max_norm_inf_padding"),
@@ -49,7 +50,8 @@ EMBEDDING_OPTIONS = [
                                    pytest.param((), id="scalar_index")])
 def test_embedding_matches_torch(kwargs, shape, dtype):
     weight = randn(10, 4, seed=1, scale=1.5)
-    module = _module(torch.nn.Embedding, weight, **kwargs)
+    # torch's sparse=True gradient is a sparse tensor of the same values; ours is dense
+    module = _module(torch.nn.Embedding, weight, **{k: v for k, v in kwargs.items() if k != "sparse"})
     idx = indices(*shape)
     check_layer(module, fl.Embedding(10, 4, **kwargs), [idx], dtype=dtype)
     if "max_norm" in kwargs:  # torch renormalised its weight in place; embedding_renorm gives that weight
@@ -241,10 +243,46 @@ BAG_OPTIONS = [  # pairwise over mode x padding_idx x max_norm x scale_grad_by_f
 ]
 
 
+class _BagByEmbedding(torch.nn.Module):
+    """torch's EmbeddingBag on 2-D input, built from F.embedding and a masked sum / mean.
+
+    The reference for scale_grad_by_freq: torch's CPU embedding_bag backward divides each index's
+    gradient by counts[sorted_indices[k]], k being the index's rank among the distinct indices
+    instead of its first position among the sorted ones (EmbeddingBag.cpp,
+    _embedding_bag_dense_backward_cpu_sum_mean), so every index but the smallest gets some other
+    index's frequency (see test_torch_embedding_bag_scale_grad_by_freq_bug). We follow the
+    documented rule, which torch's Embedding implements: divide by the index's own frequency.
+    """
+
+    def __init__(self, weight, mode, padding_idx=None, **kwargs):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.from_numpy(weight))
+        self.mode, self.padding_idx, self.kwargs = mode, padding_idx, kwargs
+
+    def forward(self, input):
+        rows = torch.nn.functional.embedding(input, self.weight, padding_idx=self.padding_idx, **self.kwargs)
+        keep = torch.ones_like(input, dtype=rows.dtype) if self.padding_idx is None else \
+            (input != self.padding_idx % self.weight.shape[0]).to(rows.dtype)
+        total = (rows * keep[..., None]).sum(1)
+        return total if self.mode == "sum" else total / keep.sum(1).clamp(min=1)[:, None]
+
+
+def test_torch_embedding_bag_scale_grad_by_freq_bug():
+    """What torch's CPU kernel does (and we do not): index 2 gets index 1's frequency."""
+    w = torch.ones(5, 1, requires_grad=True)
+    torch.nn.functional.embedding_bag(torch.tensor([[1, 1, 2]]), w, mode="sum", scale_grad_by_freq=True).sum().backward()
+    np.testing.assert_allclose(w.grad.ravel().numpy(), [0, 1, 0.5, 0, 0])
+    ours = jax.grad(lambda w: jnp.sum(F.embedding_bag(np.array([[1, 1, 2]]), w, mode="sum",
+                                                      scale_grad_by_freq=True)))(jnp.ones((5, 1)))
+    np.testing.assert_allclose(ours.ravel(), [0, 1, 1, 0, 0])  # the documented rule, as torch's Embedding
+
+
 @pytest.mark.parametrize("kwargs", BAG_OPTIONS)
 def test_embedding_bag_2d_matches_torch(kwargs, dtype):
     weight = randn(10, 4, seed=1, scale=1.5)
     module = _module(torch.nn.EmbeddingBag, weight, **kwargs)
+    if kwargs.get("scale_grad_by_freq"):
+        module = _BagByEmbedding(weight, **{k: v for k, v in kwargs.items() if k != "sparse"})
     idx = indices(5, 6)
     idx[1] = 2  # a bag of the same index (all padding when padding_idx=2)
     idx[3, :3] = 9
@@ -252,14 +290,14 @@ def test_embedding_bag_2d_matches_torch(kwargs, dtype):
 
 
 OFFSETS = [
-    pytest.param(([0, 3, 3, 7], False), id="empty_bag"),
-    pytest.param(([0, 2, 5, 5, 12], True), id="include_last_offset"),
-    pytest.param(([0, 0, 11], False), id="empty_first_bag"),
+    pytest.param([0, 3, 3, 7], False, id="empty_bag"),
+    pytest.param([0, 2, 5, 5, 12], True, id="include_last_offset"),
+    pytest.param([0, 0, 11], False, id="empty_first_bag"),
 ]
 
 
-@pytest.mark.parametrize("kwargs", BAG_OPTIONS[:6])
-@pytest.mark.parametrize("offsets,include_last_offset", [p.values for p in OFFSETS[:2]])
+@pytest.mark.parametrize("kwargs", [p for p in BAG_OPTIONS if "scale_grad" not in p.id])
+@pytest.mark.parametrize("offsets,include_last_offset", OFFSETS[:2])
 def test_embedding_bag_offsets_match_torch(kwargs, offsets, include_last_offset, dtype):
     weight = randn(10, 4, seed=1, scale=1.5)
     kwargs = dict(kwargs, include_last_offset=include_last_offset)
@@ -273,7 +311,7 @@ def test_embedding_bag_offsets_match_torch(kwargs, offsets, include_last_offset,
     check_layer(module, layer, [idx], dtype=dtype, kwargs=dict(offsets=offsets))
 
 
-@pytest.mark.parametrize("offsets,include_last_offset", [p.values for p in OFFSETS])
+@pytest.mark.parametrize("offsets,include_last_offset", OFFSETS)
 def test_embedding_bag_per_sample_weights_match_torch(offsets, include_last_offset, dtype):
     weight = randn(10, 4, seed=1)
     module = _module(torch.nn.EmbeddingBag, weight, mode="sum", padding_idx=2,
@@ -294,8 +332,13 @@ def test_embedding_bag_empty_input_and_bags(dtype):
         module = _module(torch.nn.EmbeddingBag, weight, mode=mode)
         layer = fl.EmbeddingBag(10, 4, mode=mode)
         check_layer(module, layer, [np.zeros(0, np.int64), np.array([0, 0])], dtype=dtype)
-        check_layer(module, layer, [indices(3, 0)], dtype=dtype)
-        check_layer(module, layer, [indices(4), np.zeros(0, np.int64)], dtype=dtype)
+        out, _ = layer.apply(*layer.init(KEY), indices(3, 0))  # torch fails here (arange with step 0)
+        np.testing.assert_array_equal(out, np.zeros((3, 4)))
+        # no offsets at all: torch's forward gives (0, 4), its backward reads out of bounds (garbage
+        # gradient in sum mode, a segfault in mean mode), so ours is checked alone: no bags, no gradient
+        params, state = layer.init(KEY)
+        grad = jax.grad(lambda p: jnp.sum(layer.apply(p, state, indices(4), np.zeros(0, np.int64))[0]))(params)
+        np.testing.assert_array_equal(grad["weight"], np.zeros((10, 4)))
 
 
 def test_embedding_bag_repr_and_from_pretrained():

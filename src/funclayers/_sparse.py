@@ -299,6 +299,8 @@ def _embedding_bag(who, input, weight, offsets, max_norm, norm_type, scale_grad_
     idx = _check_indices(who, input, num)
     if rank == 1:
         seg, num_bags = _bag_structure(who, idx, offsets, include_last_offset)
+    if rank == 1 and num_bags == 0:  # no bags (JAX cannot transpose a segment sum into 0 segments)
+        return jnp.zeros((0, weight.shape[1]), weight.dtype)
     rows = _gathered_rows(weight, idx, pad, max_norm, norm_type, scale_grad_by_freq)
     if per_sample_weights is not None:
         rows = rows * jnp.asarray(per_sample_weights, rows.dtype)[..., None]
