@@ -45,9 +45,12 @@ EMBEDDING_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("kwargs", EMBEDDING_OPTIONS)
-@pytest.mark.parametrize("shape", [pytest.param((4, 5), id="batched"), pytest.param((7,), id="unbatched"),
-                                   pytest.param((), id="scalar_index")])
+SHAPES = [(4, 5), (7,), (), (2, 3, 4)]  # batched, unbatched, a 0-d index, two batch dims
+
+
+@pytest.mark.parametrize("kwargs,shape", [pytest.param(p.values[0], SHAPES[i % len(SHAPES)],
+                                                       id=f"{p.id}-{SHAPES[i % len(SHAPES)]}")
+                                          for i, p in enumerate(EMBEDDING_OPTIONS)])
 def test_embedding_matches_torch(kwargs, shape, dtype):
     weight = randn(10, 4, seed=1, scale=1.5)
     # torch's sparse=True gradient is a sparse tensor of the same values; ours is dense
@@ -222,10 +225,18 @@ def test_embedding_higher_order_transformations(x64):
         return jnp.sum(jnp.sin(layer.apply({"weight": w}, state, idx)[0]))
 
     w = params["weight"].astype(jnp.float64)
-    np.testing.assert_allclose(jax.jacfwd(f)(w), jax.jacrev(f)(w), rtol=1e-12)
-    np.testing.assert_allclose(jax.hessian(f)(w), jax.jacfwd(jax.jacrev(f))(w), rtol=1e-12)
-    _, f_lin = jax.linearize(f, w)
-    np.testing.assert_allclose(f_lin(jnp.ones_like(w)), jnp.sum(jax.grad(f)(w)), rtol=1e-12)
+
+    @jax.jit
+    def derivatives(w):
+        _, f_lin = jax.linearize(f, w)
+        return (jax.jacfwd(f)(w), jax.jacrev(f)(w), jax.hessian(f)(w), jax.jacfwd(jax.jacrev(f))(w),
+                f_lin(jnp.ones_like(w)), jnp.sum(jax.grad(f)(w)))
+
+    fwd, rev, hess, fwd_rev, lin, total = derivatives(w)
+    np.testing.assert_allclose(fwd, rev, rtol=1e-12)
+    np.testing.assert_allclose(hess, fwd_rev, rtol=1e-12)
+    np.testing.assert_allclose(lin, total, rtol=1e-12)
+    assert np.any(np.asarray(fwd)[1] == 0) and np.any(np.asarray(fwd) != 0)  # the padding row has none
 
 
 # -- EmbeddingBag ----------------------------------------------------------------------------------------
@@ -296,8 +307,9 @@ OFFSETS = [
 ]
 
 
-@pytest.mark.parametrize("kwargs", [p for p in BAG_OPTIONS if "scale_grad" not in p.id])
-@pytest.mark.parametrize("offsets,include_last_offset", OFFSETS[:2])
+@pytest.mark.parametrize("kwargs,offsets,include_last_offset", [
+    pytest.param(p.values[0], *OFFSETS[i % 2].values, id=f"{p.id}-{OFFSETS[i % 2].id}")
+    for i, p in enumerate(p for p in BAG_OPTIONS if "scale_grad" not in p.id)])
 def test_embedding_bag_offsets_match_torch(kwargs, offsets, include_last_offset, dtype):
     weight = randn(10, 4, seed=1, scale=1.5)
     kwargs = dict(kwargs, include_last_offset=include_last_offset)
