@@ -281,7 +281,8 @@ class _BagByEmbedding(torch.nn.Module):
 def test_torch_embedding_bag_scale_grad_by_freq_bug():
     """What torch's CPU kernel does (and we do not): index 2 gets index 1's frequency."""
     w = torch.ones(5, 1, requires_grad=True)
-    torch.nn.functional.embedding_bag(torch.tensor([[1, 1, 2]]), w, mode="sum", scale_grad_by_freq=True).sum().backward()
+    out = torch.nn.functional.embedding_bag(torch.tensor([[1, 1, 2]]), w, mode="sum", scale_grad_by_freq=True)
+    out.sum().backward()
     np.testing.assert_allclose(w.grad.ravel().numpy(), [0, 1, 0.5, 0, 0])
     ours = jax.grad(lambda w: jnp.sum(F.embedding_bag(np.array([[1, 1, 2]]), w, mode="sum",
                                                       scale_grad_by_freq=True)))(jnp.ones((5, 1)))
@@ -349,7 +350,8 @@ def test_embedding_bag_empty_input_and_bags(dtype):
         # no offsets at all: torch's forward gives (0, 4), its backward reads out of bounds (garbage
         # gradient in sum mode, a segfault in mean mode), so ours is checked alone: no bags, no gradient
         params, state = layer.init(KEY)
-        grad = jax.grad(lambda p: jnp.sum(layer.apply(p, state, indices(4), np.zeros(0, np.int64))[0]))(params)
+        grad = jax.grad(lambda p, layer=layer, state=state: jnp.sum(
+            layer.apply(p, state, indices(4), np.zeros(0, np.int64))[0]))(params)
         np.testing.assert_array_equal(grad["weight"], np.zeros((10, 4)))
 
 
