@@ -3,7 +3,8 @@
 Embedding(30000, 256) on int (32, 128) and EmbeddingBag(100000, 64, mode="mean") on int (512, 40):
 the gradient w.r.t. the weight (a dense (num_embeddings, dim) array in every framework: torch's
 default sparse=False). PixelShuffle(2) on (16, 256, 32, 32): the gradient w.r.t. the input. Every
-framework backpropagates the same random cotangent. Flax (nn.Embed) and Equinox
+framework backpropagates the same random cotangent; the JAX steps return the loss sum(out * ct)
+with the gradient (jax.value_and_grad), so XLA cannot drop the forward pass, which torch runs. Flax (nn.Embed) and Equinox
 (eqx.nn.Embedding) have an embedding layer; neither has a bag or a pixel shuffle.
 """
 
@@ -41,7 +42,7 @@ def _lookup_fl(bag):
 
         @jax.jit
         def step(params, idx, ct):
-            return jax.grad(lambda p: jnp.sum(layer.apply(p, state, idx)[0] * ct))(params)
+            return jax.value_and_grad(lambda p: jnp.sum(layer.apply(p, state, idx)[0] * ct))(params)
 
         return jax_step(step, params, idx, ct)
 
@@ -80,7 +81,7 @@ def _embedding_flax():
 
     @jax.jit
     def step(params, idx, ct):
-        return jax.grad(lambda p: jnp.sum(module.apply(p, idx) * ct))(params)
+        return jax.value_and_grad(lambda p: jnp.sum(module.apply(p, idx) * ct))(params)
 
     return jax_step(step, params, idx, ct)
 
@@ -98,7 +99,7 @@ def _embedding_equinox():
     @jax.jit
     def step(model, idx, ct):
         # eqx.nn.Embedding looks up one index: vmapped over both index axes
-        return jax.grad(lambda m: jnp.sum(jax.vmap(jax.vmap(m))(idx) * ct))(model)
+        return jax.value_and_grad(lambda m: jnp.sum(jax.vmap(jax.vmap(m))(idx) * ct))(model)
 
     return jax_step(step, model, idx, ct)
 
@@ -116,7 +117,7 @@ def _shuffle_fl():
 
     @jax.jit
     def step(x, ct):
-        return jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
+        return jax.value_and_grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
 
     return jax_step(step, x, ct)
 
