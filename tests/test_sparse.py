@@ -477,3 +477,16 @@ def test_functional_embedding_bag_matches_torch_functional(dtype):
     ours = F.embedding(idx, weight, padding_idx=-3)
     np.testing.assert_allclose(ours, torch.nn.functional.embedding(torch.from_numpy(idx), torch.from_numpy(weight),
                                                                   padding_idx=-3).numpy(), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("offsets", [pytest.param(None, id="2d"), pytest.param(np.array([0, 3, 3]), id="offsets")])
+def test_embedding_bag_max_gradient_goes_to_the_first_tied_row_as_torch(offsets, dtype):
+    """Equal rows (a zero-initialised table, duplicated pretrained rows): torch's max keeps the
+    first maximum of each feature and gives it the whole gradient; so do we."""
+    weight = randn(6, 3, seed=1)
+    weight[4] = weight[2]
+    weight[5, 0] = weight[1, 0]
+    module = _module(torch.nn.EmbeddingBag, weight, mode="max")
+    idx = np.array([[2, 4, 0], [5, 1, 3]]) if offsets is None else np.array([2, 4, 0, 5, 1, 3])
+    inputs = [idx] if offsets is None else [idx, offsets]
+    check_layer(module, fl.EmbeddingBag(6, 3, mode="max"), inputs, dtype=dtype)

@@ -9,7 +9,16 @@ Differences from torch, all forced by JAX's purity and all documented on the lay
   gradient w.r.t. the weight is torch's (the renormalisation is invisible to autodiff, as torch's
   no_grad makes it), but the weight is not changed; `embedding_renorm(weight, input, max_norm,
   norm_type)` returns the renormalised weight for users who want torch's side effect.
-- `sparse=True` is accepted; gradients are dense arrays here (JAX has no sparse gradients).
+- `sparse=True` is accepted; gradients are dense arrays here (JAX has no sparse gradients), so
+  `sparse=True` with `scale_grad_by_freq=True`, which torch's backward rejects, works.
+- `scale_grad_by_freq` in EmbeddingBag divides each index's gradient by that index's frequency in
+  the input, the documented rule that torch's Embedding follows. torch's CPU EmbeddingBag kernel
+  divides by counts[sorted_indices[k]], k being the index's rank among the distinct indices, i.e.
+  mostly by another index's frequency (EmbeddingBag.cpp, _embedding_bag_dense_backward_cpu_sum_mean);
+  we do not reproduce that bug (tests/test_sparse.py shows it).
+- Forward mode: torch's embedding jvp is the plain lookup of the tangent even with padding_idx /
+  scale_grad_by_freq, where it disagrees with torch's own backward; ours is the linear map whose
+  transpose is torch's backward (zero at padding positions, scaled by 1/frequency).
 - `freeze` (`from_pretrained`, `_freeze`): the weight lives in `state` instead of `params`, so
   `jax.grad` of a function of `params` and any optax optimizer (weight decay included) leave it
   alone; `fl.state_dict` / `fl.load_state_dict` still name it `weight`.
@@ -270,6 +279,18 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
                           sparse, per_sample_weights, include_last_offset, padding_idx)
 
 
+def _segment_first_max(rows: jax.Array, seg: jax.Array, num_bags: int) -> jax.Array:
+    """Per bag and feature, the value at the first position holding the maximum (torch's max mode,
+    whose gradient goes to that one position; a segment max's derivative would split ties)."""
+    n = rows.shape[0]
+    top = jax.lax.stop_gradient(jax.ops.segment_max(rows, seg, num_segments=num_bags))
+    in_bag = (seg >= 0) & (seg < num_bags)
+    is_top = (rows == jnp.take(top, jnp.clip(seg, 0, max(num_bags - 1, 0)), axis=0)) & in_bag[:, None]
+    position = jnp.broadcast_to(jnp.arange(n)[:, None], rows.shape)
+    first = jax.ops.segment_min(jnp.where(is_top, position, n), seg, num_segments=num_bags)
+    return jnp.take_along_axis(rows, jnp.clip(first, 0, max(n - 1, 0)), axis=0)
+
+
 def _embedding_bag(who, input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
                    per_sample_weights, include_last_offset, padding_idx) -> jax.Array:
     if per_sample_weights is not None and fmt_shape(per_sample_weights) != fmt_shape(input):
@@ -312,15 +333,20 @@ def _embedding_bag(who, input, weight, offsets, max_norm, norm_type, scale_grad_
         masked = rows if keep is None else jnp.where(keep[..., None], rows, zero)
     if rank == 2:  # fixed-length bags: plain reductions over axis 1
         size = jnp.full(idx.shape[:1], idx.shape[1], rows.dtype) if keep is None else jnp.sum(keep, 1, rows.dtype)
-        if mode == "max":
-            out = jnp.max(masked, axis=1) if idx.shape[1] else jnp.zeros((idx.shape[0], weight.shape[1]), rows.dtype)
+        if mode == "max" and idx.shape[1]:
+            # torch's kernel keeps the first maximum of each feature (strict >), and so its gradient:
+            # pick it by argmax instead of jnp.max, whose derivative splits ties between rows
+            first = jnp.argmax(masked, axis=1)
+            out = jnp.take_along_axis(masked, first[:, None, :], axis=1)[:, 0]
+        elif mode == "max":
+            out = jnp.zeros((idx.shape[0], weight.shape[1]), rows.dtype)
         else:
             out = jnp.sum(masked, axis=1)
     else:
         ones = jnp.ones(idx.shape, rows.dtype) if keep is None else keep.astype(rows.dtype)
         size = jax.ops.segment_sum(ones, seg, num_segments=num_bags)
         if mode == "max":
-            out = jax.ops.segment_max(masked, seg, num_segments=num_bags)
+            out = _segment_first_max(masked, seg, num_bags)
         else:
             out = jax.ops.segment_sum(masked, seg, num_segments=num_bags)
     if mode == "mean":
