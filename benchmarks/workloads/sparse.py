@@ -4,8 +4,9 @@ Embedding(30000, 256) on int (32, 128) and EmbeddingBag(100000, 64, mode="mean")
 the gradient w.r.t. the weight (a dense (num_embeddings, dim) array in every framework: torch's
 default sparse=False). PixelShuffle(2) on (16, 256, 32, 32): the gradient w.r.t. the input. Every
 framework backpropagates the same random cotangent; the JAX steps return the loss sum(out * ct)
-with the gradient (jax.value_and_grad), so XLA cannot drop the forward pass, which torch runs. Flax (nn.Embed) and Equinox
-(eqx.nn.Embedding) have an embedding layer; neither has a bag or a pixel shuffle.
+with the gradient (jax.value_and_grad), so XLA cannot drop the forward pass, which torch runs.
+Flax (nn.Embed) and Equinox (eqx.nn.Embedding) have an embedding layer; neither has a bag or a
+pixel shuffle.
 """
 
 from __future__ import annotations
