@@ -24,7 +24,7 @@ def _module(cls, weight, **kwargs):
     torch.manual_seed(0)
     module = cls(*weight.shape, **kwargs)
     with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(weight))
+        module.weight.copy_(torch.from_numpy(np.array(weight)))
     return module
 
 

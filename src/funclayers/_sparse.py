@@ -263,7 +263,10 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
       input: (B, N) integer: B bags of N indices each; or (N,) with `offsets`, the bags' concatenation.
       weight: (num_embeddings, embedding_dim).
       offsets: (B,) integer start of each bag in a 1-D input (B + 1 with include_last_offset, the last
-        entry ending the last bag); may be traced under jit. Empty bags give zeros.
+        entry ending the last bag); may be traced under jit. Empty bags give zeros. Concrete offsets
+        are checked as torch does (offsets[0] == 0, non-decreasing, offsets[-1] <= N, == N with
+        include_last_offset); traced ones are not: positions before offsets[0], or from offsets[-1]
+        on with include_last_offset, then belong to no bag.
       max_norm, norm_type, scale_grad_by_freq, sparse: as in `embedding`.
       mode: "sum", "mean" or "max" (per feature).
       per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only).
