@@ -490,3 +490,10 @@ def test_embedding_bag_max_gradient_goes_to_the_first_tied_row_as_torch(offsets,
     idx = np.array([[2, 4, 0], [5, 1, 3]]) if offsets is None else np.array([2, 4, 0, 5, 1, 3])
     inputs = [idx] if offsets is None else [idx, offsets]
     check_layer(module, fl.EmbeddingBag(6, 3, mode="max"), inputs, dtype=dtype)
+
+
+def test_functional_ops_accept_python_lists():
+    weight = randn(4, 2)
+    np.testing.assert_array_equal(F.embedding([1, 3], weight), weight[[1, 3]])
+    np.testing.assert_allclose(F.embedding_bag([1, 3, 0], weight, [0, 2], mode="sum"),
+                               [weight[1] + weight[3], weight[0]], rtol=1e-6)

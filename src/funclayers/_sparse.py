@@ -76,6 +76,8 @@ def _padding_index(who: str, padding_idx: int | None, num_embeddings: int, label
 
 def _check_indices(who: str, input: Any, num_embeddings: int, what: str = "input") -> jax.Array:
     """The indices as an integer array; out-of-range values raise where they are concrete."""
+    if isinstance(input, (list, tuple, int)):
+        input = np.asarray(input)
     dtype = jnp.result_type(input)
     if not jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
         raise TypeError(f"{who} expects integer indices as {what}, got dtype {dtype} (torch: Expected tensor for "
@@ -219,6 +221,8 @@ def embedding_renorm(weight: Any, input: Any, max_norm: float, norm_type: float 
 def _bag_structure(who: str, input: jax.Array, offsets: Any, include_last_offset: bool) -> tuple:
     """(bag id of each flat position (N,), number of bags) for 1-D input with offsets."""
     n = input.shape[0]
+    if isinstance(offsets, (list, tuple)):
+        offsets = np.asarray(offsets, np.int64 if len(offsets) else np.int32)
     if offsets is None:
         raise ValueError(f"{who}: offsets has to be a 1D array but got None (a 1-D input is a concatenation of "
                          f"bags; pass their start positions as offsets, or give a 2-D (B, N) input).")
