@@ -103,3 +103,13 @@ __all__ += ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEW
 from . import rnn
 from ._rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 __all__ += ["rnn", "RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+# -- sparse (_sparse.py) --
+from ._sparse import Embedding, EmbeddingBag
+__all__ += ["Embedding", "EmbeddingBag"]
+# -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
+from ._pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
+__all__ += ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
+# -- adaptive softmax (_adaptive.py) --
+from ._adaptive import AdaptiveLogSoftmaxWithLoss, ASMOutput
+__all__ += ["AdaptiveLogSoftmaxWithLoss", "ASMOutput"]

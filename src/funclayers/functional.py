@@ -63,3 +63,8 @@ from ._loss_ctc import ctc_loss
 
 # -- recurrent (_rnn.py) --
 from ._rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
+
+# -- sparse (_sparse.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
+from ._sparse import embedding, embedding_bag, embedding_renorm
+# -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
+from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle

@@ -1,0 +1,162 @@
+"""Rearranging layers: PixelShuffle, PixelUnshuffle (torch.nn.modules.pixelshuffle) and ChannelShuffle
+(torch.nn.modules.channelshuffle).
+
+Each is one reshape, one transpose and one reshape: XLA's transpose is the whole cost forward and
+backward (the backward is the inverse transpose).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._layer import Layer, no_params
+from ._utils import TorchRuntimeError, fmt_shape
+
+# -- argument helpers --------------------------------------------------------------------------------
+
+
+def _check_factor(who: str, what: str, factor: Any) -> int:
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor <= 0:
+        raise TorchRuntimeError(f"{who} expects a positive {what}, but got {factor!r}")
+    return factor
+
+
+def _check_rank3(who: str, input: Any) -> tuple:
+    shape = fmt_shape(input)
+    if len(shape) < 3:
+        raise TorchRuntimeError(f"{who} expects input to have at least 3 dimensions (*, C, H, W), but got input "
+                                f"with {len(shape)} dimension(s) (shape {shape})")
+    return shape
+
+
+# -- the pure ops ------------------------------------------------------------------------------------
+
+
+def pixel_shuffle(input: Any, upscale_factor: int) -> jax.Array:
+    """(*, C r^2, H, W) -> (*, C, H r, W r), sub-pixel convolution's rearrangement; torch.nn.functional.pixel_shuffle.
+
+    Example:
+      >>> F.pixel_shuffle(jnp.ones((1, 9, 4, 4)), 3).shape   # (1, 1, 12, 12)
+    """
+    return _pixel_shuffle("pixel_shuffle", input, upscale_factor)
+
+
+def _pixel_shuffle(who: str, input: Any, upscale_factor: int) -> jax.Array:
+    r = _check_factor(who, "upscale_factor", upscale_factor)
+    shape = _check_rank3(who, input)
+    *batch, c, h, w = shape
+    if c % (r * r):
+        raise TorchRuntimeError(f"{who} expects its input's 'channel' dimension to be divisible by the square of "
+                                f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    x = jnp.asarray(input).reshape(*batch, c // (r * r), r, r, h, w)
+    n = len(batch)
+    x = jnp.transpose(x, (*range(n), n, n + 3, n + 1, n + 4, n + 2))  # (*, C, H, r, W, r)
+    return x.reshape(*batch, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Any, downscale_factor: int) -> jax.Array:
+    """(*, C, H r, W r) -> (*, C r^2, H, W), PixelShuffle's inverse; torch.nn.functional.pixel_unshuffle.
+
+    Example:
+      >>> F.pixel_unshuffle(jnp.ones((1, 1, 12, 12)), 3).shape   # (1, 9, 4, 4)
+    """
+    return _pixel_unshuffle("pixel_unshuffle", input, downscale_factor)
+
+
+def _pixel_unshuffle(who: str, input: Any, downscale_factor: int) -> jax.Array:
+    r = _check_factor(who, "downscale_factor", downscale_factor)
+    shape = _check_rank3(who, input)
+    *batch, c, h, w = shape
+    for what, size, axis in (("height", h, -2), ("width", w, -1)):
+        if size % r:
+            raise TorchRuntimeError(f"{who} expects {what} to be divisible by downscale_factor, but "
+                                    f"input.size({axis})={size} is not divisible by {r}")
+    x = jnp.asarray(input).reshape(*batch, c, h // r, r, w // r, r)
+    n = len(batch)
+    x = jnp.transpose(x, (*range(n), n, n + 2, n + 4, n + 1, n + 3))  # (*, C, r, r, H/r, W/r)
+    return x.reshape(*batch, c * r * r, h // r, w // r)
+
+
+def channel_shuffle(input: Any, groups: int) -> jax.Array:
+    """(N, C, *) with channels in `groups` groups, interleaved: (N, g, C/g, *) -> (N, C/g, g, *);
+    torch.nn.functional.channel_shuffle (ShuffleNet).
+
+    Example:
+      >>> F.channel_shuffle(jnp.arange(4.0).reshape(1, 4, 1), 2)[0, :, 0]   # [0, 2, 1, 3]
+    """
+    return _channel_shuffle("channel_shuffle", input, groups)
+
+
+def _channel_shuffle(who: str, input: Any, groups: int) -> jax.Array:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise TorchRuntimeError(f"{who}: Number of groups to divide channels in must be positive. Value of "
+                                f"groups:{groups!r}")
+    shape = fmt_shape(input)
+    if len(shape) <= 2:
+        raise TorchRuntimeError(f"{who} expects input with > 2 dims (N, C, *), but got input with sizes "
+                                f"{list(shape)}")
+    n, c, *rest = shape
+    if c % groups:
+        raise TorchRuntimeError(f"{who}: Number of channels must be divisible by groups. Got {c} channels and "
+                                f"{groups} groups.")
+    x = jnp.asarray(input).reshape(n, groups, c // groups, *rest)
+    return jnp.swapaxes(x, 1, 2).reshape(shape)
+
+
+# -- the layers --------------------------------------------------------------------------------------
+
+
+def PixelShuffle(upscale_factor: int) -> Layer:
+    """Rearranges (*, C r^2, H, W) into (*, C, H r, W r); torch.nn.PixelShuffle. No parameters.
+
+    Example:
+      >>> layer = fl.PixelShuffle(3)
+      >>> y, _ = layer.apply({}, {}, jnp.ones((1, 9, 4, 4)))   # (1, 1, 12, 12)
+    """
+    name = f"PixelShuffle(upscale_factor={upscale_factor})"
+    _check_factor(name, "upscale_factor", upscale_factor)
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return _pixel_shuffle(name, input, upscale_factor), state
+
+    return Layer(no_params, apply, name)
+
+
+def PixelUnshuffle(downscale_factor: int) -> Layer:
+    """Rearranges (*, C, H r, W r) into (*, C r^2, H, W); torch.nn.PixelUnshuffle. No parameters.
+
+    Example:
+      >>> layer = fl.PixelUnshuffle(3)
+      >>> y, _ = layer.apply({}, {}, jnp.ones((1, 1, 12, 12)))   # (1, 9, 4, 4)
+    """
+    name = f"PixelUnshuffle(downscale_factor={downscale_factor})"
+    _check_factor(name, "downscale_factor", downscale_factor)
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return _pixel_unshuffle(name, input, downscale_factor), state
+
+    return Layer(no_params, apply, name)
+
+
+def ChannelShuffle(groups: int) -> Layer:
+    """Interleaves the channels of (N, C, *) across `groups` groups; torch.nn.ChannelShuffle. No parameters.
+
+    Example:
+      >>> layer = fl.ChannelShuffle(2)
+      >>> y, _ = layer.apply({}, {}, jnp.arange(4.0).reshape(1, 4, 1))   # channels [0, 2, 1, 3]
+    """
+    name = f"ChannelShuffle(groups={groups})"
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{name}: Number of groups to divide channels in must be positive. Value of "
+                         f"groups:{groups!r}")
+
+    def apply(params, state, input, *, rng=None, training=False):
+        del params, rng, training
+        return _channel_shuffle(name, input, groups), state
+
+    return Layer(no_params, apply, name)
