@@ -87,3 +87,8 @@ __all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+
+# -- upsampling (_upsampling.py) --
+from ._upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+
+__all__ += ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]

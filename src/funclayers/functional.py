@@ -51,3 +51,7 @@ from ._normalization import group_norm, layer_norm, local_response_norm, rms_nor
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import instance_norm
+
+# -- upsampling and vision (_upsampling.py, _vision.py) --
+from ._upsampling import interpolate, upsample, upsample_bilinear, upsample_nearest
+from ._vision import affine_grid, grid_sample
