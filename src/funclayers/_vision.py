@@ -22,7 +22,6 @@ benchmarks/README.md.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from typing import Any
 
@@ -99,8 +98,17 @@ def affine_grid(theta: jax.Array, size: Any, align_corners: bool | None = None) 
     return grid.reshape((shape[0],) + tuple(spatial) + (len(spatial),))
 
 
-def _unnormalize(coord: jax.Array, size: int, align_corners: bool) -> jax.Array:
-    """grid_sampler_unnormalize: [-1, 1] to pixel centres [0, size-1] or pixel edges [-0.5, size-0.5]."""
+def _unnormalize(coord: jax.Array, size: int, align_corners: bool, vectorized: bool) -> jax.Array:
+    """grid_sampler_unnormalize: [-1, 1] to pixel centres [0, size-1] or pixel edges [-0.5, size-0.5].
+
+    torch's 2-D CPU kernel (GridSamplerKernel.cpp, ComputeLocationBase) rounds as (x + 1) * s - 0.5
+    with s = size / 2 (or (size - 1) / 2); its 3-D kernel as the scalar formula. Same maths, different
+    float32 roundings, which matter where a coordinate lands on an integer.
+    """
+    if vectorized:
+        if align_corners:
+            return (coord + 1) * ((size - 1) / 2)
+        return (coord + 1) * (size / 2) - 0.5
     if align_corners:
         return ((coord + 1) / 2) * (size - 1)
     return ((coord + 1) * size - 1) / 2
@@ -151,23 +159,28 @@ def _cubic_coefficients(t: jax.Array) -> list:
     return [conv2(t + 1), conv1(t), conv1(1 - t), conv2(2 - t)]
 
 
-def _axis_taps(coord: jax.Array, size: int, mode: str, padding_mode: str, align_corners: bool) -> list:
-    """(integer index, weight) per tap along one axis; the index may lie outside [0, size)."""
-    src = _unnormalize(coord, size, align_corners)
+def _axis_taps(coord: jax.Array, size: int, mode: str, padding_mode: str, align_corners: bool,
+               vectorized: bool) -> tuple[jax.Array, jax.Array]:
+    """(integer indices, weights) of the taps along one axis, stacked on a new last axis; an index
+    outside [0, size) has its weight zeroed (torch's within_bounds)."""
+    src = _unnormalize(coord, size, align_corners, vectorized)
     if mode == "bicubic":  # taps around the unpadded coordinate, each tap padded on its own
         base = jnp.floor(src)
-        t = src - base
-        taps = []
-        for j, w in zip(range(-1, 3), _cubic_coefficients(t)):
-            index = lax.stop_gradient(_pad_coordinates(base + j, size, padding_mode, align_corners))
-            taps.append((index.astype(jnp.int32), w))  # static_cast<int64_t>: truncation
-        return taps
-    src = _pad_coordinates(src, size, padding_mode, align_corners)
-    if mode == "nearest":
-        index = lax.stop_gradient(jnp.round(src))  # nearbyint: half to even
-        return [(index.astype(jnp.int32), jnp.ones_like(src))]
-    low = lax.stop_gradient(jnp.floor(src))
-    return [(low.astype(jnp.int32), (low + 1) - src), ((low + 1).astype(jnp.int32), src - low)]
+        weights = jnp.stack(_cubic_coefficients(src - base), axis=-1)
+        offsets = jnp.arange(-1, 3, dtype=src.dtype)
+        taps = _pad_coordinates(lax.stop_gradient(base)[..., None] + offsets, size, padding_mode, align_corners)
+        index = lax.stop_gradient(taps).astype(jnp.int32)  # static_cast<int64_t>: truncation
+    else:
+        src = _pad_coordinates(src, size, padding_mode, align_corners)
+        if mode == "nearest":
+            index = lax.stop_gradient(jnp.round(src)).astype(jnp.int32)[..., None]  # nearbyint: half to even
+            weights = jnp.ones_like(src)[..., None]
+        else:
+            low = lax.stop_gradient(jnp.floor(src))
+            index = jnp.stack([low, low + 1], axis=-1).astype(jnp.int32)
+            weights = jnp.stack([(low + 1) - src, src - low], axis=-1)
+    inside = (index >= 0) & (index < size)
+    return jnp.clip(index, 0, size - 1), jnp.where(inside, weights, jnp.zeros_like(weights))
 
 
 def _check_grid_sample(input: jax.Array, grid: jax.Array, mode: str, padding_mode: str) -> None:
@@ -231,23 +244,17 @@ def grid_sample(input: jax.Array, grid: jax.Array, mode: str = "bilinear", paddi
     d = len(spatial)
     points = int(np.prod(out_spatial))
     coords = grid.reshape(n, points, d)
-    # per spatial axis (D, H, W order), its taps; grid's last axis is (x, y, z) = (W, H, D)
-    per_axis = [_axis_taps(coords[..., d - 1 - a], spatial[a], mode, padding_mode, align_corners)
-                for a in range(d)]
-    indices, weights = [], []
-    for combo in itertools.product(*per_axis):
-        flat = jnp.zeros((n, points), jnp.int32)
-        weight = jnp.ones((n, points), input.dtype)
-        inside = jnp.ones((n, points), bool)
-        for a, (index, w) in enumerate(combo):
-            inside = inside & (index >= 0) & (index < spatial[a])
-            flat = flat * spatial[a] + jnp.clip(index, 0, spatial[a] - 1)
-            weight = weight * w
-        indices.append(flat)
-        weights.append(jnp.where(inside, weight, jnp.zeros_like(weight)))
-    taps = len(indices)
-    index = jnp.stack(indices, axis=-1).reshape(n, points * taps)
-    weight = jnp.stack(weights, axis=-1).reshape(n, points, taps)
+    # per spatial axis (D, H, W order), its taps; grid's last axis is (x, y, z) = (W, H, D). The taps of
+    # all axes combine as outer products: flat index = (i_d * H + i_h) * W + i_w, weight = w_d * w_h * w_w
+    index = jnp.zeros((n, points, 1), jnp.int32)
+    weight = jnp.ones((n, points, 1), input.dtype)
+    for a in range(d):
+        axis_index, axis_weight = _axis_taps(coords[..., d - 1 - a], spatial[a], mode, padding_mode,
+                                             align_corners, d == 2)
+        index = (index[..., :, None] * spatial[a] + axis_index[..., None, :]).reshape(n, points, -1)
+        weight = (weight[..., :, None] * axis_weight[..., None, :]).reshape(n, points, -1)
+    taps = index.shape[-1]
+    index = index.reshape(n, points * taps)
     rows = jnp.moveaxis(input, 1, -1).reshape(n, -1, c)  # channels-last rows
     gathered = jnp.take_along_axis(rows, index[..., None], axis=1, mode="clip").reshape(n, points, taps, c)
     out = jnp.einsum("nptc,npt->ncp", gathered, weight, precision=lax.Precision.HIGHEST)
