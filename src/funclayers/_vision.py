@@ -13,11 +13,13 @@ follow torch's: clipping and reflection pass the gradient through with torch's s
 where the coordinate was clipped (comparisons are written with `where`, not min/max, so a
 coordinate on the border gets torch's zero rather than JAX's half); nearest's is zero.
 
-The lowering: the input goes channels-last, (N, spatial..., C) flattened to (N, S, C), and all taps
-of all output points are one row gather of C-vectors, weighted and summed; its gradient w.r.t. the
-input is the matching scatter-add. On CPU this beat both one-hot products (a (P, S) matrix per
-sample is quadratic in the image size) and gathering along the last axis of NCHW, see
-benchmarks/README.md.
+The lowering: the input goes channels-last, (N, spatial..., C), and the taps of all output points
+are one gather of C-vectors, weighted and summed; the gradient w.r.t. the input is the matching
+scatter-add. Bilinear/trilinear sampling gathers each pair of width-neighbours as one (2, C) slice
+of a width-padded copy (`_gather_pairs`). Measured on CPU, forward + backward on (16, 64, 32, 32)
+with a (16, 32, 32, 2) grid, one process, alternating: pairs 48 ms, one gather per tap 103 ms,
+gathers along the last axis of NCHW 100 ms, one-hot matrix products 330 ms (a (P, H) and a (P, W)
+matrix per sample: quadratic in the image size), torch 79 ms.
 """
 
 from __future__ import annotations
@@ -244,18 +246,53 @@ def grid_sample(input: jax.Array, grid: jax.Array, mode: str = "bilinear", paddi
     d = len(spatial)
     points = int(np.prod(out_spatial))
     coords = grid.reshape(n, points, d)
+    rows = jnp.moveaxis(input, 1, -1)  # channels last: every tap reads a contiguous C-vector
     # per spatial axis (D, H, W order), its taps; grid's last axis is (x, y, z) = (W, H, D). The taps of
-    # all axes combine as outer products: flat index = (i_d * H + i_h) * W + i_w, weight = w_d * w_h * w_w
+    # the leading axes combine as outer products: flat index (i_d * H + i_h) * W + i_w, weight w_d * w_h * w_w
     index = jnp.zeros((n, points, 1), jnp.int32)
     weight = jnp.ones((n, points, 1), input.dtype)
-    for a in range(d):
+    lead = d - 1 if mode == "bilinear" else d
+    for a in range(lead):
         axis_index, axis_weight = _axis_taps(coords[..., d - 1 - a], spatial[a], mode, padding_mode,
                                              align_corners, d == 2)
         index = (index[..., :, None] * spatial[a] + axis_index[..., None, :]).reshape(n, points, -1)
         weight = (weight[..., :, None] * axis_weight[..., None, :]).reshape(n, points, -1)
-    taps = index.shape[-1]
-    index = index.reshape(n, points * taps)
-    rows = jnp.moveaxis(input, 1, -1).reshape(n, -1, c)  # channels-last rows
-    gathered = jnp.take_along_axis(rows, index[..., None], axis=1, mode="clip").reshape(n, points, taps, c)
-    out = jnp.einsum("nptc,npt->ncp", gathered, weight, precision=lax.Precision.HIGHEST)
+    if mode == "bilinear":
+        out = _gather_pairs(rows, index, weight, coords[..., 0], padding_mode, align_corners, d == 2)
+    else:
+        taps = index.shape[-1]
+        flat = rows.reshape(n, -1, c)
+        gathered = jnp.take_along_axis(flat, index.reshape(n, points * taps)[..., None], axis=1, mode="clip")
+        out = jnp.einsum("nptc,npt->ncp", gathered.reshape(n, points, taps, c), weight,
+                         precision=lax.Precision.HIGHEST)
     return out.reshape((n, c) + tuple(out_spatial))
+
+
+def _gather_pairs(rows: jax.Array, index: jax.Array, weight: jax.Array, x: jax.Array, padding_mode: str,
+                  align_corners: bool, vectorized: bool) -> jax.Array:
+    """Linear sampling whose two taps along the width are one gathered (2, C) slice.
+
+    The width is padded with a zero column on each side, so the pair (x0, x0 + 1) is contiguous
+    and inside the row for any x0 in [-1, W - 1] (further out both weights are zero and the start
+    is clipped). Half the gather indices of one tap per row, and a scatter of (2, C) slices in the
+    backward pass: about twice as fast on CPU as gathering each tap.
+    """
+    n, width, c = rows.shape[0], rows.shape[-2], rows.shape[-1]
+    points, taps = index.shape[1], index.shape[2]
+    src = _pad_coordinates(_unnormalize(x, width, align_corners, vectorized), width, padding_mode, align_corners)
+    low = lax.stop_gradient(jnp.floor(src))
+    x_index = low.astype(jnp.int32)[..., None] + jnp.arange(2, dtype=jnp.int32)
+    x_weight = jnp.stack([(low + 1) - src, src - low], axis=-1)
+    x_weight = jnp.where((x_index >= 0) & (x_index < width), x_weight, jnp.zeros_like(x_weight))
+    padded = width + 2
+    start = index * padded + jnp.clip(low.astype(jnp.int32) + 1, 0, padded - 2)[..., None]
+    pad = [(0, 0, 0)] * (rows.ndim - 2) + [(1, 1, 0), (0, 0, 0)]
+    flat = lax.pad(rows, jnp.zeros((), rows.dtype), pad).reshape(n, -1, c)
+
+    def pick(sample_rows, starts):
+        return jax.vmap(lambda s: lax.dynamic_slice_in_dim(sample_rows, s, 2, axis=0))(starts)
+
+    gathered = jax.vmap(pick)(flat, start.reshape(n, points * taps)).reshape(n, points, taps, 2, c)
+    weights = weight[..., :, None] * x_weight[..., None, :]
+    return jnp.einsum("nptxc,nptx->ncp", gathered, weights, precision=lax.Precision.HIGHEST)
+
