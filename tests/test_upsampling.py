@@ -209,7 +209,8 @@ def test_upsample_layers_match_torch(case, dtype):
 def test_upsample_layer_repr_and_stored_scale():
     assert repr(fl.Upsample(scale_factor=2, mode="bilinear")) == "Upsample(scale_factor=2.0, mode='bilinear')"
     assert repr(fl.UpsamplingBilinear2d(size=4)) == "UpsamplingBilinear2d(size=4, mode='bilinear')"
-    assert repr(fl.Upsample(size=(2, 3))) == repr(torch.nn.Upsample(size=(2, 3))) == "Upsample(size=(2, 3), mode='nearest')"
+    expected = "Upsample(size=(2, 3), mode='nearest')"
+    assert repr(fl.Upsample(size=(2, 3))) == repr(torch.nn.Upsample(size=(2, 3))) == expected
 
 
 def test_deprecation_warnings_as_torch():
