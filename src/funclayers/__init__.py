@@ -113,3 +113,8 @@ __all__ += ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
 # -- adaptive softmax (_adaptive.py) --
 from ._adaptive import AdaptiveLogSoftmaxWithLoss, ASMOutput
 __all__ += ["AdaptiveLogSoftmaxWithLoss", "ASMOutput"]
+
+# -- upsampling (_upsampling.py) --
+from ._upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+
+__all__ += ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]

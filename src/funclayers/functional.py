@@ -68,3 +68,7 @@ from ._rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
 from ._sparse import embedding, embedding_bag, embedding_renorm
 # -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
 from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+
+# -- upsampling and vision (_upsampling.py, _vision.py) --
+from ._upsampling import interpolate, upsample, upsample_bilinear, upsample_nearest
+from ._vision import affine_grid, grid_sample
