@@ -51,3 +51,6 @@ from ._normalization import group_norm, layer_norm, local_response_norm, rms_nor
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import instance_norm
+
+# -- attention and transformer (_attention.py, _transformer.py) --
+from ._attention import multi_head_attention_forward, scaled_dot_product_attention
