@@ -11,7 +11,8 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 
 - dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
   `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
-- blockwise: query blocks of `_BLOCK` rows, each an online softmax over key blocks (`lax.scan`),
+- blockwise: query blocks of 256 or 512 rows, each an online softmax over key blocks (`lax.scan`),
+  a `lax.scan` over query blocks,
   every query block and every key step under `jax.checkpoint`: neither the forward nor the
   backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
   the key blocks above the diagonal altogether;
@@ -38,10 +39,15 @@ from ._softmax import _softmax_along
 from ._utils import TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng
 
 _PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
-_BLOCK = 512  # rows / columns of one score tile in the blockwise kernel
-# Dense below this many scores per head (L * S), blockwise above: at (2, 8, L, 64) on CPU the dense
-# kernel is faster up to L = S = 1024 and the blockwise one from 2048 on (benchmarks/README.md).
-_BLOCKWISE_MIN_SCORES = 2048 * 2048
+# Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
+# backward on CPU, one process each: L = 512: dense 0.25 s, blockwise (256-tiles) 0.05 s; L = 1024:
+# 0.80 vs 0.33 s; 2048: 1.31 vs 0.51 s; L = 4096: tiles of 512 4.3 s / 737 MB peak RSS, of 256
+# 5.5 s / 687 MB (torch 5.7 s / 471 MB). Short sequences (MHA at L = 128) stay dense.
+_BLOCKWISE_MIN_SCORES = 512 * 512
+
+
+def _block_size(length: int) -> int:
+    return 512 if length >= 2048 else 256
 
 
 # -- masks ----------------------------------------------------------------------------------------------
@@ -116,18 +122,21 @@ def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
     return jnp.einsum("...ls,...sv->...lv", w, v, precision=_PRECISION)
 
 
-def _query_block(i, qb, kb_all, vb_all, mb_all, rng, *, n_keys, causal, scale, dropout_p, length):
-    """Online softmax of query block i over its visible key blocks: (n, bq, E) -> (n, bq, Ev)."""
-    bq = qb.shape[1]
-    kb, vb = kb_all[:n_keys], vb_all[:n_keys]
-    mb = None if mb_all is None else mb_all[i, :n_keys]
-    rows = i * bq + jnp.arange(bq)[:, None]
+def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
+    """Online softmax of one query block over every key block: (n, bq, E) -> (n, bq, Ev).
 
-    def step(carry, xs):
-        m, total, acc = carry
-        kj, vj, mj, j = xs
+    A key block that the causal mask hides entirely is skipped (`lax.cond`), so causal attention
+    does half the work."""
+    qb, mb, i = xs
+    n, bq = qb.shape[:2]
+    bk = kb.shape[2]
+    rows = i * bq + jnp.arange(bq)[:, None]
+    key = None if rng is None else jax.random.fold_in(rng, i)
+
+    def compute(inner, kj, vj, mj, j):
+        m, total, acc = inner
         s = jnp.einsum("nqe,nke->nqk", qb, kj, precision=_PRECISION) * jnp.asarray(scale, qb.dtype)
-        cols = j * kj.shape[1] + jnp.arange(kj.shape[1])[None, :]
+        cols = j * bk + jnp.arange(bk)[None, :]
         keep = cols < length
         if causal:
             keep = keep & (cols <= rows)
@@ -138,24 +147,31 @@ def _query_block(i, qb, kb_all, vb_all, mb_all, rng, *, n_keys, causal, scale, d
         correction = jnp.exp(m - shift)
         total = total * correction + jnp.sum(p, -1, keepdims=True)
         if dropout_p > 0:
-            p = _dropout_weights(p, dropout_p, jax.random.fold_in(rng, j))
+            p = _dropout_weights(p, dropout_p, jax.random.fold_in(key, j))
         acc = acc * correction + jnp.einsum("nqk,nkv->nqv", p, vj, precision=_PRECISION)
-        return (m_new, total, acc), None
+        return m_new, total, acc
 
-    n = qb.shape[0]
+    def step(inner, ys):
+        kj, vj, mj, j = ys
+        if not causal:
+            return compute(inner, kj, vj, mj, j), None
+        visible = j * bk <= i * bq + bq - 1
+        return lax.cond(visible, lambda c: compute(c, kj, vj, mj, j), lambda c: c, inner), None
+
     init = (jnp.full((n, bq, 1), -jnp.inf, qb.dtype), jnp.zeros((n, bq, 1), qb.dtype),
             jnp.zeros((n, bq, vb.shape[-1]), qb.dtype))
-    (_, total, acc), _ = lax.scan(jax.checkpoint(step), init, (kb, vb, mb, jnp.arange(n_keys)))
-    return acc / jnp.where(total == 0, 1, total)
+    (_, total, acc), _ = lax.scan(jax.checkpoint(step), init, (kb, vb, mb, jnp.arange(kb.shape[0])))
+    return carry, acc / jnp.where(total == 0, 1, total)
 
 
-def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=_BLOCK):
+def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None):
+    block = block or _block_size(max(q.shape[-2], k.shape[-2]))
     lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
     n = math.prod(lead)
     nq, nk = -(-L // block), -(-S // block)
     Lp, Sp = nq * block, nk * block
-    q = jnp.pad(q.reshape(n, L, E), ((0, 0), (0, Lp - L), (0, 0)))
-    # keys and values laid out once as (key block, n, block, dim): the scan's xs, sliced per query block
+    # laid out once as (block, n, block rows, dim): the xs of the scans over query and key blocks
+    q = jnp.pad(q.reshape(n, L, E), ((0, 0), (0, Lp - L), (0, 0))).reshape(n, nq, block, E).transpose(1, 0, 2, 3)
     k = jnp.pad(k.reshape(n, S, E), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, E).transpose(1, 0, 2, 3)
     v = jnp.pad(v.reshape(n, S, Ev), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, Ev).transpose(1, 0, 2, 3)
     if mask is not None:
@@ -164,14 +180,9 @@ def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=_BLOCK):
             jnp.broadcast_to(mask, lead + (L, S)).reshape(n, L, S)
         mask = jnp.pad(mask, ((0, 0), (0, Lp - L), (0, Sp - S)))
         mask = mask.reshape(mask.shape[0], nq, block, nk, block).transpose(1, 3, 0, 2, 4)
-    outs = []
-    for i in range(nq):
-        visible = -(-min((i + 1) * block, S) // block) if causal else nk
-        fn = partial(_query_block, i, n_keys=max(visible, 1), causal=causal, scale=scale, dropout_p=dropout_p,
-                     length=S)
-        key = None if rng is None else jax.random.fold_in(rng, i)
-        outs.append(jax.checkpoint(fn)(q[:, i * block:(i + 1) * block], k, v, mask, key))
-    out = jnp.concatenate(outs, axis=1)[:, :L]
+    body = partial(_query_block, kb=k, vb=v, causal=causal, scale=scale, dropout_p=dropout_p, length=S, rng=rng)
+    _, out = lax.scan(jax.checkpoint(body), None, (q, mask, jnp.arange(nq)))
+    out = out.transpose(1, 0, 2, 3).reshape(n, Lp, Ev)[:, :L]
     return out.reshape(lead + (L, Ev))
 
 
