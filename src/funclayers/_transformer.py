@@ -58,7 +58,19 @@ def _activation_fn(who: str, activation: Any) -> Callable[[jax.Array], jax.Array
     return activation
 
 
-def _detect_is_causal_mask(mask: Any, is_causal: bool | None) -> bool:
+_BATCH_FIRST: dict[int, bool] = {}  # id(layer.apply) -> batch_first, for the stacks' causal-mask detection
+
+
+def _seq_len(layer: Layer, x: Any) -> int | None:
+    """torch's _get_seq_len(src, layers[0].self_attn.batch_first); None for a custom layer."""
+    shape = fmt_shape(x)
+    batch_first = _BATCH_FIRST.get(id(layer.apply))
+    if batch_first is None:
+        return None
+    return shape[0] if len(shape) == 2 else shape[1 if batch_first else 0]
+
+
+def _detect_is_causal_mask(mask: Any, is_causal: bool | None, size: int | None = None) -> bool:
     """torch's _detect_is_causal_mask: `is_causal`, or (when None) whether `mask` is the causal mask.
 
     Only a concrete mask can be inspected; under jit the mask is used as given, which computes the
@@ -70,7 +82,8 @@ def _detect_is_causal_mask(mask: Any, is_causal: bool | None) -> bool:
         values = np.asarray(mask)
     except jax.errors.TracerArrayConversionError:
         return False
-    size = values.shape[-2] if values.ndim >= 2 else -1
+    if size is None:
+        size = values.shape[-2] if values.ndim >= 2 else -1
     if values.shape != (size, size):
         return False
     causal = np.triu(np.full((size, size), -np.inf, values.dtype if values.dtype != bool else np.float32), 1)
@@ -129,7 +142,9 @@ def TransformerEncoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
         x = m.norm1(x + sa_block(x))
         return m.norm2(x + ff_block(x))
 
-    return Module(_named(forward, "TransformerEncoderLayer"), **children)
+    layer = Module(_named(forward, "TransformerEncoderLayer"), **children)
+    _BATCH_FIRST[id(layer.apply)] = batch_first
+    return layer
 
 
 def TransformerDecoderLayer(d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
@@ -191,7 +206,9 @@ def TransformerDecoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
         x = m.norm2(x + mha_block(x))
         return m.norm3(x + ff_block(x))
 
-    return Module(_named(forward, "TransformerDecoderLayer"), **children)
+    layer = Module(_named(forward, "TransformerDecoderLayer"), **children)
+    _BATCH_FIRST[id(layer.apply)] = batch_first
+    return layer
 
 
 def _check_stack(who: str, layer: Any, num_layers: Any, norm: Any) -> None:
@@ -233,7 +250,7 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int, norm: Layer | None
         dtype_ = compute_dtype(src)
         kpm = _canonical_mask(who, src_key_padding_mask, "src_key_padding_mask", mask, "mask", dtype_)
         mask_ = _canonical_mask(who, mask, "mask", None, "", dtype_, check_other=False)
-        is_causal = _detect_is_causal_mask(mask_, is_causal)
+        is_causal = _detect_is_causal_mask(mask_, is_causal, _seq_len(encoder_layer, src))
         output = src
         for layer in m.layers:
             output = layer(output, src_mask=mask_, is_causal=is_causal, src_key_padding_mask=kpm)
@@ -262,7 +279,7 @@ def TransformerDecoder(decoder_layer: Layer, num_layers: int, norm: Layer | None
 
     def forward(m, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
-        tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal)
+        tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal, _seq_len(decoder_layer, tgt))
         output = tgt
         for layer in m.layers:
             output = layer(output, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
