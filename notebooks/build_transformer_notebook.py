@@ -177,7 +177,8 @@ def cross_attention(src, tgt_in):
     memory, _ = encoder.apply(p["encoder"], state["transformer"]["encoder"], embed(src),
                               src_key_padding_mask=src_pad)
     first = child(child(decoder, "layers"), "0")
-    x, _ = first.apply(p["decoder"]["layers"]["0"], state["transformer"]["decoder"]["layers"]["0"], embed(tgt_in), memory, tgt_mask=causal,
+    first_state = state["transformer"]["decoder"]["layers"]["0"]
+    x, _ = first.apply(p["decoder"]["layers"]["0"], first_state, embed(tgt_in), memory, tgt_mask=causal,
                        tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=src_pad)
     lp = p["decoder"]["layers"]["1"]
     (sa, _), _ = child(dec_layer, "self_attn").apply(lp["self_attn"], {}, x, x, x, attn_mask=causal,

@@ -83,7 +83,8 @@ def _forward_kwargs(spec, unbatched, num_heads=H):
 
 BLOCKWISE_IDS = ["zero_attn-batch_first-padding_mask-sdpa", "is_causal-sdpa", "batch_first-kdim-bool3d-padding-sdpa"]
 KERNEL_CASES = [pytest.param(*case.values, "dense", id=case.id + "-dense") for case in MHA_CASES] + [
-    pytest.param(*case.values, "blockwise", id=case.id + "-blockwise") for case in MHA_CASES if case.id in BLOCKWISE_IDS]
+    pytest.param(*case.values, "blockwise", id=case.id + "-blockwise")
+    for case in MHA_CASES if case.id in BLOCKWISE_IDS]
 
 
 @pytest.mark.parametrize("options, forward, kernel", KERNEL_CASES)
@@ -231,11 +232,16 @@ def test_sdpa_fused_dispatch_on_cpu(monkeypatch):
         ours = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         ref = _attention._dense(q, k, v, None, causal, 0.5, 0.0, None)
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
-        fn = lambda q: F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
+        def fn(q, causal=causal):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        def ref_fn(q, causal=causal):
+            return _attention._dense(q, k, v, None, causal, 0.5, 0.0, None)
+
         tangent = jax.jvp(fn, (q,), (jnp.ones_like(q),))[1]
-        ref_t = jax.jvp(lambda q: _attention._dense(q, k, v, None, causal, 0.5, 0.0, None), (q,), (jnp.ones_like(q),))[1]
+        ref_t = jax.jvp(ref_fn, (q,), (jnp.ones_like(q),))[1]
         np.testing.assert_allclose(tangent, ref_t, rtol=1e-5, atol=1e-6)
-        assert np.isfinite(jax.grad(lambda q: fn(q).sum())(q)).all()
+        assert np.isfinite(jax.grad(lambda q, fn=fn: fn(q).sum())(q)).all()
 
 
 # -- dropout ---------------------------------------------------------------------------------------------------
@@ -270,7 +276,7 @@ def test_mha_dropout_in_training():
     (_, w_eval), _ = layer.apply(params, state, x, x, x, average_attn_weights=False)
     run = jax.jit(lambda rng: layer.apply(params, state, x, x, x, average_attn_weights=False, rng=rng,
                                           training=True)[0])
-    (out1, w1), (out2, _), (out3, _) = run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(0)), run(jax.random.PRNGKey(1))
+    (out1, w1), (out2, _), (out3, _) = (run(jax.random.PRNGKey(seed)) for seed in (0, 0, 1))
     np.testing.assert_array_equal(out1, out2)
     assert not np.allclose(out1, out3)
     w1 = np.asarray(w1)
@@ -297,14 +303,15 @@ def test_mha_jvp_matches_torch_func_jvp(kernel, dtype, request):
     tq, tk, tv = (randn(N, n, E, seed=10 + i).astype(dtype) for i, n in enumerate((L, S, S)))
     kpm = _mask("bool", (N, S), seed=4)
     for need_weights in [False, True]:
-        def t_fn(q, k, v):
+        def t_fn(q, k, v, need_weights=need_weights):
             return module(q, k, v, key_padding_mask=torch.from_numpy(kpm), need_weights=need_weights)[0]
 
-        def j_fn(q, k, v):
+        def j_fn(q, k, v, need_weights=need_weights):
             return layer.apply(params, state, q, k, v, key_padding_mask=kpm, need_weights=need_weights)[0][0]
 
         with sdpa_kernel(SDPBackend.MATH):  # torch's CPU flash kernel has no forward AD
-            _, t_tan = torch.func.jvp(t_fn, tuple(map(torch.from_numpy, (q, k, v))), tuple(map(torch.from_numpy, (tq, tk, tv))))
+            _, t_tan = torch.func.jvp(t_fn, tuple(map(torch.from_numpy, (q, k, v))),
+                                      tuple(map(torch.from_numpy, (tq, tk, tv))))
         _, j_tan = jax.jit(lambda p, t: jax.jvp(j_fn, p, t))((q, k, v), (tq, tk, tv))
         np.testing.assert_allclose(j_tan, t_tan.detach().numpy(), **tolerance(dtype))
 

@@ -38,8 +38,10 @@ def _cast(kwargs, dtype):
 
 LAYER_CASES = [  # pairwise over norm_first, activation, batch_first, bias, masks, unbatched
     pytest.param(dict(), dict(), id="default"),
-    pytest.param(dict(norm_first=True, activation="gelu"), dict(mask="float", padding="bool"), id="norm_first-gelu-masks"),
-    pytest.param(dict(batch_first=True, bias=False), dict(mask="bool", is_causal=True), id="batch_first-no_bias-causal"),
+    pytest.param(dict(norm_first=True, activation="gelu"), dict(mask="float", padding="bool"),
+                 id="norm_first-gelu-masks"),
+    pytest.param(dict(batch_first=True, bias=False), dict(mask="bool", is_causal=True),
+                 id="batch_first-no_bias-causal"),
     pytest.param(dict(activation="callable", layer_norm_eps=1e-3), dict(padding="float"), id="callable-eps-padding"),
     pytest.param(dict(norm_first=True, batch_first=True), dict(unbatched=True, mask="float", padding="bool"),
                  id="norm_first-unbatched"),
