@@ -16,9 +16,10 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
   every query block and every key step under `jax.checkpoint`: neither the forward nor the
   backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
   the key blocks above the diagonal altogether;
-- off CPU (no dropout, no explicit mask): `jax.nn.dot_product_attention`'s fused kernel for the
-  forward. It is wrapped in a `custom_jvp` whose tangent is the JAX kernel's, so differentiating
-  (either mode) never touches the fused kernel's own custom_vjp.
+- off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
+  less precise than torch's float32): `jax.nn.dot_product_attention`'s fused kernel for the forward.
+  It is wrapped in a `custom_jvp` whose tangent is the JAX kernel's, so differentiating (either
+  mode) never touches the fused kernel's own custom_vjp.
 """
 
 from __future__ import annotations
