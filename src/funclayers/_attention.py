@@ -11,9 +11,8 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 
 - dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
   `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
-- blockwise: query blocks of 256 or 512 rows, each an online softmax over key blocks (`lax.scan`),
-  a `lax.scan` over query blocks,
-  every query block and every key step under `jax.checkpoint`: neither the forward nor the
+- blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
+  blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither the forward nor the
   backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
   the key blocks above the diagonal altogether;
 - off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
