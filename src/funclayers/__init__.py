@@ -118,3 +118,10 @@ __all__ += ["AdaptiveLogSoftmaxWithLoss", "ASMOutput"]
 from ._upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ += ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
+
+# -- attention and transformer (_attention.py, _transformer.py) --
+from ._attention import MultiheadAttention
+from ._transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                           TransformerEncoderLayer)
+__all__ += ["MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
+            "TransformerDecoderLayer"]

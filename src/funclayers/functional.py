@@ -72,3 +72,6 @@ from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 # -- upsampling and vision (_upsampling.py, _vision.py) --
 from ._upsampling import interpolate, upsample, upsample_bilinear, upsample_nearest
 from ._vision import affine_grid, grid_sample
+
+# -- attention and transformer (_attention.py, _transformer.py) --
+from ._attention import multi_head_attention_forward, scaled_dot_product_attention

@@ -1,0 +1,578 @@
+"""Attention (torch.nn.modules.activation's MultiheadAttention, torch.nn.functional's attention ops).
+
+torch keeps `MultiheadAttention` in `activation.py`; ours lives here, in its own family module,
+because `_activation.py` is already split (piecewise activations there, smooth ones in
+`_activation_smooth.py`, softmax in `_softmax.py`) and attention shares nothing with those files
+but its torch home: it has its own kernels (dense and blockwise softmax attention), its own mask
+rules and its own parameters. `_transformer.py` builds the Transformer family on it.
+
+Kernels of `scaled_dot_product_attention` (all plain JAX or a `jax.custom_jvp` with a linear
+tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
+
+- dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
+  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
+- blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
+  blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither the forward nor the
+  backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
+  the key blocks above the diagonal altogether;
+- off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
+  less precise than torch's float32): `jax.nn.dot_product_attention`'s fused kernel for the forward.
+  It is wrapped in a `custom_jvp` whose tangent is the JAX kernel's, so differentiating (either
+  mode) never touches the fused kernel's own custom_vjp.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import init as _init
+from ._layer import Layer
+from ._linear import _linear
+from ._softmax import _softmax_along
+from ._utils import TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng
+
+_PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
+# Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
+# backward on CPU, one process each: L = 512: dense 0.25 s, blockwise (256-tiles) 0.05 s; L = 1024:
+# 0.80 vs 0.33 s; 2048: 1.31 vs 0.51 s; L = 4096: tiles of 512 4.3 s / 737 MB peak RSS, of 256
+# 5.5 s / 687 MB (torch 5.7 s / 471 MB). Short sequences (MHA at L = 128) stay dense.
+_BLOCKWISE_MIN_SCORES = 512 * 512
+
+
+def _block_size(length: int) -> int:
+    return 512 if length >= 2048 else 256
+
+
+# -- masks ----------------------------------------------------------------------------------------------
+
+
+def _is_bool(x: Any) -> bool:
+    return jnp.result_type(x) == jnp.bool_
+
+
+def _mask_kind(who: str, mask: Any, name: str) -> None:
+    dtype = jnp.result_type(mask)
+    if dtype != jnp.bool_ and not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{who}: only bool and floating types of {name} are supported, got dtype {dtype}.")
+
+
+def _canonical_mask(who: str, mask: Any, name: str, other: Any, other_name: str, dtype: Any,
+                    check_other: bool = True) -> jax.Array | None:
+    """torch's F._canonical_mask: a bool mask (True = masked out) becomes 0 / -inf in `dtype`."""
+    if mask is None:
+        return None
+    _mask_kind(who, mask, name)
+    if check_other and other is not None and jnp.result_type(mask) != jnp.result_type(other):
+        warnings.warn(f"Support for mismatched {name} and {other_name} is deprecated. Use same type for both "
+                      f"instead.", UserWarning, stacklevel=4)
+    mask = jnp.asarray(mask)
+    if mask.dtype == jnp.bool_:
+        return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0, dtype))
+    return mask.astype(dtype)
+
+
+# -- kernels --------------------------------------------------------------------------------------------
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _safe_softmax(x: jax.Array, axis: int) -> jax.Array:
+    """softmax along `axis` whose rows of all -inf are 0, not NaN (torch's `_safe_softmax`)."""
+    m = jnp.max(x, axis=axis, keepdims=True)
+    e = jnp.exp(x - jnp.where(jnp.isneginf(m), 0, m))
+    total = jnp.sum(e, axis=axis, keepdims=True)
+    return e / jnp.where(total == 0, 1, total)
+
+
+@_safe_softmax.defjvp
+def _safe_softmax_jvp(axis, primals, tangents):
+    # linear in dx (torch's backward y * (g - sum(g * y)) once transposed); masked entries have y = 0
+    (x,), (dx,) = primals, tangents
+    y = _safe_softmax(x, axis)
+    dx = jnp.where(y == 0, 0, dx)  # a -inf score's tangent may be NaN (-inf * 0); it does not count
+    return y, y * (dx - jnp.sum(dx * y, axis=axis, keepdims=True))
+
+
+def _mask_scores(s: jax.Array, mask: jax.Array | None, causal_keep: jax.Array | None) -> jax.Array:
+    if mask is not None:
+        s = jnp.where(mask, s, -jnp.inf) if mask.dtype == jnp.bool_ else s + mask
+    if causal_keep is not None:
+        s = jnp.where(causal_keep, s, -jnp.inf)
+    return s
+
+
+def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
+    keep = jax.random.bernoulli(rng, 1 - p, w.shape)
+    return jnp.where(keep, w / (1 - p), 0) if p < 1 else jnp.zeros_like(w)
+
+
+def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
+    s = jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
+    L, S = s.shape[-2:]
+    keep = jnp.tril(jnp.ones((L, S), bool)) if causal else None
+    w = _safe_softmax(_mask_scores(s, mask, keep), -1)
+    if dropout_p > 0:
+        w = _dropout_weights(w, dropout_p, rng)
+    return jnp.einsum("...ls,...sv->...lv", w, v, precision=_PRECISION)
+
+
+def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
+    """Online softmax of one query block over every key block: (n, bq, E) -> (n, bq, Ev).
+
+    A key block that the causal mask hides entirely is skipped (`lax.cond`), so causal attention
+    does half the work."""
+    qb, mb, i = xs
+    n, bq = qb.shape[:2]
+    bk = kb.shape[2]
+    rows = i * bq + jnp.arange(bq)[:, None]
+    key = None if rng is None else jax.random.fold_in(rng, i)
+
+    def compute(inner, kj, vj, mj, j):
+        m, total, acc = inner
+        s = jnp.einsum("nqe,nke->nqk", qb, kj, precision=_PRECISION) * jnp.asarray(scale, qb.dtype)
+        cols = j * bk + jnp.arange(bk)[None, :]
+        keep = cols < length
+        if causal:
+            keep = keep & (cols <= rows)
+        s = _mask_scores(s, mj, keep)
+        m_new = lax.stop_gradient(jnp.maximum(m, jnp.max(s, -1, keepdims=True)))  # any shift is exact
+        shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
+        p = jnp.exp(s - shift)
+        correction = jnp.exp(m - shift)
+        total = total * correction + jnp.sum(p, -1, keepdims=True)
+        if dropout_p > 0:
+            p = _dropout_weights(p, dropout_p, jax.random.fold_in(key, j))
+        acc = acc * correction + jnp.einsum("nqk,nkv->nqv", p, vj, precision=_PRECISION)
+        return m_new, total, acc
+
+    def step(inner, ys):
+        kj, vj, mj, j = ys
+        if not causal:
+            return compute(inner, kj, vj, mj, j), None
+        visible = j * bk <= i * bq + bq - 1
+        return lax.cond(visible, lambda c: compute(c, kj, vj, mj, j), lambda c: c, inner), None
+
+    init = (jnp.full((n, bq, 1), -jnp.inf, qb.dtype), jnp.zeros((n, bq, 1), qb.dtype),
+            jnp.zeros((n, bq, vb.shape[-1]), qb.dtype))
+    (_, total, acc), _ = lax.scan(jax.checkpoint(step), init, (kb, vb, mb, jnp.arange(kb.shape[0])))
+    return carry, acc / jnp.where(total == 0, 1, total)
+
+
+def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None):
+    block = block or _block_size(max(q.shape[-2], k.shape[-2]))
+    lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+    n = math.prod(lead)
+    nq, nk = -(-L // block), -(-S // block)
+    Lp, Sp = nq * block, nk * block
+    # laid out once as (block, n, block rows, dim): the xs of the scans over query and key blocks
+    q = jnp.pad(q.reshape(n, L, E), ((0, 0), (0, Lp - L), (0, 0))).reshape(n, nq, block, E).transpose(1, 0, 2, 3)
+    k = jnp.pad(k.reshape(n, S, E), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, E).transpose(1, 0, 2, 3)
+    v = jnp.pad(v.reshape(n, S, Ev), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, Ev).transpose(1, 0, 2, 3)
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, mask.shape[:-2] + (L, S))
+        mask = mask.reshape(1, L, S) if math.prod(mask.shape[:-2]) == 1 else \
+            jnp.broadcast_to(mask, lead + (L, S)).reshape(n, L, S)
+        mask = jnp.pad(mask, ((0, 0), (0, Lp - L), (0, Sp - S)))
+        mask = mask.reshape(mask.shape[0], nq, block, nk, block).transpose(1, 3, 0, 2, 4)
+    body = partial(_query_block, kb=k, vb=v, causal=causal, scale=scale, dropout_p=dropout_p, length=S, rng=rng)
+    _, out = lax.scan(jax.checkpoint(body), None, (q, mask, jnp.arange(nq)))
+    out = out.transpose(1, 0, 2, 3).reshape(n, Lp, Ev)[:, :L]
+    return out.reshape(lead + (L, Ev))
+
+
+def _fused_applies(q, k, v, mask, dropout_p) -> bool:
+    """Where `jax.nn.dot_product_attention`'s fused GPU kernel computes what torch does."""
+    return (not on_cpu() and mask is None and dropout_p == 0 and q.ndim == 4 and q.shape[-1] == v.shape[-1]
+            and q.shape[-1] <= 128 and q.dtype in (jnp.float16, jnp.bfloat16))
+
+
+def _fused(q, k, v, causal, scale):
+    @jax.custom_jvp
+    def attend(q, k, v):
+        out = jax.nn.dot_product_attention(q.swapaxes(-2, -3), k.swapaxes(-2, -3), v.swapaxes(-2, -3),
+                                           scale=scale, is_causal=causal)
+        return out.swapaxes(-2, -3)
+
+    @attend.defjvp
+    def attend_jvp(primals, tangents):  # the JAX kernel's tangent: linear, transposable, forward-mode ready
+        return jax.jvp(lambda *a: _attend(*a, None, causal, scale, 0.0, None, fused=False), primals, tangents)
+
+    return attend(q, k, v)
+
+
+def _attend(q, k, v, mask, causal, scale, dropout_p, rng, fused=True):
+    """softmax(q k^T * scale + mask) v over (..., L, E), (..., S, E), (..., S, Ev); fully masked rows 0."""
+    if fused and _fused_applies(q, k, v, mask, dropout_p):
+        return _fused(q, k, v, causal, scale)
+    if q.shape[-2] * k.shape[-2] >= _BLOCKWISE_MIN_SCORES:
+        return _blockwise(q, k, v, mask, causal, scale, dropout_p, rng)
+    return _dense(q, k, v, mask, causal, scale, dropout_p, rng)
+
+
+# -- the pure ops ---------------------------------------------------------------------------------------
+
+
+def _broadcastable(mask_shape: tuple, target: tuple) -> bool:
+    if len(mask_shape) > len(target):
+        return False
+    return all(m in (1, t) for m, t in zip(mask_shape[::-1], target[::-1]))
+
+
+def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
+                                 *, rng: jax.Array | None = None) -> jax.Array:
+    """softmax(Q K^T * scale + mask) V; torch.nn.functional.scaled_dot_product_attention.
+
+    Args:
+      query: (..., L, E). key: (..., S, E). value: (..., S, Ev); the same leading dims (with
+        `enable_gqa`, the head dim -3 of key and value may divide query's).
+      attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
+        broadcastable to (..., L, S).
+      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`).
+      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`.
+      scale: default 1 / sqrt(E).
+      enable_gqa: grouped-query attention: key/value heads repeated to query's.
+      rng: PRNG key for the dropout.
+
+    A query whose every key is masked out gets 0 (torch's `_safe_softmax`, also what its CPU flash
+    kernel gives), and zero gradients. Long sequences run blockwise (see the module docstring).
+
+    Shape: (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev).
+
+    Example:
+      >>> q = k = v = jnp.ones((2, 8, 128, 64))
+      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (2, 8, 128, 64)
+    """
+    who = "scaled_dot_product_attention"
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        check_floating(who, x, name)
+    q, k, v = (jnp.asarray(x) for x in (query, key, value))
+    if min(q.ndim, k.ndim, v.ndim) < 2:
+        raise TorchRuntimeError(f"{who} expects query, key and value of at least 2 dimensions (..., L, E), got "
+                                f"shapes {q.shape}, {k.shape} and {v.shape}.")
+    dtype = jnp.result_type(q, k, v)
+    q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise TorchRuntimeError(f"{who}: expected query and key with the same embedding size E and key and value "
+                                f"with the same sequence length S, got query {q.shape}, key {k.shape}, value "
+                                f"{v.shape}.")
+    if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
+        if k.shape[-3] != v.shape[-3] or q.shape[-3] % k.shape[-3]:
+            raise TorchRuntimeError(f"{who}: with enable_gqa the number of query heads ({q.shape[-3]}) must be "
+                                    f"a multiple of the key/value heads (key {k.shape}, value {v.shape}).")
+        groups = q.shape[-3] // k.shape[-3]
+        k, v = jnp.repeat(k, groups, axis=-3), jnp.repeat(v, groups, axis=-3)
+    if k.shape[:-2] != q.shape[:-2] or v.shape[:-2] != q.shape[:-2]:
+        raise TorchRuntimeError(f"{who}: query, key and value must have the same leading (batch, head) dims, got "
+                                f"query {q.shape}, key {k.shape}, value {v.shape}.")
+    L, S = q.shape[-2], k.shape[-2]
+    mask = None
+    if attn_mask is not None:
+        if is_causal:
+            raise TorchRuntimeError(f"{who}: Explicit attn_mask should not be set when is_causal=True.")
+        _mask_kind(who, attn_mask, "attn_mask")
+        mask = jnp.asarray(attn_mask)
+        expected = q.shape[:-2] + (L, S)
+        if not _broadcastable(mask.shape, expected):
+            raise TorchRuntimeError(f"{who}: attn_mask of shape {mask.shape} does not broadcast to the scores' "
+                                    f"shape {expected} (batch..., L, S).")
+        if mask.dtype != jnp.bool_:
+            mask = mask.astype(dtype)
+    if not 0 <= dropout_p <= 1:
+        raise ValueError(f"{who}: dropout_p has to be between 0 and 1, got {dropout_p}.")
+    if dropout_p > 0:
+        require_rng(who, rng)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return _attend(q, k, v, mask, bool(is_causal), scale, float(dropout_p), rng)
+
+
+def _mha_shape_check(who, query, key, value, key_padding_mask, attn_mask, num_heads) -> bool:
+    """torch's F._mha_shape_check: whether the input is batched; its errors as ValueError."""
+    qd, kd, vd = (len(fmt_shape(x)) for x in (query, key, value))
+    kpm_d = None if key_padding_mask is None else len(fmt_shape(key_padding_mask))
+    mask_d = None if attn_mask is None else len(fmt_shape(attn_mask))
+    if qd == 3:
+        if kd != 3 or vd != 3:
+            raise ValueError(f"{who}: For batched (3-D) `query`, expected `key` and `value` to be 3-D but found "
+                             f"{kd}-D and {vd}-D tensors respectively")
+        if kpm_d not in (None, 2):
+            raise ValueError(f"{who}: For batched (3-D) `query`, expected `key_padding_mask` to be `None` or 2-D "
+                             f"(N, S) but found {kpm_d}-D tensor instead")
+        if mask_d not in (None, 2, 3):
+            raise ValueError(f"{who}: For batched (3-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D "
+                             f"but found {mask_d}-D tensor instead")
+        return True
+    if qd == 2:
+        if kd != 2 or vd != 2:
+            raise ValueError(f"{who}: For unbatched (2-D) `query`, expected `key` and `value` to be 2-D but found "
+                             f"{kd}-D and {vd}-D tensors respectively")
+        if kpm_d not in (None, 1):
+            raise ValueError(f"{who}: For unbatched (2-D) `query`, expected `key_padding_mask` to be `None` or "
+                             f"1-D (S,) but found {kpm_d}-D tensor instead")
+        if mask_d not in (None, 2, 3):
+            raise ValueError(f"{who}: For unbatched (2-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D "
+                             f"but found {mask_d}-D tensor instead")
+        if mask_d == 3:
+            expected = (num_heads, fmt_shape(query)[0], fmt_shape(key)[0])
+            if fmt_shape(attn_mask) != expected:
+                raise ValueError(f"{who}: Expected `attn_mask` shape to be {expected} but got "
+                                 f"{fmt_shape(attn_mask)}")
+        return False
+    raise ValueError(f"{who}: query should be unbatched 2D or batched 3D tensor but received {qd}-D query tensor "
+                     f"of shape {fmt_shape(query)}")
+
+
+def _in_projection(who, query, key, value, in_proj_weight, in_proj_bias, q_w, k_w, v_w, separate):
+    """torch's _in_projection_packed / _in_projection: q, k, v projected by the packed or separate weights."""
+    if not separate:
+        if in_proj_weight is None:
+            raise ValueError(f"{who}: use_separate_proj_weight is False but in_proj_weight is None")
+        e = query.shape[-1]
+        if query is key and key is value:  # self-attention: one matmul, as torch's packed projection
+            proj = _linear(who, query, in_proj_weight, in_proj_bias)
+            return proj[..., :e], proj[..., e:2 * e], proj[..., 2 * e:]
+        q_w, k_w, v_w = in_proj_weight[:e], in_proj_weight[e:2 * e], in_proj_weight[2 * e:]
+    elif q_w is None or k_w is None or v_w is None:
+        raise ValueError(f"{who}: use_separate_proj_weight is True but q_proj_weight, k_proj_weight or "
+                         f"v_proj_weight is None")
+    if in_proj_bias is None:
+        b_q = b_k = b_v = None
+    else:
+        e = in_proj_bias.shape[0] // 3
+        b_q, b_k, b_v = in_proj_bias[:e], in_proj_bias[e:2 * e], in_proj_bias[2 * e:]
+    return _linear(who, query, q_w, b_q), _linear(who, key, k_w, b_k), _linear(who, value, v_w, b_v)
+
+
+def multi_head_attention_forward(
+    query: Any, key: Any, value: Any, embed_dim_to_check: int, num_heads: int, in_proj_weight: Any,
+    in_proj_bias: Any, bias_k: Any, bias_v: Any, add_zero_attn: bool, dropout_p: float, out_proj_weight: Any,
+    out_proj_bias: Any, training: bool = True, key_padding_mask: Any = None, need_weights: bool = True,
+    attn_mask: Any = None, use_separate_proj_weight: bool = False, q_proj_weight: Any = None,
+    k_proj_weight: Any = None, v_proj_weight: Any = None, static_k: Any = None, static_v: Any = None,
+    average_attn_weights: bool = True, is_causal: bool = False, *, rng: jax.Array | None = None,
+    _who: str = "multi_head_attention_forward",
+) -> tuple[jax.Array, jax.Array | None]:
+    """Multi-head attention in torch's (L, N, E) layout; torch.nn.functional.multi_head_attention_forward.
+
+    Args: torch's, in its order (see `MultiheadAttention`); `rng` is the dropout key when
+      `training` and `dropout_p > 0`. Masks: bool (True = masked out) or float (added).
+
+    With `need_weights` the weights are computed densely and returned (a query whose every key is
+    masked gets NaN, as torch's softmax gives); without, the attention runs through
+    `scaled_dot_product_attention` (such a query gets 0, as torch's SDPA gives).
+
+    Shape: query (L, N, E) or (L, E); key (S, N, E_k); value (S, N, E_v) -> (attn_output (L, N, E),
+      attn_weights (N, L, S), or (N, num_heads, L, S) with `average_attn_weights=False`, or None).
+    """
+    who = _who
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        check_floating(who, x, name)
+    is_batched = _mha_shape_check(who, query, key, value, key_padding_mask, attn_mask, num_heads)
+    same_kv, same_qk = key is value, query is key
+    query, key, value = (jnp.asarray(x) for x in (query, key, value))
+    if same_kv:
+        value = key
+        if same_qk:
+            query = key
+    if not is_batched:
+        query, key, value = query[:, None], key[:, None], value[:, None]
+        if same_kv:
+            value = key
+            if same_qk:
+                query = key
+        if key_padding_mask is not None:
+            key_padding_mask = jnp.asarray(key_padding_mask)[None]
+    tgt_len, bsz, embed_dim = query.shape
+    src_len = key.shape[0]
+    dtype = query.dtype
+    key_padding_mask = _canonical_mask(who, key_padding_mask, "key_padding_mask", attn_mask, "attn_mask", dtype)
+    if is_causal and attn_mask is None:
+        raise TorchRuntimeError(f"{who}: Need attn_mask if specifying the is_causal hint. You may use the "
+                                f"Transformer module method `generate_square_subsequent_mask` to create this mask.")
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # the hint stands for the mask: SDPA's causal path
+    else:
+        attn_mask = _canonical_mask(who, attn_mask, "attn_mask", None, "", dtype, check_other=False)
+        if key_padding_mask is not None:
+            is_causal = False
+    if embed_dim != embed_dim_to_check:
+        raise ValueError(f"{who}: was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim} "
+                         f"(query of shape {fmt_shape(query)}).")
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise ValueError(f"{who}: embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"{who}: key's sequence and batch dims {key.shape[:2]} do not match value's "
+                             f"{value.shape[:2]}")
+    elif key.shape != value.shape:
+        raise ValueError(f"{who}: key shape {key.shape} does not match value shape {value.shape}")
+    if static_k is not None or static_v is not None:
+        raise NotImplementedError(f"{who}: static_k / static_v are not supported.")
+    params = [None if a is None else jnp.asarray(a, dtype) for a in
+              (in_proj_weight, in_proj_bias, bias_k, bias_v, out_proj_weight, out_proj_bias,
+               q_proj_weight, k_proj_weight, v_proj_weight)]
+    in_w, in_b, bias_k, bias_v, out_w, out_b, q_w, k_w, v_w = params
+    q, k, v = _in_projection(who, query, key, value, in_w, in_b, q_w, k_w, v_w, use_separate_proj_weight)
+
+    if attn_mask is not None:
+        if attn_mask.ndim == 2:
+            if attn_mask.shape != (tgt_len, src_len):
+                raise TorchRuntimeError(f"{who}: The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
+                                        f"{(tgt_len, src_len)}.")
+            attn_mask = attn_mask[None]
+        elif attn_mask.shape != (bsz * num_heads, tgt_len, src_len):
+            raise TorchRuntimeError(f"{who}: The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
+                                    f"{(bsz * num_heads, tgt_len, src_len)}.")
+    if (bias_k is None) != (bias_v is None):
+        raise ValueError(f"{who}: bias_k and bias_v must both be set or both be None.")
+    if bias_k is not None:
+        k = jnp.concatenate([k, jnp.broadcast_to(bias_k.reshape(1, 1, -1), (1, bsz, embed_dim))])
+        v = jnp.concatenate([v, jnp.broadcast_to(bias_v.reshape(1, 1, -1), (1, bsz, embed_dim))])
+        attn_mask = None if attn_mask is None else jnp.pad(attn_mask, ((0, 0), (0, 0), (0, 1)))
+        key_padding_mask = None if key_padding_mask is None else jnp.pad(key_padding_mask, ((0, 0), (0, 1)))
+
+    # (len, N, H * hd) -> (N, H, len, hd)
+    q = q.reshape(tgt_len, bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
+    k = k.reshape(k.shape[0], bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
+    v = v.reshape(v.shape[0], bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
+    if add_zero_attn:
+        k = jnp.pad(k, ((0, 0), (0, 0), (0, 1), (0, 0)))
+        v = jnp.pad(v, ((0, 0), (0, 0), (0, 1), (0, 0)))
+        attn_mask = None if attn_mask is None else jnp.pad(attn_mask, ((0, 0), (0, 0), (0, 1)))
+        key_padding_mask = None if key_padding_mask is None else jnp.pad(key_padding_mask, ((0, 0), (0, 1)))
+    src_len = k.shape[2]
+
+    if key_padding_mask is not None:
+        if key_padding_mask.shape != (bsz, src_len):
+            raise ValueError(f"{who}: Expected key_padding_mask of shape {(bsz, src_len)} (N, S), but got "
+                             f"{key_padding_mask.shape}")
+        kpm = key_padding_mask[:, None, None, :]  # (N, 1, 1, S)
+        if attn_mask is None:
+            mask4 = kpm
+        else:
+            mask4 = attn_mask.reshape(-1, 1 if attn_mask.shape[0] == 1 else num_heads, tgt_len, src_len) + kpm
+    else:
+        mask4 = None if attn_mask is None else attn_mask.reshape(
+            -1, 1 if attn_mask.shape[0] == 1 else num_heads, tgt_len, src_len)
+    if not training:
+        dropout_p = 0.0
+    if dropout_p > 0:
+        require_rng(who, rng)
+
+    if need_weights:
+        q_scaled = q * jnp.asarray(math.sqrt(1.0 / head_dim), dtype)
+        scores = jnp.einsum("nhle,nhse->nhls", q_scaled, k, precision=_PRECISION)
+        if mask4 is not None:
+            scores = scores + mask4
+        weights = _softmax_along(scores, 3)  # NaN for a fully masked row, as torch's softmax
+        if dropout_p > 0:
+            weights = _dropout_weights(weights, dropout_p, rng)
+        out = jnp.einsum("nhls,nhse->nhle", weights, v, precision=_PRECISION)
+        if average_attn_weights:
+            weights = jnp.mean(weights, axis=1)
+    else:
+        out = _attend(q, k, v, mask4, bool(is_causal), 1.0 / math.sqrt(head_dim), float(dropout_p), rng)
+        weights = None
+    out = out.transpose(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)
+    out = _linear(who, out, out_w, out_b)
+    if not is_batched:
+        out = out[:, 0]
+        weights = None if weights is None else weights[0]
+    return out, weights
+
+
+# -- the layer -----------------------------------------------------------------------------------------
+
+
+def MultiheadAttention(embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                       add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
+                       vdim: int | None = None, batch_first: bool = False, device: Any = None,
+                       dtype: Any = None) -> Layer:
+    """Multi-head attention; torch.nn.MultiheadAttention.
+
+    Params (torch's names and init): `in_proj_weight` (3E, E) xavier-uniform, or `q_proj_weight` (E, E),
+    `k_proj_weight` (E, kdim), `v_proj_weight` (E, vdim) when kdim / vdim differ from E; `in_proj_bias`
+    (3E,) zeros; `bias_k`, `bias_v` (1, 1, E) xavier-normal with `add_bias_kv`; `out_proj.weight`
+    (E, E) (Linear's init), `out_proj.bias` zeros.
+
+    Forward: `apply(params, state, query, key, value, key_padding_mask=None, need_weights=True,
+    attn_mask=None, average_attn_weights=True, is_causal=False, *, rng=None, training=False)`,
+    returning `((attn_output, attn_weights or None), state)`. Masks are bool (True = not attended)
+    or float (added); `attn_mask` is (L, S) or (N * num_heads, L, S); `is_causal` is torch's hint
+    that `attn_mask` is the causal mask. Attention dropout in training needs `rng`.
+
+    Shape: query (L, N, E) ((N, L, E) with batch_first, (L, E) unbatched), key (S, N, kdim),
+      value (S, N, vdim) -> attn_output like query; attn_weights (N, L, S) or (N, H, L, S).
+
+    Example:
+      >>> mha = fl.MultiheadAttention(256, 8, batch_first=True)
+      >>> params, state = mha.init(jax.random.PRNGKey(0))
+      >>> x = jnp.ones((8, 128, 256))
+      >>> (out, weights), _ = mha.apply(params, state, x, x, x)   # (8, 128, 256), (8, 128, 128)
+    """
+    del device
+    if embed_dim <= 0 or num_heads <= 0:
+        raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be greater than 0, got "
+                         f"embed_dim={embed_dim} and num_heads={num_heads} instead")
+    if embed_dim % num_heads:
+        raise ValueError(f"MultiheadAttention: embed_dim must be divisible by num_heads, got embed_dim={embed_dim} "
+                         f"and num_heads={num_heads}.")
+    kdim = embed_dim if kdim is None else kdim
+    vdim = embed_dim if vdim is None else vdim
+    same = kdim == embed_dim and vdim == embed_dim
+    pdtype = param_dtype(dtype)
+    who = f"MultiheadAttention(embed_dim={embed_dim}, num_heads={num_heads})"
+    out_proj_name = f"NonDynamicallyQuantizableLinear(in_features={embed_dim}, out_features={embed_dim}, " \
+                    f"bias={bool(bias)})"
+
+    def init(rng):
+        keys = jax.random.split(rng, 7)
+        params = {}
+        if same:
+            params["in_proj_weight"] = _init.xavier_uniform(keys[0], (3 * embed_dim, embed_dim), pdtype)
+        else:
+            for name, dim, k in (("q", embed_dim, keys[0]), ("k", kdim, keys[1]), ("v", vdim, keys[2])):
+                params[f"{name}_proj_weight"] = _init.xavier_uniform(k, (embed_dim, dim), pdtype)
+        if bias:
+            params["in_proj_bias"] = jnp.zeros((3 * embed_dim,), pdtype)
+        if add_bias_kv:
+            params["bias_k"] = _init.xavier_normal(keys[3], (1, 1, embed_dim), pdtype)
+            params["bias_v"] = _init.xavier_normal(keys[4], (1, 1, embed_dim), pdtype)
+        out_proj = {"weight": _init.kaiming_uniform(keys[5], (embed_dim, embed_dim), pdtype, a=math.sqrt(5))}
+        if bias:
+            out_proj["bias"] = jnp.zeros((embed_dim,), pdtype)
+        params["out_proj"] = out_proj
+        return params, {}
+
+    def apply(params, state, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+              average_attn_weights=True, is_causal=False, *, rng=None, training=False):
+        batched = len(fmt_shape(query)) == 3
+        if batch_first and batched:
+            same_kv, same_qk = key is value, query is key
+            key = jnp.swapaxes(key, 0, 1) if len(fmt_shape(key)) == 3 else key
+            value = key if same_kv else (jnp.swapaxes(value, 0, 1) if len(fmt_shape(value)) == 3 else value)
+            query = key if same_qk else jnp.swapaxes(query, 0, 1)
+        out, weights = multi_head_attention_forward(
+            query, key, value, embed_dim, num_heads, params.get("in_proj_weight"), params.get("in_proj_bias"),
+            params.get("bias_k"), params.get("bias_v"), add_zero_attn, dropout, params["out_proj"]["weight"],
+            params["out_proj"].get("bias"), training=training, key_padding_mask=key_padding_mask,
+            need_weights=need_weights, attn_mask=attn_mask, use_separate_proj_weight=not same,
+            q_proj_weight=params.get("q_proj_weight"), k_proj_weight=params.get("k_proj_weight"),
+            v_proj_weight=params.get("v_proj_weight"), average_attn_weights=average_attn_weights,
+            is_causal=is_causal, rng=rng, _who=who)
+        if batch_first and batched:
+            out = jnp.swapaxes(out, 0, 1)
+        return (out, weights), state
+
+    children = (("out_proj", Layer(None, None, out_proj_name)),)
+    return Layer(init, apply, "MultiheadAttention", children)
+
+
+__all__ = ["MultiheadAttention", "scaled_dot_product_attention", "multi_head_attention_forward"]

@@ -1,0 +1,380 @@
+"""Transformer family (torch.nn.modules.transformer): the encoder/decoder layers, their stacks, Transformer.
+
+Every class is an `fl.Module` composite of funclayers layers (`MultiheadAttention`, `Linear`,
+`LayerNorm`, `Dropout`) registered under torch's attribute names, so the key paths are torch's
+(`layers.0.self_attn.in_proj_weight`, `layers.0.linear1.weight`, `encoder.norm.weight`, ...) and a
+torch model's `state_dict` loads unchanged. The stacks hold independent copies of the given layer,
+as torch's `_get_clones`: every copy is initialised from its own key.
+
+torch runs an eval-mode, no-grad forward through fused "fast path" kernels when it can
+(`torch._transformer_encoder_layer_fwd`, nested tensors for padded batches). We always compute
+torch's regular path, which is what torch differentiates. The two differ in two documented places:
+the fast path gives NaN (not 0) for a query whose every key is masked, and with a
+`src_key_padding_mask` the encoder's fast path writes 0 at padded positions before the final norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import init as _init
+from ._activation import relu
+from ._activation_smooth import gelu
+from ._attention import MultiheadAttention, _canonical_mask
+from ._dropout import Dropout
+from ._layer import Layer, Module, ModuleList
+from ._linear import Linear
+from ._normalization import LayerNorm
+from ._utils import TorchRuntimeError, compute_dtype, fmt_shape, param_dtype
+
+
+def generate_square_subsequent_mask(sz: int, device: Any = None, dtype: Any = None) -> jax.Array:
+    """The causal float mask: -inf above the diagonal, 0 elsewhere; torch's
+    `nn.Transformer.generate_square_subsequent_mask` (also `fl.Transformer.generate_square_subsequent_mask`).
+
+    Example:
+      >>> fl.Transformer.generate_square_subsequent_mask(3)   # [[0, -inf, -inf], [0, 0, -inf], [0, 0, 0]]
+    """
+    del device
+    return jnp.triu(jnp.full((sz, sz), -jnp.inf, param_dtype(dtype)), k=1)
+
+
+def _activation_fn(who: str, activation: Any) -> Callable[[jax.Array], jax.Array]:
+    if isinstance(activation, str):
+        if activation == "relu":
+            return relu
+        if activation == "gelu":
+            return gelu
+        raise TorchRuntimeError(f"{who}: activation should be relu/gelu, not {activation}")
+    if isinstance(activation, Layer):  # e.g. fl.GELU("tanh"), as torch accepts a module instance
+        return lambda x: activation.apply({}, {}, x)[0]
+    if not callable(activation):
+        raise TypeError(f"{who}: activation must be 'relu', 'gelu' or a callable, got {activation!r}.")
+    return activation
+
+
+_BATCH_FIRST: dict[int, bool] = {}  # id(layer.apply) -> batch_first, for the stacks' causal-mask detection
+
+
+def _seq_len(layer: Layer, x: Any) -> int | None:
+    """torch's _get_seq_len(src, layers[0].self_attn.batch_first); None for a custom layer."""
+    shape = fmt_shape(x)
+    batch_first = _BATCH_FIRST.get(id(layer.apply))
+    if batch_first is None:
+        return None
+    return shape[0] if len(shape) == 2 else shape[1 if batch_first else 0]
+
+
+def _detect_is_causal_mask(mask: Any, is_causal: bool | None, size: int | None = None) -> bool:
+    """torch's _detect_is_causal_mask: `is_causal`, or (when None) whether `mask` is the causal mask.
+
+    Only a concrete mask can be inspected; under jit the mask is used as given, which computes the
+    same result (the hint only selects a kernel).
+    """
+    if is_causal is not None or mask is None:
+        return bool(is_causal)
+    try:
+        values = np.asarray(mask)
+    except jax.errors.TracerArrayConversionError:
+        return False
+    if size is None:
+        size = values.shape[-2] if values.ndim >= 2 else -1
+    if values.shape != (size, size):
+        return False
+    causal = np.triu(np.full((size, size), -np.inf, values.dtype if values.dtype != bool else np.float32), 1)
+    return bool(np.array_equal(values if values.dtype != bool else np.where(values, -np.inf, 0), causal))
+
+
+def _named(forward: Callable, name: str) -> Callable:
+    forward.__name__ = name
+    return forward
+
+
+def TransformerEncoderLayer(d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                            activation: str | Callable = "relu", layer_norm_eps: float = 1e-5,
+                            batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                            device: Any = None, dtype: Any = None) -> Layer:
+    """Self-attention and a feed-forward block, each with a residual and LayerNorm; torch.nn.TransformerEncoderLayer.
+
+    Children (torch's names): self_attn, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2.
+    Forward: `apply(params, state, src, src_mask=None, src_key_padding_mask=None, is_causal=False,
+    *, rng=None, training=False)`; dropout in training needs `rng`.
+
+    Shape: src (S, N, E) ((N, S, E) with batch_first, (S, E) unbatched) -> same.
+
+    Example:
+      >>> layer = fl.TransformerEncoderLayer(d_model=512, nhead=8, batch_first=True)
+      >>> params, state = layer.init(jax.random.PRNGKey(0))
+      >>> out, _ = layer.apply(params, state, jnp.ones((32, 10, 512)))
+    """
+    del device
+    who = "TransformerEncoderLayer"
+    act = _activation_fn(who, activation)
+    children = dict(
+        self_attn=MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype),
+        linear1=Linear(d_model, dim_feedforward, bias=bias, dtype=dtype), dropout=Dropout(dropout),
+        linear2=Linear(dim_feedforward, d_model, bias=bias, dtype=dtype),
+        norm1=LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+        norm2=LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+        dropout1=Dropout(dropout), dropout2=Dropout(dropout))
+
+    def forward(m, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        dtype_ = compute_dtype(src)
+        kpm = _canonical_mask(who, src_key_padding_mask, "src_key_padding_mask", src_mask, "src_mask", dtype_)
+        mask = _canonical_mask(who, src_mask, "src_mask", None, "", dtype_, check_other=False)
+
+        def sa_block(x):
+            x = m.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm, need_weights=False, is_causal=is_causal)
+            return m.dropout1(x[0])
+
+        def ff_block(x):
+            return m.dropout2(m.linear2(m.dropout(act(m.linear1(x)))))
+
+        x = jnp.asarray(src)
+        if norm_first:
+            x = x + sa_block(m.norm1(x))
+            return x + ff_block(m.norm2(x))
+        x = m.norm1(x + sa_block(x))
+        return m.norm2(x + ff_block(x))
+
+    layer = Module(_named(forward, "TransformerEncoderLayer"), **children)
+    _BATCH_FIRST[id(layer.apply)] = batch_first
+    return layer
+
+
+def TransformerDecoderLayer(d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                            activation: str | Callable = "relu", layer_norm_eps: float = 1e-5,
+                            batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                            device: Any = None, dtype: Any = None) -> Layer:
+    """Self-attention, attention over the memory, and a feed-forward block; torch.nn.TransformerDecoderLayer.
+
+    Children: self_attn, multihead_attn, linear1, dropout, linear2, norm1, norm2, norm3, dropout1-3.
+    Forward: `apply(params, state, tgt, memory, tgt_mask=None, memory_mask=None,
+    tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=False,
+    memory_is_causal=False, *, rng=None, training=False)`.
+
+    Shape: tgt (T, N, E), memory (S, N, E) (batch first / unbatched as configured) -> (T, N, E).
+
+    Example:
+      >>> layer = fl.TransformerDecoderLayer(d_model=512, nhead=8)
+      >>> params, state = layer.init(jax.random.PRNGKey(0))
+      >>> out, _ = layer.apply(params, state, jnp.ones((20, 32, 512)), jnp.ones((10, 32, 512)))
+    """
+    del device
+    who = "TransformerDecoderLayer"
+    act = _activation_fn(who, activation)
+
+    def attention():
+        return MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=batch_first, bias=bias, dtype=dtype)
+
+    children = dict(
+        self_attn=attention(), multihead_attn=attention(),
+        linear1=Linear(d_model, dim_feedforward, bias=bias, dtype=dtype), dropout=Dropout(dropout),
+        linear2=Linear(dim_feedforward, d_model, bias=bias, dtype=dtype),
+        norm1=LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+        norm2=LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+        norm3=LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+        dropout1=Dropout(dropout), dropout2=Dropout(dropout), dropout3=Dropout(dropout))
+
+    def forward(m, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        def sa_block(x):
+            x = m.self_attn(x, x, x, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask,
+                            is_causal=tgt_is_causal, need_weights=False)
+            return m.dropout1(x[0])
+
+        def mha_block(x):
+            x = m.multihead_attn(x, memory, memory, attn_mask=memory_mask, key_padding_mask=memory_key_padding_mask,
+                                 is_causal=memory_is_causal, need_weights=False)
+            return m.dropout2(x[0])
+
+        def ff_block(x):
+            return m.dropout3(m.linear2(m.dropout(act(m.linear1(x)))))
+
+        x = jnp.asarray(tgt)
+        memory = jnp.asarray(memory)
+        if norm_first:
+            x = x + sa_block(m.norm1(x))
+            x = x + mha_block(m.norm2(x))
+            return x + ff_block(m.norm3(x))
+        x = m.norm1(x + sa_block(x))
+        x = m.norm2(x + mha_block(x))
+        return m.norm3(x + ff_block(x))
+
+    layer = Module(_named(forward, "TransformerDecoderLayer"), **children)
+    _BATCH_FIRST[id(layer.apply)] = batch_first
+    return layer
+
+
+def _check_stack(who: str, layer: Any, num_layers: Any, norm: Any) -> None:
+    if not isinstance(layer, Layer):
+        raise TypeError(f"{who}: the layer to stack must be a funclayers Layer (e.g. fl.TransformerEncoderLayer"
+                        f"(...)), got {type(layer).__name__}.")
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"{who}: num_layers must be a positive int, got {num_layers!r}.")
+    if norm is not None and not isinstance(norm, Layer):
+        raise TypeError(f"{who}: norm must be None or a funclayers Layer such as fl.LayerNorm(d_model), got "
+                        f"{type(norm).__name__}.")
+
+
+def TransformerEncoder(encoder_layer: Layer, num_layers: int, norm: Layer | None = None,
+                       enable_nested_tensor: bool = True, mask_check: bool = True) -> Layer:
+    """A stack of `num_layers` independent copies of `encoder_layer`, then `norm`; torch.nn.TransformerEncoder.
+
+    Params: `layers.0...`, `layers.1...`, and `norm...` when given. `enable_nested_tensor` and
+    `mask_check` select torch's inference fast path; they are accepted and have no effect here
+    (torch's regular path is computed, see the module docstring).
+
+    Forward: `apply(params, state, src, mask=None, src_key_padding_mask=None, is_causal=None, *,
+    rng=None, training=False)`.
+
+    Example:
+      >>> layer = fl.TransformerEncoderLayer(d_model=512, nhead=8)
+      >>> encoder = fl.TransformerEncoder(layer, num_layers=6)
+      >>> params, state = encoder.init(jax.random.PRNGKey(0))
+      >>> out, _ = encoder.apply(params, state, jnp.ones((10, 32, 512)))
+    """
+    del enable_nested_tensor, mask_check
+    who = "TransformerEncoder"
+    _check_stack(who, encoder_layer, num_layers, norm)
+    children = dict(layers=ModuleList([encoder_layer] * num_layers))
+    if norm is not None:
+        children["norm"] = norm
+
+    def forward(m, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        dtype_ = compute_dtype(src)
+        kpm = _canonical_mask(who, src_key_padding_mask, "src_key_padding_mask", mask, "mask", dtype_)
+        mask_ = _canonical_mask(who, mask, "mask", None, "", dtype_, check_other=False)
+        is_causal = _detect_is_causal_mask(mask_, is_causal, _seq_len(encoder_layer, src))
+        output = src
+        for layer in m.layers:
+            output = layer(output, src_mask=mask_, is_causal=is_causal, src_key_padding_mask=kpm)
+        return m.norm(output) if "norm" in m else output
+
+    return Module(_named(forward, "TransformerEncoder"), **children)
+
+
+def TransformerDecoder(decoder_layer: Layer, num_layers: int, norm: Layer | None = None) -> Layer:
+    """A stack of `num_layers` independent copies of `decoder_layer`, then `norm`; torch.nn.TransformerDecoder.
+
+    Forward: `apply(params, state, tgt, memory, tgt_mask=None, memory_mask=None,
+    tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=None,
+    memory_is_causal=False, *, rng=None, training=False)`.
+
+    Example:
+      >>> decoder = fl.TransformerDecoder(fl.TransformerDecoderLayer(d_model=512, nhead=8), num_layers=6)
+      >>> params, state = decoder.init(jax.random.PRNGKey(0))
+      >>> out, _ = decoder.apply(params, state, jnp.ones((20, 32, 512)), jnp.ones((10, 32, 512)))
+    """
+    who = "TransformerDecoder"
+    _check_stack(who, decoder_layer, num_layers, norm)
+    children = dict(layers=ModuleList([decoder_layer] * num_layers))
+    if norm is not None:
+        children["norm"] = norm
+
+    def forward(m, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
+        tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal, _seq_len(decoder_layer, tgt))
+        output = tgt
+        for layer in m.layers:
+            output = layer(output, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                           tgt_key_padding_mask=tgt_key_padding_mask,
+                           memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=tgt_is_causal,
+                           memory_is_causal=memory_is_causal)
+        return m.norm(output) if "norm" in m else output
+
+    return Module(_named(forward, "TransformerDecoder"), **children)
+
+
+def _xavier_reset(params: Any, rng: jax.Array) -> Any:
+    """torch's Transformer._reset_parameters: xavier_uniform_ on every parameter of more than 1 dim."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(rng, max(len(leaves), 1))
+    leaves = [_init.xavier_uniform(k, p.shape, p.dtype) if p.ndim > 1 else p for k, p in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _reorder_like(tree: Any, template: Any) -> Any:
+    """`tree` with `template`'s dict key order (tree_unflatten sorts keys; torch's order is registration)."""
+    if isinstance(template, dict):
+        return {k: _reorder_like(tree[k], v) for k, v in template.items()}
+    return tree
+
+
+def Transformer(d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6, num_decoder_layers: int = 6,
+                dim_feedforward: int = 2048, dropout: float = 0.1, activation: str | Callable = "relu",
+                custom_encoder: Layer | None = None, custom_decoder: Layer | None = None,
+                layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+                bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
+    """An encoder-decoder Transformer; torch.nn.Transformer.
+
+    Children: `encoder` (a TransformerEncoder with a final LayerNorm, or `custom_encoder`) and
+    `decoder` (likewise). Initialised as torch: each layer's own init, then xavier-uniform on every
+    parameter of more than one dimension (custom encoder/decoder included).
+
+    Forward: `apply(params, state, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+    src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None,
+    src_is_causal=None, tgt_is_causal=None, memory_is_causal=False, *, rng=None, training=False)`.
+    `fl.Transformer.generate_square_subsequent_mask(sz)` gives the causal `tgt_mask`.
+
+    Shape: src (S, N, E), tgt (T, N, E) ((N, S, E), (N, T, E) with batch_first; unbatched (S, E),
+      (T, E)) -> (T, N, E).
+
+    Example:
+      >>> model = fl.Transformer(d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=2)
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> mask = fl.Transformer.generate_square_subsequent_mask(20)
+      >>> out, _ = model.apply(params, state, jnp.ones((10, 32, 64)), jnp.ones((20, 32, 64)), tgt_mask=mask)
+    """
+    del device
+    if custom_encoder is None:
+        layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                                        batch_first, norm_first, bias, dtype=dtype)
+        encoder = TransformerEncoder(layer, num_encoder_layers,
+                                     LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+    else:
+        encoder = custom_encoder
+    if custom_decoder is None:
+        layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                                        batch_first, norm_first, bias, dtype=dtype)
+        decoder = TransformerDecoder(layer, num_decoder_layers,
+                                     LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+    else:
+        decoder = custom_decoder
+
+    def forward(m, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
+                tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                memory_is_causal=False):
+        s_shape, t_shape = fmt_shape(src), fmt_shape(tgt)
+        batch_axis = 0 if batch_first else 1
+        if len(s_shape) == 3 and (len(t_shape) != 3 or s_shape[batch_axis] != t_shape[batch_axis]):
+            raise TorchRuntimeError(f"Transformer: the batch number of src and tgt must be equal, got src of shape "
+                                    f"{s_shape} and tgt of shape {t_shape} (batch_first={batch_first}).")
+        if s_shape[-1] != d_model or t_shape[-1] != d_model:
+            raise TorchRuntimeError(f"Transformer: the feature number of src and tgt must be equal to d_model "
+                                    f"({d_model}), got src of shape {s_shape} and tgt of shape {t_shape}.")
+        memory = m.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask, is_causal=src_is_causal)
+        return m.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                         tgt_key_padding_mask=tgt_key_padding_mask,
+                         memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=tgt_is_causal,
+                         memory_is_causal=memory_is_causal)
+
+    model = Module(_named(forward, "Transformer"), encoder=encoder, decoder=decoder)
+
+    def init(rng):
+        k_children, k_reset = jax.random.split(rng)
+        params, state = model.init(k_children)
+        return _reorder_like(_xavier_reset(params, k_reset), params), state
+
+    return model._replace(init=init)
+
+
+Transformer.generate_square_subsequent_mask = generate_square_subsequent_mask  # torch's static method
+
+__all__ = ["Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
+           "TransformerDecoderLayer", "generate_square_subsequent_mask"]
