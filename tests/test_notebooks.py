@@ -29,9 +29,8 @@ def _outputs(nb):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb"])
-
-@pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "04_transformer.ipynb"])
+@pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb",
+                                  "04_transformer.ipynb"])
 def test_notebook_runs(name):
     with open(os.path.join(NOTEBOOKS, name)) as fh:
         nb = nbformat.read(fh, as_version=4)
@@ -66,7 +65,6 @@ def test_notebooks_are_built_from_the_generator():
         committed = nbformat.read(fh, as_version=4)
     assert [c.source for c in committed.cells] == [src for _, src in build_sequence_notebook.SEQUENCE], \
         "03_sequence_model.ipynb differs; run python notebooks/build_sequence_notebook.py"
-
 
 
 def test_transformer_notebook_is_built_from_its_generator():
