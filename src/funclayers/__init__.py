@@ -87,3 +87,8 @@ __all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 # -- normalization: instance norm (_instancenorm.py) --
 from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+
+# -- parallel (parallel/: torch/nn/parallel/) --
+from . import parallel
+from .parallel import DataParallel, DistributedDataParallel
+__all__ += ["parallel", "DataParallel", "DistributedDataParallel"]
