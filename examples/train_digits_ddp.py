@@ -38,6 +38,8 @@ def train(args: argparse.Namespace) -> dict:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' all-reduce (GPUs: NCCL)
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
                                    initialization_timeout=args.timeout, heartbeat_timeout_seconds=10)
+        if args.fail_process == args.process_id:  # tests: a worker that dies mid-run must fail the launch
+            os._exit(3)
     import numpy as np
     import optax
 
@@ -89,27 +91,28 @@ def _free_port() -> int:
 
 def _run_all(commands: list[tuple[list[str], dict]], timeout: float) -> None:
     """Run the commands at once; if one fails or the time runs out, stop the others and raise."""
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for cmd, env in commands]
-    deadline = time.monotonic() + timeout
-    failure = None
+    logs = [tempfile.TemporaryFile("w+") for _ in commands]  # files, not pipes: a full pipe would block
+    procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+             for (cmd, env), log in zip(commands, logs)]
+    deadline, failure = time.monotonic() + timeout, None
     try:
-        while any(p.poll() is None for p in procs) and failure is None:
-            for i, p in enumerate(procs):
-                if p.poll() not in (None, 0):
-                    failure = f"process {i} exited with status {p.returncode}"
-            if time.monotonic() > deadline:
+        while failure is None and any(p.poll() is None for p in procs):
+            failure = next((f"process {i} exited with status {p.returncode}" for i, p in enumerate(procs)
+                            if p.poll() not in (None, 0)), None)
+            if failure is None and time.monotonic() > deadline:
                 failure = f"timed out after {timeout:.0f} s"
             time.sleep(0.2)
         failure = failure or next((f"process {i} exited with status {p.returncode}"
                                    for i, p in enumerate(procs) if p.returncode != 0), None)
     finally:
-        for p in procs:
+        for p in procs:  # the others, once one has died (they would wait for it until their timeout)
             if p.poll() is None:
                 p.kill()
-        outputs = [p.communicate()[0] for p in procs]
-    for i, text in enumerate(outputs):
-        lines = [ln for ln in text.splitlines() if not ln.startswith(("[Gloo]", "W0", "I0"))]
+                p.wait()
+    for i, log in enumerate(logs):
+        log.seek(0)
+        lines = [ln for ln in log.read().splitlines() if not ln.startswith(("[Gloo]", "W0", "I0"))]
+        log.close()
         print(f"--- process {i} ---\n" + "\n".join(lines[-15 if failure else -4:]), flush=True)
     if failure:
         raise RuntimeError(f"train_digits_ddp: {failure}; its output is above.")
@@ -122,7 +125,7 @@ def spawn(args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix="ddp_digits_")
     common = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--batch-size",
               str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed), "--dropout", str(args.dropout),
-              "--timeout", str(args.timeout)]
+              "--timeout", str(args.timeout), "--fail-process", str(args.fail_process)]
 
     def env(devices):
         return dict(os.environ, JAX_PLATFORMS="cpu",
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.25)
     ap.add_argument("--timeout", type=int, default=240, help="seconds before a stuck run is stopped")
     ap.add_argument("--tolerance", type=float, default=1e-5)
+    ap.add_argument("--fail-process", type=int, default=-1, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="write the final state_dict to this .npz")
     args = ap.parse_args(argv)
     if args.spawn:
