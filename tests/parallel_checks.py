@@ -15,6 +15,7 @@ chunks, replica i's rng `fold_in(rng, i)`, gradients summed, replica 0's buffers
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 
 import jax
@@ -56,11 +57,15 @@ def small_cnn(norm, dropout=0.0):
 
 
 def loss_and_grads(layer, params, state, inputs, rng, training=True, **kwargs):
-    """(out, new_state, grads w.r.t. params, grads w.r.t. inputs) of sum(sin(out) * ramp)."""
+    """(out, new_state, grads w.r.t. params, grads w.r.t. inputs) of sum(sin(1.3 out) + 0.1 out^2).
+
+    Elementwise, so a chunk's loss is its share of the whole batch's; non-linear, so the cotangent
+    differs from element to element.
+    """
     def loss(params, inputs):
         out, new_state = layer.apply(params, state, *inputs, rng=rng, training=training, **kwargs)
         leaves = jax.tree_util.tree_leaves(out)
-        value = sum(jnp.sum(jnp.sin(y) * jnp.linspace(0.5, 1.5, y.size).reshape(y.shape)) for y in leaves)
+        value = sum(jnp.sum(jnp.sin(1.3 * y) + 0.1 * y * y) for y in leaves)
         return value, (out, new_state)
 
     (_, (out, new_state)), (g_params, g_inputs) = jax.jit(
@@ -87,7 +92,7 @@ def dp_batchnorm_and_dropout_per_replica():
     dp = fl.DataParallel(model)
     params, state = dp.init(jax.random.PRNGKey(0))
     rng = jax.random.PRNGKey(7)
-    for n in (8, 10, 6):  # even; 3,3,3,1; 2,2,2 on 3 devices
+    for n in (10, 6):  # 3,3,3,1; 2,2,2 on 3 devices (even splits: every other check)
         x = randn(n, 2, 5, 5, seed=n) * 2 + 1
         out, new_state, g, (g_x,) = loss_and_grads(dp, params, state, (x,), rng)
         ref_out, ref_state, ref_g, ref_gx = per_chunk_reference(model, params["module"], state["module"], x, rng)
@@ -100,11 +105,11 @@ def dp_batchnorm_and_dropout_per_replica():
 @check
 def dp_syncbatchnorm_is_batchnorm_on_the_whole_batch():
     plain = small_cnn(fl.BatchNorm2d)
-    for how, model in (("SyncBatchNorm", small_cnn(fl.SyncBatchNorm)),
-                       ("convert_sync_batchnorm", fl.parallel.convert_sync_batchnorm(plain))):
+    for how, model, sizes in (("SyncBatchNorm", small_cnn(fl.SyncBatchNorm), (10, 3)),
+                              ("convert_sync_batchnorm", fl.parallel.convert_sync_batchnorm(plain), (8,))):
         dp = fl.DataParallel(model)
         params, state = dp.init(jax.random.PRNGKey(1))
-        for n in (8, 10, 3):
+        for n in sizes:  # 3,3,3,1; 1,1,1 on 3 devices; 2,2,2,2
             x = randn(n, 2, 5, 5, seed=n) * 3 - 1
             out, new_state, g, g_x = loss_and_grads(dp, params, state, (x,), None)
             ref = loss_and_grads(plain, params["module"], state["module"], (x,), None)
@@ -124,7 +129,7 @@ def dp_dim1_sequence_first_with_syncbatchnorm():
     model = fl.Module(forward, proj=fl.Linear(3, 4, dtype=F64), norm=fl.SyncBatchNorm(4, dtype=F64))
     dp = fl.DataParallel(model, dim=1)
     params, state = dp.init(jax.random.PRNGKey(2))
-    for n in (8, 5):  # 2,2,2,2; 2,2,1
+    for n in (5,):  # 2,2,1
         x = randn(6, n, 3, seed=n)
         out, new_state, g, g_x = loss_and_grads(dp, params, state, (x,), None)
         ref = loss_and_grads(model, params["module"], state["module"], (x,), None)
@@ -138,7 +143,7 @@ def ddp_matches_the_whole_batch_and_trains_as_one_device():
     plain = small_cnn(fl.BatchNorm2d)
     ddp = fl.DistributedDataParallel(fl.parallel.convert_sync_batchnorm(plain))
     params, state = ddp.init(jax.random.PRNGKey(3))
-    for n in (8, 10):
+    for n in (10,):
         x = randn(n, 2, 5, 5, seed=n + 1)
         got = loss_and_grads(ddp, params, state, (x,), None)
         ref = loss_and_grads(plain, params["module"], state["module"], (x,), None)
@@ -153,12 +158,12 @@ def ddp_matches_the_whole_batch_and_trains_as_one_device():
     runs = {}
     for name, model, p, s in (("ddp", ddp, params, state), ("plain", plain, params["module"], state["module"])):
         step, opt_state = fl.parallel.make_train_step(model, optimizer, loss_fn), optimizer.init(p)
-        for i in range(3):
+        for i in range(2):
             x = randn(12, 2, 5, 5, seed=10 + i)
             y = jnp.asarray(np.random.default_rng(i).integers(0, 3, 12))
             p, s, opt_state, loss = step(p, s, opt_state, x, y)
         runs[name] = (p if name == "plain" else p["module"], s if name == "plain" else s["module"])
-    assert_trees_close(runs["ddp"], runs["plain"], "params and state after 3 DDP steps", rtol=1e-9)
+    assert_trees_close(runs["ddp"], runs["plain"], "params and state after 2 DDP steps", rtol=1e-9)
 
 
 @check
@@ -241,9 +246,10 @@ def main(names: list[str]) -> int:
     assert jax.device_count() == 4, f"expected 4 simulated CPU devices, got {jax.devices()}"
     failed = 0
     for name in names or list(CHECKS):
+        start = time.perf_counter()
         try:
             CHECKS[name]()
-            print(f"CHECK {name} ok", flush=True)
+            print(f"CHECK {name} ok ({time.perf_counter() - start:.1f} s)", flush=True)
         except Exception:  # report every check, then fail
             failed += 1
             print(f"CHECK {name} FAIL\n{traceback.format_exc()}", flush=True)
