@@ -77,8 +77,8 @@ params and state unchanged.
 
 Below, the four chunks come from differently shifted data, which is where the two differ."""),
     ("code", """\
-shift = np.repeat([0.0, 1.0, 2.0, 3.0], [3, 3, 3, 1])[:, None]    # chunk i is shifted by i
-feats = jnp.asarray(np.random.default_rng(1).standard_normal((10, 3)) + shift, jnp.float32)
+shift = np.repeat([0.0, 1.0, 2.0, 3.0], [3, 3, 3, 2])[:, None]    # 11 rows: chunks of 3, 3, 3, 2; chunk i shifted by i
+feats = jnp.asarray(np.random.default_rng(1).standard_normal((11, 3)) + shift, jnp.float32)
 
 per_device = fl.DataParallel(fl.BatchNorm1d(3))
 synced = fl.DataParallel(fl.parallel.convert_sync_batchnorm(fl.BatchNorm1d(3)))
@@ -92,7 +92,7 @@ print("running_mean, SyncBatchNorm:                     ", np.round(s_sync["modu
 print("running_mean, BatchNorm on the whole batch:      ", np.round(s_whole["running_mean"], 4))
 print("SyncBatchNorm == whole batch:", bool(jnp.allclose(y_sync, y_whole, atol=1e-5)))
 
-chunks = np.split(np.arange(10), [3, 6, 9])
+chunks = np.split(np.arange(11), [3, 6, 9])
 fig, ax = plt.subplots(figsize=(7, 3))
 for offset, (label, y) in enumerate((("BatchNorm per device", y_dev), ("SyncBatchNorm", y_sync))):
     means = [float(y[idx, 0].mean()) for idx in chunks]
@@ -126,7 +126,7 @@ def loss_fn(logits, labels):
 params_plain, state_plain = plain.init(jax.random.PRNGKey(0))
 
 
-def train(layer, p, s, steps=30):
+def train(layer, p, s, steps=20):
     # `steps` SGD steps on the same random batches of 64; the loss of each step
     step, opt_state = fl.parallel.make_train_step(layer, optimizer, loss_fn), optimizer.init(p)
     order, curve = np.random.default_rng(0), []
@@ -142,7 +142,7 @@ losses = {"one device": train(plain, params_plain, state_plain),    # the same i
 for name, curve in losses.items():
     plt.plot(curve, label=name, lw=3 if name == "one device" else 1)
 plt.xlabel("step"); plt.ylabel("loss"); plt.legend(); plt.show()
-print("largest difference between the two loss curves:",
+print("largest difference between the two loss curves:",   # float32, summed in another order
       max(abs(a - b) for a, b in zip(*losses.values())))"""),
     ("md", """\
 ## Across processes: DistributedDataParallel
