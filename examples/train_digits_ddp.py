@@ -49,6 +49,8 @@ def train(args: argparse.Namespace) -> dict:
     data = load_digits_data(seed=args.seed)
     model = fl.DistributedDataParallel(fl.parallel.convert_sync_batchnorm(digits_cnn(dropout=args.dropout)))
     params, state = model.init(jax.random.PRNGKey(args.seed))  # the same params on every process
+    if args.perturb_process == jax.process_index():  # tests: DDP takes params and buffers from rank 0
+        params, state = jax.tree.map(lambda a: a + 1, (params, state))
     # SGD with momentum: Adam would divide the conv biases' gradients (exactly zero before a BatchNorm,
     # so float rounding noise that differs with the reduction order) by their own size, and turn
     # that noise into full-size updates; the comparison would then measure noise, not DDP.
@@ -125,7 +127,8 @@ def spawn(args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix="ddp_digits_")
     common = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--batch-size",
               str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed), "--dropout", str(args.dropout),
-              "--timeout", str(args.timeout), "--fail-process", str(args.fail_process)]
+              "--timeout", str(args.timeout), "--fail-process", str(args.fail_process),
+              "--perturb-process", str(args.perturb_process)]
 
     def env(devices):
         return dict(os.environ, JAX_PLATFORMS="cpu",
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=240, help="seconds before a stuck run is stopped")
     ap.add_argument("--tolerance", type=float, default=1e-5)
     ap.add_argument("--fail-process", type=int, default=-1, help=argparse.SUPPRESS)
+    ap.add_argument("--perturb-process", type=int, default=-1, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="write the final state_dict to this .npz")
     args = ap.parse_args(argv)
     if args.spawn:

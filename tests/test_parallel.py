@@ -87,7 +87,8 @@ def _ddp_example(*args, timeout=420):
 
 
 def test_ddp_on_two_processes_ends_with_one_process_params():
-    proc = _ddp_example("--steps", "2")
+    """Process 1 starts from other params and buffers: DDP takes rank 0's (init_sync, broadcast_buffers)."""
+    proc = _ddp_example("--steps", "2", "--perturb-process", "1")
     assert proc.returncode == 0 and "DDP-MATCH" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

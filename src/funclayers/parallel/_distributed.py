@@ -73,10 +73,12 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
         at each forward, as torch: host-local buffers are broadcast from process 0, and the
         buffers returned are those of rank 0's first replica (inside jit every process then holds
         them). False keeps each process's own buffers as given.
+      init_sync: True (the default) takes host-local params (and optimizer state) from rank 0
+        when `make_train_step` first makes them global, as torch's DDP broadcasts its params.
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
       device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
-      output_device, init_sync, bucket_cap_mb, bucket_cap_mb_list, find_unused_parameters,
+      output_device, bucket_cap_mb, bucket_cap_mb_list, find_unused_parameters,
         check_reduction, gradient_as_bucket_view, static_graph, delay_all_reduce_named_params,
         param_to_hook_all_reduce, mixed_precision, skip_all_reduce_unused_params,
         batched_grad_copy: accepted for torch's signature; XLA schedules the all-reduce inside
@@ -101,7 +103,7 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       >>> step = fl.parallel.make_train_step(ddp, optax.adam(1e-3), loss_fn)
       >>> params, state, opt_state, loss = step(params, state, opt_state, x_local, y_local, rng=key)
     """
-    del output_device, init_sync, bucket_cap_mb, find_unused_parameters, check_reduction
+    del output_device, bucket_cap_mb, find_unused_parameters, check_reduction
     del gradient_as_bucket_view, static_graph, delay_all_reduce_named_params, param_to_hook_all_reduce
     del mixed_precision, skip_all_reduce_unused_params, bucket_cap_mb_list, batched_grad_copy
     where = "DistributedDataParallel"
@@ -132,12 +134,22 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
             lambda x: x if not is_array(x) or _is_global(x)
             else jax.make_array_from_process_local_data(batch_sharding, np.asarray(x)), tree)
 
-    def replicate(tree: Any) -> Any:
-        """Host-local copies (the same on every process) as one replicated global array each."""
+    def replicate(tree: Any, *, buffers: bool = False) -> Any:
+        """Host-local values as one replicated global array each, taken from rank 0 as torch's DDP
+        does (params at construction, `init_sync`; buffers at each forward, `broadcast_buffers`)."""
         if jax.process_count() == 1:
             return tree
-        return jax.tree_util.tree_map(
-            lambda x: x if not is_array(x) or _is_global(x) else jax.device_put(np.asarray(x), replicated), tree)
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        local = [i for i, x in enumerate(leaves) if is_array(x) and not _is_global(x)]
+        if local and (sync_buffers if buffers else init_sync):
+            from jax.experimental import multihost_utils
+
+            sent = multihost_utils.broadcast_one_to_all([np.asarray(leaves[i]) for i in local])
+            for i, value in zip(local, sent):
+                leaves[i] = value
+        for i in local:
+            leaves[i] = jax.device_put(np.asarray(leaves[i]), replicated)
+        return jax.tree_util.tree_unflatten(treedef, leaves)
 
     def init(rng):
         params, state = module.init(rng)
@@ -148,10 +160,8 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
         inner_state = state["module"]
         if multi:
             inputs, kwargs = shard_batch((inputs, kwargs))
-            leaves = jax.tree_util.tree_leaves(inner_state)
-            if sync_buffers and leaves and not any(_is_global(x) for x in leaves):
-                from jax.experimental import multihost_utils  # rank 0's buffers, as torch's broadcast
-                inner_state = multihost_utils.broadcast_one_to_all(inner_state)
+            if not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(inner_state)):
+                inner_state = replicate(inner_state, buffers=True)  # rank 0's buffers, as torch's broadcast
         out, new_state = replicated_apply(where, module, devices, axis, dim, params["module"], inner_state,
                                           inputs, kwargs, rng, training, even_only=multi)
         return out, {"module": new_state}
@@ -228,11 +238,12 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
         return optax.apply_updates(params, updates), new_state, opt_state, value
 
     shard = getattr(model.apply, "shard_batch", lambda t: t)
-    replicate = getattr(model.apply, "replicate", lambda t: t)
+    replicate = getattr(model.apply, "replicate", lambda t, buffers=False: t)
 
     def step(params, state, opt_state, inputs, targets, rng=None):
         inputs, targets = shard((inputs, targets))
-        params, state, opt_state, rng = replicate((params, state, opt_state, rng))
+        params, opt_state, rng = replicate((params, opt_state, rng))
+        state = replicate(state, buffers=True)
         return compiled(params, state, opt_state, inputs, targets, rng)
 
     return step
