@@ -14,6 +14,7 @@ chunks, replica i's rng `fold_in(rng, i)`, gradients summed, replica 0's buffers
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import traceback
@@ -56,20 +57,24 @@ def small_cnn(norm, dropout=0.0):
                          fl.Dropout(dropout), fl.Flatten(), fl.Linear(4 * 5 * 5, 3, dtype=F64))
 
 
-def loss_and_grads(layer, params, state, inputs, rng, training=True, **kwargs):
+@functools.cache
+def _grad_fn(layer, training):
+    """One jitted value-and-grad per layer (chunks of one shape share its compilation)."""
+    def loss(params, inputs, state, rng):
+        out, new_state = layer.apply(params, state, *inputs, rng=rng, training=training)
+        value = sum(jnp.sum(jnp.sin(1.3 * y) + 0.1 * y * y) for y in jax.tree_util.tree_leaves(out))
+        return value, (out, new_state)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+
+
+def loss_and_grads(layer, params, state, inputs, rng, training=True):
     """(out, new_state, grads w.r.t. params, grads w.r.t. inputs) of sum(sin(1.3 out) + 0.1 out^2).
 
     Elementwise, so a chunk's loss is its share of the whole batch's; non-linear, so the cotangent
     differs from element to element.
     """
-    def loss(params, inputs):
-        out, new_state = layer.apply(params, state, *inputs, rng=rng, training=training, **kwargs)
-        leaves = jax.tree_util.tree_leaves(out)
-        value = sum(jnp.sum(jnp.sin(1.3 * y) + 0.1 * y * y) for y in leaves)
-        return value, (out, new_state)
-
-    (_, (out, new_state)), (g_params, g_inputs) = jax.jit(
-        jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, inputs)
+    (_, (out, new_state)), (g_params, g_inputs) = _grad_fn(layer, training)(params, inputs, state, rng)
     return out, new_state, g_params, g_inputs
 
 
@@ -182,9 +187,11 @@ def dp_device_ids_small_batches_and_scalar_outputs():
     x = randn(7, 2, 5, 5, seed=4)
     out, _ = dp.apply(params, state, x, training=True)
     assert out.devices() == {devices[3]}, out.devices()
-    halves = [model.apply(params["module"], state["module"], x[:4], training=True)[0],
-              model.apply(params["module"], state["module"], x[4:], training=True)[0]]
+    train = jax.jit(lambda x: model.apply(params["module"], state["module"], x, training=True)[0])
+    halves = [train(x[:4]), train(x[4:])]
     assert_trees_close(out, jnp.concatenate(halves), "device_ids=[2, 0], N=7")
+    committed, _ = dp.apply(jax.device_put(params, devices[1]), state, jax.device_put(x, devices[3]), training=True)
+    assert_trees_close(committed, out, "params and batch committed to other devices (eager)")
     try:
         fl.DataParallel(per_replica).apply({"module": {}}, {"module": {}}, jnp.ones((10, 3)))
     except ValueError as e:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._batchnorm import ReplicaContext, replica_context
@@ -147,9 +147,19 @@ def replicated_apply(where: str, module: Layer, devices: Sequence[Any], axis_nam
 
     mapped = jax.shard_map(replica, mesh=mesh, in_specs=(P(), P(), P()) + (spec,) * len(scattered),
                            out_specs=P(axis_name))
+    if jax.process_count() == 1:  # eager calls: arrays committed to one device go where the replicas run
+        params, state, rng = _place((params, state, rng), NamedSharding(mesh, P()))
+        scattered = _place(scattered, NamedSharding(mesh, spec))
     out, stacked_state = mapped(params, state, rng, *scattered)
     out = jax.tree_util.tree_map(lambda y: _gather(where, y, dim, rows, chunks, size, padded), out)
     return out, jax.tree_util.tree_map(lambda s: s[0], stacked_state)  # replica 0's buffers, as torch keeps
+
+
+def _place(tree: Any, sharding: NamedSharding) -> Any:
+    """Concrete arrays onto the mesh (torch's replicate / scatter copies); traced ones are jit's."""
+    return jax.tree_util.tree_map(
+        lambda a: jax.device_put(a, sharding) if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer)
+        else a, tree)
 
 
 def _to_front(where: str, y: Any, dim: int) -> jax.Array:
