@@ -208,6 +208,12 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
     with `process_group=None` reduces over the wrapper's devices (the whole batch's statistics).
     Gradients w.r.t. the params are summed over the replicas inside the compiled step.
 
+    `jax.shard_map` needs equal shards: an uneven split pads the last chunk (repeating its last
+    row) and BatchNorm / SyncBatchNorm leave the padding rows out of their statistics; the padding
+    is sliced off the outputs, so it adds nothing to any gradient. A module whose output does not
+    keep the batch along `dim` (a scalar loss, a sum over the batch) cannot be un-padded and
+    raises with an uneven split; with an even one, scalars are gathered one per replica as in torch.
+
     Shape: as the module's, with the batch along `dim`.
 
     Example:
