@@ -114,15 +114,19 @@ def _group_names(process_group: Any) -> tuple:
 def _sync_axes(where: str, group: tuple, context: ReplicaContext | None) -> Any:
     """The mapped axes a training-mode SyncBatchNorm reduces over, or None for plain BatchNorm."""
     if not group:  # torch's default group: the enclosing wrapper's devices; none outside (as torch)
-        return None if context is None else context.axis_name
-    bound = _bound_axes(group)
-    if bound is None:
+        bound = None if context is None else context.axis_name
+    else:
+        bound = _bound_axes(group)
+    if bound is None and group:
         raise ValueError(f"{where}: process_group {group[0] if len(group) == 1 else group!r} names a mapped "
                          f"axis, but none of {list(group)} is bound where the layer runs in training "
                          f"mode. Run it under jax.shard_map / jax.pmap / jax.vmap with that axis_name, or "
                          f"inside fl.DistributedDataParallel(..., process_group={group[0]!r}); or pass "
                          f"process_group=None (the enclosing DataParallel's devices, plain BatchNorm "
                          f"outside any wrapper).")
+    names = bound if isinstance(bound, tuple) else (bound,)
+    if bound is not None and math.prod(lax.axis_size(a) for a in names) == 1:
+        return None  # a group of one device is plain BatchNorm: its faster kernel, no psum
     return bound
 
 
