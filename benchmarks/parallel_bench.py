@@ -6,7 +6,8 @@
 
 The harness (benchmarks/run.py) compares frameworks, each in its own process; here every variant
 is funclayers and the device count must be set before JAX starts, so one worker process per
-device count times all variants, alternating their order round by round. The step is
+device count times all variants, one step of each in turn (rotating the order), so that changes
+in the machine's load hit every variant alike. The step is
 `fl.parallel.make_train_step` (forward, cross-entropy, backward, SGD with momentum) for each:
 the model as it is on one device, `DataParallel(model)`, `DistributedDataParallel(model)`, and
 `DataParallel(convert_sync_batchnorm(model))`. Reported: the median step time over all rounds
@@ -55,18 +56,17 @@ def worker(args: argparse.Namespace) -> None:
         jax.block_until_ready(step(*carry, x, y))
         runs[name] = dict(step=step, carry=carry, first=time.perf_counter() - start, times=[])
     names = list(runs)
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each round
+    for i in range(args.rounds * args.steps):  # one step of each variant in turn: load changes hit all alike
+        for name in names[i % len(names):] + names[:i % len(names)]:
             run = runs[name]
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                params, state, opt_state, loss = run["step"](*run["carry"], x, y)
-                jax.block_until_ready(loss)
-                run["times"].append(time.perf_counter() - start)
-                run["carry"] = [params, state, opt_state]
+            start = time.perf_counter()
+            params, state, opt_state, loss = run["step"](*run["carry"], x, y)
+            jax.block_until_ready(loss)
+            run["times"].append(time.perf_counter() - start)
+            run["carry"] = [params, state, opt_state]
     base = float(np.median(runs["unwrapped"]["times"]))
     print(f"## {jax.device_count()} {jax.default_backend()} device(s), batch {args.batch}, "
-          f"{args.rounds} rounds x {args.steps} steps")
+          f"{args.rounds * args.steps} interleaved steps each")
     print("| step | ms (median) | / unwrapped | first call s |\n|---|---|---|---|")
     for name, run in runs.items():
         ms = float(np.median(run["times"])) * 1e3
