@@ -39,6 +39,8 @@ def worker(args: argparse.Namespace) -> None:
     variants = {"unwrapped": model, "DataParallel": fl.DataParallel(model),
                 "DistributedDataParallel": fl.DistributedDataParallel(model),
                 "DataParallel + SyncBatchNorm": fl.DataParallel(fl.parallel.convert_sync_batchnorm(model))}
+    if jax.local_device_count() > 2:  # as many replicas as the machine's 2 cores
+        variants["DataParallel, device_ids=[0, 1]"] = fl.DataParallel(model, device_ids=[0, 1])
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((args.batch, 3, 32, 32)).astype(np.float32))
     y = jnp.asarray(rng.integers(0, 10, args.batch))
