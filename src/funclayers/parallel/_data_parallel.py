@@ -121,7 +121,7 @@ def replicated_apply(where: str, module: Layer, devices: Sequence[Any], axis_nam
                                                                                       dim)
     rows, chunks, last = chunk_plan(size, len(devices))
     padded = rows * chunks != size
-    if padded and even_only:
+    if even_only and (padded or chunks != len(devices)):  # global arrays span every device of the mesh
         raise ValueError(f"{where}: the global batch of {size} rows along dim {dim} does not split evenly over "
                          f"{len(devices)} devices across processes; give every process the same local batch "
                          f"size, a multiple of its local device count.")
