@@ -33,9 +33,12 @@ OUTSIDE = [pytest.param(*s.values, {}, id=f"{s.id}-default") for s in SHAPES] + 
 
 @pytest.mark.parametrize("shape,config", OUTSIDE)
 def test_syncbatchnorm_outside_a_mapped_axis_matches_torch(shape, config, dtype):
-    """torch's SyncBatchNorm without an initialised process group falls back to F.batch_norm too."""
+    """torch's SyncBatchNorm without an initialised process group falls back to F.batch_norm too.
+
+    (process_group=None: the default group, which outside any data-parallel wrapper is none.)
+    """
     module = randomize(torch.nn.SyncBatchNorm(3, **config))
-    layer = fl.SyncBatchNorm(3, process_group="devices", **config)
+    layer = fl.SyncBatchNorm(3, **config)
     assert layer.name == repr(module)
     check_layer(module, layer, [randn(*shape, seed=1) + 1.0], dtype=dtype, training=True, steps=2,
                 **_atol(dtype))
@@ -102,7 +105,7 @@ def test_syncbatchnorm_under_vmap_uses_global_statistics(momentum, dtype):
     assert int(new_state["num_batches_tracked"][0]) == 4
 
 
-def test_syncbatchnorm_reduces_over_several_axes_and_ignores_unbound_names():
+def test_syncbatchnorm_reduces_over_several_axes_and_rejects_unbound_names():
     x = jnp.asarray(randn(2, 3, 4, 3, 5, seed=5))  # (axis a, axis b, per-device batch, C, L)
     whole = x.reshape(24, 3, 5)
     bn = fl.BatchNorm1d(3)
@@ -122,11 +125,17 @@ def test_syncbatchnorm_reduces_over_several_axes_and_ignores_unbound_names():
     for a in range(2):  # each value of axis a is its own group of 3 devices
         local, _ = bn.apply(params, state, x[a].reshape(12, 3, 5), training=True)
         np.testing.assert_allclose(out_b[a].reshape(local.shape), local, rtol=1e-5, atol=1e-5)
+    partly = jax.vmap(lambda x: run(("b", "nowhere"), x), axis_name="b")
+    out_p, _ = partly(x[0])  # names that are not bound are skipped while one is
+    local, _ = bn.apply(params, state, x[0].reshape(12, 3, 5), training=True)
+    np.testing.assert_allclose(out_p.reshape(local.shape), local, rtol=1e-5, atol=1e-5)
     unbound = jax.vmap(lambda x: run("nowhere", x), axis_name="devices")
-    out_u, _ = unbound(x[0])
-    for b in range(3):  # an axis name that is not bound: plain per-device BatchNorm
-        local, _ = bn.apply(params, state, x[0, b], training=True)
-        np.testing.assert_allclose(out_u[b], local, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"process_group 'nowhere' names a mapped axis, but none of \['nowhere'\]"):
+        unbound(x[0])  # a named group with none of its axes bound: an error, not silent per-device stats
+    with pytest.raises(ValueError, match="is bound where the layer runs in training mode"):
+        run("batch", x[0, 0])  # outside any mapped axis
+    eval_out, _ = fl.SyncBatchNorm(3, process_group="batch").apply(params, state, x[0, 0])  # eval: no reduction
+    np.testing.assert_allclose(eval_out, bn.apply(params, state, x[0, 0])[0], rtol=1e-6)
 
 
 def test_syncbatchnorm_eval_under_the_axis_uses_running_statistics():

@@ -125,3 +125,8 @@ from ._transformer import (Transformer, TransformerDecoder, TransformerDecoderLa
                            TransformerEncoderLayer)
 __all__ += ["MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
             "TransformerDecoderLayer"]
+
+# -- parallel (parallel/: torch/nn/parallel/) --
+from . import parallel
+from .parallel import DataParallel, DistributedDataParallel
+__all__ += ["parallel", "DataParallel", "DistributedDataParallel"]

@@ -8,7 +8,11 @@ cumulative average `1 / num_batches_tracked`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -54,6 +58,98 @@ def check_channel_inputs(where: str, input: Any, running_mean: Any, running_var:
     return shape
 
 
+# -- the data-parallel wrappers' context (funclayers.parallel) ---------------------------------
+# torch's SyncBatchNorm with process_group=None reduces over the default process group; here the
+# default group is the device axis of the enclosing DataParallel / DistributedDataParallel, which
+# the wrapper publishes while it traces its replica (`replica_context`). With an uneven split the
+# wrapper pads the last replica's shard, and `valid` (traced, one value per replica) says how many
+# leading rows of each shard are real: batch statistics leave the padding rows out.
+# `convert_sync_batchnorm` publishes its process_group (`converted_to_sync`): BatchNorm*d layers
+# traced inside behave as SyncBatchNorm.
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaContext:
+    """What a data-parallel wrapper tells the normalisers of the replica it is tracing."""
+
+    axis_name: Any          # the wrapper's mapped device axis
+    shard_size: int         # rows along the scattered dim in each replica's (padded) shard
+    valid: Any = None       # real rows in this replica's shard (traced), None when the split is even
+    smallest: int = 0       # the fewest real rows any replica holds (static)
+    where: str = "DataParallel"
+
+
+_REPLICA: contextvars.ContextVar = contextvars.ContextVar("funclayers_replica", default=None)
+_CONVERTED: contextvars.ContextVar = contextvars.ContextVar("funclayers_converted_sync", default=None)
+
+
+@contextlib.contextmanager
+def replica_context(context: ReplicaContext) -> Iterator[None]:
+    """While tracing one replica of a data-parallel wrapper: its device axis and padding rows."""
+    token = _REPLICA.set(context)
+    try:
+        yield
+    finally:
+        _REPLICA.reset(token)
+
+
+@contextlib.contextmanager
+def converted_to_sync(process_group: Any) -> Iterator[None]:
+    """BatchNorm*d traced inside behave as SyncBatchNorm(process_group=process_group)."""
+    token = _CONVERTED.set((_group_names(process_group),))
+    try:
+        yield
+    finally:
+        _CONVERTED.reset(token)
+
+
+def _group_names(process_group: Any) -> tuple:
+    names = (process_group,) if isinstance(process_group, str) else process_group
+    if names is not None and not (isinstance(names, tuple) and all(isinstance(a, str) for a in names)):
+        raise ValueError(f"SyncBatchNorm: process_group must be None, a mapped axis name (str) or a tuple of "
+                         f"them, got {process_group!r}.")
+    return tuple(names or ())
+
+
+def _sync_axes(where: str, group: tuple, context: ReplicaContext | None) -> Any:
+    """The mapped axes a training-mode SyncBatchNorm reduces over, or None for plain BatchNorm."""
+    if not group:  # torch's default group: the enclosing wrapper's devices; none outside (as torch)
+        bound = None if context is None else context.axis_name
+    else:
+        bound = _bound_axes(group)
+    if bound is None and group:
+        raise ValueError(f"{where}: process_group {group[0] if len(group) == 1 else group!r} names a mapped "
+                         f"axis, but none of {list(group)} is bound where the layer runs in training "
+                         f"mode. Run it under jax.shard_map / jax.pmap / jax.vmap with that axis_name, or "
+                         f"inside fl.DistributedDataParallel(..., process_group={group[0]!r}); or pass "
+                         f"process_group=None (the enclosing DataParallel's devices, plain BatchNorm "
+                         f"outside any wrapper).")
+    names = bound if isinstance(bound, tuple) else (bound,)
+    if bound is not None and math.prod(lax.axis_size(a) for a in names) == 1:
+        return None  # a group of one device is plain BatchNorm: its faster kernel, no psum
+    return bound
+
+
+def _masked_standardize(where, input, axes, eps, axis_name, context: ReplicaContext):
+    """Batch statistics of the real (non-padding) rows of a replica's shard, over `axis_name` too."""
+    if input.shape[0] != context.shard_size:
+        raise ValueError(f"{where} inside {context.where} with an uneven split: the input's dim 0 "
+                         f"({input.shape[0]}) is not the scattered batch ({context.shard_size} rows per "
+                         f"replica), so its statistics cannot leave out the padding of the last replica. "
+                         f"Use a batch size that the devices divide evenly.")
+    per_row = math.prod(input.shape[a] for a in axes if a != 0)
+    rows = (jnp.arange(input.shape[0]) < context.valid).astype(input.dtype)
+    rows = rows.reshape((-1,) + (1,) * (input.ndim - 1))
+    count = context.valid.astype(input.dtype) * per_row
+    total = count if axis_name is None else lax.psum(count, axis_name)
+    summed = jnp.sum(input * rows, axes, keepdims=True)
+    mean = (summed if axis_name is None else lax.psum(summed, axis_name)) / total
+    centred = input - mean
+    squares = jnp.sum(centred * centred * rows, axes, keepdims=True)
+    var = (squares if axis_name is None else lax.psum(squares, axis_name)) / total
+    return centred * lax.rsqrt(var + eps), mean, var, total
+
+
 def _update(running: jax.Array, batch: jax.Array, momentum: Any) -> jax.Array:
     """`(1 - momentum) * running + momentum * batch`, kept in the buffer's own dtype."""
     new = (1 - momentum) * running.astype(batch.dtype) + momentum * batch
@@ -72,8 +168,12 @@ def _batch_norm_train(input, weight, bias, axes, eps, bshape):
 
 
 def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: Any, weight: Any, bias: Any,
-                training: bool, momentum: Any, eps: float, axis_name: Any = None):
-    """(output, new_running_mean, new_running_var); the buffers None where not given."""
+                training: bool, momentum: Any, eps: float, axis_name: Any = None,
+                rows: ReplicaContext | None = None):
+    """(output, new_running_mean, new_running_var); the buffers None where not given.
+
+    `rows`: inside a data-parallel wrapper with an uneven split, the replica's real rows.
+    """
     shape = check_channel_inputs(where, input, running_mean, running_var, weight, bias)
     channels = shape[1]
     check_eps(where, eps, training)
@@ -85,7 +185,12 @@ def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: An
     weight_c, bias_c = cast_like(input, weight, bias)
     if training or running_mean is None or running_var is None:
         axes = (0,) + tuple(range(2, len(shape)))
-        if axis_name is None:
+        if rows is not None:
+            if axis_name is None:  # torch's per-replica check, on the smallest real shard
+                verify_batch_size(where, (rows.smallest,) + tuple(shape[1:]))
+            xhat, mean, var, count = _masked_standardize(where, input, axes, float(eps), axis_name, rows)
+            out = _affine(xhat, weight_c, bias_c, bshape)
+        elif axis_name is None:
             count = math.prod(shape[a] for a in axes)
             out, mean, var = _batch_norm_train(input, weight_c, bias_c, axes, float(eps), bshape)
         else:
@@ -177,7 +282,7 @@ _RANKS = {"BatchNorm1d": ((2, 3), "2D or 3D", "(N, C) or (N, C, L)"),
 def _batch_norm_layer(kind: str, num_features: int, eps: float, momentum: Any, affine: bool,
                       track_running_stats: bool, dtype: Any, bias: bool, process_group: Any = None) -> Layer:
     name = _norm_name(kind, num_features, eps, momentum, affine, bias, track_running_stats)
-    axis_names = (process_group,) if isinstance(process_group, str) else tuple(process_group or ())
+    axis_names = _group_names(process_group)
 
     def apply(params, state, input, *, rng=None, training=False):
         del rng
@@ -204,10 +309,14 @@ def _batch_norm_layer(kind: str, num_features: int, eps: float, momentum: Any, a
                 momentum_now = 1.0 / new_state["num_batches_tracked"].astype(compute_float(input))
         # torch normalises with batch statistics in training, and in eval when none are tracked
         bn_training = training or not track_running_stats
-        axis_name = _bound_axes(axis_names) if training else None
+        context, converted = _REPLICA.get(), _CONVERTED.get()
+        axis_name = None
+        if training and (kind == "SyncBatchNorm" or converted is not None):  # torch: need_sync
+            axis_name = _sync_axes(name, axis_names if kind == "SyncBatchNorm" else converted[0], context)
+        rows = context if bn_training and context is not None and context.valid is not None else None
         out, new_mean, new_var = _batch_norm(name, input, state.get("running_mean"), state.get("running_var"),
                                              params.get("weight"), params.get("bias"), bn_training,
-                                             momentum_now, eps, axis_name)
+                                             momentum_now, eps, axis_name, rows)
         if training and track_running_stats:
             new_state["running_mean"], new_state["running_var"] = new_mean, new_var
         return out, new_state
@@ -290,8 +399,10 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
     Args:
       num_features, eps, momentum, affine, track_running_stats, bias: as BatchNorm.
       process_group: the mapped axis name (or a tuple of names) of `jax.pmap`, `shard_map` or
-        `jax.vmap(..., axis_name=...)` to reduce over. When None, or when no such axis is bound
-        where the layer runs, it is exactly BatchNorm.
+        `jax.vmap(..., axis_name=...)` to reduce over (the names not bound where the layer runs
+        are skipped; none bound in training raises ValueError). None, torch's default group: the
+        devices of the enclosing `fl.DataParallel` / `fl.DistributedDataParallel`, and exactly
+        BatchNorm outside any wrapper (as torch's without an initialised process group).
 
     In training under the axis, the mean and variance are those of the whole global batch
     (each device's count, sum and squared deviations are `psum`-ed, so uneven per-device batches
@@ -306,9 +417,6 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
       >>> step = jax.pmap(lambda x: bn.apply(params, state, x, training=True), axis_name="batch")
     """
     del device
-    names = (process_group,) if isinstance(process_group, str) else process_group
-    if names is not None and not (isinstance(names, tuple) and all(isinstance(a, str) for a in names)):
-        raise ValueError(f"SyncBatchNorm: process_group must be None, a mapped axis name (str) or a tuple of "
-                         f"them, got {process_group!r}.")
+    _group_names(process_group)  # checked at construction
     return _batch_norm_layer("SyncBatchNorm", num_features, eps, momentum, affine, track_running_stats, dtype,
                              bias, process_group)
