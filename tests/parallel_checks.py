@@ -221,10 +221,6 @@ def dp_forward_mode_in_eval():
 
 @check
 def dp_lstm_inside():
-    if not hasattr(fl, "LSTM"):
-        print("SKIP fl.LSTM is not in this branch")
-        return
-
     def forward(m, x):  # batch_first LSTM, then a head on the last step
         out, _ = m.lstm(x)
         return m.head(out[:, -1])
@@ -247,6 +243,65 @@ def dp_lstm_inside():
     for a, b, what in zip((got[0], got[2]["module"], got[3]), (ref[0], ref[2], ref[3]),
                           ("(output, (h_n, c_n))", "grad", "grad of input")):
         assert_trees_close(a, b, f"LSTM dim=1, N=5: {what}")
+
+
+def _summed_grads(layer, params, state, first, *rest, elementwise=True):
+    """(output, grads w.r.t. params and the first input) of a loss summed over the outputs: the
+    elementwise sin(1.3 out) + 0.1 out^2, or (elementwise=False, per-replica scalar sums) their sum."""
+    def loss(params, first):
+        out, _ = layer.apply(params, state, first, *rest, training=True)
+        return (jnp.sum(jnp.sin(1.3 * out) + 0.1 * out * out) if elementwise else jnp.sum(out)), out
+
+    (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, first)
+    return out, grads
+
+
+@check
+def dp_loops_inside():
+    """Layers whose loops carry a state (bidirectional GRU with lengths=, blockwise causal attention,
+    CTC's forward variables, LinearCrossEntropyLoss's chunks) inside DataParallel: the loop's carry
+    starts replicated and becomes per-device; outputs and gradients equal the whole batch's."""
+    import funclayers._attention as attention
+
+    def compare(module, first, *rest, elementwise=True, what):
+        dp = fl.DataParallel(module)
+        params, state = dp.init(jax.random.PRNGKey(9))
+        got = _summed_grads(dp, params, state, first, *rest, elementwise=elementwise)
+        want = _summed_grads(module, params["module"], state["module"], first, *rest, elementwise=elementwise)
+        if elementwise:
+            assert_trees_close(got[0], want[0], f"{what}: output")
+        assert_trees_close(got[1][0]["module"], want[1][0], f"{what}: grad")
+        assert_trees_close(got[1][1], want[1][1], f"{what}: grad of input")
+
+    def gru_forward(m, x, lengths):
+        return m.gru(x, lengths=lengths)[0]
+
+    gru = fl.Module(gru_forward, gru=fl.GRU(3, 4, bidirectional=True, batch_first=True, dtype=F64))
+    lengths = jnp.asarray([5, 2, 4, 1, 5, 3, 3, 1])
+    compare(gru, randn(8, 5, 3, seed=10), lengths, what="GRU, lengths=")
+
+    def attention_forward(m, x):
+        mask = fl.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=F64)
+        return m.attn(x, x, x, attn_mask=mask, is_causal=True, need_weights=False)[0]
+
+    saved, attention._BLOCKWISE_MIN_SCORES = attention._BLOCKWISE_MIN_SCORES, 1
+    try:
+        mha = fl.Module(attention_forward, attn=fl.MultiheadAttention(4, 2, batch_first=True, dtype=F64))
+        compare(mha, randn(8, 6, 4, seed=11), what="MultiheadAttention, blockwise")
+    finally:
+        attention._BLOCKWISE_MIN_SCORES = saved
+
+    def ctc_forward(m, logits, targets, input_lengths, target_lengths):  # batch first, scattered on dim 0
+        log_probs = jax.nn.log_softmax(m.proj(logits), axis=-1).transpose(1, 0, 2)
+        return fl.functional.ctc_loss(log_probs, targets, input_lengths, target_lengths, reduction="sum")
+
+    ctc = fl.Module(ctc_forward, proj=fl.Linear(3, 4, dtype=F64))
+    targets = jnp.asarray(np.random.default_rng(12).integers(1, 4, (8, 3)))
+    compare(ctc, randn(8, 7, 3, seed=12), targets, jnp.asarray([7, 6, 7, 5, 7, 7, 4, 6]),
+            jnp.asarray([3, 2, 1, 3, 0, 2, 3, 1]), elementwise=False, what="CTC")
+    lce = fl.LinearCrossEntropyLoss(3, 5, reduction="sum", dtype=F64)
+    classes = jnp.asarray(np.random.default_rng(13).integers(0, 5, (8,)))
+    compare(lce, randn(8, 3, seed=13), classes, elementwise=False, what="LinearCrossEntropyLoss")
 
 
 def main(names: list[str]) -> int:

@@ -71,10 +71,14 @@ def test_on_four_cpu_devices(four_devices, name):
     _report(four_devices, name)
 
 
-@pytest.mark.skipif(not hasattr(fl, "LSTM"), reason="fl.LSTM lands with the recurrent family")
 def test_dataparallel_lstm_inside(four_devices):
     """An LSTM inside DataParallel (batch_first; and sequence-first with dim=1) equals the whole batch."""
-    assert "SKIP" not in _report(four_devices, "dp_lstm_inside")
+    _report(four_devices, "dp_lstm_inside")
+
+
+def test_dataparallel_loops_inside(four_devices):
+    """GRU with lengths=, blockwise attention, CTC and chunked linear cross entropy inside DataParallel."""
+    _report(four_devices, "dp_loops_inside")
 
 
 def _ddp_example(*args, timeout=420):

@@ -36,7 +36,7 @@ from . import init as _init
 from ._layer import Layer
 from ._linear import _linear
 from ._softmax import _softmax_along
-from ._utils import TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng
+from ._utils import TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng, varying_like
 
 _PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
 # Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
@@ -160,6 +160,7 @@ def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
 
     init = (jnp.full((n, bq, 1), -jnp.inf, qb.dtype), jnp.zeros((n, bq, 1), qb.dtype),
             jnp.zeros((n, bq, vb.shape[-1]), qb.dtype))
+    init = varying_like(init, qb, kb, vb, mb)
     (_, total, acc), _ = lax.scan(jax.checkpoint(step), init, (kb, vb, mb, jnp.arange(kb.shape[0])))
     return carry, acc / jnp.where(total == 0, 1, total)
 

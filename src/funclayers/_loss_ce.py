@@ -20,7 +20,7 @@ from jax import lax
 
 from ._loss import concrete, reduce_loss, resolve_reduction
 from ._softmax import _log_softmax_along
-from ._utils import TorchRuntimeError, check_floating, fmt_shape
+from ._utils import TorchRuntimeError, check_floating, fmt_shape, varying_like
 
 _PRECISION = lax.Precision.HIGHEST  # torch computes float32 matmuls in full float32
 
@@ -294,7 +294,8 @@ def _lce_total_jvp(ignore_index, eps, rows, mean, primals, tangents):
         g_w = g_w + lax.dot_general(g_logits, x_c, (((0,), (0,)), ((), ())), precision=_PRECISION)
         return (g_w, g_b + jnp.sum(g_logits, axis=0)), (jnp.sum(loss), g_x)
 
-    (g_w, g_b), (losses, g_x) = lax.scan(body, (jnp.zeros_like(w_lin), jnp.zeros_like(b)), (xs, ts, wts, valids))
+    init = varying_like((jnp.zeros_like(w_lin), jnp.zeros_like(b)), xs, w_lin, b, ts, wts)
+    (g_w, g_b), (losses, g_x) = lax.scan(body, init, (xs, ts, wts, valids))
     g_x = g_x.reshape(-1, x.shape[1])[: x.shape[0]]
     out = jnp.sum(losses) * scale
     tangent = jnp.sum(g_x * dx) + jnp.sum(g_w * dw_lin) + jnp.sum(g_b * db)

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ._utils import varying_like
+
 _PRECISION = lax.Precision.HIGHEST
 
 
@@ -72,7 +74,7 @@ def _forward(mode, xs, h0, c0, w_hh, b_hn, w_hr, valid, keep):
         # unmasked, the output is the carried h: stored once
         return (h_new, c_new), (() if ok is None else y, res + (h_new, c_new))
 
-    carry0 = (h0, c0 if c0 is not None else jnp.zeros((), h0.dtype))
+    carry0 = varying_like((h0, c0 if c0 is not None else jnp.zeros((), h0.dtype)), xs, h0, c0, w_hh, b_hn, w_hr, valid)
     (h_n, c_n), (ys, res) = lax.scan(step, carry0, (xs, valid))
     if keep and valid is None:
         ys = res[-2]
@@ -163,6 +165,6 @@ def _recurrence_jvp(mode, primals, tangents):
             dc_new = jnp.where(ok, dc_new, dc)
         return (dh_new, dc_new), jnp.where(ok, dh_new, jnp.zeros_like(dh_new))
 
-    carry0 = (dh0, dc0 if c0 is not None else jnp.zeros((), dh0.dtype))
+    carry0 = varying_like((dh0, dc0 if c0 is not None else jnp.zeros((), dh0.dtype)), u, valid, extra, w_hh, w_hr)
     (dh_n, dc_n), dys = lax.scan(step, carry0, (u, valid, extra))
     return (ys, h_n, c_n), (dys, dh_n, dc_n if c0 is not None else None)

@@ -128,3 +128,26 @@ def zero_pad(x: jax.Array, pairs: Sequence[tuple[int, int]]) -> jax.Array:
     hundred times, and tracing those calls cost ~0.25 s of ResNet-18's first call.
     """
     return jax.lax.pad(x, jnp.zeros((), x.dtype), [(int(lo), int(hi), 0) for lo, hi in pairs])
+
+
+def varying_like(tree: Any, *refs: Any) -> Any:
+    """`tree`'s arrays marked as varying over every manual mesh axis that any of `refs` varies over.
+
+    Inside `jax.shard_map` a loop's carry must have the same type on the way in as on the way out;
+    a carry started from zeros or a replicated weight is not "varying" over the mesh axis while
+    the step's result (which reads the sharded batch) is. Outside `shard_map` this returns `tree`.
+    """
+    def vma(x):  # JAX 0.10: aval.manual_axis_type.varying (earlier: aval.vma)
+        aval = jax.typeof(x)
+        axis_type = getattr(aval, "manual_axis_type", None)
+        return frozenset(axis_type.varying if axis_type is not None else getattr(aval, "vma", ()))
+
+    axes = frozenset().union(*(vma(r) for r in jax.tree.leaves(refs)))
+    if not axes:
+        return tree
+
+    def cast(x):
+        missing = tuple(sorted(axes - vma(x)))
+        return jax.lax.pcast(x, missing, to="varying") if missing else x
+
+    return jax.tree.map(cast, tree)
