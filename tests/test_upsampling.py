@@ -59,7 +59,7 @@ def _sweep_cases():
                 if n * scale >= 1:
                     cases.append((4, mode, n, dict(scale_factor=scale, align_corners=align,
                                                    recompute_scale_factor=recompute, antialias=True)))
-    return _stratified(cases, per_group={3: 3, 4: 3, 5: 2})
+    return _stratified(cases, per_group={3: 3, 4: 2, 5: 2})
 
 
 def _stratified(cases: list, per_group: dict) -> list:
@@ -97,7 +97,7 @@ def test_interpolate_sweep_float32_nearest_indices():
     """float32 nearest indices come from a float32 scale (torch's floorf(dst * scale))."""
     rng = np.random.default_rng(1)
     for rank, mode in itertools.product((3, 4, 5), ("nearest", "nearest-exact")):
-        for n, scale in itertools.product((4, 7, 13), (0.3, 0.7, 1 / 3, 1.1, 1.7, 2.9, 3.0)):
+        for n, scale in itertools.product((7, 13), (0.3, 0.7, 1 / 3, 1.1, 1.7, 2.9)):
             x = rng.standard_normal(_shape(rank, n)).astype(np.float32)
             if min(x.shape[2:]) * scale < 1:
                 continue
