@@ -15,8 +15,10 @@ stored. Against autodiff of the checkpointed online softmax (which recomputes th
 differentiates its running-max corrections), causal (2, 8, 4096, 64) forward + backward on 2 CPU
 threads: see benchmarks/README.md, "Attention and Transformer".
 
-Layout: tiles (blocks, n, rows, features), the xs of `lax.scan`; key tiles that the causal mask
-hides entirely are skipped with `lax.cond`; padded key columns (past `length`) are masked.
+Layout: (n, rows, features) as the caller has it; tiles are dynamic slices of it (no tile-major
+copies of q, k, v or of their gradients), the loops carry the whole outputs and write tile by
+tile in place. Key tiles that the causal mask hides entirely are skipped with `lax.cond`; padded
+key columns (past `length`) are masked.
 """
 
 from __future__ import annotations
@@ -54,138 +56,137 @@ def _probs(qi, kj, lse_i, i, j, scale, causal, length):
     return jnp.where(keep, jnp.exp(s - lse_i), 0)
 
 
-def _forward(qb, kb, vb, causal, scale, length):
-    """(out tiles, log-sum-exp tiles) of the online softmax, query tile by query tile."""
-    n, bq = qb.shape[1:3]
-    bk = kb.shape[2]
+def _tile(x, i, size):
+    """Tile i (rows i * size to (i + 1) * size) of x (n, T, features): a slice, not a layout copy."""
+    return lax.dynamic_slice_in_dim(x, i * size, size, axis=1)
 
-    def query_tile(_, xs):
-        qi, i = xs
 
-        def key_tile(carry, ys):
-            kj, vj, j = ys
+def _add_tile(x, i, tile):
+    """x with `tile` added at tile i (in place inside a loop)."""
+    return lax.dynamic_update_slice_in_dim(x, _tile(x, i, tile.shape[1]) + tile, i * tile.shape[1], axis=1)
 
-            def compute(carry):
-                m, total, acc = carry
-                s = _mm(qi, kj, 2, 2) * jnp.asarray(scale, qi.dtype)
-                cols = j * bk + jnp.arange(bk)[None, :]
-                keep = cols < length
-                if causal:
-                    keep = keep & (cols <= i * bq + jnp.arange(bq)[:, None])
-                s = jnp.where(keep, s, -jnp.inf)
-                m_new = jnp.maximum(m, jnp.max(s, -1, keepdims=True))
-                shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
-                p = jnp.exp(s - shift)
-                correction = jnp.exp(m - shift)
-                return m_new, total * correction + jnp.sum(p, -1, keepdims=True), \
-                    acc * correction + _mm(p, vj, 2, 1)
 
-            if not causal:
-                return compute(carry), None
-            return lax.cond(_visible(i, j, bq, bk, causal), compute, lambda c: c, carry), None
+def _put_tile(x, i, tile):
+    return lax.dynamic_update_slice_in_dim(x, tile, i * tile.shape[1], axis=1)
 
-        init = (jnp.full((n, bq, 1), -jnp.inf, qi.dtype), jnp.zeros((n, bq, 1), qi.dtype),
-                jnp.zeros((n, bq, vb.shape[-1]), qi.dtype))
-        init = varying_like(init, qi, kb, vb)
-        (m, total, acc), _ = lax.scan(key_tile, init, (kb, vb, jnp.arange(kb.shape[0])))
+
+def _loop(body, init, count):
+    """`for i in range(count): carry = body(i, carry)` as a scan (reverse-differentiable, unlike while)."""
+    return lax.scan(lambda carry, i: (body(i, carry), None), init, jnp.arange(count))[0]
+
+
+def _over_keys(i, q, k, block, causal, compute, init):
+    """compute(j, carry) over the key tiles j that query tile i may see (the rest skipped under causal)."""
+    def body(j, carry):
+        if not causal:
+            return compute(j, carry)
+        return lax.cond(_visible(i, j, block, block, causal), lambda c: compute(j, c), lambda c: c, carry)
+
+    return _loop(body, varying_like(init, q, k), k.shape[1] // block)
+
+
+def _forward(q, k, v, causal, scale, length, block):
+    """(out, log-sum-exp) of the online softmax, query tile by query tile."""
+    n = q.shape[0]
+
+    def query_tile(i, carry):
+        out, lse = carry
+        qi = _tile(q, i, block)
+
+        def compute(j, carry):
+            m, total, acc = carry
+            s = _mm(qi, _tile(k, j, block), 2, 2) * jnp.asarray(scale, q.dtype)
+            cols = j * block + jnp.arange(block)[None, :]
+            keep = cols < length
+            if causal:
+                keep = keep & (cols <= i * block + jnp.arange(block)[:, None])
+            s = jnp.where(keep, s, -jnp.inf)
+            m_new = jnp.maximum(m, jnp.max(s, -1, keepdims=True))
+            shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
+            p = jnp.exp(s - shift)
+            correction = jnp.exp(m - shift)
+            return m_new, total * correction + jnp.sum(p, -1, keepdims=True), \
+                acc * correction + _mm(p, _tile(v, j, block), 2, 1)
+
+        init = (jnp.full((n, block, 1), -jnp.inf, q.dtype), jnp.zeros((n, block, 1), q.dtype),
+                jnp.zeros((n, block, v.shape[-1]), q.dtype))
+        m, total, acc = _over_keys(i, qi, k, block, causal, compute, varying_like(init, v))
         seen = total > 0
-        out = acc / jnp.where(seen, total, 1)
-        lse = jnp.where(seen, m + jnp.log(jnp.where(seen, total, 1)), jnp.inf)  # inf: P = 0 in the backward
-        return None, (out, lse)
+        lse_i = jnp.where(seen, m + jnp.log(jnp.where(seen, total, 1)), jnp.inf)  # inf: P = 0 in the backward
+        return _put_tile(out, i, acc / jnp.where(seen, total, 1)), _put_tile(lse, i, lse_i)
 
-    _, (out, lse) = lax.scan(query_tile, None, (qb, jnp.arange(qb.shape[0])))
-    return out, lse
-
-
-def _tangent(qb, kb, vb, ob, lse, dq, dk, dv, *, causal, scale, length):
-    """dout tiles, linear in (dq, dk, dv) (each tile stack or None)."""
-    bq, bk = qb.shape[2], kb.shape[2]
-    sc = jnp.asarray(scale, qb.dtype)
-    zeros_k = jnp.zeros_like(kb)
-
-    def query_tile(_, xs):
-        qi, oi, lse_i, dqi, i = xs
-
-        def key_tile(carry, ys):
-            kj, vj, dkj, dvj, j = ys
-
-            def compute(carry):
-                c, t = carry
-                p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
-                ds = 0
-                if dq is not None:
-                    ds = ds + _mm(dqi, kj, 2, 2)
-                if dk is not None:
-                    ds = ds + _mm(qi, dkj, 2, 2)
-                pds = p * (ds * sc)
-                t = t + _mm(pds, vj, 2, 1)
-                if dv is not None:
-                    t = t + _mm(p, dvj, 2, 1)
-                return c + jnp.sum(pds, -1, keepdims=True), t
-
-            if not causal:
-                return compute(carry), None
-            return lax.cond(_visible(i, j, bq, bk, causal), compute, lambda c: c, carry), None
-
-        init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), qi, kb, vb, oi, dqi, dk, dv)
-        ys = (kb, vb, zeros_k if dk is None else dk, jnp.zeros_like(vb) if dv is None else dv,
-              jnp.arange(kb.shape[0]))
-        (c, t), _ = lax.scan(key_tile, init, ys)
-        return None, t - c * oi
-
-    xs = (qb, ob, lse, jnp.zeros_like(qb) if dq is None else dq, jnp.arange(qb.shape[0]))
-    _, dout = lax.scan(query_tile, None, xs)
-    return [dout]
+    init = (jnp.zeros(q.shape[:2] + v.shape[-1:], q.dtype), jnp.zeros(q.shape[:2] + (1,), q.dtype))
+    return _loop(query_tile, varying_like(init, q, k, v), q.shape[1] // block)
 
 
-def _transpose(cts, qb, kb, vb, ob, lse, *, causal, scale, length):
-    """(dq, dk, dv) tiles from the cotangent of the out tiles: flash attention's backward."""
+def _tangent(q, k, v, out, lse, dq, dk, dv, *, causal, scale, length, block):
+    """dout, linear in (dq, dk, dv) (each None or like q, k, v)."""
+    sc = jnp.asarray(scale, q.dtype)
+
+    def query_tile(i, dout):
+        qi, oi, lse_i = _tile(q, i, block), _tile(out, i, block), _tile(lse, i, block)
+
+        def compute(j, carry):
+            c, t = carry
+            kj, vj = _tile(k, j, block), _tile(v, j, block)
+            p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
+            ds = 0
+            if dq is not None:
+                ds = ds + _mm(_tile(dq, i, block), kj, 2, 2)
+            if dk is not None:
+                ds = ds + _mm(qi, _tile(dk, j, block), 2, 2)
+            pds = p * (ds * sc)
+            t = t + _mm(pds, vj, 2, 1)
+            if dv is not None:
+                t = t + _mm(p, _tile(dv, j, block), 2, 1)
+            return c + jnp.sum(pds, -1, keepdims=True), t
+
+        init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), v, oi, dq, dk, dv)
+        c, t = _over_keys(i, qi, k, block, causal, compute, init)
+        return _put_tile(dout, i, t - c * oi)
+
+    init = varying_like(jnp.zeros_like(out), q, k, v, out, dq, dk, dv)
+    return [_loop(query_tile, init, q.shape[1] // block)]
+
+
+def _transpose(cts, q, k, v, out, lse, *, causal, scale, length, block):
+    """(dq, dk, dv) from the cotangent of out: flash attention's backward, one pass over the visible tiles."""
     (do,) = cts
-    bq, bk = qb.shape[2], kb.shape[2]
-    sc = jnp.asarray(scale, qb.dtype)
-    delta = jnp.sum(do * ob, -1, keepdims=True)
+    sc = jnp.asarray(scale, q.dtype)
+    delta = jnp.sum(do * out, -1, keepdims=True)
 
-    def query_tile(carry, xs):
-        dkb, dvb = carry
-        qi, doi, lse_i, delta_i, i = xs
+    def query_tile(i, grads):
+        dq, dk, dv = grads
+        qi, doi, lse_i, delta_i = (_tile(x, i, block) for x in (q, do, lse, delta))
 
-        def key_tile(carry, ys):
-            kj, vj, j = ys
+        def compute(j, carry):
+            dqi, dk, dv = carry
+            kj, vj = _tile(k, j, block), _tile(v, j, block)
+            p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
+            ds = p * (_mm(doi, vj, 2, 2) - delta_i) * sc
+            return dqi + _mm(ds, kj, 2, 1), _add_tile(dk, j, _mm(ds, qi, 1, 1)), _add_tile(dv, j, _mm(p, doi, 1, 1))
 
-            def compute(carry):
-                dqi, dkb, dvb = carry
-                p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
-                ds = p * (_mm(doi, vj, 2, 2) - delta_i) * sc
-                dkb = dkb.at[j].add(_mm(ds, qi, 1, 1))
-                dvb = dvb.at[j].add(_mm(p, doi, 1, 1))
-                return dqi + _mm(ds, kj, 2, 1), dkb, dvb
+        dqi, dk, dv = _over_keys(i, qi, k, block, causal, compute, varying_like((jnp.zeros_like(qi), dk, dv), doi, v))
+        return _put_tile(dq, i, dqi), dk, dv
 
-            if not causal:
-                return compute(carry), None
-            return lax.cond(_visible(i, j, bq, bk, causal), compute, lambda c: c, carry), None
-
-        init = varying_like((jnp.zeros_like(qi), dkb, dvb), qi, doi, kb, vb)
-        (dqi, dkb, dvb), _ = lax.scan(key_tile, init, (kb, vb, jnp.arange(kb.shape[0])))
-        return (dkb, dvb), dqi
-
-    init = varying_like((jnp.zeros_like(kb), jnp.zeros_like(vb)), qb, do, kb, vb)
-    (dk, dv), dq = lax.scan(query_tile, init, (qb, do, lse, delta, jnp.arange(qb.shape[0])))
-    return [dq, dk, dv]
+    init = varying_like((jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v)), q, k, v, do)
+    return list(_loop(query_tile, init, q.shape[1] // block))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
-def flash_tiles(qb, kb, vb, causal, scale, length):
-    """Attention over tiles: qb (nq, n, bq, E), kb (nk, n, bk, E), vb (nk, n, bk, Ev) -> (nq, n, bq, Ev).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5, 6))
+def flash_attention(q, k, v, causal, scale, length, block):
+    """softmax(q k^T * scale) v: q (n, Lp, E), k (n, Sp, E), v (n, Sp, Ev) -> (n, Lp, Ev), Lp and Sp
+    multiples of `block` (the tile size).
 
     Key columns from `length` on are padding (masked); `causal` masks column > row (top left)."""
-    return _forward(qb, kb, vb, causal, scale, length)[0]
+    return _forward(q, k, v, causal, scale, length, block)[0]
 
 
-@flash_tiles.defjvp
-def _flash_tiles_jvp(causal, scale, length, primals, tangents):
-    qb, kb, vb = primals
-    ob, lse = _forward(qb, kb, vb, causal, scale, length)
-    rules = dict(causal=causal, scale=scale, length=length)
+@flash_attention.defjvp
+def _flash_attention_jvp(causal, scale, length, block, primals, tangents):
+    q, k, v = primals
+    out, lse = _forward(q, k, v, causal, scale, length, block)
+    rules = dict(causal=causal, scale=scale, length=length, block=block)
     (dout,) = linear_call(functools.partial(_tangent, **rules), functools.partial(_transpose, **rules),
-                          (qb, kb, vb, ob, lse), tangents, name="flash attention")
-    return ob, dout
+                          (q, k, v, out, lse), tangents, name="flash attention")
+    return out, dout
