@@ -11,6 +11,7 @@ torch does not keep as an attribute (deprecated `size_average`, `reduce`) keep t
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,11 +31,19 @@ def _bias_of(attr: str) -> Callable[[Any, Any], Any]:
 
 
 def _distance_function(module: Any, conv: Any) -> Any:
+    import torch
     import torch.nn.functional as F
+
+    from ._loss_margin import pairwise_distance_for_loss
 
     fn = module.distance_function
     if fn is None or fn is F.pairwise_distance:
         return None  # funclayers' default: torch's pairwise_distance
+    # torch's default is a PairwiseDistance() child (a torch.nn class funclayers has no layer for)
+    if isinstance(fn, torch.nn.PairwiseDistance) and not fn.keepdim:
+        if (fn.norm, fn.eps) == (2.0, 1e-6):
+            return None
+        return functools.partial(pairwise_distance_for_loss, p=fn.norm, eps=fn.eps)
     return _to_value(fn, conv, "distance_function")
 
 
