@@ -121,8 +121,10 @@ def _check_case(module, args, kwargs, training):
     layer, params, state = fl.from_torch(module)  # before torch's train step updates its buffers
     _assert_state(module, params, state, "converted", ordered=True)
     out_t = module(*args, **kwargs)
-    out, new_state = layer.apply(params, state, *_jax(args), training=training, rng=jax.random.PRNGKey(0),
-                                 **_jax(kwargs))
+    args_j, kwargs_j = _jax(args), _jax(kwargs)
+    # under jit (as users run it; ~10x faster here than op by op); the inputs are closed-over constants
+    out, new_state = jax.jit(lambda params, state: layer.apply(params, state, *args_j, training=training,
+                                                               rng=jax.random.PRNGKey(0), **kwargs_j))(params, state)
     _assert_outputs(out, out_t)
     _assert_state(module, params, new_state, "after forward")
     sd = fl.state_dict(params, new_state)
@@ -477,7 +479,7 @@ def test_round_trip_exact(resnet_converters):
     params = jax.tree.map(lambda p: p * 1.5 + 0.25, params)
     fresh.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()}, strict=True)
     x = _r(2, 3, 16, 16, seed=3)
-    out, _ = layer.apply(params, state, jnp.asarray(x.numpy()))
+    out, _ = jax.jit(layer.apply)(params, state, jnp.asarray(x.numpy()))
     _assert_outputs(out, fresh.eval()(x))
 
 
