@@ -475,6 +475,16 @@ def test_float32_follows_torch():
     assert {str(v.dtype) for v in jax.tree.leaves(params)} == {"float64"}
 
 
+def test_transformer_configurations_funclayers_cannot_express():
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2, enable_nested_tensor=False)
+    encoder.layers[1].dropout1.p = 0.3
+    with pytest.raises(fl.TorchConversionError, match=r"layers\.1: TransformerEncoderLayer: its dropout rates differ"):
+        fl.from_torch(encoder)
+    encoder.layers[1] = nn.TransformerEncoderLayer(8, 2, 32)
+    with pytest.raises(fl.TorchConversionError, match=r"\(root\): TransformerEncoder: its 2 layers differ"):
+        fl.from_torch(encoder)
+
+
 class MyBlock(nn.Module):
     def __init__(self):
         super().__init__()

@@ -140,6 +140,13 @@ def _transformer_layer(kind: str) -> Converter:
         import funclayers as fl
 
         attn = module.self_attn
+        # funclayers' layers take torch's one `dropout` argument for all their dropouts
+        rates = {module.dropout.p, module.dropout1.p, module.dropout2.p, attn.dropout}
+        if kind == "TransformerDecoderLayer":
+            rates |= {module.dropout3.p, module.multihead_attn.dropout}
+        if len(rates) > 1:
+            raise conv.error(f"its dropout rates differ ({sorted(rates)}); torch's constructor sets them all "
+                             f"from one `dropout`, as funclayers' does. Set them equal before converting.")
         return getattr(fl, kind)(
             d_model=attn.embed_dim, nhead=attn.num_heads, dim_feedforward=module.linear1.out_features,
             dropout=module.dropout.p, activation=_activation(module, conv), layer_norm_eps=module.norm1.eps,
