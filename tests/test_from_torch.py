@@ -163,10 +163,11 @@ def test_module_db_case(info, index, training):
 
 
 def test_module_db_coverage():
-    """Which covered classes module_db lacks: exactly those test_extra_case builds by hand."""
+    """The covered classes module_db lacks are those test_extra_case builds by hand or a test of their own."""
     in_db = {info.module_cls.__name__ for info in module_db}
     extra = {param.id.split("-")[0] for param in _EXTRA_PARAMS}
-    assert COVERED - in_db <= extra | {"Sequential", "ModuleList", "ModuleDict", "RNNBase"}, COVERED - in_db - extra
+    own_tests = {"Sequential", "ModuleList", "ModuleDict", "RNNBase", "DistributedDataParallel"}
+    assert COVERED - in_db <= extra | own_tests, COVERED - in_db - extra - own_tests
 
 
 def _r(*shape, seed=0, low=None):
@@ -279,6 +280,22 @@ def test_rnnbase_converts():
     layer, params, state = fl.from_torch(module)
     _assert_state(module, params, state)
     assert "LSTM" in layer.name or "RNNBase" in layer.name
+
+
+def test_distributed_data_parallel(tmp_path):
+    """torch's DDP exists only in a process group: one gloo process here, converted to fl's DDP."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a torch process group is already initialised in this process")
+    dist.init_process_group("gloo", rank=0, world_size=1, init_method=f"file://{tmp_path / 'pg'}")
+    try:
+        torch.manual_seed(0)
+        module = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double())
+        for training in (False, True):
+            _check_case(module, (_r(4, 3),), {}, training)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_nested_containers():

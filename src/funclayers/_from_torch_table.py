@@ -23,7 +23,7 @@ from ._layer import Layer
 _SKIP = object()  # an override's answer meaning "leave the default"
 
 # funclayers names that are not torch.nn classes to convert generically
-_NOT_GENERIC = {"Module", "Sequential", "ModuleList", "ModuleDict", "DistributedDataParallel"}
+_NOT_GENERIC = {"Module", "Sequential", "ModuleList", "ModuleDict"}
 
 
 def _bias_of(attr: str) -> Callable[[Any, Any], Any]:
@@ -182,7 +182,17 @@ def _transformer(module: Any, conv: Any) -> Layer:
                           dtype=dtype_of(module))
 
 
+def _distributed_data_parallel(module: Any, conv: Any) -> Layer:
+    # torch's process group, buckets and hooks have no counterpart to read back: funclayers' DDP spans
+    # the processes of jax.distributed (see fl.DistributedDataParallel); the module and batch dim carry over
+    import funclayers as fl
+
+    return fl.DistributedDataParallel(conv(module.module, "module"), dim=module.dim,
+                                      broadcast_buffers=module.broadcast_buffers)
+
+
 _SPECIAL: dict[str, Converter] = {
+    "DistributedDataParallel": _distributed_data_parallel,
     "Sequential": _sequential,
     "ModuleList": _module_list,
     "ModuleDict": _module_dict,
@@ -206,7 +216,7 @@ def builtin_converter(torch_class: type) -> Converter | None:
 
     name = torch_class.__name__
     fn = None
-    if getattr(torch.nn, name, None) is torch_class:
+    if torch_class in (getattr(torch.nn, name, None), getattr(torch.nn.parallel, name, None)):
         if name in _SPECIAL:
             fn = _SPECIAL[name]
         elif name in fl.__all__ and name not in _NOT_GENERIC:
@@ -221,7 +231,9 @@ def covered_torch_classes() -> list[str]:
 
     import funclayers as fl
 
-    return sorted(name for name in fl.__all__
-                  if isinstance(getattr(torch.nn, name, None), type)
-                  and issubclass(getattr(torch.nn, name), torch.nn.Module)
-                  and (name in _SPECIAL or name not in _NOT_GENERIC))
+    names = []
+    for name in fl.__all__:
+        cls = getattr(torch.nn, name, None) or getattr(torch.nn.parallel, name, None)
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and builtin_converter(cls) is not None:
+            names.append(name)
+    return sorted(names)
