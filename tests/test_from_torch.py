@@ -502,6 +502,15 @@ def test_transformer_configurations_funclayers_cannot_express():
         fl.from_torch(encoder)
 
 
+def test_float64_without_x64_warns_once():
+    module = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    with jax.enable_x64(False), pytest.warns(UserWarning) as record:
+        layer, params, state = fl.from_torch(module)
+    assert [str(w.message) for w in record] == [str(record[0].message)]
+    assert "jax_enable_x64 is off" in str(record[0].message)
+    assert {str(v.dtype) for v in jax.tree.leaves(params)} == {"float32"}
+
+
 class MyBlock(nn.Module):
     def __init__(self):
         super().__init__()

@@ -13,9 +13,11 @@ torch is imported here only when a function runs: `import funclayers` never impo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -97,10 +99,16 @@ def _path_label(path: str) -> str:
 
 
 def _float_dtype(module: Any) -> Any:
-    """The dtype of the module's own floating parameters and buffers (recursively), or None."""
+    """The dtype of the module's floating parameters and buffers (recursively), or None.
+
+    float64 without `jax_enable_x64` is float32 (from_torch warns once), as JAX would truncate it.
+    """
     for tensor in module.state_dict().values():
         if tensor.is_floating_point():
-            return jnp.dtype(str(tensor.dtype).removeprefix("torch."))
+            dtype = jnp.dtype(str(tensor.dtype).removeprefix("torch."))
+            if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+                return jnp.dtype(jnp.float32)
+            return dtype
     return None
 
 
@@ -193,8 +201,13 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
       >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)))
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()})
     """
+    sd = module.state_dict()
+    if not jax.config.jax_enable_x64 and any(str(v.dtype) == "torch.float64" for v in sd.values()):
+        warnings.warn("from_torch: the torch module holds float64 tensors but jax_enable_x64 is off, so its "
+                      "params and buffers become float32; enable it first (jax.config.update("
+                      "'jax_enable_x64', True)) to keep float64.", stacklevel=2)
     layer = torch_to_layer(module)
-    params, state = load_state_dict(layer, module.state_dict(), strict=strict)
+    params, state = load_state_dict(layer, sd, strict=strict)
     return layer, params, state
 
 
