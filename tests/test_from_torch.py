@@ -511,6 +511,45 @@ def test_float64_without_x64_warns_once():
     assert {str(v.dtype) for v in jax.tree.leaves(params)} == {"float32"}
 
 
+class Prompted(nn.Module):
+    """A user module with its own parameter, a persistent and a non-persistent buffer, and Parameter containers."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.randn(1, 4))
+        self.register_buffer("offset", torch.randn(4))
+        self.register_buffer("positions", torch.arange(4.0), persistent=False)
+        self.scales = nn.ParameterList([nn.Parameter(torch.randn(4)) for _ in range(2)])
+        self.extra = nn.ParameterDict({"a": nn.Parameter(torch.randn(4))})
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = self.proj(x + self.cls_token) * self.scales[0] * self.scales[1]
+        return x + self.extra["a"] + self.offset + self.positions
+
+
+def test_composite_with_own_tensors_and_parameter_containers():
+    positions = jnp.arange(4.0)  # non-persistent: not in the state_dict, the forward closes over it
+
+    def forward(m, x):
+        x = m.proj(x + m.cls_token) * m.scales[0] * m.scales[1]
+        return x + m.extra["a"] + m.offset + positions
+
+    fl.register_torch_converter(Prompted, lambda module, convert: convert.composite(forward))
+    try:
+        torch.manual_seed(0)
+        module = Prompted().double()
+        layer, params, state = fl.from_torch(module)
+        assert sorted(fl.state_dict(params, state)) == sorted(module.state_dict())  # no "positions"
+        assert sorted(fl.state_dict(params, {})) == sorted(n for n, _ in module.named_parameters())
+        x = _r(3, 4)
+        _compare_grads(module, layer, params, state, [x], training=True)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()},
+                               strict=True)
+    finally:
+        fl.unregister_torch_converter(Prompted)
+
+
 class MyBlock(nn.Module):
     def __init__(self):
         super().__init__()

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._interop import load_state_dict
-from ._layer import Layer
+from ._layer import Buffer, Layer, Module, Parameter
 
 Converter = Callable[[Any, Callable[..., Layer]], Layer]
 
@@ -39,6 +39,10 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
     `fn` receives the live torch module and a `convert` callback that converts one of its
     children (`convert(module.conv1)`), and returns a funclayers layer whose params and state
     are named as the module's `state_dict` (usually `fl.Module(forward, conv1=convert(module.conv1), ...)`).
+    `convert` also has helpers: `convert.children()` (all named children, converted),
+    `convert.parameter(name)` / `convert.buffer(name)` (the module's own tensors as `fl.Parameter` /
+    `fl.Buffer`), and `convert.composite(forward)`, which is `fl.Module(forward, ...)` over all of
+    them: `fl.register_torch_converter(MyBlock, lambda module, convert: convert.composite(forward))`.
     A registration covers subclasses of `torch_class` too, and takes precedence over the
     built-in conversion of torch.nn's own classes. Usable as a decorator:
     `@fl.register_torch_converter(MyBlock)`.
@@ -131,6 +135,34 @@ class _Converter:
     def __call__(self, child: Any, name: str | None = None) -> Layer:
         """Convert `child`, a submodule of the module being converted (`name` defaults to its attribute name)."""
         return _convert(child, self.child_path(child, name))
+
+    def children(self) -> dict[str, Layer]:
+        """The module's named children, converted, in torch's registration order."""
+        return {name: self(child, name) for name, child in self.module.named_children()}
+
+    def parameter(self, name: str) -> Layer:
+        """`fl.Parameter` holding the module's own parameter `name` (e.g. a `cls_token`)."""
+        return Parameter(_to_value(self.module._parameters[name], self, name))
+
+    def buffer(self, name: str) -> Layer:
+        """`fl.Buffer` holding the module's own persistent buffer `name`."""
+        return Buffer(_to_value(self.module._buffers[name], self, name))
+
+    def composite(self, forward: Callable[..., Any]) -> Layer:
+        """`fl.Module(forward, ...)` over the module's own parameters, persistent buffers and converted
+        children, under their torch names: the usual converter of a user's torch module class.
+
+        Non-persistent buffers are not in torch's `state_dict`; a forward that needs one closes over it.
+        """
+        members: dict[str, Layer] = {}
+        for name, value in self.module._parameters.items():
+            if value is not None:
+                members[name] = self.parameter(name)
+        for name, value in self.module._buffers.items():
+            if value is not None and name not in self.module._non_persistent_buffers_set:
+                members[name] = self.buffer(name)
+        members.update(self.children())
+        return Module(forward, **members)
 
     def error(self, what: str) -> TorchConversionError:
         return TorchConversionError(f"from_torch: {_path_label(self.path)}: {type(self.module).__name__}: {what}")

@@ -124,6 +124,17 @@ def _module_dict(module: Any, conv: Any) -> Layer:
     return fl.ModuleDict(_children(module, conv))
 
 
+def _parameters(module: Any, conv: Any) -> Layer:
+    """ParameterList / ParameterDict: a ModuleList / ModuleDict of `fl.Parameter`s (`m.<name>[i]` is the array)."""
+    import funclayers as fl
+
+    children = OrderedDict((name, fl.Parameter(_to_value(p, conv, name))) for name, p in module.named_parameters(
+        recurse=False))
+    if type(module).__name__ == "ParameterList":
+        return fl.ModuleList(list(children.values()))
+    return fl.ModuleDict(children)
+
+
 def _activation(module: Any, conv: Any) -> Any:
     import torch.nn.functional as F
 
@@ -196,6 +207,8 @@ _SPECIAL: dict[str, Converter] = {
     "Sequential": _sequential,
     "ModuleList": _module_list,
     "ModuleDict": _module_dict,
+    "ParameterList": _parameters,
+    "ParameterDict": _parameters,
     "TransformerEncoderLayer": _transformer_layer("TransformerEncoderLayer"),
     "TransformerDecoderLayer": _transformer_layer("TransformerDecoderLayer"),
     "TransformerEncoder": _transformer_stack("TransformerEncoder", "encoder_layer"),
@@ -232,7 +245,7 @@ def covered_torch_classes() -> list[str]:
     import funclayers as fl
 
     names = []
-    for name in fl.__all__:
+    for name in fl.__all__ + ["ParameterList", "ParameterDict"]:
         cls = getattr(torch.nn, name, None) or getattr(torch.nn.parallel, name, None)
         if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and builtin_converter(cls) is not None:
             names.append(name)
