@@ -575,6 +575,19 @@ def test_unknown_class_names_path_and_extension_point():
         fl.from_torch(nn.TripletMarginWithDistanceLoss(distance_function=lambda a, b: (a - b).abs().sum(-1)))
 
 
+def test_hooks_warn_and_subclasses_raise():
+    linear = nn.Linear(3, 2)
+    linear.register_forward_hook(lambda module, inputs, output: output * 2)
+    with pytest.warns(UserWarning, match=r"from_torch: 1: Linear has hooks \(_forward_hooks\)"):
+        fl.from_torch(nn.Sequential(nn.ReLU(), linear))
+
+    class MyLinear(nn.Linear):
+        pass
+
+    with pytest.raises(fl.TorchConversionError, match=r"\(root\): MyLinear"):
+        fl.from_torch(MyLinear(3, 2))
+
+
 def test_register_torch_converter_basic_block(resnet_converters):
     """The README's worked example: a user BasicBlock converted by the registered converter."""
     torch.manual_seed(0)

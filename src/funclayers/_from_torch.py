@@ -192,6 +192,12 @@ def _convert(module: Any, path: str) -> Layer:
             f"converts. Map it to a funclayers layer with fl.register_torch_converter({cls.__name__}, fn), where "
             f"fn(module, convert) returns e.g. fl.Module(forward, child=convert(module.child), ...) "
             f"(see the README section 'Porting from torch').")
+    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+             if getattr(module, kind, None)]
+    if hooks:
+        warnings.warn(f"from_torch: {_path_label(path)}: {cls.__name__} has hooks ({', '.join(hooks)}) that the "
+                      f"funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may differ.",
+                      stacklevel=3)
     layer = fn(module, _Converter(module, path))
     if not isinstance(layer, Layer):
         raise TorchConversionError(f"from_torch: {_path_label(path)}: the converter for {cls.__name__} returned "
