@@ -106,18 +106,39 @@ def _is_random(module):
     return False
 
 
-def _check_case(module, args, kwargs, training):
-    """Convert, run both, compare outputs, new buffers, and load our state_dict back into torch."""
+def _check_case(module, args, kwargs, training, grad=False):
+    """Convert, run both, compare outputs, new buffers (and with `grad`, the gradients of a random
+    projection of the outputs w.r.t. every parameter, by state_dict name); load our state_dict back."""
     module = module.to(torch.float64).train(training)
     layer, params, state = fl.from_torch(module)  # before torch's train step updates its buffers
     _assert_state(module, params, state, "converted", ordered=True)
     out_t = module(*args, **kwargs)
     args_j, kwargs_j = _jax(args), _jax(kwargs)
+    t_leaves = _leaves(out_t)
+    differentiable = [isinstance(t, torch.Tensor) and t.requires_grad for t in t_leaves]
+    cotangents = [_r(*t.shape, seed=5) if d else None for t, d in zip(t_leaves, differentiable)]
+
+    def loss(params, state):
+        out, new_state = layer.apply(params, state, *args_j, training=training, rng=jax.random.PRNGKey(0),
+                                     **kwargs_j)
+        total = sum(jnp.sum(o * jnp.asarray(c.numpy())) for o, c in zip(_leaves(out), cotangents) if c is not None)
+        return total, (out, new_state)
+
     # under jit (as users run it; ~10x faster here than op by op); the inputs are closed-over constants
-    out, new_state = jax.jit(lambda params, state: layer.apply(params, state, *args_j, training=training,
-                                                               rng=jax.random.PRNGKey(0), **kwargs_j))(params, state)
+    grad = grad and any(differentiable)
+    if grad:
+        grads, (out, new_state) = jax.jit(jax.grad(loss, has_aux=True))(params, state)
+    else:
+        _, (out, new_state) = jax.jit(loss)(params, state)
     _assert_outputs(out, out_t)
     _assert_state(module, params, new_state, "after forward")
+    if grad:
+        sum((t * c).sum() for t, c in zip(t_leaves, cotangents) if c is not None).backward()
+        ours = fl.state_dict(grads, {})
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                theirs = np.zeros(p.shape) if p.grad is None else p.grad.numpy()
+                np.testing.assert_allclose(ours[name], theirs, rtol=RTOL, atol=ATOL, err_msg=f"grad of {name}")
     sd = fl.state_dict(params, new_state)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
 
@@ -159,7 +180,7 @@ def test_module_db_case(info, index, training):
     assert case.forward_input is not None
     if training and _is_random(module):
         training = False  # random streams differ: compare the eval forward of the same module
-    _check_case(module, case.forward_input.args, case.forward_input.kwargs, training)
+    _check_case(module, case.forward_input.args, case.forward_input.kwargs, training, grad=index == 0)
 
 
 def test_module_db_coverage():
@@ -171,9 +192,9 @@ def test_module_db_coverage():
     assert COVERED - in_db <= extra | own_tests, COVERED - in_db - extra - own_tests
 
 
-def _r(*shape, seed=0, low=None):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
+def _r(*shape, seed=0):
+    """A reproducible float64 standard-normal tensor (shape () included)."""
+    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def _ints(high, *shape, seed=0):
