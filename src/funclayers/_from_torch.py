@@ -190,8 +190,9 @@ def _convert(module: Any, path: str) -> Layer:
         raise TorchConversionError(
             f"from_torch: {_path_label(path)}: {cls.__name__} ({qualname}) is not a torch.nn class funclayers "
             f"converts. Map it to a funclayers layer with fl.register_torch_converter({cls.__name__}, fn), where "
-            f"fn(module, convert) returns e.g. fl.Module(forward, child=convert(module.child), ...) "
-            f"(see the README section 'Porting from torch').")
+            f"fn(module, convert) returns a Layer named as the module's state_dict, e.g. "
+            f"convert.composite(forward) for fl.Module(forward, <its parameters, buffers and converted children>) "
+            f"(see fl.register_torch_converter and the README section 'Porting from torch').")
     hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
              if getattr(module, kind, None)]
     if hooks:
