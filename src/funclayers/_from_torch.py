@@ -54,7 +54,9 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
     Returns: `fn` (or the decorator).
 
     Example (a torchvision-style BasicBlock, written by the user in both frameworks):
-      >>> class BasicBlock(torch.nn.Module):          # torch: conv-bn-relu-conv-bn + identity
+      >>> import jax, jax.numpy as jnp, torch
+      >>> from torch import nn
+      >>> class BasicBlock(nn.Module):                 # torch: conv-bn-relu-conv-bn + identity
       ...     def __init__(self, inplanes, planes, stride=1):
       ...         super().__init__()
       ...         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
@@ -69,15 +71,20 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
       ...         out = torch.relu(self.bn1(self.conv1(x)))
       ...         out = self.bn2(self.conv2(out))
       ...         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
-      >>> def basic_block_forward(m, x):                # funclayers: the same forward, on a Scope
+      >>> def basic_block_forward(m, x):               # funclayers: the same forward, on a Scope
       ...     out = jax.nn.relu(m.bn1(m.conv1(x)))
       ...     out = m.bn2(m.conv2(out))
       ...     return jax.nn.relu(out + (m.downsample(x) if "downsample" in m else x))
       >>> @fl.register_torch_converter(BasicBlock)
       ... def convert_basic_block(module, convert):
-      ...     children = {name: convert(child) for name, child in module.named_children()}
-      ...     return fl.Module(basic_block_forward, **children)
-      >>> layer, params, state = fl.from_torch(torchvision_style_resnet)
+      ...     return fl.Module(basic_block_forward, **convert.children())
+      >>> torch_net = nn.Sequential(BasicBlock(3, 8, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+      >>> net, params, state = fl.from_torch(torch_net)
+      >>> sorted(params["0"])
+      ['bn1', 'bn2', 'conv1', 'conv2', 'downsample']
+      >>> out, _ = net.apply(params, state, jnp.ones((1, 3, 8, 8)))
+      >>> bool(jnp.allclose(out, torch_net(torch.ones(1, 3, 8, 8)).detach().numpy(), atol=1e-5))
+      True
     """
     if not isinstance(torch_class, type):
         raise TypeError(f"register_torch_converter: torch_class must be a class (a torch.nn.Module subclass), "
@@ -94,7 +101,11 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
 
 
 def unregister_torch_converter(torch_class: type) -> None:
-    """Forget a converter registered with `register_torch_converter` (no error if there is none)."""
+    """Forget a converter registered with `register_torch_converter` (no error if there is none).
+
+    Args:
+      torch_class: the class given to `register_torch_converter`.
+    """
     _USER_CONVERTERS.pop(torch_class, None)
 
 
@@ -207,7 +218,13 @@ def _convert(module: Any, path: str) -> Layer:
 
 
 def torch_to_layer(module: Any) -> Layer:
-    """The funclayers layer twin of a torch module tree, without its weights (see `from_torch`)."""
+    """The funclayers layer twin of a torch module tree, without its weights (see `from_torch`).
+
+    Example:
+      >>> import torch
+      >>> fl.torch_to_layer(torch.nn.Linear(3, 2))
+      Linear(in_features=3, out_features=2, bias=True)
+    """
     return _convert(module, "")
 
 
@@ -235,10 +252,12 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
         path in the tree, e.g. `features.3: MyBlock`.
 
     Example:
+      >>> import jax.numpy as jnp, torch
       >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
       >>> layer, params, state = fl.from_torch(torch_model)
-      >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)))
+      >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)), training=True)
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()})
+      <All keys matched successfully>
     """
     sd = module.state_dict()
     if not jax.config.jax_enable_x64 and any(str(v.dtype) == "torch.float64" for v in sd.values()):
