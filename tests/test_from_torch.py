@@ -653,3 +653,18 @@ def test_readme_porting_section_runs():
             fl.unregister_torch_converter(namespace["BasicBlock"])
     assert set(namespace["params"]["1"]) == {"conv1", "bn1", "conv2", "bn2"}
     assert "downsample" in namespace["params"]["2"]
+
+
+@pytest.mark.parametrize("name", ["from_torch", "register_torch_converter", "torch_to_layer"])
+def test_docstring_examples_run(name):
+    import doctest
+
+    test = doctest.DocTestFinder().find(getattr(fl, name), name, globs={"fl": fl})[0]
+    runner = doctest.DocTestRunner()
+    try:
+        runner.run(test, clear_globs=False)
+    finally:
+        if "BasicBlock" in test.globs:
+            fl.unregister_torch_converter(test.globs["BasicBlock"])
+    result = runner.summarize(verbose=False)
+    assert result.attempted > 0 and result.failed == 0, result
