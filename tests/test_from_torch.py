@@ -237,6 +237,9 @@ def _extra_cases():
          (_r(5, 3), _r(5, 3, seed=1), _r(5, 3, seed=2)), {}),
         ("TripletMarginWithDistanceLoss", lambda: nn.TripletMarginWithDistanceLoss(margin=0.5, reduction="sum"),
          (_r(5, 3), _r(5, 3, seed=1), _r(5, 3, seed=2)), {}),
+        ("TripletMarginWithDistanceLoss-PairwiseDistance-p1", lambda: nn.TripletMarginWithDistanceLoss(
+            distance_function=nn.PairwiseDistance(p=1.0, eps=1e-3), swap=True),
+         (_r(5, 3), _r(5, 3, seed=1), _r(5, 3, seed=2)), {}),
         ("EmbeddingBag", lambda: nn.EmbeddingBag(10, 3, mode="max"), (_ints(10, 2, 4),), {}),
         ("EmbeddingBag-offsets", lambda: nn.EmbeddingBag(10, 3, mode="mean", padding_idx=0, include_last_offset=True),
          (_ints(10, 7), torch.tensor([0, 2, 5, 7])), {}),
