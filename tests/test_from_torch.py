@@ -240,6 +240,7 @@ def _extra_cases():
         ("TripletMarginWithDistanceLoss-PairwiseDistance-p1", lambda: nn.TripletMarginWithDistanceLoss(
             distance_function=nn.PairwiseDistance(p=1.0, eps=1e-3), swap=True),
          (_r(5, 3), _r(5, 3, seed=1), _r(5, 3, seed=2)), {}),
+        ("NLLLoss2d", lambda: nn.NLLLoss2d(ignore_index=1), (_r(2, 3, 4, 4).log_softmax(1), _ints(3, 2, 4, 4)), {}),
         ("EmbeddingBag", lambda: nn.EmbeddingBag(10, 3, mode="max"), (_ints(10, 2, 4),), {}),
         ("EmbeddingBag-offsets", lambda: nn.EmbeddingBag(10, 3, mode="mean", padding_idx=0, include_last_offset=True),
          (_ints(10, 7), torch.tensor([0, 2, 5, 7])), {}),
@@ -594,6 +595,12 @@ def test_unknown_class_names_path_and_extension_point():
     deep = nn.ModuleDict({"a": nn.ModuleList([nn.Linear(2, 2), nn.Sequential(nn.PairwiseDistance())])})
     with pytest.raises(TypeError, match=r"a\.1\.0: PairwiseDistance \(torch\.nn\.modules\.distance"):
         fl.from_torch(deep)
+    # a lazy module converts once torch has inferred its shapes
+    lazy = nn.Sequential(nn.LazyLinear(2))
+    with pytest.raises(TypeError, match=r"0: LazyLinear has not inferred its shapes yet; run one forward"):
+        fl.from_torch(lazy)
+    lazy(torch.ones(1, 3))
+    assert fl.from_torch(lazy)[1]["0"]["weight"].shape == (2, 3)
     # a Python callable working on torch tensors cannot run on JAX arrays
     with pytest.raises(TypeError, match=r"\(root\): TripletMarginWithDistanceLoss: argument distance_function"):
         fl.from_torch(nn.TripletMarginWithDistanceLoss(distance_function=lambda a, b: (a - b).abs().sum(-1)))

@@ -196,6 +196,10 @@ def _convert(module: Any, path: str) -> Layer:
                                    f"{type(module).__name__}.")
     fn = _lookup(module)
     cls = type(module)
+    if fn is None and cls.__name__.startswith("Lazy") and getattr(torch.nn, cls.__name__, None) is cls:
+        raise TorchConversionError(f"from_torch: {_path_label(path)}: {cls.__name__} has not inferred its shapes "
+                                   f"yet; run one forward pass in torch first (it then becomes "
+                                   f"{cls.__name__.removeprefix('Lazy')}), and convert after.")
     if fn is None:
         qualname = f"{cls.__module__}.{cls.__qualname__}"
         raise TorchConversionError(

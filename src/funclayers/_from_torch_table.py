@@ -216,6 +216,9 @@ _SPECIAL: dict[str, Converter] = {
     "Transformer": _transformer,
 }
 
+# torch.nn classes that are another's deprecated alias (same arguments, same forward)
+_ALIASES = {"NLLLoss2d": "NLLLoss"}
+
 _CACHE: dict[type, Converter | None] = {}
 
 
@@ -232,8 +235,9 @@ def builtin_converter(torch_class: type) -> Converter | None:
     if torch_class in (getattr(torch.nn, name, None), getattr(torch.nn.parallel, name, None)):
         if name in _SPECIAL:
             fn = _SPECIAL[name]
-        elif name in fl.__all__ and name not in _NOT_GENERIC:
-            fn = _generic(getattr(fl, name), _OVERRIDES.get(name, {}))
+        elif _ALIASES.get(name, name) in fl.__all__ and name not in _NOT_GENERIC:
+            target = _ALIASES.get(name, name)
+            fn = _generic(getattr(fl, target), _OVERRIDES.get(target, {}))
     _CACHE[torch_class] = fn
     return fn
 
@@ -245,7 +249,7 @@ def covered_torch_classes() -> list[str]:
     import funclayers as fl
 
     names = []
-    for name in fl.__all__ + ["ParameterList", "ParameterDict"]:
+    for name in fl.__all__ + ["ParameterList", "ParameterDict"] + list(_ALIASES):
         cls = getattr(torch.nn, name, None) or getattr(torch.nn.parallel, name, None)
         if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and builtin_converter(cls) is not None:
             names.append(name)
