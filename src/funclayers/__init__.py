@@ -130,3 +130,9 @@ __all__ += ["MultiheadAttention", "Transformer", "TransformerEncoder", "Transfor
 from . import parallel
 from .parallel import DataParallel, DistributedDataParallel
 __all__ += ["parallel", "DataParallel", "DistributedDataParallel"]
+
+# -- interop: from_torch (_from_torch.py, _from_torch_table.py; torch imported only when called) --
+from ._from_torch import (TorchConversionError, from_torch, register_torch_converter, torch_to_layer,
+                          unregister_torch_converter)
+__all__ += ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",
+            "TorchConversionError"]

@@ -1,0 +1,315 @@
+"""torch interop: a live `torch.nn.Module` tree to a funclayers layer with its params and state, in one call.
+
+    layer, params, state = fl.from_torch(torch_model)
+
+Each submodule becomes the funclayers layer of the same name, built with the constructor
+arguments read back from the module's attributes (torch stores most of them under their
+argument names); containers keep their children's names, so `fl.state_dict(params, state)` is the
+torch `state_dict`. Unknown classes raise `TorchConversionError` naming their path in the tree
+(`features.3: MyBlock`); `register_torch_converter` maps them to a funclayers layer or composite.
+
+torch is imported here only when a function runs: `import funclayers` never imports it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._interop import load_state_dict
+from ._layer import Buffer, Layer, Module, Parameter
+
+Converter = Callable[[Any, Callable[..., Layer]], Layer]
+
+_USER_CONVERTERS: dict[type, Converter] = {}
+
+
+class TorchConversionError(TypeError):
+    """A torch module that `from_torch` cannot convert; the message names its path and class."""
+
+
+def register_torch_converter(torch_class: type, fn: Converter | None = None) -> Any:
+    """Teach `from_torch` a torch module class: `fn(module, convert) -> Layer`.
+
+    `fn` receives the live torch module and a `convert` callback that converts one of its
+    children (`convert(module.conv1)`), and returns a funclayers layer whose params and state
+    are named as the module's `state_dict` (usually `fl.Module(forward, conv1=convert(module.conv1), ...)`).
+    `convert` also has helpers: `convert.children()` (all named children, converted),
+    `convert.parameter(name)` / `convert.buffer(name)` (the module's own tensors as `fl.Parameter` /
+    `fl.Buffer`), and `convert.composite(forward)`, which is `fl.Module(forward, ...)` over all of
+    them: `fl.register_torch_converter(MyBlock, lambda module, convert: convert.composite(forward))`.
+    A registration covers subclasses of `torch_class` too, and takes precedence over the
+    built-in conversion of torch.nn's own classes. Usable as a decorator:
+    `@fl.register_torch_converter(MyBlock)`.
+
+    Args:
+      torch_class: a `torch.nn.Module` subclass.
+      fn: the converter; omit it to get a decorator.
+
+    Returns: `fn` (or the decorator).
+
+    Example (a torchvision-style BasicBlock, written by the user in both frameworks):
+      >>> import jax, jax.numpy as jnp, torch
+      >>> from torch import nn
+      >>> class BasicBlock(nn.Module):                 # torch: conv-bn-relu-conv-bn + identity
+      ...     def __init__(self, inplanes, planes, stride=1):
+      ...         super().__init__()
+      ...         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+      ...         self.bn1 = nn.BatchNorm2d(planes)
+      ...         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+      ...         self.bn2 = nn.BatchNorm2d(planes)
+      ...         self.downsample = None
+      ...         if stride != 1 or inplanes != planes:
+      ...             self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+      ...                                             nn.BatchNorm2d(planes))
+      ...     def forward(self, x):
+      ...         out = torch.relu(self.bn1(self.conv1(x)))
+      ...         out = self.bn2(self.conv2(out))
+      ...         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+      >>> def basic_block_forward(m, x):               # funclayers: the same forward, on a Scope
+      ...     out = jax.nn.relu(m.bn1(m.conv1(x)))
+      ...     out = m.bn2(m.conv2(out))
+      ...     return jax.nn.relu(out + (m.downsample(x) if "downsample" in m else x))
+      >>> @fl.register_torch_converter(BasicBlock)
+      ... def convert_basic_block(module, convert):
+      ...     return fl.Module(basic_block_forward, **convert.children())
+      >>> torch_net = nn.Sequential(BasicBlock(3, 8, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+      >>> net, params, state = fl.from_torch(torch_net)
+      >>> sorted(params["0"])
+      ['bn1', 'bn2', 'conv1', 'conv2', 'downsample']
+      >>> out, _ = net.apply(params, state, jnp.ones((1, 3, 8, 8)))
+      >>> bool(jnp.allclose(out, torch_net(torch.ones(1, 3, 8, 8)).detach().numpy(), atol=1e-5))
+      True
+    """
+    if not isinstance(torch_class, type):
+        raise TypeError(f"register_torch_converter: torch_class must be a class (a torch.nn.Module subclass), "
+                        f"got {torch_class!r}.")
+
+    def register(fn: Converter) -> Converter:
+        if not callable(fn):
+            raise TypeError(f"register_torch_converter: the converter for {torch_class.__name__} must be callable "
+                            f"as fn(module, convert) -> Layer, got {fn!r}.")
+        _USER_CONVERTERS[torch_class] = fn
+        return fn
+
+    return register if fn is None else register(fn)
+
+
+def unregister_torch_converter(torch_class: type) -> None:
+    """Forget a converter registered with `register_torch_converter` (no error if there is none).
+
+    Args:
+      torch_class: the class given to `register_torch_converter`.
+    """
+    _USER_CONVERTERS.pop(torch_class, None)
+
+
+def _path_label(path: str) -> str:
+    return path if path else "(root)"
+
+
+def _float_dtype(module: Any) -> Any:
+    """The dtype of the module's floating parameters and buffers (recursively), or None.
+
+    float64 without `jax_enable_x64` is float32 (from_torch warns once), as JAX would truncate it.
+    """
+    for tensor in module.state_dict().values():
+        if tensor.is_floating_point():
+            dtype = jnp.dtype(str(tensor.dtype).removeprefix("torch."))
+            if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+                return jnp.dtype(jnp.float32)
+            return dtype
+    return None
+
+
+class _Converter:
+    """Converts one module at `path`; `convert(child)` (the callback user converters get) recurses."""
+
+    def __init__(self, module: Any, path: str):
+        self.module, self.path = module, path
+
+    def child_path(self, child: Any, name: str | None) -> str:
+        if name is None:
+            for child_name, candidate in self.module.named_children():
+                if candidate is child:
+                    name = child_name
+                    break
+            else:
+                name = f"<{type(child).__name__} not a child of {type(self.module).__name__}>"
+        return f"{self.path}.{name}" if self.path else str(name)
+
+    def __call__(self, child: Any, name: str | None = None) -> Layer:
+        """Convert `child`, a submodule of the module being converted (`name` defaults to its attribute name)."""
+        return _convert(child, self.child_path(child, name))
+
+    def children(self) -> dict[str, Layer]:
+        """The module's named children, converted, in torch's registration order."""
+        return {name: self(child, name) for name, child in self.module.named_children()}
+
+    def parameter(self, name: str) -> Layer:
+        """`fl.Parameter` holding the module's own parameter `name` (e.g. a `cls_token`)."""
+        return Parameter(_to_value(self.module._parameters[name], self, name))
+
+    def buffer(self, name: str) -> Layer:
+        """`fl.Buffer` holding the module's own persistent buffer `name`."""
+        return Buffer(_to_value(self.module._buffers[name], self, name))
+
+    def composite(self, forward: Callable[..., Any]) -> Layer:
+        """`fl.Module(forward, ...)` over the module's own parameters, persistent buffers and converted
+        children, under their torch names: the usual converter of a user's torch module class.
+
+        Non-persistent buffers are not in torch's `state_dict`; a forward that needs one closes over it.
+        """
+        members: dict[str, Layer] = {}
+        for name, value in self.module._parameters.items():
+            if value is not None:
+                members[name] = self.parameter(name)
+        for name, value in self.module._buffers.items():
+            if value is not None and name not in self.module._non_persistent_buffers_set:
+                members[name] = self.buffer(name)
+        members.update(self.children())
+        return Module(forward, **members)
+
+    def error(self, what: str) -> TorchConversionError:
+        return TorchConversionError(f"from_torch: {_path_label(self.path)}: {type(self.module).__name__}: {what}")
+
+
+def _lookup(module: Any) -> Converter | None:
+    for cls in type(module).__mro__:
+        if cls in _USER_CONVERTERS:
+            return _USER_CONVERTERS[cls]
+    from ._from_torch_table import builtin_converter
+
+    return builtin_converter(type(module))
+
+
+def _convert(module: Any, path: str) -> Layer:
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise TorchConversionError(f"from_torch: {_path_label(path)}: expected a torch.nn.Module, got "
+                                   f"{type(module).__name__}.")
+    fn = _lookup(module)
+    cls = type(module)
+    if fn is None and cls.__name__.startswith("Lazy") and getattr(torch.nn, cls.__name__, None) is cls:
+        raise TorchConversionError(f"from_torch: {_path_label(path)}: {cls.__name__} has not inferred its shapes "
+                                   f"yet; run one forward pass in torch first (it then becomes "
+                                   f"{cls.__name__.removeprefix('Lazy')}), and convert after.")
+    if fn is None:
+        qualname = f"{cls.__module__}.{cls.__qualname__}"
+        raise TorchConversionError(
+            f"from_torch: {_path_label(path)}: {cls.__name__} ({qualname}) is not a torch.nn class funclayers "
+            f"converts. Map it to a funclayers layer with fl.register_torch_converter({cls.__name__}, fn), where "
+            f"fn(module, convert) returns a Layer named as the module's state_dict, e.g. "
+            f"convert.composite(forward) for fl.Module(forward, <its parameters, buffers and converted children>) "
+            f"(see fl.register_torch_converter and the README section 'Porting from torch').")
+    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+             if getattr(module, kind, None)]
+    if hooks:
+        warnings.warn(f"from_torch: {_path_label(path)}: {cls.__name__} has hooks ({', '.join(hooks)}) that the "
+                      f"funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may differ.",
+                      stacklevel=3)
+    layer = fn(module, _Converter(module, path))
+    if not isinstance(layer, Layer):
+        raise TorchConversionError(f"from_torch: {_path_label(path)}: the converter for {cls.__name__} returned "
+                                   f"{type(layer).__name__}, not a funclayers Layer.")
+    return layer
+
+
+def torch_to_layer(module: Any) -> Layer:
+    """The funclayers layer twin of a torch module tree, without its weights (see `from_torch`).
+
+    Example:
+      >>> import torch
+      >>> fl.torch_to_layer(torch.nn.Linear(3, 2))
+      Linear(in_features=3, out_features=2, bias=True)
+    """
+    return _convert(module, "")
+
+
+def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
+    """Convert a live torch module tree into a funclayers layer, its params and its state.
+
+    Every submodule of a class funclayers covers (containers `Sequential`, `ModuleList`,
+    `ModuleDict` included, at any depth) becomes the funclayers layer of the same name, built
+    with the constructor arguments read from the module's attributes; params and state are the
+    module's `state_dict`, loaded with `fl.load_state_dict`. The layer computes what the torch
+    module computes: `apply(..., training=False)` is torch's `eval()`, `training=True` its
+    `train()` (random layers then take `rng=`); the module's own `.training` flag is not read.
+    `fl.state_dict(params, state)` loads back into the module with `load_state_dict(strict=True)`.
+
+    Args:
+      module: a `torch.nn.Module`.
+      strict: passed to `fl.load_state_dict` (keep True: the names must match exactly).
+
+    Returns: `(layer, params, state)`; floating arrays keep the module's dtypes (float64
+      needs `jax_enable_x64`).
+
+    Raises:
+      TorchConversionError (a TypeError): a submodule's class is neither a torch.nn class that
+        funclayers covers nor registered with `fl.register_torch_converter`; the message names its
+        path in the tree, e.g. `features.3: MyBlock`.
+
+    Example:
+      >>> import jax.numpy as jnp, torch
+      >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+      >>> layer, params, state = fl.from_torch(torch_model)
+      >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)), training=True)
+      >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()})
+      <All keys matched successfully>
+    """
+    sd = module.state_dict()
+    if not jax.config.jax_enable_x64 and any(str(v.dtype) == "torch.float64" for v in sd.values()):
+        warnings.warn("from_torch: the torch module holds float64 tensors but jax_enable_x64 is off, so its "
+                      "params and buffers become float32; enable it first (jax.config.update("
+                      "'jax_enable_x64', True)) to keep float64.", stacklevel=2)
+    layer = torch_to_layer(module)
+    params, state = load_state_dict(layer, sd, strict=strict)
+    return layer, params, state
+
+
+def _to_value(value: Any, conv: _Converter, name: str) -> Any:
+    """A torch attribute value as a funclayers constructor argument."""
+    import torch
+
+    if isinstance(value, torch.nn.Module):
+        return conv(value)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:
+            return jnp.asarray(value.float().numpy(), jnp.bfloat16)
+        return np.array(value.numpy())
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_value(v, conv, name) for v in value)
+    if callable(value) and not isinstance(value, type):
+        return _torch_function(value, conv, name)
+    return value
+
+
+def _torch_function(fn: Any, conv: _Converter, name: str) -> Any:
+    """A torch function stored as an attribute (activation=F.gelu) as its funclayers twin."""
+    from . import functional
+
+    fn_name = getattr(fn, "__name__", None)
+    fn_module = getattr(fn, "__module__", None) or ""
+    if fn_name is not None and (fn_module.startswith("torch") or fn_module == "") and hasattr(functional, fn_name):
+        return getattr(functional, fn_name)
+    raise conv.error(f"argument {name}={fn!r} is a Python callable working on torch tensors, which funclayers "
+                     f"cannot call on JAX arrays. Register a converter with fl.register_torch_converter("
+                     f"{type(conv.module).__name__}, fn) that passes a JAX function instead.")
+
+
+def dtype_of(module: Any) -> Any:
+    """The floating dtype of a module's parameters and buffers, or None (the funclayers default)."""
+    return _float_dtype(module)
+
+
+__all__ = ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",
+           "TorchConversionError"]
