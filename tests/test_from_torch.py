@@ -15,8 +15,6 @@ gradients (see _compare_grads).
 
 import subprocess
 import sys
-import types
-import unittest
 from collections import OrderedDict
 
 import jax
@@ -26,22 +24,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.testing._internal.common_modules import module_db  # needs expecttest (in the test extras)
 
 import funclayers as fl
 from funclayers._from_torch_table import covered_torch_classes
 
 RTOL, ATOL = 1e-10, 1e-12  # float64, as every parity test in this suite
-
-# torch's test utilities import expecttest (a torch test-only dependency absent here); module_db
-# itself does not use it, so a stand-in with the two names common_utils reads is enough.
-if "expecttest" not in sys.modules:
-    try:
-        import expecttest  # noqa: F401
-    except ImportError:
-        _stub = types.ModuleType("expecttest")
-        _stub.TestCase, _stub.ACCEPT = unittest.TestCase, False
-        sys.modules["expecttest"] = _stub
-from torch.testing._internal.common_modules import module_db  # noqa: E402
 
 COVERED = set(covered_torch_classes())
 
@@ -146,14 +134,6 @@ def _check_case(module, args, kwargs, training, grad=False):
     module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
 
 
-# torch accepts integer targets where funclayers asks for a cast (a funclayers divergence, reported)
-_INT_TARGET = ("funclayers' {} raises TypeError for the integer target torch's module_db passes; torch "
-               "promotes it to the input's dtype")
-XFAIL = {("MarginRankingLoss", i, t): _INT_TARGET.format("margin_ranking_loss") for i in (0, 1, 2) for t in "et"}
-XFAIL.update({("MultiLabelSoftMarginLoss", i, t): _INT_TARGET.format("multilabel_soft_margin_loss")
-              for i in (0, 1, 2) for t in "et"})
-
-
 def _module_db_cases():
     cases = []
     for info in module_db:
@@ -164,12 +144,7 @@ def _module_db_cases():
             available = len(info.module_inputs_func(info, device="cpu", dtype=torch.float64, requires_grad=False,
                                                     training=training))
             for i in range(min(available, 1 if training else 3)):
-                tag = "t" if training else "e"
-                marks = ()
-                if (name, i, tag) in XFAIL:
-                    marks = pytest.mark.xfail(reason=XFAIL[(name, i, tag)], strict=True)
-                cases.append(pytest.param(info, i, training, id=f"{name}-{i}-{'train' if training else 'eval'}",
-                                          marks=marks))
+                cases.append(pytest.param(info, i, training, id=f"{name}-{i}-{'train' if training else 'eval'}"))
     return cases
 
 

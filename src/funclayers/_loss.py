@@ -74,11 +74,20 @@ def concrete(x: Any) -> np.ndarray | None:
         return None
 
 
-def float_inputs(who: str, *arrays: Any, names: tuple[str, ...] = ("input", "target")) -> tuple:
-    """The arrays in one floating dtype (torch's type promotion); TypeError for non-floating input."""
+def float_inputs(who: str, *arrays: Any, names: tuple[str, ...] = ("input", "target"),
+                 integer_target: bool = True) -> tuple:
+    """The arrays in one floating dtype (torch's type promotion); TypeError for a non-floating input.
+
+    An integer or bool `target` is promoted to the inputs' dtype, as torch does, unless
+    `integer_target=False` (binary cross entropy and kl_div, whose torch kernels reject one)."""
+    floating = []
     for a, name in zip(arrays, names):
-        check_floating(who, a, name)
-    dtype = jnp.result_type(*arrays)
+        if not (integer_target and name == "target"):
+            check_floating(who, a, name)
+            floating.append(a)
+        elif jnp.issubdtype(jnp.result_type(a), jnp.floating):
+            floating.append(a)
+    dtype = jnp.result_type(*floating)
     return tuple(jnp.asarray(a, dtype) for a in arrays)
 
 
@@ -312,7 +321,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     if fmt_shape(target) != fmt_shape(input):
         raise ValueError(f"{who}: Using a target size ({fmt_shape(target)}) that is different to the input size "
                          f"({fmt_shape(input)}) is deprecated. Please ensure they have the same size.")
-    input, target = float_inputs(who, input, target)
+    input, target = float_inputs(who, input, target, integer_target=False)
     known = concrete(input)
     if known is not None and not np.all((known >= 0) & (known <= 1)):
         raise ValueError(f"{who}: all elements of input should be between 0 and 1; apply a sigmoid first, or use "
@@ -348,7 +357,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     if fmt_shape(target) != fmt_shape(input):
         raise ValueError(f"{who}: Target size ({fmt_shape(target)}) must be the same as input size "
                          f"({fmt_shape(input)}).")
-    input, target = float_inputs(who, input, target)
+    input, target = float_inputs(who, input, target, integer_target=False)
     log_sigmoid = jax.nn.log_sigmoid(input)
     if pos_weight is not None:
         log_sigmoid = log_sigmoid * ((jnp.asarray(pos_weight, input.dtype) - 1) * target + 1)
@@ -376,7 +385,7 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
                       "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
                       UserWarning, stacklevel=2)
     reduction = resolve_reduction("kl_div", reduction, extra=("batchmean",))
-    input, target = float_inputs("kl_div", input, target)
+    input, target = float_inputs("kl_div", input, target, integer_target=False)
     input, target = jnp.broadcast_arrays(input, target)
     if log_target:
         loss = jnp.exp(target) * (target - input)
