@@ -337,15 +337,19 @@ def build(cells: list[tuple[str, str]], title: str) -> nbformat.NotebookNode:
     return nb
 
 
+def write(filename: str, cells: list[tuple[str, str]], title: str) -> None:
+    """Build, validate and write notebooks/<filename> (every notebook builder's last step)."""
+    nb = build(cells, title)
+    nbformat.validate(nb)
+    path = os.path.join(HERE, filename)
+    with open(path, "w") as fh:
+        nbformat.write(nb, fh)
+    print("wrote", path)
+
+
 def main() -> None:
-    for filename, cells, title in (("01_layers_tour.ipynb", TOUR, "A tour of torch's layers in funclayers"),
-                                   ("02_train_cnn.ipynb", TRAIN, "Training a CNN with funclayers and optax")):
-        nb = build(cells, title)
-        nbformat.validate(nb)
-        path = os.path.join(HERE, filename)
-        with open(path, "w") as fh:
-            nbformat.write(nb, fh)
-        print("wrote", path)
+    write("01_layers_tour.ipynb", TOUR, "A tour of torch's layers in funclayers")
+    write("02_train_cnn.ipynb", TRAIN, "Training a CNN with funclayers and optax")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,7 @@ the committed file is what this script writes.
 
 from __future__ import annotations
 
-import os
-
-import nbformat
-from build_notebooks import HERE, build
+from build_notebooks import write
 
 FILENAME = "05_data_parallel.ipynb"
 TITLE = "Data parallelism: DataParallel, SyncBatchNorm and DistributedDataParallel"
@@ -179,10 +176,7 @@ the wrappers."""),
 
 
 def main() -> None:
-    nb = build(PARALLEL, TITLE)
-    nbformat.validate(nb)
-    with open(os.path.join(HERE, FILENAME), "w") as fh:
-        nbformat.write(nb, fh)
+    write(FILENAME, PARALLEL, TITLE)
 
 
 if __name__ == "__main__":

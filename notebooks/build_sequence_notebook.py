@@ -9,10 +9,7 @@ that the committed file is what this script writes.
 
 from __future__ import annotations
 
-import os
-
-import nbformat
-from build_notebooks import HERE, build
+from build_notebooks import write
 
 FILENAME = "03_sequence_model.ipynb"
 TITLE = "A character-level GRU language model with funclayers and optax"
@@ -197,12 +194,7 @@ for line in lines[:4]:
 
 
 def main() -> None:
-    nb = build(SEQUENCE, TITLE)
-    nbformat.validate(nb)
-    path = os.path.join(HERE, FILENAME)
-    with open(path, "w") as fh:
-        nbformat.write(nb, fh)
-    print("wrote", path)
+    write(FILENAME, SEQUENCE, TITLE)
 
 
 if __name__ == "__main__":

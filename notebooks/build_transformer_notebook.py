@@ -8,10 +8,7 @@ that the committed file is what this script writes.
 
 from __future__ import annotations
 
-import os
-
-import nbformat
-from build_notebooks import HERE, build
+from build_notebooks import write
 
 FILENAME = "04_transformer.ipynb"
 TITLE = "Training a Transformer with funclayers and optax"
@@ -206,12 +203,7 @@ print(f"padded source positions get weight {weights[:, :, n:].max():.1e}; notebo
 
 
 def main() -> None:
-    nb = build(CELLS, TITLE)
-    nbformat.validate(nb)
-    path = os.path.join(HERE, FILENAME)
-    with open(path, "w") as fh:
-        nbformat.write(nb, fh)
-    print("wrote", path)
+    write(FILENAME, CELLS, TITLE)
 
 
 if __name__ == "__main__":
