@@ -34,6 +34,7 @@ under `jax.jit`, and loads the weights and BatchNorm running statistics back int
 the two frameworks' numbers side by side. Everything is float32 and runs on the CPU."""),
     ("code", '''\
 import copy
+import textwrap
 import time
 
 import jax
@@ -110,7 +111,7 @@ Only torch.nn's own classes convert by themselves. A class of your own raises
 try:
     fl.from_torch(torch_model)
 except fl.TorchConversionError as err:
-    print(str(err)[:160], "...")'''),
+    print(textwrap.fill(str(err), 100))'''),
     ("md", """\
 `fl.register_torch_converter(TorchClass, fn)` maps the class to a funclayers layer:
 `fn(module, convert)` gets the live torch module and a `convert` callback for its children, and
@@ -148,7 +149,8 @@ print(len(sd), "arrays; params of layer2.0:", list(params["layer2"]["0"]),
 
 `training=False` is torch's `eval()` (BatchNorm uses its running statistics), `training=True` is
 `train()` (batch statistics, and the running statistics come back updated in the new state).
-torch's train-mode forward updates its buffers in place, so it runs on a copy."""),
+torch's train-mode forward updates its buffers in place, so it runs on a copy. Each row prints an
+array's first entry in both frameworks and the largest absolute difference over the array."""),
     ("code", '''\
 x, y = x_train[:64], y_train[:64]
 apply = jax.jit(model.apply, static_argnames="training")
@@ -159,14 +161,14 @@ def max_abs(a, b):
 
 
 with torch.no_grad():
-    torch_eval = torch_model.eval()(torch.from_numpy(x)).numpy()
+    torch_eval = torch_model.eval()(torch.from_numpy(x_test)).numpy()
     torch_copy = copy.deepcopy(torch_model).train()
     torch_train = torch_copy(torch.from_numpy(x)).numpy()
-fl_eval, _ = apply(params, state, jnp.asarray(x), training=False)
+fl_eval, _ = apply(params, state, jnp.asarray(x_test), training=False)
 fl_train, new_state = apply(params, state, jnp.asarray(x), training=True)
 
 torch_sd = torch_copy.state_dict()
-rows = [("logits, eval()", torch_eval, fl_eval), ("logits, train()", torch_train, fl_train)]
+rows = [("test logits, eval()", torch_eval, fl_eval), ("batch logits, train()", torch_train, fl_train)]
 rows += [(f"{name} after train()", torch_sd[name].numpy(), fl.state_dict(params, new_state)[name])
          for name in ("bn1.running_mean", "layer4.1.bn2.running_var", "bn1.num_batches_tracked")]
 print(f"{'':40s}{'torch':>12s}{'funclayers':>12s}{'max |diff|':>12s}")
@@ -226,8 +228,7 @@ def accuracy(logits, y):
     return float(np.mean(np.argmax(np.asarray(logits), -1) == y))
 
 
-before, _ = apply(params, state, jnp.asarray(x_test), training=False)
-print(f"test accuracy before fine-tuning: {accuracy(before, y_test):.3f}")
+print(f"test accuracy before fine-tuning: {accuracy(fl_eval, y_test):.3f}")
 rng, steps, batch = np.random.default_rng(0), 40, 100
 for step in range(steps):
     idx = rng.choice(len(x_train), batch, replace=False)
@@ -243,13 +244,17 @@ assert accuracy(fl_logits, y_test) > 0.8'''),
 
 `fl.state_dict(params, state)` holds the fine-tuned weights and the updated BatchNorm buffers
 (`running_mean`, `running_var`, `num_batches_tracked`) under torch's names; `strict=True` checks
-that nothing is missing or extra. torch, in `eval()`, now computes what funclayers computes."""),
+that nothing is missing or extra. torch, in `eval()`, now computes what funclayers computes, and
+one more `train()` forward updates the running statistics alike in both."""),
     ("code", '''\
 result = torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()},
                                      strict=True)
 print(result)
 with torch.no_grad():
     torch_logits = torch_model.eval()(torch.from_numpy(x_test)).numpy()
+    torch_copy = copy.deepcopy(torch_model).train()        # and one more train() forward in both
+    torch_train = torch_copy(torch.from_numpy(x)).numpy()
+fl_train, new_state = apply(params, state, jnp.asarray(x), training=True)
 
 print(f"{'':40s}{'torch':>12s}{'funclayers':>12s}{'max |diff|':>12s}")
 print(f"{'test accuracy':40s}{accuracy(torch_logits, y_test):12.3f}{accuracy(fl_logits, y_test):12.3f}")
@@ -257,6 +262,9 @@ rows = [("test logits [0, 0]", torch_logits, fl_logits)]
 rows += [(name, torch_model.state_dict()[name].numpy(), value) for name, value in fl.state_dict(params, state).items()
          if name in ("fc.bias", "bn1.running_mean", "layer3.0.downsample.1.running_var",
                      "layer1.0.bn1.num_batches_tracked")]
+rows += [("batch logits, one more train()", torch_train, fl_train),
+         ("layer4.1.bn2.running_var after it", torch_copy.state_dict()["layer4.1.bn2.running_var"].numpy(),
+          fl.state_dict(params, new_state)["layer4.1.bn2.running_var"])]
 for name, t, f in rows:
     diff = max_abs(t, f)
     print(f"{name:40s}{float(np.ravel(t)[0]):12.6f}{float(np.ravel(f)[0]):12.6f}{diff:12.2e}")
