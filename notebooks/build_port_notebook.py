@@ -282,10 +282,10 @@ print(f"notebook ran in {time.perf_counter() - start:.0f} s")'''),
   `fl.Module` by hand. Module hooks are not run (`from_torch` warns).
 - **dtypes** are kept: a float32 torch model gives float32 params. A float64 model needs
   `jax.config.update("jax_enable_x64", True)` before converting (otherwise `from_torch` warns and
-  converts to float32). bfloat16 tensors become `jnp.bfloat16` arrays.
+  converts to float32).
 - **Train / eval** is an argument (`training=True/False`), not a flag on the layer; layers with
   randomness (dropout) take `rng=` in training mode.
-- **Agreement** is to float32 rounding (~1e-6 relative here), not bit-exact: XLA and torch order
+- **Agreement** is to float32 rounding (about 1e-6 relative here), not bit-exact: XLA and torch order
   their reductions differently."""),
 ]
 
