@@ -30,7 +30,8 @@ def _outputs(nb):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb",
-                                  "04_transformer.ipynb", "05_data_parallel.ipynb"])
+                                  "04_transformer.ipynb", "05_data_parallel.ipynb",
+                                  "06_port_from_torch.ipynb"])
 def test_notebook_runs(name):
     with open(os.path.join(NOTEBOOKS, name)) as fh:
         nb = nbformat.read(fh, as_version=4)
@@ -87,3 +88,14 @@ def test_parallel_notebook_is_built_from_its_generator():
         committed = nbformat.read(fh, as_version=4)
     assert [c.source for c in committed.cells] == [src for _, src in build_parallel_notebook.PARALLEL], \
         "05_data_parallel.ipynb differs from its builder; run python notebooks/build_parallel_notebook.py"
+
+
+def test_port_notebook_is_built_from_its_generator():
+    """06_port_from_torch.ipynb is exactly what notebooks/build_port_notebook.py writes."""
+    sys.path.insert(0, NOTEBOOKS)
+    import build_port_notebook as builder
+
+    with open(os.path.join(NOTEBOOKS, builder.FILENAME)) as fh:
+        committed = nbformat.read(fh, as_version=4)
+    assert [c.source for c in committed.cells] == [src for _, src in builder.CELLS], \
+        f"{builder.FILENAME} differs from its builder; run python notebooks/build_port_notebook.py"
