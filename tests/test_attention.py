@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from oracle import check_layer, randn, tolerance
+from oracle import assert_close, check_layer, randn, to_torch, tolerance
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import funclayers as fl
@@ -413,3 +413,57 @@ def test_flash_kernel_every_mode_matches_the_dense_kernel(blockwise, x64, causal
     want = every_mode((q, k, v), tangents, dense)
     for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("options", [
+    dict(need_weights=True, static=False, add_zero_attn=False, masks=True),
+    dict(need_weights=False, static=True, add_zero_attn=False, masks=False),
+    dict(need_weights=True, static=True, add_zero_attn=True, masks=True),
+], ids=["weights-masks", "static_kv-sdpa", "static_kv-zero_attn-masks"])
+def test_multi_head_attention_forward_matches_torch(dtype, options):
+    """The functional form in torch's (L, N, E) layout, static_k / static_v included: outputs, weights,
+    and gradients w.r.t. the query, the static keys and values and the in-projection weight."""
+    Lq, S, S_static, N, E, heads = 4, 5, 6, 2, 8, 2
+    names = ["query", "key", "value", "in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias"]
+    arrays = [randn(Lq, N, E, seed=0), randn(S, N, E, seed=1), randn(S, N, E, seed=2),
+              randn(3 * E, E, seed=3, scale=0.3), randn(3 * E, seed=4), randn(E, E, seed=5, scale=0.3),
+              randn(E, seed=6)]
+    if options["static"]:
+        names += ["static_k", "static_v"]
+        arrays += [randn(N * heads, S_static, E // heads, seed=7), randn(N * heads, S_static, E // heads, seed=8)]
+    arrays = [a.astype(dtype) for a in arrays]
+    src = S_static if options["static"] else S  # add_zero_attn pads the masks itself
+    kpm = np.zeros((N, src), bool)
+    kpm[1, 2] = True
+    attn_mask = _mask("float", (Lq, S), seed=9).astype(dtype) if options["masks"] else None
+    kwargs = dict(embed_dim_to_check=E, num_heads=heads, bias_k=None, bias_v=None,
+                  add_zero_attn=options["add_zero_attn"], dropout_p=0.0, training=False,
+                  need_weights=options["need_weights"])
+    if options["masks"] and not options["static"]:
+        kwargs_masks = dict(key_padding_mask=kpm, attn_mask=attn_mask)
+    elif options["masks"]:  # torch checks attn_mask against the key's length, then attends over the static keys
+        kwargs_masks = dict(key_padding_mask=kpm)
+    else:
+        kwargs_masks = {}
+    ct = randn(Lq, N, E, seed=10).astype(dtype)
+
+    tensors = {n: to_torch(a, requires_grad=True) for n, a in zip(names, arrays)}
+    out, weights = torch.nn.functional.multi_head_attention_forward(
+        **tensors, **kwargs, **{k: to_torch(v) for k, v in kwargs_masks.items()})
+    (out * to_torch(ct)).sum().backward()
+
+    def ours(values):
+        return F.multi_head_attention_forward(**dict(zip(names, values)), **kwargs, **kwargs_masks)
+
+    (got, got_w), vjp = jax.vjp(ours, [jnp.asarray(a) for a in arrays])
+    tol = tolerance(dtype)
+    assert_close(got, out.detach().numpy(), "attn_output", **tol)
+    assert_close(got_w, None if weights is None else weights.detach().numpy(), "attn_weights", **tol)
+    (grads,) = vjp((jnp.asarray(ct), None if got_w is None else jnp.zeros_like(got_w)))
+    for name, g in zip(names, grads):
+        if name in ("query", "static_k", "static_v", "in_proj_weight"):
+            assert_close(g, tensors[name].grad.numpy(), f"grad of {name}", **tol)
+    if options["static"]:
+        with pytest.raises(ValueError, match="expecting static_k of shape"):
+            F.multi_head_attention_forward(**dict(zip(names[:-2], arrays[:-2])), static_k=arrays[-1][:, :, :2],
+                                           **kwargs)

@@ -362,6 +362,15 @@ def _in_projection(who, query, key, value, in_proj_weight, in_proj_bias, q_w, k_
     return _linear(who, query, q_w, b_q), _linear(who, key, k_w, b_k), _linear(who, value, v_w, b_v)
 
 
+def _static(who: str, name: str, x: Any, bsz: int, num_heads: int, head_dim: int, dtype: Any) -> jax.Array:
+    """torch's (N * num_heads, S, head_dim) static keys or values, as (N, num_heads, S, head_dim)."""
+    x = jnp.asarray(x, dtype)
+    if x.ndim != 3 or x.shape[0] != bsz * num_heads or x.shape[2] != head_dim:
+        raise ValueError(f"{who}: expecting {name} of shape ({bsz * num_heads}, S, {head_dim}) (N * num_heads, S, "
+                         f"head_dim), but got {fmt_shape(x)}.")
+    return x.reshape(bsz, num_heads, x.shape[1], head_dim)
+
+
 def multi_head_attention_forward(
     query: Any, key: Any, value: Any, embed_dim_to_check: int, num_heads: int, in_proj_weight: Any,
     in_proj_bias: Any, bias_k: Any, bias_v: Any, add_zero_attn: bool, dropout_p: float, out_proj_weight: Any,
@@ -375,6 +384,8 @@ def multi_head_attention_forward(
 
     Args: torch's, in its order (see `MultiheadAttention`); `rng` is the dropout key when
       `training` and `dropout_p > 0`. Masks: bool (True = masked out) or float (added).
+      `static_k` / `static_v` (N * num_heads, S', head_dim) replace the projected keys / values
+      (after `bias_k` / `bias_v`, before `add_zero_attn`), as torch's do.
 
     With `need_weights` the weights are computed densely and returned (a query whose every key is
     masked gets NaN, as torch's softmax gives); without, the attention runs through
@@ -426,8 +437,6 @@ def multi_head_attention_forward(
                              f"{value.shape[:2]}")
     elif key.shape != value.shape:
         raise ValueError(f"{who}: key shape {key.shape} does not match value shape {value.shape}")
-    if static_k is not None or static_v is not None:
-        raise NotImplementedError(f"{who}: static_k / static_v are not supported.")
     params = [None if a is None else jnp.asarray(a, dtype) for a in
               (in_proj_weight, in_proj_bias, bias_k, bias_v, out_proj_weight, out_proj_bias,
                q_proj_weight, k_proj_weight, v_proj_weight)]
@@ -455,6 +464,8 @@ def multi_head_attention_forward(
     q = q.reshape(tgt_len, bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
     k = k.reshape(k.shape[0], bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
     v = v.reshape(v.shape[0], bsz, num_heads, head_dim).transpose(1, 2, 0, 3)
+    k = k if static_k is None else _static(who, "static_k", static_k, bsz, num_heads, head_dim, dtype)
+    v = v if static_v is None else _static(who, "static_v", static_v, bsz, num_heads, head_dim, dtype)
     if add_zero_attn:
         k = jnp.pad(k, ((0, 0), (0, 0), (0, 1), (0, 0)))
         v = jnp.pad(v, ((0, 0), (0, 0), (0, 1), (0, 0)))
