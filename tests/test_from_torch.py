@@ -223,6 +223,9 @@ def _extra_cases():
         ("EmbeddingBag", lambda: nn.EmbeddingBag(10, 3, mode="max"), (_ints(10, 2, 4),), {}),
         ("EmbeddingBag-offsets", lambda: nn.EmbeddingBag(10, 3, mode="mean", padding_idx=0, include_last_offset=True),
          (_ints(10, 7), torch.tensor([0, 2, 5, 7])), {}),
+        ("PairwiseDistance", lambda: nn.PairwiseDistance(p=1.0, eps=1e-3, keepdim=True), (_r(4, 3), _r(4, 3, seed=1)),
+         {}),
+        ("CosineSimilarity", lambda: nn.CosineSimilarity(dim=0, eps=1e-3), (_r(4, 3), _r(4, 3, seed=1)), {}),
         ("PixelShuffle", lambda: nn.PixelShuffle(2), (_r(1, 8, 3, 3),), {}),
         ("PixelUnshuffle", lambda: nn.PixelUnshuffle(2), (_r(1, 2, 4, 4),), {}),
         ("ChannelShuffle", lambda: nn.ChannelShuffle(2), (_r(1, 4, 2, 2),), {}),
@@ -570,9 +573,9 @@ def test_unknown_class_names_path_and_extension_point():
         fl.from_torch(module)
     with pytest.raises(TypeError, match=r"\(root\): MyBlock"):
         fl.from_torch(MyBlock())
-    # a torch.nn class funclayers does not cover, deep inside: its path
-    deep = nn.ModuleDict({"a": nn.ModuleList([nn.Linear(2, 2), nn.Sequential(nn.PairwiseDistance())])})
-    with pytest.raises(TypeError, match=r"a\.1\.0: PairwiseDistance \(torch\.nn\.modules\.distance"):
+    # an unknown class deep inside: its path
+    deep = nn.ModuleDict({"a": nn.ModuleList([nn.Linear(2, 2), nn.Sequential(MyBlock())])})
+    with pytest.raises(TypeError, match=r"a\.1\.0: MyBlock"):
         fl.from_torch(deep)
     # a lazy module converts once torch has inferred its shapes
     lazy = nn.Sequential(nn.LazyLinear(2))

@@ -136,3 +136,7 @@ from ._from_torch import (TorchConversionError, from_torch, register_torch_conve
                           unregister_torch_converter)
 __all__ += ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",
             "TorchConversionError"]
+
+# -- distance (_distance.py) --
+from ._distance import CosineSimilarity, PairwiseDistance
+__all__ += ["PairwiseDistance", "CosineSimilarity"]

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ._from_torch import Converter, _to_value, dtype_of
+from ._from_torch import Converter, TorchConversionError, _to_value, dtype_of
 from ._layer import Layer
 
 _SKIP = object()  # an override's answer meaning "leave the default"
@@ -39,7 +39,7 @@ def _distance_function(module: Any, conv: Any) -> Any:
     fn = module.distance_function
     if fn is None or fn is F.pairwise_distance:
         return None  # funclayers' default: torch's pairwise_distance
-    # torch's default is a PairwiseDistance() child (a torch.nn class funclayers has no layer for)
+    # torch's default is a PairwiseDistance() child: as a plain function, the loss's own distance
     if isinstance(fn, torch.nn.PairwiseDistance) and not fn.keepdim:
         if (fn.norm, fn.eps) == (2.0, 1e-6):
             return None
@@ -59,10 +59,18 @@ _OVERRIDES: dict[str, dict[str, Callable[[Any, Any], Any]]] = {
     "EmbeddingBag": {"_weight": lambda m, conv: _SKIP},
     "TripletMarginWithDistanceLoss": {"distance_function": _distance_function},
     # torch's CPU DataParallel keeps device_ids=[]; funclayers' default spans the local JAX devices
-    "DataParallel": {"device_ids": lambda m, conv: _SKIP, "output_device": lambda m, conv: _SKIP},
+    # (and, without CUDA devices, returns from its __init__ before storing `dim`)
+    "DataParallel": {"device_ids": lambda m, conv: _SKIP, "output_device": lambda m, conv: _SKIP,
+                     "dim": lambda m, conv: getattr(m, "dim", _SKIP)},
     # funclayers' SyncBatchNorm synchronises over a named mesh axis, not a torch process group
     "SyncBatchNorm": {"process_group": lambda m, conv: _SKIP},
+    # torch keeps p as `norm`
+    "PairwiseDistance": {"p": lambda m, conv: m.norm},
 }
+
+# constructor arguments torch does not store (deprecated aliases, folded into what it stores):
+# they keep funclayers' defaults; any other argument missing from the module is an error, not a default
+_NOT_STORED = {"size_average", "reduce", "min_value", "max_value"}
 
 
 def _generic(fl_ctor: Callable[..., Layer], overrides: dict[str, Callable[[Any, Any], Any]]) -> Converter:
@@ -81,8 +89,12 @@ def _generic(fl_ctor: Callable[..., Layer], overrides: dict[str, Callable[[Any, 
                 value = _SKIP if value is None else value
             elif name == "bias" and hasattr(module, "bias"):
                 value = module.bias if isinstance(module.bias, bool) else module.bias is not None
-            elif name in ("modules", "children", "forward") or not _has_attr(module, name):
+            elif name in ("modules", "children", "forward") or name in _NOT_STORED:
                 value = _SKIP
+            elif not _has_attr(module, name):
+                raise TorchConversionError(
+                    f"from_torch: {type(module).__name__} keeps no attribute {name!r} for funclayers' {name}= "
+                    f"argument; register a converter for it (fl.register_torch_converter).")
             else:
                 value = _to_value(getattr(module, name), conv, name)
             if value is not _SKIP:

@@ -75,3 +75,6 @@ from ._vision import affine_grid, grid_sample
 
 # -- attention and transformer (_attention.py, _transformer.py) --
 from ._attention import multi_head_attention_forward, scaled_dot_product_attention
+
+# -- distance (_distance.py) --
+from ._distance import cosine_similarity, pairwise_distance

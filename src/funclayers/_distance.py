@@ -1,0 +1,118 @@
+"""Distance layers (torch.nn.modules.distance): PairwiseDistance, CosineSimilarity, and their functional twins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._layer import Layer, no_params
+from ._loss_margin import _norm  # the p-norm the triplet losses use: torch's zero subgradient at 0
+from ._utils import TorchRuntimeError, fmt_shape, normalize_dim
+
+
+def _pair(who: str, x1: Any, x2: Any) -> tuple[jax.Array, jax.Array]:
+    """x1 and x2 in one floating dtype (integers promote to float32, as torch's default dtype)."""
+    x1, x2 = jnp.asarray(x1), jnp.asarray(x2)
+    dtype = jnp.result_type(x1, x2)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.float32
+    try:
+        jnp.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise TorchRuntimeError(f"{who}: x1 of shape {fmt_shape(x1)} and x2 of shape {fmt_shape(x2)} do not "
+                                f"broadcast against each other; give them the same shape.") from None
+    return x1.astype(dtype), x2.astype(dtype)
+
+
+def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> jax.Array:
+    """||x1 - x2 + eps||_p over the last dimension; torch.nn.functional.pairwise_distance.
+
+    Args:
+      x1, x2: broadcastable arrays; the norm runs over the last dimension of their broadcast.
+      p: the norm's degree (0 counts non-zeros, inf takes the largest magnitude). eps: added to the
+        difference (torch's). keepdim: keep the reduced dimension.
+
+    Shape: (N, D) and (N, D) or (D,) -> (N,) ((N, 1) with keepdim); (D,) -> ().
+
+    Example:
+      >>> F.pairwise_distance(jnp.ones((2, 3)), jnp.zeros(3))   # [sqrt(3) (1 + 1e-6)] * 2
+    """
+    x1, x2 = _pair("pairwise_distance", x1, x2)
+    diff = x1 - x2 + jnp.asarray(eps, x1.dtype)
+    if diff.ndim == 0:  # torch's norm of a 0-d tensor over dim -1: its magnitude (0 or 1 for p = 0)
+        return _norm(diff[None], p)
+    out = _norm(diff, p)
+    return out[..., None] if keepdim else out
+
+
+def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> jax.Array:
+    """sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)) along `dim`; torch.nn.functional.cosine_similarity.
+
+    As torch's kernel, each norm is clamped at `eps` but differentiated as the plain norm (torch
+    clamps it in place, outside autograd), so the gradients match torch's also for norms below `eps`.
+
+    Args:
+      x1, x2: broadcastable arrays. dim: the dimension of their broadcast to reduce. eps: the
+        smallest norm divided by.
+
+    Shape: (N, D, *) and (N, D, *) with dim=1 -> (N, *).
+
+    Example:
+      >>> F.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))   # [0.7071]
+    """
+    who = "cosine_similarity"
+    x1, x2 = _pair(who, x1, x2)
+    x1, x2 = jnp.broadcast_arrays(x1, x2)
+    dim = normalize_dim(who, dim, max(x1.ndim, 1))
+    if x1.ndim == 0:
+        x1, x2 = x1[None], x2[None]
+
+    def unit(x):
+        norm = jnp.expand_dims(_norm(jnp.moveaxis(x, dim, -1), 2.0), dim)
+        clamped = norm + lax.stop_gradient(jnp.maximum(norm, jnp.asarray(eps, x.dtype)) - norm)
+        return x / clamped
+
+    return jnp.sum(unit(x1) * unit(x2), axis=dim)
+
+
+def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Layer:
+    """The p-norm distance between rows; torch.nn.PairwiseDistance. No parameters.
+
+    `apply(params, state, x1, x2)`; see `functional.pairwise_distance`.
+
+    Shape: (N, D) or (D,) inputs -> (N,) or () ((N, 1) / (1,) with keepdim).
+
+    Example:
+      >>> layer = fl.PairwiseDistance()
+      >>> d, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.zeros((4, 3)))   # (4,)
+    """
+    name = f"PairwiseDistance(p={p}, eps={eps}, keepdim={keepdim})"
+
+    def apply(params, state, x1, x2, *, rng=None, training=False):
+        del params, rng, training
+        return pairwise_distance(x1, x2, p, eps, keepdim), state
+
+    return Layer(no_params, apply, name)
+
+
+def CosineSimilarity(dim: int = 1, eps: float = 1e-8) -> Layer:
+    """Cosine similarity along `dim`; torch.nn.CosineSimilarity. No parameters.
+
+    `apply(params, state, x1, x2)`; see `functional.cosine_similarity`.
+
+    Shape: (*, D, *) inputs (broadcastable) -> the broadcast shape without `dim`.
+
+    Example:
+      >>> layer = fl.CosineSimilarity(dim=1)
+      >>> s, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.ones((4, 3)))   # [1, 1, 1, 1]
+    """
+    name = f"CosineSimilarity(dim={dim}, eps={eps})"
+
+    def apply(params, state, x1, x2, *, rng=None, training=False):
+        del params, rng, training
+        return cosine_similarity(x1, x2, dim, eps), state
+
+    return Layer(no_params, apply, name)
