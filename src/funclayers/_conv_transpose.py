@@ -314,7 +314,7 @@ def ConvTranspose1d(
     """1-D transposed convolution layer; torch.nn.ConvTranspose1d. Params: weight (in, out/groups, k), bias.
 
     Args: as torch.nn.ConvTranspose1d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
 
@@ -359,7 +359,7 @@ def ConvTranspose2d(
     Params: weight (in, out/groups, kH, kW), bias (out,).
 
     Args: as torch.nn.ConvTranspose2d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
 
@@ -404,7 +404,7 @@ def ConvTranspose3d(
     Params: weight (in, out/groups, kD, kH, kW), bias (out,).
 
     Args: as torch.nn.ConvTranspose3d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
 

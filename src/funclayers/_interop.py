@@ -93,7 +93,7 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
 
     Raises:
       StateDictError (a RuntimeError and ValueError): listing missing and unexpected keys and
-      size mismatches, in torch's words.
+        size mismatches, in torch's words.
     """
     params_t, state_t = _init_shapes(layer)
     template = dict(_leaves(params_t, state_t))

@@ -405,7 +405,7 @@ def MaxPool1d(
     """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2, with
-      -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
+    -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
 
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 
@@ -426,7 +426,7 @@ def MaxPool2d(
     """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2),
-      dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
+    dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
 
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
@@ -478,7 +478,7 @@ def AvgPool1d(
     """Layer twin of torch.nn.AvgPool1d: the mean of each window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (zeros, <= kernel_size // 2),
-      ceil_mode, count_include_pad (whether declared padding counts in the divisor).
+    ceil_mode, count_include_pad (whether declared padding counts in the divisor).
 
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 

@@ -399,13 +399,6 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
     return Layer(init, apply, name)
 
 
-_SHAPES_DOC = """
-    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
-      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
-      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
-"""
-
-
 def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
             batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
             device: Any = None, dtype: Any = None) -> Layer:
@@ -440,7 +433,11 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, h_n), state)`; `lengths` (N,): traced sequence lengths of a padded batch (beyond
       torch: output zero past each length, h_n at each last step, as packing gives).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
       >>> rnn = fl.RNN(10, 20, 2)
       >>> params, state = rnn.init(jax.random.PRNGKey(0))
@@ -465,11 +462,15 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
     """Multi-layer LSTM (gates i, f, g, o), with optional projections h = W_hr h; torch.nn.LSTM.
 
     Args: as RNN (without nonlinearity), plus proj_size: > 0 projects each h_t to proj_size
-      (weight_hr_l{k}), which then is H_out.
+    (weight_hr_l{k}), which then is H_out.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
       >>> lstm = fl.LSTM(10, 20, num_layers=2, batch_first=True)
       >>> params, state = lstm.init(jax.random.PRNGKey(0))
@@ -486,7 +487,11 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
     """Multi-layer GRU (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.nn.GRU.
 
     Args and forward: as RNN (without nonlinearity).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
       >>> gru = fl.GRU(10, 20, 2)
       >>> (output, h_n), _ = gru.apply(*gru.init(jax.random.PRNGKey(0)), jnp.ones((5, 3, 10)))

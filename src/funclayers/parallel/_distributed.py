@@ -78,10 +78,10 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
       device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
-      output_device, bucket_cap_mb, bucket_cap_mb_list, find_unused_parameters,
-        check_reduction, gradient_as_bucket_view, static_graph, delay_all_reduce_named_params,
-        param_to_hook_all_reduce, mixed_precision, skip_all_reduce_unused_params,
-        batched_grad_copy: accepted for torch's signature; XLA schedules the all-reduce inside
+      output_device: accepted for torch's signature, as are bucket_cap_mb, bucket_cap_mb_list,
+        find_unused_parameters, check_reduction, gradient_as_bucket_view, static_graph,
+        delay_all_reduce_named_params, param_to_hook_all_reduce, mixed_precision,
+        skip_all_reduce_unused_params and batched_grad_copy; XLA schedules the all-reduce inside
         the compiled step (no buckets or hooks) and unused parameters simply get zero gradients.
 
     `apply(params, state, *inputs, rng=None, training=False, **kwargs)` takes this process's local
