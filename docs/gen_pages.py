@@ -217,7 +217,13 @@ def on_config(config, **kwargs):
 
 
 def on_files(files, config, **kwargs):
+    import logging
+
     from mkdocs.structure.files import File
+
+    for path, obj in public_names():  # a warning, so `mkdocs build --strict` fails
+        if not (inspect.getdoc(obj) or "").strip():
+            logging.getLogger("mkdocs.plugins.gen_pages").warning("%s has no docstring", path)
 
     pages = dict(text_pages())
     pages.update({f"api/{slug}.md": text for slug, text in family_pages().items()})

@@ -97,6 +97,7 @@ def adaptive_avg_pool2d(input: jax.Array, output_size: Any) -> jax.Array:
 
     Example:
       >>> F.adaptive_avg_pool2d(jnp.ones((8, 256, 10, 10)), 7).shape   # (8, 256, 7, 7)
+      (8, 256, 7, 7)
     """
     return _adaptive_avg(2, "adaptive_avg_pool2d", input, output_size)
 

@@ -194,6 +194,7 @@ def conv_transpose2d(
     Example:
       >>> y = conv_transpose2d(jnp.ones((1, 4, 5, 5)), jnp.ones((4, 8, 3, 3)), stride=2, padding=1)
       >>> y.shape  # (1, 8, 9, 9)
+      (1, 8, 9, 9)
     """
     return conv_transpose_nd(
         "conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding, groups, dilation
@@ -225,6 +226,7 @@ def conv_transpose3d(
     Example:
       >>> y = conv_transpose3d(jnp.ones((1, 2, 3, 3, 3)), jnp.ones((2, 4, 2, 2, 2)), stride=2)
       >>> y.shape  # (1, 4, 6, 6, 6)
+      (1, 4, 6, 6, 6)
     """
     return conv_transpose_nd(
         "conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding, groups, dilation

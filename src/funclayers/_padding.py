@@ -264,6 +264,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
 
     Example:
       >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")   # [[2, 1, 0, 1, 2, 1]]
+      Array([[2., 1., 0., 1., 2., 1.]], dtype=float32)
     """
     return _pad(input, pad, mode, value, "pad")
 

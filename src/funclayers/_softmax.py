@@ -99,6 +99,8 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
 
     Example:
       >>> F.softmax(jnp.ones((2, 3)), dim=-1)   # all 1/3
+      Array([[0.33333334, 0.33333334, 0.33333334],
+             [0.33333334, 0.33333334, 0.33333334]], dtype=float32)
     """
     x, axis, out_dtype = _prepare("softmax", "softmax", input, dim, dtype, _stacklevel)
     return _apply(_softmax_along, x, axis, out_dtype)

@@ -185,6 +185,11 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
 
     Example:
       >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
+      Array([[[1., 0., 0.],
+              [0., 0., 1.]],
+      <BLANKLINE>
+             [[0., 1., 0.],
+              [1., 0., 0.]]], dtype=float32)
     """
     del sparse
     return _embedding("embedding", input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq)

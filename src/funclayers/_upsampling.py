@@ -175,6 +175,7 @@ def interpolate(input: jax.Array, size: Any = None, scale_factor: Any = None, mo
 
     Example:
       >>> F.interpolate(jnp.ones((2, 3, 8, 8)), scale_factor=2, mode="bilinear").shape   # (2, 3, 16, 16)
+      (2, 3, 16, 16)
     """
     where = "interpolate"
     _check_config(where, size, scale_factor, mode, align_corners, recompute_scale_factor)

@@ -61,6 +61,7 @@ def affine_grid(theta: jax.Array, size: Any, align_corners: bool | None = None) 
     Example:
       >>> theta = jnp.array([[[1., 0., 0.], [0., 1., 0.]]])
       >>> F.affine_grid(theta, (1, 3, 4, 5), align_corners=False).shape   # (1, 4, 5, 2)
+      (1, 4, 5, 2)
     """
     if align_corners is None:
         warnings.warn(_ALIGN_WARNING, stacklevel=2)

@@ -234,6 +234,7 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
 
     Example:
       >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape   # (25, 2, 300)
+      (25, 2, 300)
     """
     if isinstance(sequences, (jax.Array, np.ndarray)):
         sequences = list(sequences)
@@ -278,6 +279,7 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
 
     Example:
       >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data   # [1 4 6 2 5 3]
+      Array([1, 4, 6, 2, 5, 3], dtype=int32)
     """
     lengths = [int(jnp.shape(s)[0]) for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
