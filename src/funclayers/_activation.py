@@ -265,6 +265,7 @@ def Threshold(threshold: float, value: float, inplace: bool = False) -> Layer:
     """`value` where x <= threshold, else x; torch.nn.Threshold. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Threshold(0.1, 20.0).apply({}, {}, x)
     """
     return _layer(
@@ -289,6 +290,7 @@ def RReLU(lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False)
     Eval: slope (lower + upper) / 2.
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.RReLU(0.1, 0.3).apply({}, {}, x, rng=jax.random.PRNGKey(0), training=True)
     """
     name = f"RReLU(lower={lower}, upper={upper}{_inplace_repr(inplace)})"
@@ -313,6 +315,7 @@ def Hardtanh(
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardtanh(-2, 2).apply({}, {}, x)
     """
     min_val = min_val if min_value is None else min_value
@@ -329,6 +332,7 @@ def ReLU6(inplace: bool = False) -> Layer:
     """min(max(0, x), 6); torch.nn.ReLU6. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.ReLU6().apply({}, {}, x)
     """
     return _layer(f"ReLU6({_inplace_repr(inplace, '')})", relu6)
@@ -338,6 +342,7 @@ def Hardsigmoid(inplace: bool = False) -> Layer:
     """Piecewise-linear sigmoid: clip((x + 3) / 6, 0, 1); torch.nn.Hardsigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardsigmoid().apply({}, {}, x)
     """
     del inplace
@@ -348,6 +353,7 @@ def Hardswish(inplace: bool = False) -> Layer:
     """x * clip((x + 3) / 6, 0, 1); torch.nn.Hardswish. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardswish().apply({}, {}, x)
     """
     del inplace
@@ -358,6 +364,7 @@ def Hardshrink(lambd: float = 0.5) -> Layer:
     """0 on [-lambd, lambd], x elsewhere; torch.nn.Hardshrink. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardshrink(0.5).apply({}, {}, x)
     """
     return _layer(f"Hardshrink({lambd})", lambda x: hardshrink(x, lambd))
@@ -367,6 +374,7 @@ def LeakyReLU(negative_slope: float = 1e-2, inplace: bool = False) -> Layer:
     """x if x > 0 else negative_slope * x; torch.nn.LeakyReLU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LeakyReLU(0.1).apply({}, {}, x)
     """
     return _layer(
@@ -381,6 +389,7 @@ def Softshrink(lambd: float = 0.5) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softshrink(0.5).apply({}, {}, x)
     """
     name = f"Softshrink({lambd})"

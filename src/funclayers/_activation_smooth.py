@@ -212,6 +212,7 @@ def Sigmoid() -> Layer:
     """1 / (1 + exp(-x)); torch.nn.Sigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Sigmoid().apply({}, {}, x)
     """
     return _layer("Sigmoid()", sigmoid)
@@ -221,6 +222,7 @@ def Tanh() -> Layer:
     """tanh(x); torch.nn.Tanh. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Tanh().apply({}, {}, x)
     """
     return _layer("Tanh()", tanh)
@@ -230,6 +232,7 @@ def SiLU(inplace: bool = False) -> Layer:
     """x * sigmoid(x) (swish); torch.nn.SiLU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.SiLU().apply({}, {}, x)
     """
     return _layer(f"SiLU({_inplace_repr(inplace, '')})", silu)
@@ -239,6 +242,7 @@ def Mish(inplace: bool = False) -> Layer:
     """x * tanh(softplus(x)); torch.nn.Mish. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Mish().apply({}, {}, x)
     """
     return _layer(f"Mish({_inplace_repr(inplace, '')})", mish)
@@ -248,6 +252,7 @@ def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
     """x if x > 0 else alpha * (exp(x) - 1); torch.nn.ELU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.ELU(alpha=0.5).apply({}, {}, x)
     """
     return _layer(f"ELU(alpha={alpha}{_inplace_repr(inplace)})", lambda x: elu(x, alpha))
@@ -259,6 +264,7 @@ def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.CELU(alpha=2.0).apply({}, {}, x)
     """
     name = f"CELU(alpha={alpha}{_inplace_repr(inplace)})"
@@ -270,6 +276,7 @@ def SELU(inplace: bool = False) -> Layer:
     """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.SELU().apply({}, {}, x)
     """
     return _layer(f"SELU({_inplace_repr(inplace, '')})", selu)
@@ -294,6 +301,7 @@ def GELU(approximate: str = "none") -> Layer:
       approximate: 'none' (exact) or 'tanh'.
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.GELU(approximate="tanh").apply({}, {}, x)
     """
     name = f"GELU(approximate={approximate!r})"
@@ -305,6 +313,7 @@ def LogSigmoid() -> Layer:
     """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LogSigmoid().apply({}, {}, x)
     """
     return _layer("LogSigmoid()", logsigmoid)
@@ -316,6 +325,7 @@ def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softplus(beta=2.0).apply({}, {}, x)
     """
     return _layer(f"Softplus(beta={beta}, threshold={threshold})", lambda x: softplus(x, beta, threshold))
@@ -325,6 +335,7 @@ def Softsign() -> Layer:
     """x / (1 + |x|); torch.nn.Softsign. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softsign().apply({}, {}, x)
     """
     return _layer("Softsign()", softsign)
@@ -334,6 +345,7 @@ def Tanhshrink() -> Layer:
     """x - tanh(x); torch.nn.Tanhshrink. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Tanhshrink().apply({}, {}, x)
     """
     return _layer("Tanhshrink()", tanhshrink)

@@ -186,6 +186,7 @@ def adaptive_max_pool2d(input: jax.Array, output_size: Any, return_indices: bool
     """2-D adaptive max pooling to (H_out, W_out); torch.nn.functional.adaptive_max_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 64, 8, 9))
       >>> y, idx = F.adaptive_max_pool2d(x, (5, None), return_indices=True)   # None keeps W
     """
     return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, return_indices)

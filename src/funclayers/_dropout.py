@@ -80,6 +80,7 @@ def dropout(
     `rng` (a PRNG key) is required when training and 0 < p < 1.
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> y = F.dropout(x, 0.2, training=True, rng=jax.random.PRNGKey(0))
     """
     del inplace
@@ -213,6 +214,7 @@ def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
     identity in eval. torch.nn.Dropout. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> layer = fl.Dropout(0.2)
       >>> y, _ = layer.apply({}, {}, x, rng=jax.random.PRNGKey(0), training=True)
     """
@@ -265,6 +267,7 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> y, _ = fl.AlphaDropout(0.2).apply({}, {}, x, rng=key, training=True)
     """
     return _dropout_layer(

@@ -147,7 +147,9 @@ def fractional_max_pool2d(
         `rng` (a jax PRNG key, an extra keyword torch does not have) when None.
 
     Example:
-      >>> F.fractional_max_pool2d(x, 3, output_size=(13, 12), rng=jax.random.PRNGKey(0))
+      >>> x = jnp.ones((1, 2, 32, 32))
+      >>> F.fractional_max_pool2d(x, 3, output_size=(13, 12), rng=jax.random.PRNGKey(0)).shape
+      (1, 2, 13, 12)
     """
     return _fractional_max_pool(
         2,

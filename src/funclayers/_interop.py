@@ -41,8 +41,11 @@ def state_dict(params: Any, state: Any = None) -> dict[str, np.ndarray]:
     """torch's flat `state_dict` of a layer: parameters and persistent buffers by dotted name.
 
     Example:
-      >>> sd = fl.state_dict(params, state)            # {"0.weight": array, ...}
-      >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+      >>> params, state = fl.Sequential(fl.Linear(4, 2), fl.BatchNorm1d(2)).init(jax.random.PRNGKey(0))
+      >>> sd = fl.state_dict(params, state)
+      >>> sorted(sd)
+      ['0.bias', '0.weight', '1.bias', '1.num_batches_tracked', '1.running_mean', '1.running_var', '1.weight']
+      >>> # torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     """
     # writable copies: torch.from_numpy warns on the read-only views np.asarray gives of jax arrays
     return {name: np.array(value) for name, value in _leaves(params, state)}

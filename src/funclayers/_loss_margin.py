@@ -269,7 +269,9 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
     torch.nn.functional.triplet_margin_with_distance_loss.
 
     Example:
+      >>> a, p, n = jnp.ones((4, 8)), jnp.ones((4, 8)), -jnp.ones((4, 8))
       >>> F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - (x * y).sum(-1))
+      Array(0., dtype=float32)
     """
     who = "triplet_margin_with_distance_loss"
     reduction = resolve_reduction(who, reduction)

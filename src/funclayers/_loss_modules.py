@@ -211,6 +211,7 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
     probabilities of the logits' shape -> () or, with reduction='none', one loss per position.
 
     Example:
+      >>> logits, labels = jnp.zeros((4, 5)), jnp.array([1, 0, 4, 2])
       >>> criterion = fl.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
       >>> loss, _ = criterion.apply({}, {}, logits, labels)
     """
@@ -245,6 +246,7 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
     probabilities (C,) / (N, C, d1, ..., dK) -> () or, with reduction='none', one loss per position.
 
     Example:
+      >>> hidden, labels = jnp.ones((8, 512)), jnp.arange(8)
       >>> criterion = fl.LinearCrossEntropyLoss(512, 32000)
       >>> params, state = criterion.init(rng)
       >>> loss, _ = criterion.apply(params, state, hidden, labels)   # hidden (N, 512), labels (N,)

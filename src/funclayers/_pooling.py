@@ -204,6 +204,7 @@ def max_pool2d(
     """2-D max pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.max_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 1, 7, 7))
       >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)   # idx in [0, H*W)
     """
     return _max_pool(
@@ -313,7 +314,11 @@ def avg_pool2d(
     """2-D average pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.avg_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 1, 4, 4))
       >>> F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+      Array([[[[1., 1., 1.],
+               [1., 1., 1.],
+               [1., 1., 1.]]]], dtype=float32)
     """
     return _avg_pool(
         2, "avg_pool2d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -410,6 +415,7 @@ def MaxPool1d(
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9))
       >>> y, _ = fl.MaxPool1d(3, stride=2).apply({}, {}, x)
     """
     return _max_pool_layer(1, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
@@ -431,6 +437,7 @@ def MaxPool2d(
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
     Example:
+      >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
       >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)
     """
     return _max_pool_layer(2, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
@@ -556,6 +563,7 @@ def LPPool1d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     p = inf gives the max of |x| and p = 1 sum pooling. Shape: (N, C, L) or (C, L) -> (.., L_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9))
       >>> y, _ = fl.LPPool1d(2, 3, stride=2).apply({}, {}, x)
     """
     return _lp_pool_layer(1, norm_type, kernel_size, stride, ceil_mode)
@@ -567,6 +575,7 @@ def LPPool2d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9, 8))
       >>> y, _ = fl.LPPool2d(1.5, (3, 2), stride=(2, 1)).apply({}, {}, x)
     """
     return _lp_pool_layer(2, norm_type, kernel_size, stride, ceil_mode)
@@ -578,6 +587,7 @@ def LPPool3d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
 
     Example:
+      >>> x = jnp.ones((1, 2, 4, 4, 4))
       >>> y, _ = fl.LPPool3d(2, 2).apply({}, {}, x)
     """
     return _lp_pool_layer(3, norm_type, kernel_size, stride, ceil_mode)

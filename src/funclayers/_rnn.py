@@ -82,6 +82,7 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
     Example:
+      >>> params, x, h = fl.RNNCell(10, 20).init(key)[0], jnp.ones((3, 10)), jnp.zeros((3, 20))
       >>> h = F.rnn_tanh_cell(x, h, params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"])
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_tanh_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
@@ -102,6 +103,7 @@ def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any =
       -> (h', c').
 
     Example:
+      >>> p, (x, h, c) = fl.LSTMCell(10, 20).init(key)[0], (jnp.ones((3, 10)), jnp.zeros((3, 20)), jnp.zeros((3, 20)))
       >>> h, c = F.lstm_cell(x, (h, c), p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("lstm_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
@@ -472,6 +474,7 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
 
     Example:
+      >>> x = jnp.ones((3, 5, 10))
       >>> lstm = fl.LSTM(10, 20, num_layers=2, batch_first=True)
       >>> params, state = lstm.init(jax.random.PRNGKey(0))
       >>> (output, (h_n, c_n)), _ = lstm.apply(params, state, x, lengths=jnp.array([5, 3, 2]))

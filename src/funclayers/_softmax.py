@@ -149,6 +149,7 @@ def Softmin(dim: int | None = None) -> Layer:
     """softmax(-x) along `dim`; torch.nn.Softmin. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softmin(dim=1).apply({}, {}, x)
     """
     return _softmax_layer("Softmin", "softmin", _softmax_along, True, dim)
@@ -158,6 +159,7 @@ def LogSoftmax(dim: int | None = None) -> Layer:
     """log(softmax(x)) along `dim`, computed stably; torch.nn.LogSoftmax. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LogSoftmax(dim=1).apply({}, {}, x)
     """
     return _softmax_layer("LogSoftmax", "log_softmax", _log_softmax_along, False, dim)

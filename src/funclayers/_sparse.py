@@ -285,7 +285,10 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
     Shape: (B, N) or (N,) with offsets (B,) -> (B, embedding_dim).
 
     Example:
+      >>> w = jnp.arange(30.0).reshape(10, 3)
       >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")   # (2, D)
+      Array([[36., 40., 44.],
+             [21., 23., 25.]], dtype=float32)
     """
     return _embedding_bag("embedding_bag", input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode,
                           sparse, per_sample_weights, include_last_offset, padding_idx)

@@ -196,6 +196,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
       numpy array, as torch's CPU tensor).
 
     Example:
+      >>> packed = pack_sequence([jnp.ones(3), jnp.ones(2)])
       >>> padded, lengths = pad_packed_sequence(packed, batch_first=True)
     """
     if not isinstance(sequence, PackedSequence):

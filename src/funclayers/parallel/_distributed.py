@@ -227,8 +227,11 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
     same new params: the update from the global-batch gradient.
 
     Example:
+      >>> model, optimizer = fl.DataParallel(fl.Linear(4, 3)), optax.adam(1e-3)
       >>> def loss_fn(logits, y): return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-      >>> step = fl.parallel.make_train_step(fl.DataParallel(model), optax.adam(1e-3), loss_fn)
+      >>> step = fl.parallel.make_train_step(model, optimizer, loss_fn)
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> x, y = jnp.ones((8, 4)), jnp.arange(8) % 3
       >>> params, state, opt_state, loss = step(params, state, optimizer.init(params), x, y, rng=key)
     """
     def loss(params, state, inputs, targets, rng):
