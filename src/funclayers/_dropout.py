@@ -101,7 +101,12 @@ def alpha_dropout(
 def feature_alpha_dropout(
     input: Any, p: float = 0.5, training: bool = False, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout."""
+    """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout.
+
+    Example:
+      >>> F.feature_alpha_dropout(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8, 8)
+    """
     del inplace
     check_probability("feature_alpha_dropout", p)
     return _dropout_impl("feature_alpha_dropout", input, p, training, rng, _feature_noise, True)
@@ -127,7 +132,12 @@ def _dropout1d(who: str, input: Any, p: float, training: bool, rng: Any) -> jax.
 def dropout1d(
     input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Zeroes whole channels of (N, C, L) or (C, L) input; F.dropout1d."""
+    """Zeroes whole channels of (N, C, L) or (C, L) input; F.dropout1d.
+
+    Example:
+      >>> F.dropout1d(jnp.ones((2, 4, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8)
+    """
     del inplace
     check_probability("dropout1d", p)
     return _dropout1d("dropout1d", input, p, training, rng)
@@ -170,6 +180,10 @@ def dropout2d(
     """Zeroes whole channels of (N, C, H, W) input; F.dropout2d.
 
     As in torch 2.13, a 3-D input is read as (N, C, L) (one draw per (N, C) row), with torch's warning.
+
+    Example:
+      >>> F.dropout2d(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8, 8)
     """
     del inplace
     check_probability("dropout2d", p)
@@ -189,7 +203,12 @@ def _dropout3d(who: str, input: Any, p: float, training: bool, rng: Any) -> jax.
 def dropout3d(
     input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input; F.dropout3d."""
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input; F.dropout3d.
+
+    Example:
+      >>> F.dropout3d(jnp.ones((2, 4, 4, 4, 4)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 4, 4, 4)
+    """
     del inplace
     check_probability("dropout3d", p)
     return _dropout3d("dropout3d", input, p, training, rng)

@@ -186,6 +186,10 @@ def max_pool1d(
     """1-D max pooling over (N, C, L) or (C, L); torch.nn.functional.max_pool1d.
 
     Returns the pooled array, or `(output, indices)` with flat indices into L when `return_indices`.
+
+    Example:
+      >>> F.max_pool1d(jnp.ones((1, 2, 8)), 2).shape
+      (1, 2, 4)
     """
     return _max_pool(
         1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -221,7 +225,12 @@ def max_pool3d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ) -> Any:
-    """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d."""
+    """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d.
+
+    Example:
+      >>> F.max_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _max_pool(
         3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
     )
@@ -230,21 +239,40 @@ def max_pool3d(
 def max_pool1d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices."""
+    """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool1d_with_indices(jnp.arange(8.0).reshape(1, 1, 8), 2)
+      >>> idx
+      Array([[[1, 3, 5, 7]]], dtype=int32)
+    """
     return _max_pool(1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def max_pool2d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices."""
+    """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool2d_with_indices(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)
+      >>> idx
+      Array([[[[ 5,  7],
+               [13, 15]]]], dtype=int32)
+    """
     return _max_pool(2, "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def max_pool3d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices."""
+    """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool3d_with_indices(jnp.ones((1, 1, 4, 4, 4)), 2)
+      >>> idx.shape
+      (1, 1, 2, 2, 2)
+    """
     return _max_pool(3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
@@ -298,7 +326,12 @@ def avg_pool1d(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
 ) -> jax.Array:
-    """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d."""
+    """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d.
+
+    Example:
+      >>> F.avg_pool1d(jnp.ones((1, 2, 8)), 2).shape
+      (1, 2, 4)
+    """
     return _avg_pool(1, "avg_pool1d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
@@ -334,7 +367,12 @@ def avg_pool3d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> jax.Array:
-    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d."""
+    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d.
+
+    Example:
+      >>> F.avg_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _avg_pool(
         3, "avg_pool3d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
@@ -363,21 +401,36 @@ def _lp_pool(n: int, layer: str, input, norm_type, kernel_size, stride, ceil_mod
 def lp_pool1d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d."""
+    """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d.
+
+    Example:
+      >>> F.lp_pool1d(jnp.ones((1, 2, 8)), 2, 2).shape
+      (1, 2, 4)
+    """
     return _lp_pool(1, "lp_pool1d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool2d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d."""
+    """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d.
+
+    Example:
+      >>> F.lp_pool2d(jnp.ones((1, 2, 4, 4)), 2, 2).shape
+      (1, 2, 2, 2)
+    """
     return _lp_pool(2, "lp_pool2d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool3d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d."""
+    """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d.
+
+    Example:
+      >>> F.lp_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2, 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _lp_pool(3, "lp_pool3d", input, norm_type, kernel_size, stride, ceil_mode)
 
 

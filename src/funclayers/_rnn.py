@@ -90,7 +90,13 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
 
 
 def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
-    """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell."""
+    """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell.
+
+    Example:
+      >>> p = fl.RNNCell(10, 20, nonlinearity="relu").init(jax.random.PRNGKey(0))[0]
+      >>> F.rnn_relu_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
+      (3, 20)
+    """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_relu_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     return jax.nn.relu(_affine(x, w_ih, b_ih) + _affine(jnp.asarray(hx, x.dtype), w_hh, b_hh))
 
@@ -115,6 +121,11 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
     """One GRU step (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.gru_cell.
 
     Shape: input (B, I), hx (B, H), w_ih (3H, I), w_hh (3H, H), biases (3H,) -> (B, H).
+
+    Example:
+      >>> p = fl.GRUCell(10, 20).init(jax.random.PRNGKey(0))[0]
+      >>> F.gru_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
+      (3, 20)
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("gru_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     h = jnp.asarray(hx, x.dtype)
@@ -617,6 +628,12 @@ def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 
     Shape: input (N, H_in) or (H_in,), hx (N, H) or (H,) -> (N, H) or (H,).
+
+    Example:
+      >>> cell = fl.GRUCell(10, 20)
+      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
+      >>> h.shape
+      (3, 20)
     """
     del device
     return _cell_layer("GRUCell", 3, input_size, hidden_size, bias, dtype, gru_cell)

@@ -107,13 +107,23 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
 
 
 def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
-    """softmax(-x) along `dim`; torch.nn.functional.softmin."""
+    """softmax(-x) along `dim`; torch.nn.functional.softmin.
+
+    Example:
+      >>> F.softmin(jnp.array([1.0, 2.0, 3.0]), dim=0)
+      Array([0.66524094, 0.24472848, 0.09003057], dtype=float32)
+    """
     x, axis, out_dtype = _prepare("softmin", "softmin", input, dim, dtype, _stacklevel)
     return _apply(_softmax_along, -x, axis, out_dtype)
 
 
 def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
-    """log(softmax(x)) along `dim`, computed stably; torch.nn.functional.log_softmax."""
+    """log(softmax(x)) along `dim`, computed stably; torch.nn.functional.log_softmax.
+
+    Example:
+      >>> F.log_softmax(jnp.zeros((1, 4)), dim=1)
+      Array([[-1.3862944, -1.3862944, -1.3862944, -1.3862944]], dtype=float32)
+    """
     x, axis, out_dtype = _prepare("log_softmax", "log_softmax", input, dim, dtype, _stacklevel)
     return _apply(_log_softmax_along, x, axis, out_dtype)
 

@@ -128,7 +128,13 @@ def max_unpool1d(
     padding: Any = 0,
     output_size: Any = None,
 ) -> jax.Array:
-    """1-D max unpooling of (N, C, L) or (C, L) by max_pool1d's indices; torch.nn.functional.max_unpool1d."""
+    """1-D max unpooling of (N, C, L) or (C, L) by max_pool1d's indices; torch.nn.functional.max_unpool1d.
+
+    Example:
+      >>> y, idx = F.max_pool1d(jnp.arange(4.0).reshape(1, 1, 4), 2, return_indices=True)
+      >>> F.max_unpool1d(y, idx, 2)
+      Array([[[0., 1., 0., 3.]]], dtype=float32)
+    """
     return _max_unpool(1, "max_unpool1d", input, indices, kernel_size, stride, padding, output_size)
 
 
@@ -162,7 +168,13 @@ def max_unpool3d(
     padding: Any = 0,
     output_size: Any = None,
 ) -> jax.Array:
-    """3-D max unpooling by max_pool3d's flat D*H*W indices; torch.nn.functional.max_unpool3d."""
+    """3-D max unpooling by max_pool3d's flat D*H*W indices; torch.nn.functional.max_unpool3d.
+
+    Example:
+      >>> y, idx = F.max_pool3d(jnp.ones((1, 1, 4, 4, 4)), 2, return_indices=True)
+      >>> F.max_unpool3d(y, idx, 2).shape
+      (1, 1, 4, 4, 4)
+    """
     return _max_unpool(3, "max_unpool3d", input, indices, kernel_size, stride, padding, output_size)
 
 
