@@ -172,6 +172,9 @@ def _read(*parts) -> str:
 def text_pages() -> dict[str, str]:
     """{path: markdown} of the pages made from README.md and benchmarks/README.md."""
     readme = _readme_sections(_read("README.md"))
+    wanted = ["", "Install", "Ten lines", "Porting from torch", "The contract", "Layers", "Run it"]
+    if missing := [h for h in wanted if h not in readme]:
+        raise RuntimeError(f"README.md lacks the sections {missing} that docs/gen_pages.py builds pages from")
     intro = readme[""].split("\n", 1)[1].strip()  # without the "# funclayers" title
     contract = readme["The contract"]
     alloc_start = contract.index("**CPU memory allocator.**")
@@ -192,8 +195,8 @@ def text_pages() -> dict[str, str]:
     return pages
 
 
-NOTEBOOKS = ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb", "04_transformer.ipynb",
-             "05_data_parallel.ipynb"]
+# every tutorial in notebooks/ (docs/notebooks links there), in file-name order
+NOTEBOOKS = sorted(name for name in os.listdir(os.path.join(ROOT, "notebooks")) if name.endswith(".ipynb"))
 
 
 def nav() -> list:
