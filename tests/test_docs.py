@@ -40,13 +40,11 @@ NOT_YET_RUNNABLE = {
 
 # Public names whose docstring has no `>>>` example yet.
 NO_EXAMPLE_YET = {
-    "funclayers.ASMOutput", "funclayers.Buffer", "funclayers.ModuleDict", "funclayers.Parameter", "funclayers.Scope",
+    "funclayers.ASMOutput", "funclayers.Buffer", "funclayers.Parameter", "funclayers.Scope",
     "funclayers.StateDictError", "funclayers.TorchConversionError", "funclayers.functional.alpha_dropout",
     "funclayers.functional.embedding_renorm", "funclayers.functional.multi_head_attention_forward",
-    "funclayers.functional.upsample_bilinear", "funclayers.init.kaiming_uniform", "funclayers.load_state_dict",
-    "funclayers.parallel.chunk_plan", "funclayers.parallel.shard_batch", "funclayers.rnn.PackedSequence",
-    "funclayers.rnn.invert_permutation", "funclayers.rnn.unpack_sequence", "funclayers.rnn.unpad_sequence",
-    "funclayers.unregister_torch_converter",
+    "funclayers.functional.upsample_bilinear", "funclayers.parallel.chunk_plan", "funclayers.parallel.shard_batch",
+    "funclayers.rnn.PackedSequence", "funclayers.rnn.invert_permutation", "funclayers.unregister_torch_converter",
 }
 
 

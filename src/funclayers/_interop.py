@@ -97,6 +97,13 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
     Raises:
       StateDictError (a RuntimeError and ValueError): listing missing and unexpected keys and
         size mismatches, in torch's words.
+
+    Example:
+      >>> model = fl.Sequential(fl.Linear(4, 2))
+      >>> sd = {"0.weight": np.ones((2, 4), np.float32), "0.bias": np.zeros(2, np.float32)}
+      >>> params, state = fl.load_state_dict(model, sd)
+      >>> params["0"]["weight"].shape
+      (2, 4)
     """
     params_t, state_t = _init_shapes(layer)
     template = dict(_leaves(params_t, state_t))

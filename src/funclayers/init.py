@@ -219,7 +219,12 @@ def xavier_normal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float =
 
 def kaiming_uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> jax.Array:
-    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_."""
+    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_.
+
+    Example:
+      >>> fl.init.kaiming_uniform(jax.random.PRNGKey(0), (64, 3, 3, 3), a=math.sqrt(5)).shape
+      (64, 3, 3, 3)
+    """
     if 0 in tuple(shape):
         return jnp.zeros(tuple(shape), param_dtype(dtype))
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))

@@ -265,6 +265,10 @@ def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = Fals
     """Splits a padded batch into its sequences; torch.nn.utils.rnn.unpad_sequence.
 
     Shape: (T, B, *) (or (B, T, *) with batch_first), lengths (B,) -> [(L_i, *)].
+
+    Example:
+      >>> [seq.tolist() for seq in unpad_sequence(jnp.array([[1, 4], [2, 5], [3, 0]]), [3, 2])]
+      [[1, 2, 3], [4, 5]]
     """
     x = jnp.asarray(padded_sequences)
     if not batch_first:
@@ -287,7 +291,13 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
 
 
 def unpack_sequence(packed_sequences: PackedSequence) -> list[jax.Array]:
-    """The sequences of a PackedSequence, in the original order; torch.nn.utils.rnn.unpack_sequence."""
+    """The sequences of a PackedSequence, in the original order; torch.nn.utils.rnn.unpack_sequence.
+
+    Example:
+      >>> packed = pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5])])
+      >>> [seq.tolist() for seq in unpack_sequence(packed)]
+      [[1, 2, 3], [4, 5]]
+    """
     padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
     return unpad_sequence(padded, lengths, batch_first=True)
 
