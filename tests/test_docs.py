@@ -41,10 +41,9 @@ NOT_YET_RUNNABLE = {
 # Public names whose docstring has no `>>>` example yet.
 NO_EXAMPLE_YET = {
     "funclayers.ASMOutput", "funclayers.Buffer", "funclayers.Parameter", "funclayers.Scope",
-    "funclayers.StateDictError", "funclayers.TorchConversionError", "funclayers.functional.alpha_dropout",
-    "funclayers.functional.embedding_renorm", "funclayers.functional.multi_head_attention_forward",
-    "funclayers.functional.upsample_bilinear", "funclayers.parallel.chunk_plan", "funclayers.parallel.shard_batch",
-    "funclayers.rnn.PackedSequence", "funclayers.rnn.invert_permutation", "funclayers.unregister_torch_converter",
+    "funclayers.StateDictError", "funclayers.TorchConversionError",
+    "funclayers.functional.multi_head_attention_forward", "funclayers.parallel.chunk_plan",
+    "funclayers.parallel.shard_batch", "funclayers.rnn.PackedSequence", "funclayers.unregister_torch_converter",
 }
 
 

@@ -92,7 +92,12 @@ def alpha_dropout(
     input: Any, p: float = 0.5, training: bool = False, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
     """Dropout for SELU networks: dropped elements go to SELU's saturation, then an affine map keeps
-    the mean and variance; F.alpha_dropout."""
+    the mean and variance; F.alpha_dropout.
+
+    Example:
+      >>> F.alpha_dropout(jnp.ones((4, 8)), 0.2, training=True, rng=jax.random.PRNGKey(0)).shape
+      (4, 8)
+    """
     del inplace
     check_probability("alpha_dropout", p)
     return _dropout_impl("alpha_dropout", input, p, training, rng, _element_noise, True)

@@ -214,6 +214,11 @@ def embedding_renorm(weight: Any, input: Any, max_norm: float, norm_type: float 
     no_grad): the result is wrapped in stop_gradient.
 
     Shape: weight (num_embeddings, embedding_dim), input (*) integer -> (num_embeddings, embedding_dim).
+
+    Example:
+      >>> embedding_renorm(jnp.array([[3.0, 4.0], [0.3, 0.4]]), jnp.array([0, 1]), max_norm=1.0)
+      Array([[0.6, 0.8],
+             [0.3, 0.4]], dtype=float32)
     """
     weight = _check_weight("embedding_renorm", weight)
     num = weight.shape[0]

@@ -251,7 +251,12 @@ def upsample_nearest(input: jax.Array, size: Any = None, scale_factor: Any = Non
 
 def upsample_bilinear(input: jax.Array, size: Any = None, scale_factor: Any = None) -> jax.Array:
     """Deprecated `interpolate(..., mode='bilinear', align_corners=True)`; torch.nn.functional.upsample_bilinear
-    (warns)."""
+    (warns).
+
+    Example:
+      >>> F.upsample_bilinear(jnp.ones((1, 3, 4, 4)), size=(6, 6)).shape
+      (1, 3, 6, 6)
+    """
     warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

@@ -109,7 +109,12 @@ class PackedSequence:
 
 
 def invert_permutation(permutation: Any) -> np.ndarray | None:
-    """The inverse of an index permutation (None stays None); torch.nn.utils.rnn.invert_permutation."""
+    """The inverse of an index permutation (None stays None); torch.nn.utils.rnn.invert_permutation.
+
+    Example:
+      >>> invert_permutation([2, 0, 1])
+      array([1, 2, 0])
+    """
     if permutation is None:
         return None
     permutation = _int_array(permutation, "permutation")
