@@ -148,6 +148,17 @@ def family_pages() -> dict[str, str]:
             for path, _ in group:
                 lines += [f"::: {path}", ""]
         pages[slug] = "\n".join(lines)
+    index = ["# funclayers.functional", "",
+             "The pure ops every layer is built on, under torch.nn.functional's names (`import funclayers.functional "
+             "as F`); each is documented on its family's page.", "",
+             "| funclayers | torch | family |", "|---|---|---|"]
+    titles = {slug: title for slug, title, *_ in FAMILIES}
+    for slug, members in groups.items():
+        for path, obj in members:
+            if path.startswith("funclayers.functional."):
+                index.append(f"| [`F.{path.rsplit('.', 1)[1]}`]({slug}.md#{path}) | {torch_counterpart(obj)} | "
+                             f"{titles[slug]} |")
+    pages["functional"] = "\n".join(index) + "\n"
     return pages
 
 
@@ -205,7 +216,8 @@ def nav() -> list:
         {"The contract": "contract.md"},
         {"Porting from torch": "interop.md"},
         {"Layer catalogue": "catalogue.md"},
-        {"API": [{title: f"api/{slug}.md"} for slug, title, _, _ in FAMILIES]},
+        {"API": [{"funclayers.functional (index)": "api/functional.md"}]
+                + [{title: f"api/{slug}.md"} for slug, title, _, _ in FAMILIES]},
         {"Tutorials": [f"notebooks/{name}" for name in NOTEBOOKS]},
         {"CPU allocator": "allocator.md"},
         {"Benchmarks": "benchmarks.md"},
