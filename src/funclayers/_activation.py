@@ -87,7 +87,12 @@ def _layer(name: str, op: Callable[[jax.Array], jax.Array]) -> Layer:
 
 
 def threshold(input: Any, threshold: float, value: float, inplace: bool = False) -> jax.Array:
-    """`value` where input <= threshold, else input; torch.nn.functional.threshold (integers allowed)."""
+    """`value` where input <= threshold, else input; torch.nn.functional.threshold (integers allowed).
+
+    Example:
+      >>> F.threshold(jnp.array([-2.0, -0.5, 0.0, 1.5]), 0.5, -1.0)
+      Array([-1. , -1. , -1. ,  1.5], dtype=float32)
+    """
     del inplace
     x = jnp.asarray(input)
     return jnp.where(x <= threshold, _const(value, x), x)
@@ -97,7 +102,12 @@ _threshold = threshold  # the Threshold layer's argument shadows the op's name
 
 
 def relu(input: Any, inplace: bool = False) -> jax.Array:
-    """max(0, x), NaN kept, gradient 0 at 0; torch.nn.functional.relu (integers allowed)."""
+    """max(0, x), NaN kept, gradient 0 at 0; torch.nn.functional.relu (integers allowed).
+
+    Example:
+      >>> F.relu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([0. , 0. , 0. , 1.5], dtype=float32)
+    """
     del inplace
     x = jnp.asarray(input)
     # lax.select rather than jnp.where: the same HLO without a nested jit to trace (a ResNet step
@@ -111,7 +121,12 @@ def _hardtanh(x: jax.Array, min_val: float, max_val: float) -> jax.Array:
 
 
 def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> jax.Array:
-    """x clipped to [min_val, max_val]; torch.nn.functional.hardtanh (integers allowed)."""
+    """x clipped to [min_val, max_val]; torch.nn.functional.hardtanh (integers allowed).
+
+    Example:
+      >>> F.hardtanh(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-1. , -0.5,  0. ,  1. ], dtype=float32)
+    """
     del inplace
     if min_val > max_val:
         raise ValueError(
@@ -121,20 +136,35 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
 
 
 def relu6(input: Any, inplace: bool = False) -> jax.Array:
-    """min(max(0, x), 6); torch.nn.functional.relu6."""
+    """min(max(0, x), 6); torch.nn.functional.relu6.
+
+    Example:
+      >>> F.relu6(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([0. , 0. , 0. , 1.5], dtype=float32)
+    """
     del inplace
     return _hardtanh(jnp.asarray(input), 0.0, 6.0)
 
 
 def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> jax.Array:
-    """x if x > 0 else negative_slope * x; torch.nn.functional.leaky_relu."""
+    """x if x > 0 else negative_slope * x; torch.nn.functional.leaky_relu.
+
+    Example:
+      >>> F.leaky_relu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.02 , -0.005,  0.   ,  1.5  ], dtype=float32)
+    """
     del inplace
     x = _floating("leaky_relu", input)
     return jnp.where(x > 0, x, x * negative_slope)
 
 
 def hardsigmoid(input: Any, inplace: bool = False) -> jax.Array:
-    """0 below -3, 1 above 3, (x + 3) / 6 between; torch.nn.functional.hardsigmoid."""
+    """0 below -3, 1 above 3, (x + 3) / 6 between; torch.nn.functional.hardsigmoid.
+
+    Example:
+      >>> F.hardsigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([0.16666667, 0.4166667 , 0.5       , 0.75      ], dtype=float32)
+    """
     del inplace
     x = _floating("hardsigmoid", input)
     return _hardsigmoid(x)
@@ -155,7 +185,12 @@ def _hardsigmoid_jvp(primals, tangents):
 
 
 def hardswish(input: Any, inplace: bool = False) -> jax.Array:
-    """x * hardsigmoid(x); torch.nn.functional.hardswish (gradient x/3 + 1/2 on (-3, 3), as torch)."""
+    """x * hardsigmoid(x); torch.nn.functional.hardswish (gradient x/3 + 1/2 on (-3, 3), as torch).
+
+    Example:
+      >>> F.hardswish(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.33333334, -0.20833334,  0.        ,  1.125     ], dtype=float32)
+    """
     del inplace
     x = _floating("hardswish", input)
     # x * 0 below -3 keeps torch's NaN for -inf; the branches at +-3 are torch's backward's.
@@ -163,7 +198,12 @@ def hardswish(input: Any, inplace: bool = False) -> jax.Array:
 
 
 def hardshrink(input: Any, lambd: float = 0.5) -> jax.Array:
-    """0 on [-lambd, lambd], x elsewhere; torch.nn.functional.hardshrink."""
+    """0 on [-lambd, lambd], x elsewhere; torch.nn.functional.hardshrink.
+
+    Example:
+      >>> F.hardshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-2. ,  0. ,  0. ,  1.5], dtype=float32)
+    """
     x = _floating("hardshrink", input)
     return jnp.where((x >= -lambd) & (x <= lambd), _const(0, x), x)
 
@@ -177,7 +217,12 @@ def _check_softshrink(who: str, lambd: float) -> None:
 
 
 def softshrink(input: Any, lambd: float = 0.5) -> jax.Array:
-    """x - lambd above lambd, x + lambd below -lambd, 0 between; torch.nn.functional.softshrink."""
+    """x - lambd above lambd, x + lambd below -lambd, 0 between; torch.nn.functional.softshrink.
+
+    Example:
+      >>> F.softshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-1.5, -0. ,  0. ,  1. ], dtype=float32)
+    """
     _check_softshrink("softshrink", lambd)
     x = _floating("softshrink", input)
     return jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, x * 0))
@@ -187,6 +232,10 @@ def prelu(input: Any, weight: Any) -> jax.Array:
     """x if x > 0 else a * x, with `a` per channel (dim 1) or shared; torch.nn.functional.prelu.
 
     Shape: input (*) with weight (1,) or (); input (N, C, *) with weight (C,).
+
+    Example:
+      >>> F.prelu(jnp.array([-2.0, -0.5, 0.0, 1.5]), jnp.array([0.25]))
+      Array([-0.5  , -0.125,  0.   ,  1.5  ], dtype=float32)
     """
     return _prelu("prelu", input, weight)
 
@@ -241,6 +290,10 @@ def rrelu(
 
     Training: each x <= 0 is multiplied by a slope drawn from U(lower, upper) (`rng` required unless
     lower == upper). Eval: leaky_relu with slope (lower + upper) / 2.
+
+    Example:
+      >>> F.rrelu(jnp.array([-2.0, -0.5, 0.0, 1.5]))   # eval: the mean slope (lower + upper) / 2
+      Array([-0.45833334, -0.11458334,  0.        ,  1.5       ], dtype=float32)
     """
     del inplace
     return _rrelu("rrelu", input, lower, upper, training, rng)
@@ -265,6 +318,7 @@ def Threshold(threshold: float, value: float, inplace: bool = False) -> Layer:
     """`value` where x <= threshold, else x; torch.nn.Threshold. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Threshold(0.1, 20.0).apply({}, {}, x)
     """
     return _layer(
@@ -289,6 +343,7 @@ def RReLU(lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False)
     Eval: slope (lower + upper) / 2.
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.RReLU(0.1, 0.3).apply({}, {}, x, rng=jax.random.PRNGKey(0), training=True)
     """
     name = f"RReLU(lower={lower}, upper={upper}{_inplace_repr(inplace)})"
@@ -313,6 +368,7 @@ def Hardtanh(
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardtanh(-2, 2).apply({}, {}, x)
     """
     min_val = min_val if min_value is None else min_value
@@ -329,6 +385,7 @@ def ReLU6(inplace: bool = False) -> Layer:
     """min(max(0, x), 6); torch.nn.ReLU6. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.ReLU6().apply({}, {}, x)
     """
     return _layer(f"ReLU6({_inplace_repr(inplace, '')})", relu6)
@@ -338,6 +395,7 @@ def Hardsigmoid(inplace: bool = False) -> Layer:
     """Piecewise-linear sigmoid: clip((x + 3) / 6, 0, 1); torch.nn.Hardsigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardsigmoid().apply({}, {}, x)
     """
     del inplace
@@ -348,6 +406,7 @@ def Hardswish(inplace: bool = False) -> Layer:
     """x * clip((x + 3) / 6, 0, 1); torch.nn.Hardswish. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardswish().apply({}, {}, x)
     """
     del inplace
@@ -358,6 +417,7 @@ def Hardshrink(lambd: float = 0.5) -> Layer:
     """0 on [-lambd, lambd], x elsewhere; torch.nn.Hardshrink. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Hardshrink(0.5).apply({}, {}, x)
     """
     return _layer(f"Hardshrink({lambd})", lambda x: hardshrink(x, lambd))
@@ -367,6 +427,7 @@ def LeakyReLU(negative_slope: float = 1e-2, inplace: bool = False) -> Layer:
     """x if x > 0 else negative_slope * x; torch.nn.LeakyReLU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LeakyReLU(0.1).apply({}, {}, x)
     """
     return _layer(
@@ -381,6 +442,7 @@ def Softshrink(lambd: float = 0.5) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softshrink(0.5).apply({}, {}, x)
     """
     name = f"Softshrink({lambd})"

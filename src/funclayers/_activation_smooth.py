@@ -34,13 +34,23 @@ def _elu(x: jax.Array, alpha: float, scale: float, input_scale: float) -> jax.Ar
 
 
 def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
-    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.functional.elu."""
+    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.functional.elu.
+
+    Example:
+      >>> F.elu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.86466473, -0.39346933,  0.        ,  1.5       ], dtype=float32)
+    """
     del inplace
     return _elu(_floating("elu", input), alpha, 1.0, 1.0)
 
 
 def selu(input: Any, inplace: bool = False) -> jax.Array:
-    """scale * elu(x, alpha) with the self-normalising constants; torch.nn.functional.selu."""
+    """scale * elu(x, alpha) with the self-normalising constants; torch.nn.functional.selu.
+
+    Example:
+      >>> F.selu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-1.5201665 , -0.69175816,  0.        ,  1.5760515 ], dtype=float32)
+    """
     del inplace
     return _elu(_floating("selu", input), SELU_ALPHA, SELU_SCALE, 1.0)
 
@@ -51,7 +61,12 @@ def _check_celu(who: str, alpha: float) -> None:
 
 
 def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
-    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.functional.celu (alpha != 0)."""
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.functional.celu (alpha != 0).
+
+    Example:
+      >>> F.celu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.86466473, -0.39346933,  0.        ,  1.5       ], dtype=float32)
+    """
     del inplace
     _check_celu("celu", alpha)
     return _elu(_floating("celu", input), alpha, 1.0, 1.0 / alpha)
@@ -94,7 +109,12 @@ def _gelu(x: jax.Array, approximate: str) -> jax.Array:
 
 
 def gelu(input: Any, approximate: str = "none") -> jax.Array:
-    """x * Phi(x) (exact erf), or the tanh approximation; torch.nn.functional.gelu."""
+    """x * Phi(x) (exact erf), or the tanh approximation; torch.nn.functional.gelu.
+
+    Example:
+      >>> F.gelu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.04550028, -0.15426877,  0.        ,  1.3997892 ], dtype=float32)
+    """
     _check_gelu("gelu", approximate)
     return _gelu(_floating("gelu", input), approximate)
 
@@ -105,7 +125,12 @@ def _silu(x: jax.Array) -> jax.Array:
 
 
 def silu(input: Any, inplace: bool = False) -> jax.Array:
-    """x * sigmoid(x); torch.nn.functional.silu."""
+    """x * sigmoid(x); torch.nn.functional.silu.
+
+    Example:
+      >>> F.silu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.23840584, -0.18877034,  0.        ,  1.2263616 ], dtype=float32)
+    """
     del inplace
     return _silu(_floating("silu", input))
 
@@ -116,7 +141,12 @@ def _mish(x: jax.Array) -> jax.Array:
 
 
 def mish(input: Any, inplace: bool = False) -> jax.Array:
-    """x * tanh(softplus(x)); torch.nn.functional.mish."""
+    """x * tanh(softplus(x)); torch.nn.functional.mish.
+
+    Example:
+      >>> F.mish(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.25250146, -0.22074378,  0.        ,  1.4033782 ], dtype=float32)
+    """
     del inplace
     return _mish(_floating("mish", input))
 
@@ -128,7 +158,12 @@ def _logsigmoid(x: jax.Array) -> jax.Array:
 
 
 def logsigmoid(input: Any) -> jax.Array:
-    """log(1 / (1 + exp(-x))), stable at +-1e4; torch.nn.functional.logsigmoid."""
+    """log(1 / (1 + exp(-x))), stable at +-1e4; torch.nn.functional.logsigmoid.
+
+    Example:
+      >>> F.logsigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-2.126928  , -0.974077  , -0.6931472 , -0.20141329], dtype=float32)
+    """
     return _logsigmoid(_floating("logsigmoid", input))
 
 
@@ -140,7 +175,12 @@ def _softplus(x: jax.Array, beta: float, threshold: float) -> jax.Array:
 
 
 def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> jax.Array:
-    """log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold; torch.nn.functional.softplus."""
+    """log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold; torch.nn.functional.softplus.
+
+    Example:
+      >>> F.softplus(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([0.126928 , 0.474077 , 0.6931472, 1.7014133], dtype=float32)
+    """
     return _softplus(_floating("softplus", input), beta, threshold)
 
 
@@ -150,7 +190,12 @@ def _sigmoid(x: jax.Array) -> jax.Array:
 
 
 def sigmoid(input: Any) -> jax.Array:
-    """1 / (1 + exp(-x)); torch.sigmoid (integer input promotes to float32)."""
+    """1 / (1 + exp(-x)); torch.sigmoid (integer input promotes to float32).
+
+    Example:
+      >>> F.sigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([0.11920292, 0.37754068, 0.5       , 0.81757444], dtype=float32)
+    """
     return _sigmoid(_promoted(input))
 
 
@@ -160,7 +205,12 @@ def _tanh(x: jax.Array) -> jax.Array:
 
 
 def tanh(input: Any) -> jax.Array:
-    """tanh(x); torch.tanh (integer input promotes to float32)."""
+    """tanh(x); torch.tanh (integer input promotes to float32).
+
+    Example:
+      >>> F.tanh(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.9640276 , -0.46211717,  0.        ,  0.9051482 ], dtype=float32)
+    """
     return _tanh(_promoted(input))
 
 
@@ -170,7 +220,12 @@ def _tanhshrink(x: jax.Array) -> jax.Array:
 
 
 def tanhshrink(input: Any) -> jax.Array:
-    """x - tanh(x); torch.nn.functional.tanhshrink."""
+    """x - tanh(x); torch.nn.functional.tanhshrink.
+
+    Example:
+      >>> F.tanhshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-1.0359724 , -0.03788283,  0.        ,  0.5948518 ], dtype=float32)
+    """
     return _tanhshrink(_promoted(input))
 
 
@@ -180,12 +235,22 @@ def _softsign(x: jax.Array) -> jax.Array:
 
 
 def softsign(input: Any) -> jax.Array:
-    """x / (1 + |x|); torch.nn.functional.softsign."""
+    """x / (1 + |x|); torch.nn.functional.softsign.
+
+    Example:
+      >>> F.softsign(jnp.array([-2.0, -0.5, 0.0, 1.5]))
+      Array([-0.6666667 , -0.33333334,  0.        ,  0.6       ], dtype=float32)
+    """
     return _softsign(_promoted(input))
 
 
 def glu(input: Any, dim: int = -1) -> jax.Array:
-    """a * sigmoid(b) where a, b are the two halves of `input` along `dim`; torch.nn.functional.glu."""
+    """a * sigmoid(b) where a, b are the two halves of `input` along `dim`; torch.nn.functional.glu.
+
+    Example:
+      >>> F.glu(jnp.array([1.0, 2.0, 0.0, 0.0]))
+      Array([0.5, 1. ], dtype=float32)
+    """
     return _glu("glu", input, dim)
 
 
@@ -212,6 +277,7 @@ def Sigmoid() -> Layer:
     """1 / (1 + exp(-x)); torch.nn.Sigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Sigmoid().apply({}, {}, x)
     """
     return _layer("Sigmoid()", sigmoid)
@@ -221,6 +287,7 @@ def Tanh() -> Layer:
     """tanh(x); torch.nn.Tanh. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Tanh().apply({}, {}, x)
     """
     return _layer("Tanh()", tanh)
@@ -230,6 +297,7 @@ def SiLU(inplace: bool = False) -> Layer:
     """x * sigmoid(x) (swish); torch.nn.SiLU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.SiLU().apply({}, {}, x)
     """
     return _layer(f"SiLU({_inplace_repr(inplace, '')})", silu)
@@ -239,6 +307,7 @@ def Mish(inplace: bool = False) -> Layer:
     """x * tanh(softplus(x)); torch.nn.Mish. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Mish().apply({}, {}, x)
     """
     return _layer(f"Mish({_inplace_repr(inplace, '')})", mish)
@@ -248,6 +317,7 @@ def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
     """x if x > 0 else alpha * (exp(x) - 1); torch.nn.ELU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.ELU(alpha=0.5).apply({}, {}, x)
     """
     return _layer(f"ELU(alpha={alpha}{_inplace_repr(inplace)})", lambda x: elu(x, alpha))
@@ -259,6 +329,7 @@ def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.CELU(alpha=2.0).apply({}, {}, x)
     """
     name = f"CELU(alpha={alpha}{_inplace_repr(inplace)})"
@@ -270,6 +341,7 @@ def SELU(inplace: bool = False) -> Layer:
     """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.SELU().apply({}, {}, x)
     """
     return _layer(f"SELU({_inplace_repr(inplace, '')})", selu)
@@ -294,6 +366,7 @@ def GELU(approximate: str = "none") -> Layer:
       approximate: 'none' (exact) or 'tanh'.
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.GELU(approximate="tanh").apply({}, {}, x)
     """
     name = f"GELU(approximate={approximate!r})"
@@ -305,6 +378,7 @@ def LogSigmoid() -> Layer:
     """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LogSigmoid().apply({}, {}, x)
     """
     return _layer("LogSigmoid()", logsigmoid)
@@ -316,6 +390,7 @@ def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softplus(beta=2.0).apply({}, {}, x)
     """
     return _layer(f"Softplus(beta={beta}, threshold={threshold})", lambda x: softplus(x, beta, threshold))
@@ -325,6 +400,7 @@ def Softsign() -> Layer:
     """x / (1 + |x|); torch.nn.Softsign. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softsign().apply({}, {}, x)
     """
     return _layer("Softsign()", softsign)
@@ -334,6 +410,7 @@ def Tanhshrink() -> Layer:
     """x - tanh(x); torch.nn.Tanhshrink. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Tanhshrink().apply({}, {}, x)
     """
     return _layer("Tanhshrink()", tanhshrink)

@@ -86,6 +86,7 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       >>> params, state = asm.init(jax.random.PRNGKey(0))
       >>> (out, loss), _ = asm.apply(params, state, jnp.ones((4, 16)), jnp.array([1, 15, 50, 99]))
       >>> asm.log_prob(params, jnp.ones((4, 16))).shape   # (4, 100)
+      (4, 100)
     """
     del device
     cuts = _check_cutoffs(cutoffs, n_classes) + [n_classes]

@@ -88,7 +88,12 @@ def _adaptive_avg(n: int, layer: str, input, output_size) -> jax.Array:
 
 
 def adaptive_avg_pool1d(input: jax.Array, output_size: Any) -> jax.Array:
-    """1-D adaptive average pooling of (N, C, L) or (C, L); torch.nn.functional.adaptive_avg_pool1d."""
+    """1-D adaptive average pooling of (N, C, L) or (C, L); torch.nn.functional.adaptive_avg_pool1d.
+
+    Example:
+      >>> F.adaptive_avg_pool1d(jnp.arange(6.0).reshape(1, 1, 6), 3)
+      Array([[[0.5, 2.5, 4.5]]], dtype=float32)
+    """
     return _adaptive_avg(1, "adaptive_avg_pool1d", input, output_size)
 
 
@@ -97,12 +102,18 @@ def adaptive_avg_pool2d(input: jax.Array, output_size: Any) -> jax.Array:
 
     Example:
       >>> F.adaptive_avg_pool2d(jnp.ones((8, 256, 10, 10)), 7).shape   # (8, 256, 7, 7)
+      (8, 256, 7, 7)
     """
     return _adaptive_avg(2, "adaptive_avg_pool2d", input, output_size)
 
 
 def adaptive_avg_pool3d(input: jax.Array, output_size: Any) -> jax.Array:
-    """3-D adaptive average pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_avg_pool3d."""
+    """3-D adaptive average pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_avg_pool3d.
+
+    Example:
+      >>> F.adaptive_avg_pool3d(jnp.ones((1, 2, 5, 6, 7)), (2, 3, 1)).shape
+      (1, 2, 2, 3, 1)
+    """
     return _adaptive_avg(3, "adaptive_avg_pool3d", input, output_size)
 
 
@@ -177,7 +188,12 @@ def _planes_last(spatial: tuple[int, ...], out: tuple[int, ...]) -> bool:
 
 
 def adaptive_max_pool1d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
-    """1-D adaptive max pooling to L_out; torch.nn.functional.adaptive_max_pool1d."""
+    """1-D adaptive max pooling to L_out; torch.nn.functional.adaptive_max_pool1d.
+
+    Example:
+      >>> F.adaptive_max_pool1d(jnp.arange(6.0).reshape(1, 1, 6), 3)
+      Array([[[1., 3., 5.]]], dtype=float32)
+    """
     return _adaptive_max(1, "adaptive_max_pool1d", input, output_size, return_indices)
 
 
@@ -185,28 +201,52 @@ def adaptive_max_pool2d(input: jax.Array, output_size: Any, return_indices: bool
     """2-D adaptive max pooling to (H_out, W_out); torch.nn.functional.adaptive_max_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 64, 8, 9))
       >>> y, idx = F.adaptive_max_pool2d(x, (5, None), return_indices=True)   # None keeps W
     """
     return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, return_indices)
 
 
 def adaptive_max_pool3d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
-    """3-D adaptive max pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_max_pool3d."""
+    """3-D adaptive max pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_max_pool3d.
+
+    Example:
+      >>> F.adaptive_max_pool3d(jnp.ones((1, 2, 5, 6, 7)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _adaptive_max(3, "adaptive_max_pool3d", input, output_size, return_indices)
 
 
 def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool1d returning (output, indices); torch's adaptive_max_pool1d_with_indices."""
+    """adaptive_max_pool1d returning (output, indices); torch's adaptive_max_pool1d_with_indices.
+
+    Example:
+      >>> y, idx = F.adaptive_max_pool1d_with_indices(jnp.arange(6.0).reshape(1, 1, 6), 3)
+      >>> idx
+      Array([[[1, 3, 5]]], dtype=int32)
+    """
     return _adaptive_max(1, "adaptive_max_pool1d", input, output_size, True)
 
 
 def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool2d returning (output, indices); torch's adaptive_max_pool2d_with_indices."""
+    """adaptive_max_pool2d returning (output, indices); torch's adaptive_max_pool2d_with_indices.
+
+    Example:
+      >>> y, idx = F.adaptive_max_pool2d_with_indices(jnp.ones((1, 2, 5, 5)), 2)
+      >>> idx.shape
+      (1, 2, 2, 2)
+    """
     return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, True)
 
 
 def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool3d returning (output, indices); torch's adaptive_max_pool3d_with_indices."""
+    """adaptive_max_pool3d returning (output, indices); torch's adaptive_max_pool3d_with_indices.
+
+    Example:
+      >>> y, idx = F.adaptive_max_pool3d_with_indices(jnp.ones((1, 2, 4, 4, 4)), 2)
+      >>> idx.shape
+      (1, 2, 2, 2, 2)
+    """
     return _adaptive_max(3, "adaptive_max_pool3d", input, output_size, True)
 
 

@@ -242,6 +242,7 @@ def batch_norm(input: jax.Array, running_mean: jax.Array | None, running_var: ja
       eps: added to the variance.
 
     Example:
+      >>> x = jnp.ones((4, 3, 5))
       >>> y, mean, var = F.batch_norm(x, jnp.zeros(3), jnp.ones(3), training=True, return_running_stats=True)
     """
     out, new_mean, new_var = _batch_norm("batch_norm", input, running_mean, running_var, weight, bias,
@@ -356,6 +357,7 @@ _DOC = """Batch normalisation over {shape} input with torch's running statistics
     Shape: {shape} -> same.
 
     Example:
+      >>> x = jnp.ones({x_shape})
       >>> bn = fl.{kind}(16)
       >>> params, state = bn.init(jax.random.PRNGKey(0))
       >>> y, state = bn.apply(params, state, x, training=True)
@@ -386,9 +388,9 @@ def BatchNorm3d(num_features: int, eps: float = 1e-5, momentum: float | None = 0
                              bias)
 
 
-BatchNorm1d.__doc__ = _DOC.format(kind="BatchNorm1d", shape="(N, C) or (N, C, L)")
-BatchNorm2d.__doc__ = _DOC.format(kind="BatchNorm2d", shape="(N, C, H, W)")
-BatchNorm3d.__doc__ = _DOC.format(kind="BatchNorm3d", shape="(N, C, D, H, W)")
+BatchNorm1d.__doc__ = _DOC.format(kind="BatchNorm1d", shape="(N, C) or (N, C, L)", x_shape=(4, 16, 8))
+BatchNorm2d.__doc__ = _DOC.format(kind="BatchNorm2d", shape="(N, C, H, W)", x_shape=(4, 16, 5, 5))
+BatchNorm3d.__doc__ = _DOC.format(kind="BatchNorm3d", shape="(N, C, D, H, W)", x_shape=(2, 16, 3, 3, 3))
 
 
 def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,

@@ -397,7 +397,7 @@ def Conv1d(
     """1-D convolution layer; torch.nn.Conv1d. Params: weight (out, in/groups, k), bias (out,).
 
     Args: as torch.nn.Conv1d (padding may be an int, a 1-tuple, 'valid' or 'same'; padding_mode one
-      of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
 
@@ -438,7 +438,7 @@ def Conv2d(
     """2-D convolution layer; torch.nn.Conv2d. Params: weight (out, in/groups, kH, kW), bias (out,).
 
     Args: as torch.nn.Conv2d (padding may be an int, a pair, 'valid' or 'same'; padding_mode one of
-      'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
 
@@ -479,7 +479,7 @@ def Conv3d(
     """3-D convolution layer; torch.nn.Conv3d. Params: weight (out, in/groups, kD, kH, kW), bias (out,).
 
     Args: as torch.nn.Conv3d (padding may be an int, a triple, 'valid' or 'same'; padding_mode one
-      of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
 

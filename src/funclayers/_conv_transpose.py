@@ -194,6 +194,7 @@ def conv_transpose2d(
     Example:
       >>> y = conv_transpose2d(jnp.ones((1, 4, 5, 5)), jnp.ones((4, 8, 3, 3)), stride=2, padding=1)
       >>> y.shape  # (1, 8, 9, 9)
+      (1, 8, 9, 9)
     """
     return conv_transpose_nd(
         "conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding, groups, dilation
@@ -225,6 +226,7 @@ def conv_transpose3d(
     Example:
       >>> y = conv_transpose3d(jnp.ones((1, 2, 3, 3, 3)), jnp.ones((2, 4, 2, 2, 2)), stride=2)
       >>> y.shape  # (1, 4, 6, 6, 6)
+      (1, 4, 6, 6, 6)
     """
     return conv_transpose_nd(
         "conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding, groups, dilation
@@ -314,7 +316,7 @@ def ConvTranspose1d(
     """1-D transposed convolution layer; torch.nn.ConvTranspose1d. Params: weight (in, out/groups, k), bias.
 
     Args: as torch.nn.ConvTranspose1d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
 
@@ -359,7 +361,7 @@ def ConvTranspose2d(
     Params: weight (in, out/groups, kH, kW), bias (out,).
 
     Args: as torch.nn.ConvTranspose2d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
 
@@ -404,7 +406,7 @@ def ConvTranspose3d(
     Params: weight (in, out/groups, kD, kH, kW), bias (out,).
 
     Args: as torch.nn.ConvTranspose3d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-      `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
 

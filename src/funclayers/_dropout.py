@@ -80,6 +80,7 @@ def dropout(
     `rng` (a PRNG key) is required when training and 0 < p < 1.
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> y = F.dropout(x, 0.2, training=True, rng=jax.random.PRNGKey(0))
     """
     del inplace
@@ -91,7 +92,12 @@ def alpha_dropout(
     input: Any, p: float = 0.5, training: bool = False, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
     """Dropout for SELU networks: dropped elements go to SELU's saturation, then an affine map keeps
-    the mean and variance; F.alpha_dropout."""
+    the mean and variance; F.alpha_dropout.
+
+    Example:
+      >>> F.alpha_dropout(jnp.ones((4, 8)), 0.2, training=True, rng=jax.random.PRNGKey(0)).shape
+      (4, 8)
+    """
     del inplace
     check_probability("alpha_dropout", p)
     return _dropout_impl("alpha_dropout", input, p, training, rng, _element_noise, True)
@@ -100,7 +106,12 @@ def alpha_dropout(
 def feature_alpha_dropout(
     input: Any, p: float = 0.5, training: bool = False, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout."""
+    """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout.
+
+    Example:
+      >>> F.feature_alpha_dropout(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8, 8)
+    """
     del inplace
     check_probability("feature_alpha_dropout", p)
     return _dropout_impl("feature_alpha_dropout", input, p, training, rng, _feature_noise, True)
@@ -126,7 +137,12 @@ def _dropout1d(who: str, input: Any, p: float, training: bool, rng: Any) -> jax.
 def dropout1d(
     input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Zeroes whole channels of (N, C, L) or (C, L) input; F.dropout1d."""
+    """Zeroes whole channels of (N, C, L) or (C, L) input; F.dropout1d.
+
+    Example:
+      >>> F.dropout1d(jnp.ones((2, 4, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8)
+    """
     del inplace
     check_probability("dropout1d", p)
     return _dropout1d("dropout1d", input, p, training, rng)
@@ -169,6 +185,10 @@ def dropout2d(
     """Zeroes whole channels of (N, C, H, W) input; F.dropout2d.
 
     As in torch 2.13, a 3-D input is read as (N, C, L) (one draw per (N, C) row), with torch's warning.
+
+    Example:
+      >>> F.dropout2d(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 8, 8)
     """
     del inplace
     check_probability("dropout2d", p)
@@ -188,7 +208,12 @@ def _dropout3d(who: str, input: Any, p: float, training: bool, rng: Any) -> jax.
 def dropout3d(
     input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, rng: jax.Array | None = None
 ) -> jax.Array:
-    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input; F.dropout3d."""
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input; F.dropout3d.
+
+    Example:
+      >>> F.dropout3d(jnp.ones((2, 4, 4, 4, 4)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
+      (2, 4, 4, 4, 4)
+    """
     del inplace
     check_probability("dropout3d", p)
     return _dropout3d("dropout3d", input, p, training, rng)
@@ -213,6 +238,7 @@ def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
     identity in eval. torch.nn.Dropout. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> layer = fl.Dropout(0.2)
       >>> y, _ = layer.apply({}, {}, x, rng=jax.random.PRNGKey(0), training=True)
     """
@@ -265,6 +291,7 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.ones((4, 8))
       >>> y, _ = fl.AlphaDropout(0.2).apply({}, {}, x, rng=key, training=True)
     """
     return _dropout_layer(

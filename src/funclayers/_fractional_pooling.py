@@ -147,7 +147,9 @@ def fractional_max_pool2d(
         `rng` (a jax PRNG key, an extra keyword torch does not have) when None.
 
     Example:
-      >>> F.fractional_max_pool2d(x, 3, output_size=(13, 12), rng=jax.random.PRNGKey(0))
+      >>> x = jnp.ones((1, 2, 32, 32))
+      >>> F.fractional_max_pool2d(x, 3, output_size=(13, 12), rng=jax.random.PRNGKey(0)).shape
+      (1, 2, 13, 12)
     """
     return _fractional_max_pool(
         2,
@@ -175,6 +177,10 @@ def fractional_max_pool3d(
     """3-D fractional max pooling; torch.nn.functional.fractional_max_pool3d.
 
     `_random_samples` is (N, C, 3) with [..., 0] for T, [..., 1] for H and [..., 2] for W.
+
+    Example:
+      >>> F.fractional_max_pool3d(jnp.ones((1, 2, 8, 8, 8)), 2, output_size=5, rng=jax.random.PRNGKey(0)).shape
+      (1, 2, 5, 5, 5)
     """
     return _fractional_max_pool(
         3,
@@ -199,7 +205,13 @@ def fractional_max_pool2d_with_indices(
     *,
     rng=None,
 ) -> tuple[jax.Array, jax.Array]:
-    """fractional_max_pool2d returning (output, indices); torch's fractional_max_pool2d_with_indices."""
+    """fractional_max_pool2d returning (output, indices); torch's fractional_max_pool2d_with_indices.
+
+    Example:
+      >>> y, idx = F.fractional_max_pool2d_with_indices(jnp.ones((1, 2, 8, 8)), 2, output_size=5, rng=key)
+      >>> idx.shape
+      (1, 2, 5, 5)
+    """
     return _fractional_max_pool(
         2, "fractional_max_pool2d", input, kernel_size, output_size, output_ratio, True, _random_samples, rng
     )
@@ -215,7 +227,13 @@ def fractional_max_pool3d_with_indices(
     *,
     rng=None,
 ) -> tuple[jax.Array, jax.Array]:
-    """fractional_max_pool3d returning (output, indices); torch's fractional_max_pool3d_with_indices."""
+    """fractional_max_pool3d returning (output, indices); torch's fractional_max_pool3d_with_indices.
+
+    Example:
+      >>> y, idx = F.fractional_max_pool3d_with_indices(jnp.ones((1, 2, 8, 8, 8)), 2, output_size=5, rng=key)
+      >>> idx.shape
+      (1, 2, 5, 5, 5)
+    """
     return _fractional_max_pool(
         3, "fractional_max_pool3d", input, kernel_size, output_size, output_ratio, True, _random_samples, rng
     )

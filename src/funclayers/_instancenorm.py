@@ -74,6 +74,7 @@ def instance_norm(input: jax.Array, running_mean: jax.Array | None = None,
       use_input_stats: normalise with each instance's statistics (else with the running ones).
 
     Example:
+      >>> x = jnp.arange(64.0).reshape(1, 1, 8, 8)
       >>> y = F.instance_norm(jnp.ones((2, 3, 8, 8)) + x)
     """
     out, new_mean, new_var = _instance_norm("instance_norm", input, running_mean, running_var, weight, bias,
@@ -137,6 +138,7 @@ _DOC = """Instance normalisation of {shape} input; twin of torch.nn.{kind}.
     Shape: {shape} -> same.
 
     Example:
+      >>> x = jnp.ones({x_shape})
       >>> norm = fl.{kind}(16, affine=True)
       >>> params, state = norm.init(jax.random.PRNGKey(0))
       >>> y, state = norm.apply(params, state, x)
@@ -167,6 +169,7 @@ def InstanceNorm3d(num_features: int, eps: float = 1e-5, momentum: float = 0.1, 
                                 dtype, bias)
 
 
-InstanceNorm1d.__doc__ = _DOC.format(kind="InstanceNorm1d", shape="(N, C, L) or (C, L)")
-InstanceNorm2d.__doc__ = _DOC.format(kind="InstanceNorm2d", shape="(N, C, H, W) or (C, H, W)")
-InstanceNorm3d.__doc__ = _DOC.format(kind="InstanceNorm3d", shape="(N, C, D, H, W) or (C, D, H, W)")
+InstanceNorm1d.__doc__ = _DOC.format(kind="InstanceNorm1d", shape="(N, C, L) or (C, L)", x_shape=(2, 16, 8))
+InstanceNorm2d.__doc__ = _DOC.format(kind="InstanceNorm2d", shape="(N, C, H, W) or (C, H, W)", x_shape=(2, 16, 5, 5))
+InstanceNorm3d.__doc__ = _DOC.format(kind="InstanceNorm3d", shape="(N, C, D, H, W) or (C, D, H, W)",
+                                      x_shape=(2, 16, 3, 3, 3))

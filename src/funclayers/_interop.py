@@ -41,8 +41,11 @@ def state_dict(params: Any, state: Any = None) -> dict[str, np.ndarray]:
     """torch's flat `state_dict` of a layer: parameters and persistent buffers by dotted name.
 
     Example:
-      >>> sd = fl.state_dict(params, state)            # {"0.weight": array, ...}
-      >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+      >>> params, state = fl.Sequential(fl.Linear(4, 2), fl.BatchNorm1d(2)).init(jax.random.PRNGKey(0))
+      >>> sd = fl.state_dict(params, state)
+      >>> sorted(sd)
+      ['0.bias', '0.weight', '1.bias', '1.num_batches_tracked', '1.running_mean', '1.running_var', '1.weight']
+      >>> # torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     """
     # writable copies: torch.from_numpy warns on the read-only views np.asarray gives of jax arrays
     return {name: np.array(value) for name, value in _leaves(params, state)}
@@ -93,7 +96,14 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
 
     Raises:
       StateDictError (a RuntimeError and ValueError): listing missing and unexpected keys and
-      size mismatches, in torch's words.
+        size mismatches, in torch's words.
+
+    Example:
+      >>> model = fl.Sequential(fl.Linear(4, 2))
+      >>> sd = {"0.weight": np.ones((2, 4), np.float32), "0.bias": np.zeros(2, np.float32)}
+      >>> params, state = fl.load_state_dict(model, sd)
+      >>> params["0"]["weight"].shape
+      (2, 4)
     """
     params_t, state_t = _init_shapes(layer)
     template = dict(_leaves(params_t, state_t))

@@ -151,7 +151,13 @@ def ModuleList(modules: Any = None) -> Layer:
 
 
 def ModuleDict(modules: Mapping[str, Layer] | None = None) -> Layer:
-    """Holds layers under given names; torch.nn.ModuleDict. Index it from a composite's forward."""
+    """Holds layers under given names; torch.nn.ModuleDict. Index it from a composite's forward.
+
+    Example:
+      >>> heads = fl.ModuleDict({"cls": fl.Linear(8, 3), "box": fl.Linear(8, 4)})
+      >>> net = fl.Module(lambda m, x: (m.heads["cls"](x), m.heads["box"](x)), heads=heads)
+      >>> (cls, box), _ = net.apply(*net.init(jax.random.PRNGKey(0)), jnp.ones((2, 8)))
+    """
     children = _named_children((OrderedDict(modules or {}),), "ModuleDict")
     return Layer(_init_children(children), _container_apply("ModuleDict"), "ModuleDict", children)
 

@@ -217,6 +217,7 @@ def Identity(*args: Any, **kwargs: Any) -> Layer:
     Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)   # y is x
     """
     del args, kwargs

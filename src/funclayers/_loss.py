@@ -156,6 +156,7 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
 
     Example:
       >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))   # 1.0
+      Array(1., dtype=float32)
     """
     reduction = resolve_reduction("l1_loss", reduction, size_average, reduce)
     input, target = broadcast_pair("l1_loss", *float_inputs("l1_loss", input, target))
@@ -171,6 +172,7 @@ def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: 
 
     Example:
       >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))   # 4.0
+      Array(4., dtype=float32)
     """
     reduction = resolve_reduction("mse_loss", reduction, size_average, reduce)
     input, target = broadcast_pair("mse_loss", *float_inputs("mse_loss", input, target))
@@ -191,6 +193,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
 
     Example:
       >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      Array([0.125, 2.5  ], dtype=float32)
     """
     reduction = resolve_reduction("huber_loss", reduction)
     input, target = broadcast_pair("huber_loss", *float_inputs("huber_loss", input, target))
@@ -207,6 +210,7 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
 
     Example:
       >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      Array([0.125, 2.5  ], dtype=float32)
     """
     reduction = resolve_reduction("smooth_l1_loss", reduction, size_average, reduce)
     if beta < 0:
@@ -229,6 +233,7 @@ def poisson_nll_loss(input: Any, target: Any, log_input: bool = True, full: bool
 
     Example:
       >>> F.poisson_nll_loss(jnp.zeros(3), jnp.ones(3))   # 1.0
+      Array(1., dtype=float32)
     """
     reduction = resolve_reduction("poisson_nll_loss", reduction, size_average, reduce)
     input, target = float_inputs("poisson_nll_loss", input, target)
@@ -252,6 +257,7 @@ def gaussian_nll_loss(input: Any, target: Any, var: Any, full: bool = False, eps
 
     Example:
       >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))   # 0.0
+      Array(0., dtype=float32)
     """
     reduction = resolve_reduction("gaussian_nll_loss", reduction)
     if isinstance(var, (int, float)):
@@ -315,6 +321,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
 
     Example:
       >>> F.binary_cross_entropy(jnp.full(2, 0.5), jnp.ones(2))   # log 2
+      Array(0.6931472, dtype=float32)
     """
     who = "binary_cross_entropy"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -351,6 +358,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
 
     Example:
       >>> F.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.ones(2))   # log 2
+      Array(0.6931472, dtype=float32)
     """
     who = "binary_cross_entropy_with_logits"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -376,6 +384,7 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
 
     Example:
       >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")   # 0.0
+      Array(0., dtype=float32)
     """
     if size_average is not None or reduce is not None:
         reduction = legacy_get_string(size_average, reduce)

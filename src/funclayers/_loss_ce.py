@@ -138,6 +138,7 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
 
     Example:
       >>> F.nll_loss(jnp.log(jnp.full((2, 4), 0.25)), jnp.array([0, 3]))   # log 4
+      Array(1.3862944, dtype=float32)
     """
     who = "nll_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -183,6 +184,7 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
 
     Example:
       >>> F.cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]), label_smoothing=0.1)   # log 4
+      Array(1.3862944, dtype=float32)
     """
     who = "cross_entropy"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -320,7 +322,9 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
       options: anything with a `batch_chunk_size` attribute (torch's LinearCrossEntropyOptions), or None.
 
     Example:
+      >>> x, w, t = jnp.ones((64, 16)), jnp.ones((100, 16)), jnp.arange(64)
       >>> F.linear_cross_entropy(x, w, t)   # x (4096, 512), w (32000, 512), t (4096,)
+      Array(4.6051702, dtype=float32)
     """
     who = "linear_cross_entropy"
     reduction = resolve_reduction(who, reduction)

@@ -59,7 +59,8 @@ def ctc_loss(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: A
 
     Example:
       >>> lp = jax.nn.log_softmax(jnp.zeros((50, 16, 20)), axis=-1)
-      >>> F.ctc_loss(lp, jnp.ones((16, 30), int), jnp.full(16, 50), jnp.full(16, 30))
+      >>> F.ctc_loss(lp, jnp.ones((16, 30), int), jnp.full(16, 50), jnp.full(16, 20))
+      Array(6.2600017, dtype=float32)
     """
     who = "ctc_loss"
     reduction = resolve_reduction(who, reduction)

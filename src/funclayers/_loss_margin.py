@@ -22,6 +22,7 @@ def soft_margin_loss(input: Any, target: Any, size_average: bool | None = None, 
 
     Example:
       >>> F.soft_margin_loss(jnp.zeros(2), jnp.ones(2))   # log 2
+      Array(0.6931472, dtype=float32)
     """
     reduction = resolve_reduction("soft_margin_loss", reduction, size_average, reduce)
     input, target = float_inputs("soft_margin_loss", input, target)
@@ -36,6 +37,7 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
 
     Example:
       >>> F.multilabel_soft_margin_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)))   # log 2
+      Array(0.6931472, dtype=float32)
     """
     reduction = resolve_reduction("multilabel_soft_margin_loss", reduction, size_average, reduce)
     input, target = float_inputs("multilabel_soft_margin_loss", input, target)
@@ -66,6 +68,7 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
 
     Example:
       >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))   # 0.85
+      Array(0.85, dtype=float32)
     """
     who = "multilabel_margin_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -108,6 +111,7 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
 
     Example:
       >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))   # 0.325
+      Array(0.325, dtype=float32)
     """
     who = "multi_margin_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -147,6 +151,7 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
 
     Example:
       >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))   # 0.0
+      Array(0., dtype=float32)
     """
     who = "margin_ranking_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -164,6 +169,7 @@ def hinge_embedding_loss(input: Any, target: Any, margin: float = 1.0, size_aver
 
     Example:
       >>> F.hinge_embedding_loss(jnp.array([0.3, 0.3]), jnp.array([1.0, -1.0]))   # 0.5
+      Array(0.5, dtype=float32)
     """
     reduction = resolve_reduction("hinge_embedding_loss", reduction, size_average, reduce)
     check_floating("hinge_embedding_loss", input)
@@ -184,6 +190,7 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
 
     Example:
       >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))   # 0.0
+      Array(0., dtype=float32)
     """
     who = "cosine_embedding_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -246,6 +253,7 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
 
     Example:
       >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))   # ~0.0
+      Array(0., dtype=float32)
     """
     who = "triplet_margin_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -261,7 +269,9 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
     torch.nn.functional.triplet_margin_with_distance_loss.
 
     Example:
+      >>> a, p, n = jnp.ones((4, 8)), jnp.ones((4, 8)), -jnp.ones((4, 8))
       >>> F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - (x * y).sum(-1))
+      Array(0., dtype=float32)
     """
     who = "triplet_margin_with_distance_loss"
     reduction = resolve_reduction(who, reduction)

@@ -45,12 +45,24 @@ def L1Loss(size_average: bool | None = None, reduce: bool | None = None, reducti
 
 
 def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Mean squared error; torch.nn.MSELoss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    """Mean squared error; torch.nn.MSELoss. Shape: (*), (*) -> () or (*) with reduction='none'.
+
+    Example:
+      >>> loss, _ = fl.MSELoss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
+      >>> loss
+      Array(4.625, dtype=float32)
+    """
     return _elementwise("MSELoss", L.mse_loss, size_average, reduce, reduction)
 
 
 def HuberLoss(reduction: str = "mean", delta: float = 1.0) -> Layer:
-    """Huber loss; torch.nn.HuberLoss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    """Huber loss; torch.nn.HuberLoss. Shape: (*), (*) -> () or (*) with reduction='none'.
+
+    Example:
+      >>> loss, _ = fl.HuberLoss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
+      >>> loss
+      Array(1.3125, dtype=float32)
+    """
     if delta <= 0:
         raise ValueError(f"HuberLoss: delta must be positive, got {delta} (torch: huber_loss does not support "
                          f"non-positive values for delta).")
@@ -59,26 +71,52 @@ def HuberLoss(reduction: str = "mean", delta: float = 1.0) -> Layer:
 
 def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
                  beta: float = 1.0) -> Layer:
-    """Smooth L1 loss; torch.nn.SmoothL1Loss. Shape: (*), (*) -> () or (*) with reduction='none'."""
+    """Smooth L1 loss; torch.nn.SmoothL1Loss. Shape: (*), (*) -> () or (*) with reduction='none'.
+
+    Example:
+      >>> loss, _ = fl.SmoothL1Loss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
+      >>> loss
+      Array(1.3125, dtype=float32)
+    """
     if beta < 0:
         raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta}.")
     return _elementwise("SmoothL1Loss", L.smooth_l1_loss, size_average, reduce, reduction, beta=beta)
 
 
 def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Two-class logistic loss; torch.nn.SoftMarginLoss. Shape: (*), (*) -> () or (*)."""
+    """Two-class logistic loss; torch.nn.SoftMarginLoss. Shape: (*), (*) -> () or (*).
+
+    Example:
+      >>> loss, _ = fl.SoftMarginLoss().apply({}, {}, jnp.zeros(2), jnp.ones(2))
+      >>> loss   # log 2
+      Array(0.6931472, dtype=float32)
+    """
     return _elementwise("SoftMarginLoss", M.soft_margin_loss, size_average, reduce, reduction)
 
 
 def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Layer:
-    """Multi-label hinge loss; torch.nn.MultiLabelMarginLoss. Shape: (N, C) or (C,), integer target alike."""
+    """Multi-label hinge loss; torch.nn.MultiLabelMarginLoss. Shape: (N, C) or (C,), integer target alike.
+
+    Example:
+      >>> x, y = jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]])
+      >>> loss, _ = fl.MultiLabelMarginLoss().apply({}, {}, x, y)
+      >>> loss
+      Array(0.85, dtype=float32)
+    """
     return _elementwise("MultiLabelMarginLoss", M.multilabel_margin_loss, size_average, reduce, reduction)
 
 
 def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
               log_target: bool = False) -> Layer:
-    """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL)."""
+    """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL).
+
+    Example:
+      >>> q = jnp.full((2, 2), 0.5)
+      >>> loss, _ = fl.KLDivLoss(reduction="batchmean").apply({}, {}, jnp.log(q), q)
+      >>> loss
+      Array(0., dtype=float32)
+    """
     if size_average is not None or reduce is not None:
         reduction = L.legacy_get_string(size_average, reduce)
     _reduction("KLDivLoss", None, None, reduction, ("batchmean",))
@@ -88,7 +126,13 @@ def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, redu
 
 def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: bool | None = None, eps: float = 1e-8,
                    reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Poisson negative log likelihood; torch.nn.PoissonNLLLoss. Shape: (*), (*) -> () or (*)."""
+    """Poisson negative log likelihood; torch.nn.PoissonNLLLoss. Shape: (*), (*) -> () or (*).
+
+    Example:
+      >>> loss, _ = fl.PoissonNLLLoss().apply({}, {}, jnp.zeros(3), jnp.ones(3))
+      >>> loss
+      Array(1., dtype=float32)
+    """
     reduction = _reduction("PoissonNLLLoss", size_average, reduce, reduction)
     input_is_log = log_input
 
@@ -99,7 +143,13 @@ def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: boo
 
 
 def GaussianNLLLoss(*, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> Layer:
-    """Gaussian negative log likelihood; torch.nn.GaussianNLLLoss. apply(params, state, input, target, var)."""
+    """Gaussian negative log likelihood; torch.nn.GaussianNLLLoss. apply(params, state, input, target, var).
+
+    Example:
+      >>> loss, _ = fl.GaussianNLLLoss().apply({}, {}, jnp.zeros(3), jnp.zeros(3), jnp.ones(3))
+      >>> loss
+      Array(0., dtype=float32)
+    """
     reduction = _reduction("GaussianNLLLoss", None, None, reduction)
     return L.loss_layer("GaussianNLLLoss()", lambda state, input, target, var: L.gaussian_nll_loss(
         input, target, var, full=full, eps=eps, reduction=reduction))
@@ -119,7 +169,13 @@ def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool |
 
 def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
                       reduction: str = "mean", pos_weight: Any = None) -> Layer:
-    """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state)."""
+    """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state).
+
+    Example:
+      >>> loss, _ = fl.BCEWithLogitsLoss().apply({}, {}, jnp.zeros(2), jnp.ones(2))
+      >>> loss   # log 2
+      Array(0.6931472, dtype=float32)
+    """
     reduction = _reduction("BCEWithLogitsLoss", size_average, reduce, reduction)
     return L.loss_layer("BCEWithLogitsLoss()", lambda state, input, target: L.binary_cross_entropy_with_logits(
         input, target, state.get("weight"), reduction=reduction, pos_weight=state.get("pos_weight")),
@@ -128,7 +184,13 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
 
 def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
                              reduction: str = "mean") -> Layer:
-    """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state)."""
+    """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state).
+
+    Example:
+      >>> loss, _ = fl.MultiLabelSoftMarginLoss().apply({}, {}, jnp.zeros((2, 3)), jnp.ones((2, 3)))
+      >>> loss   # log 2
+      Array(0.6931472, dtype=float32)
+    """
     reduction = _reduction("MultiLabelSoftMarginLoss", size_average, reduce, reduction)
     return L.loss_layer("MultiLabelSoftMarginLoss()", lambda state, input, target: M.multilabel_soft_margin_loss(
         input, target, state.get("weight"), reduction=reduction), {"weight": weight})
@@ -136,7 +198,13 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
 
 def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_average: bool | None = None,
                     reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Multi-class hinge loss; torch.nn.MultiMarginLoss (`weight` in state). Shape: (N, C), (N,) -> ()."""
+    """Multi-class hinge loss; torch.nn.MultiMarginLoss (`weight` in state). Shape: (N, C), (N,) -> ().
+
+    Example:
+      >>> loss, _ = fl.MultiMarginLoss().apply({}, {}, jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))
+      >>> loss
+      Array(0.325, dtype=float32)
+    """
     if p not in (1, 2):
         raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p}.")
     if weight is not None and jnp.ndim(weight) != 1:
@@ -148,7 +216,13 @@ def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_av
 
 def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, reduce: bool | None = None,
                       reduction: str = "mean") -> Layer:
-    """max(0, -y (x1 - x2) + margin); torch.nn.MarginRankingLoss. apply(params, state, input1, input2, target)."""
+    """max(0, -y (x1 - x2) + margin); torch.nn.MarginRankingLoss. apply(params, state, input1, input2, target).
+
+    Example:
+      >>> loss, _ = fl.MarginRankingLoss(margin=0.5).apply({}, {}, jnp.ones(2), jnp.zeros(2), jnp.ones(2))
+      >>> loss
+      Array(0., dtype=float32)
+    """
     reduction = _reduction("MarginRankingLoss", size_average, reduce, reduction)
     return L.loss_layer("MarginRankingLoss()", lambda state, input1, input2, target: M.margin_ranking_loss(
         input1, input2, target, margin, reduction=reduction))
@@ -156,7 +230,13 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
 
 def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, reduce: bool | None = None,
                        reduction: str = "mean") -> Layer:
-    """Hinge embedding loss; torch.nn.HingeEmbeddingLoss. Shape: (*), (*) in {1, -1} -> () or (*)."""
+    """Hinge embedding loss; torch.nn.HingeEmbeddingLoss. Shape: (*), (*) in {1, -1} -> () or (*).
+
+    Example:
+      >>> loss, _ = fl.HingeEmbeddingLoss().apply({}, {}, jnp.array([0.3, 2.0]), jnp.array([1, -1]))
+      >>> loss
+      Array(0.15, dtype=float32)
+    """
     reduction = _reduction("HingeEmbeddingLoss", size_average, reduce, reduction)
     return L.loss_layer("HingeEmbeddingLoss()", lambda state, input, target: M.hinge_embedding_loss(
         input, target, margin, reduction=reduction))
@@ -164,7 +244,13 @@ def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, re
 
 def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, reduce: bool | None = None,
                         reduction: str = "mean") -> Layer:
-    """Cosine embedding loss; torch.nn.CosineEmbeddingLoss. apply(params, state, input1, input2, target)."""
+    """Cosine embedding loss; torch.nn.CosineEmbeddingLoss. apply(params, state, input1, input2, target).
+
+    Example:
+      >>> loss, _ = fl.CosineEmbeddingLoss().apply({}, {}, jnp.ones((2, 3)), jnp.ones((2, 3)), jnp.ones(2))
+      >>> loss
+      Array(0., dtype=float32)
+    """
     reduction = _reduction("CosineEmbeddingLoss", size_average, reduce, reduction)
     return L.loss_layer("CosineEmbeddingLoss()", lambda state, input1, input2, target: M.cosine_embedding_loss(
         input1, input2, target, margin, reduction=reduction))
@@ -172,7 +258,13 @@ def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, r
 
 def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                       size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Triplet margin loss; torch.nn.TripletMarginLoss. apply(params, state, anchor, positive, negative)."""
+    """Triplet margin loss; torch.nn.TripletMarginLoss. apply(params, state, anchor, positive, negative).
+
+    Example:
+      >>> loss, _ = fl.TripletMarginLoss().apply({}, {}, jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones((2, 3)))
+      >>> loss
+      Array(0., dtype=float32)
+    """
     if margin <= 0:
         raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
     reduction = _reduction("TripletMarginLoss", size_average, reduce, reduction)
@@ -182,7 +274,14 @@ def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, sw
 
 def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, margin: float = 1.0,
                                   swap: bool = False, reduction: str = "mean") -> Layer:
-    """Triplet margin loss with any JAX distance function; torch.nn.TripletMarginWithDistanceLoss."""
+    """Triplet margin loss with any JAX distance function; torch.nn.TripletMarginWithDistanceLoss.
+
+    Example:
+      >>> a, p, n = jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones((2, 3))
+      >>> loss, _ = fl.TripletMarginWithDistanceLoss(margin=1.0).apply({}, {}, a, p, n)
+      >>> loss
+      Array(0., dtype=float32)
+    """
     if margin <= 0:
         raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
     reduction = _reduction("TripletMarginWithDistanceLoss", None, None, reduction)
@@ -197,6 +296,11 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
     """Negative log likelihood of log-probabilities; torch.nn.NLLLoss (`weight` in state).
 
     Shape: (N, C), (C,) or (N, C, d1, ..., dK) input; (N,), () or (N, d1, ..., dK) integer target.
+
+    Example:
+      >>> loss, _ = fl.NLLLoss().apply({}, {}, jnp.log(jnp.full((2, 4), 0.25)), jnp.array([0, 3]))
+      >>> loss   # log 4
+      Array(1.3862944, dtype=float32)
     """
     reduction = _reduction("NLLLoss", size_average, reduce, reduction)
     return L.loss_layer("NLLLoss()", lambda state, input, target: nll_loss(
@@ -211,6 +315,7 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
     probabilities of the logits' shape -> () or, with reduction='none', one loss per position.
 
     Example:
+      >>> logits, labels = jnp.zeros((4, 5)), jnp.array([1, 0, 4, 2])
       >>> criterion = fl.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
       >>> loss, _ = criterion.apply({}, {}, logits, labels)
     """
@@ -226,6 +331,12 @@ def CTCLoss(blank: int = 0, reduction: str = "mean", zero_infinity: bool = False
 
     apply(params, state, log_probs, targets, input_lengths, target_lengths): log_probs (T, N, C) or (T, C);
     targets padded (N, S) or concatenated; lengths (N,) arrays (traced or not) or sequences.
+
+    Example:
+      >>> lp = jax.nn.log_softmax(jnp.zeros((50, 16, 20)), axis=-1)
+      >>> loss, _ = fl.CTCLoss().apply({}, {}, lp, jnp.ones((16, 30), int), jnp.full(16, 50), jnp.full(16, 20))
+      >>> loss
+      Array(6.2600017, dtype=float32)
     """
     reduction = _reduction("CTCLoss", None, None, reduction)
     return L.loss_layer("CTCLoss()", lambda state, log_probs, targets, input_lengths, target_lengths: ctc_loss(
@@ -245,6 +356,7 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
     probabilities (C,) / (N, C, d1, ..., dK) -> () or, with reduction='none', one loss per position.
 
     Example:
+      >>> hidden, labels = jnp.ones((8, 512)), jnp.arange(8)
       >>> criterion = fl.LinearCrossEntropyLoss(512, 32000)
       >>> params, state = criterion.init(rng)
       >>> loss, _ = criterion.apply(params, state, hidden, labels)   # hidden (N, 512), labels (N,)

@@ -264,6 +264,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
 
     Example:
       >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")   # [[2, 1, 0, 1, 2, 1]]
+      Array([[2., 1., 0., 1., 2., 1.]], dtype=float32)
     """
     return _pad(input, pad, mode, value, "pad")
 
@@ -322,6 +323,7 @@ _DOC = """{what}; torch.nn.{name}.
       `before + after` (negative values crop{limit}).
 
     Example:
+      >>> x = jnp.ones({x_shape})
       >>> layer = fl.{name}({example})
       >>> y, _ = layer.apply({{}}, {{}}, x)
 """
@@ -344,7 +346,8 @@ def _document(fn, kind: str, n: int):
     example = "2, 3.5" if kind == "ConstantPad" else "2"
     unbatched, batched = _rank_names(n)
     fn.__doc__ = _DOC.format(what=what, name=f"{kind}{n}d", sides=_SIDES[n], extra=extra,
-                             dims_unbatched=unbatched, dims_batched=batched, limit=limit, example=example)
+                             dims_unbatched=unbatched, dims_batched=batched, limit=limit, example=example,
+                             x_shape=(1, 2) + (5,) * n)
     return fn
 
 

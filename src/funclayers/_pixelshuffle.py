@@ -40,6 +40,7 @@ def pixel_shuffle(input: Any, upscale_factor: int) -> jax.Array:
 
     Example:
       >>> F.pixel_shuffle(jnp.ones((1, 9, 4, 4)), 3).shape   # (1, 1, 12, 12)
+      (1, 1, 12, 12)
     """
     return _pixel_shuffle("pixel_shuffle", input, upscale_factor)
 
@@ -62,6 +63,7 @@ def pixel_unshuffle(input: Any, downscale_factor: int) -> jax.Array:
 
     Example:
       >>> F.pixel_unshuffle(jnp.ones((1, 1, 12, 12)), 3).shape   # (1, 9, 4, 4)
+      (1, 9, 4, 4)
     """
     return _pixel_unshuffle("pixel_unshuffle", input, downscale_factor)
 
@@ -86,6 +88,7 @@ def channel_shuffle(input: Any, groups: int) -> jax.Array:
 
     Example:
       >>> F.channel_shuffle(jnp.arange(4.0).reshape(1, 4, 1), 2)[0, :, 0]   # [0, 2, 1, 3]
+      Array([0., 2., 1., 3.], dtype=float32)
     """
     return _channel_shuffle("channel_shuffle", input, groups)
 

@@ -186,6 +186,10 @@ def max_pool1d(
     """1-D max pooling over (N, C, L) or (C, L); torch.nn.functional.max_pool1d.
 
     Returns the pooled array, or `(output, indices)` with flat indices into L when `return_indices`.
+
+    Example:
+      >>> F.max_pool1d(jnp.ones((1, 2, 8)), 2).shape
+      (1, 2, 4)
     """
     return _max_pool(
         1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -204,6 +208,7 @@ def max_pool2d(
     """2-D max pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.max_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 1, 7, 7))
       >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)   # idx in [0, H*W)
     """
     return _max_pool(
@@ -220,7 +225,12 @@ def max_pool3d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ) -> Any:
-    """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d."""
+    """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d.
+
+    Example:
+      >>> F.max_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _max_pool(
         3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
     )
@@ -229,21 +239,40 @@ def max_pool3d(
 def max_pool1d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices."""
+    """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool1d_with_indices(jnp.arange(8.0).reshape(1, 1, 8), 2)
+      >>> idx
+      Array([[[1, 3, 5, 7]]], dtype=int32)
+    """
     return _max_pool(1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def max_pool2d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices."""
+    """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool2d_with_indices(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)
+      >>> idx
+      Array([[[[ 5,  7],
+               [13, 15]]]], dtype=int32)
+    """
     return _max_pool(2, "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def max_pool3d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
-    """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices."""
+    """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices.
+
+    Example:
+      >>> y, idx = F.max_pool3d_with_indices(jnp.ones((1, 1, 4, 4, 4)), 2)
+      >>> idx.shape
+      (1, 1, 2, 2, 2)
+    """
     return _max_pool(3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
@@ -297,7 +326,12 @@ def avg_pool1d(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
 ) -> jax.Array:
-    """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d."""
+    """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d.
+
+    Example:
+      >>> F.avg_pool1d(jnp.ones((1, 2, 8)), 2).shape
+      (1, 2, 4)
+    """
     return _avg_pool(1, "avg_pool1d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
@@ -313,7 +347,11 @@ def avg_pool2d(
     """2-D average pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.avg_pool2d.
 
     Example:
+      >>> x = jnp.ones((1, 1, 4, 4))
       >>> F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+      Array([[[[1., 1., 1.],
+               [1., 1., 1.],
+               [1., 1., 1.]]]], dtype=float32)
     """
     return _avg_pool(
         2, "avg_pool2d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -329,7 +367,12 @@ def avg_pool3d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> jax.Array:
-    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d."""
+    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d.
+
+    Example:
+      >>> F.avg_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _avg_pool(
         3, "avg_pool3d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
@@ -358,21 +401,36 @@ def _lp_pool(n: int, layer: str, input, norm_type, kernel_size, stride, ceil_mod
 def lp_pool1d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d."""
+    """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d.
+
+    Example:
+      >>> F.lp_pool1d(jnp.ones((1, 2, 8)), 2, 2).shape
+      (1, 2, 4)
+    """
     return _lp_pool(1, "lp_pool1d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool2d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d."""
+    """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d.
+
+    Example:
+      >>> F.lp_pool2d(jnp.ones((1, 2, 4, 4)), 2, 2).shape
+      (1, 2, 2, 2)
+    """
     return _lp_pool(2, "lp_pool2d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
 def lp_pool3d(
     input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
 ) -> jax.Array:
-    """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d."""
+    """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d.
+
+    Example:
+      >>> F.lp_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2, 2).shape
+      (1, 2, 2, 2, 2)
+    """
     return _lp_pool(3, "lp_pool3d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
@@ -405,11 +463,12 @@ def MaxPool1d(
     """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2, with
-      -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
+    -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
 
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9))
       >>> y, _ = fl.MaxPool1d(3, stride=2).apply({}, {}, x)
     """
     return _max_pool_layer(1, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
@@ -426,11 +485,12 @@ def MaxPool2d(
     """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2),
-      dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
+    dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
 
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
     Example:
+      >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
       >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)
     """
     return _max_pool_layer(2, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
@@ -478,7 +538,7 @@ def AvgPool1d(
     """Layer twin of torch.nn.AvgPool1d: the mean of each window.
 
     Args: as torch: kernel_size, stride (default kernel_size), padding (zeros, <= kernel_size // 2),
-      ceil_mode, count_include_pad (whether declared padding counts in the divisor).
+    ceil_mode, count_include_pad (whether declared padding counts in the divisor).
 
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 
@@ -556,6 +616,7 @@ def LPPool1d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     p = inf gives the max of |x| and p = 1 sum pooling. Shape: (N, C, L) or (C, L) -> (.., L_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9))
       >>> y, _ = fl.LPPool1d(2, 3, stride=2).apply({}, {}, x)
     """
     return _lp_pool_layer(1, norm_type, kernel_size, stride, ceil_mode)
@@ -567,6 +628,7 @@ def LPPool2d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
     Example:
+      >>> x = jnp.ones((2, 4, 9, 8))
       >>> y, _ = fl.LPPool2d(1.5, (3, 2), stride=(2, 1)).apply({}, {}, x)
     """
     return _lp_pool_layer(2, norm_type, kernel_size, stride, ceil_mode)
@@ -578,6 +640,7 @@ def LPPool3d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
     Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
 
     Example:
+      >>> x = jnp.ones((1, 2, 4, 4, 4))
       >>> y, _ = fl.LPPool3d(2, 2).apply({}, {}, x)
     """
     return _lp_pool_layer(3, norm_type, kernel_size, stride, ceil_mode)

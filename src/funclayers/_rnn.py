@@ -82,6 +82,7 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
     Example:
+      >>> params, x, h = fl.RNNCell(10, 20).init(key)[0], jnp.ones((3, 10)), jnp.zeros((3, 20))
       >>> h = F.rnn_tanh_cell(x, h, params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"])
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_tanh_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
@@ -89,7 +90,13 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
 
 
 def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
-    """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell."""
+    """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell.
+
+    Example:
+      >>> p = fl.RNNCell(10, 20, nonlinearity="relu").init(jax.random.PRNGKey(0))[0]
+      >>> F.rnn_relu_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
+      (3, 20)
+    """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_relu_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     return jax.nn.relu(_affine(x, w_ih, b_ih) + _affine(jnp.asarray(hx, x.dtype), w_hh, b_hh))
 
@@ -102,6 +109,7 @@ def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any =
       -> (h', c').
 
     Example:
+      >>> p, (x, h, c) = fl.LSTMCell(10, 20).init(key)[0], (jnp.ones((3, 10)), jnp.zeros((3, 20)), jnp.zeros((3, 20)))
       >>> h, c = F.lstm_cell(x, (h, c), p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("lstm_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
@@ -113,6 +121,11 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
     """One GRU step (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.gru_cell.
 
     Shape: input (B, I), hx (B, H), w_ih (3H, I), w_hh (3H, H), biases (3H,) -> (B, H).
+
+    Example:
+      >>> p = fl.GRUCell(10, 20).init(jax.random.PRNGKey(0))[0]
+      >>> F.gru_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
+      (3, 20)
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("gru_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     h = jnp.asarray(hx, x.dtype)
@@ -399,13 +412,6 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
     return Layer(init, apply, name)
 
 
-_SHAPES_DOC = """
-    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
-      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
-      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
-"""
-
-
 def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
             batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
             device: Any = None, dtype: Any = None) -> Layer:
@@ -440,7 +446,11 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, h_n), state)`; `lengths` (N,): traced sequence lengths of a padded batch (beyond
       torch: output zero past each length, h_n at each last step, as packing gives).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
       >>> rnn = fl.RNN(10, 20, 2)
       >>> params, state = rnn.init(jax.random.PRNGKey(0))
@@ -465,12 +475,17 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
     """Multi-layer LSTM (gates i, f, g, o), with optional projections h = W_hr h; torch.nn.LSTM.
 
     Args: as RNN (without nonlinearity), plus proj_size: > 0 projects each h_t to proj_size
-      (weight_hr_l{k}), which then is H_out.
+    (weight_hr_l{k}), which then is H_out.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
+      >>> x = jnp.ones((3, 5, 10))
       >>> lstm = fl.LSTM(10, 20, num_layers=2, batch_first=True)
       >>> params, state = lstm.init(jax.random.PRNGKey(0))
       >>> (output, (h_n, c_n)), _ = lstm.apply(params, state, x, lengths=jnp.array([5, 3, 2]))
@@ -486,7 +501,11 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
     """Multi-layer GRU (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.nn.GRU.
 
     Args and forward: as RNN (without nonlinearity).
-    """ + _SHAPES_DOC + """
+
+    Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
+      (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
+      with D = 2 if bidirectional else 1. A PackedSequence in gives a PackedSequence out.
+
     Example:
       >>> gru = fl.GRU(10, 20, 2)
       >>> (output, h_n), _ = gru.apply(*gru.init(jax.random.PRNGKey(0)), jnp.ones((5, 3, 10)))
@@ -609,6 +628,12 @@ def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 
     Shape: input (N, H_in) or (H_in,), hx (N, H) or (H,) -> (N, H) or (H,).
+
+    Example:
+      >>> cell = fl.GRUCell(10, 20)
+      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
+      >>> h.shape
+      (3, 20)
     """
     del device
     return _cell_layer("GRUCell", 3, input_size, hidden_size, bias, dtype, gru_cell)

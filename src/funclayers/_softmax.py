@@ -99,19 +99,31 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
 
     Example:
       >>> F.softmax(jnp.ones((2, 3)), dim=-1)   # all 1/3
+      Array([[0.33333334, 0.33333334, 0.33333334],
+             [0.33333334, 0.33333334, 0.33333334]], dtype=float32)
     """
     x, axis, out_dtype = _prepare("softmax", "softmax", input, dim, dtype, _stacklevel)
     return _apply(_softmax_along, x, axis, out_dtype)
 
 
 def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
-    """softmax(-x) along `dim`; torch.nn.functional.softmin."""
+    """softmax(-x) along `dim`; torch.nn.functional.softmin.
+
+    Example:
+      >>> F.softmin(jnp.array([1.0, 2.0, 3.0]), dim=0)
+      Array([0.66524094, 0.24472848, 0.09003057], dtype=float32)
+    """
     x, axis, out_dtype = _prepare("softmin", "softmin", input, dim, dtype, _stacklevel)
     return _apply(_softmax_along, -x, axis, out_dtype)
 
 
 def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
-    """log(softmax(x)) along `dim`, computed stably; torch.nn.functional.log_softmax."""
+    """log(softmax(x)) along `dim`, computed stably; torch.nn.functional.log_softmax.
+
+    Example:
+      >>> F.log_softmax(jnp.zeros((1, 4)), dim=1)
+      Array([[-1.3862944, -1.3862944, -1.3862944, -1.3862944]], dtype=float32)
+    """
     x, axis, out_dtype = _prepare("log_softmax", "log_softmax", input, dim, dtype, _stacklevel)
     return _apply(_log_softmax_along, x, axis, out_dtype)
 
@@ -147,6 +159,7 @@ def Softmin(dim: int | None = None) -> Layer:
     """softmax(-x) along `dim`; torch.nn.Softmin. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.Softmin(dim=1).apply({}, {}, x)
     """
     return _softmax_layer("Softmin", "softmin", _softmax_along, True, dim)
@@ -156,6 +169,7 @@ def LogSoftmax(dim: int | None = None) -> Layer:
     """log(softmax(x)) along `dim`, computed stably; torch.nn.LogSoftmax. Shape: (*) -> (*).
 
     Example:
+      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
       >>> y, _ = fl.LogSoftmax(dim=1).apply({}, {}, x)
     """
     return _softmax_layer("LogSoftmax", "log_softmax", _log_softmax_along, False, dim)

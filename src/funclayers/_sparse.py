@@ -185,6 +185,11 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
 
     Example:
       >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
+      Array([[[1., 0., 0.],
+              [0., 0., 1.]],
+      <BLANKLINE>
+             [[0., 1., 0.],
+              [1., 0., 0.]]], dtype=float32)
     """
     del sparse
     return _embedding("embedding", input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq)
@@ -209,6 +214,11 @@ def embedding_renorm(weight: Any, input: Any, max_norm: float, norm_type: float 
     no_grad): the result is wrapped in stop_gradient.
 
     Shape: weight (num_embeddings, embedding_dim), input (*) integer -> (num_embeddings, embedding_dim).
+
+    Example:
+      >>> embedding_renorm(jnp.array([[3.0, 4.0], [0.3, 0.4]]), jnp.array([0, 1]), max_norm=1.0)
+      Array([[0.6, 0.8],
+             [0.3, 0.4]], dtype=float32)
     """
     weight = _check_weight("embedding_renorm", weight)
     num = weight.shape[0]
@@ -280,7 +290,10 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
     Shape: (B, N) or (N,) with offsets (B,) -> (B, embedding_dim).
 
     Example:
+      >>> w = jnp.arange(30.0).reshape(10, 3)
       >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")   # (2, D)
+      Array([[36., 40., 44.],
+             [21., 23., 25.]], dtype=float32)
     """
     return _embedding_bag("embedding_bag", input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode,
                           sparse, per_sample_weights, include_last_offset, padding_idx)

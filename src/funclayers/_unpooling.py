@@ -128,7 +128,13 @@ def max_unpool1d(
     padding: Any = 0,
     output_size: Any = None,
 ) -> jax.Array:
-    """1-D max unpooling of (N, C, L) or (C, L) by max_pool1d's indices; torch.nn.functional.max_unpool1d."""
+    """1-D max unpooling of (N, C, L) or (C, L) by max_pool1d's indices; torch.nn.functional.max_unpool1d.
+
+    Example:
+      >>> y, idx = F.max_pool1d(jnp.arange(4.0).reshape(1, 1, 4), 2, return_indices=True)
+      >>> F.max_unpool1d(y, idx, 2)
+      Array([[[0., 1., 0., 3.]]], dtype=float32)
+    """
     return _max_unpool(1, "max_unpool1d", input, indices, kernel_size, stride, padding, output_size)
 
 
@@ -143,8 +149,13 @@ def max_unpool2d(
     """2-D max unpooling by max_pool2d's flat H*W indices; torch.nn.functional.max_unpool2d.
 
     Example:
+      >>> x = jnp.arange(16.0).reshape(1, 1, 4, 4)
       >>> y, idx = F.max_pool2d(x, 2, return_indices=True)
       >>> F.max_unpool2d(y, idx, 2, output_size=x.shape)   # x's maxima in place, zeros elsewhere
+      Array([[[[ 0.,  0.,  0.,  0.],
+               [ 0.,  5.,  0.,  7.],
+               [ 0.,  0.,  0.,  0.],
+               [ 0., 13.,  0., 15.]]]], dtype=float32)
     """
     return _max_unpool(2, "max_unpool2d", input, indices, kernel_size, stride, padding, output_size)
 
@@ -157,7 +168,13 @@ def max_unpool3d(
     padding: Any = 0,
     output_size: Any = None,
 ) -> jax.Array:
-    """3-D max unpooling by max_pool3d's flat D*H*W indices; torch.nn.functional.max_unpool3d."""
+    """3-D max unpooling by max_pool3d's flat D*H*W indices; torch.nn.functional.max_unpool3d.
+
+    Example:
+      >>> y, idx = F.max_pool3d(jnp.ones((1, 1, 4, 4, 4)), 2, return_indices=True)
+      >>> F.max_unpool3d(y, idx, 2).shape
+      (1, 1, 4, 4, 4)
+    """
     return _max_unpool(3, "max_unpool3d", input, indices, kernel_size, stride, padding, output_size)
 
 
@@ -183,6 +200,7 @@ def MaxUnpool1d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer
     Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
 
     Example:
+      >>> (pooled, indices), _ = fl.MaxPool1d(2, return_indices=True).apply({}, {}, jnp.arange(8.0).reshape(1, 1, 8))
       >>> y, _ = fl.MaxUnpool1d(2).apply({}, {}, pooled, indices)
     """
     return _unpool_layer(1, kernel_size, stride, padding)
@@ -194,6 +212,7 @@ def MaxUnpool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer
     Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
 
     Example:
+      >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
       >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)     # x: (1, 1, 4, 5)
       >>> restored, _ = fl.MaxUnpool2d(2).apply({}, {}, y, idx, output_size=x.shape)
     """
@@ -206,6 +225,7 @@ def MaxUnpool3d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer
     Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
 
     Example:
+      >>> (pooled, indices), _ = fl.MaxPool3d(2, return_indices=True).apply({}, {}, jnp.ones((1, 1, 4, 4, 4)))
       >>> y, _ = fl.MaxUnpool3d(2).apply({}, {}, pooled, indices)
     """
     return _unpool_layer(3, kernel_size, stride, padding)

@@ -175,6 +175,7 @@ def interpolate(input: jax.Array, size: Any = None, scale_factor: Any = None, mo
 
     Example:
       >>> F.interpolate(jnp.ones((2, 3, 8, 8)), scale_factor=2, mode="bilinear").shape   # (2, 3, 16, 16)
+      (2, 3, 16, 16)
     """
     where = "interpolate"
     _check_config(where, size, scale_factor, mode, align_corners, recompute_scale_factor)
@@ -225,14 +226,24 @@ def interpolate(input: jax.Array, size: Any = None, scale_factor: Any = None, mo
 
 def upsample(input: jax.Array, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
              align_corners: bool | None = None) -> jax.Array:
-    """Deprecated alias of `interpolate`; torch.nn.functional.upsample (warns as torch does)."""
+    """Deprecated alias of `interpolate`; torch.nn.functional.upsample (warns as torch does).
+
+    Example:
+      >>> F.upsample(jnp.ones((1, 3, 4, 4)), scale_factor=2, mode="nearest").shape
+      (1, 3, 8, 8)
+    """
     warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input: jax.Array, size: Any = None, scale_factor: Any = None) -> jax.Array:
-    """Deprecated `interpolate(..., mode='nearest')`; torch.nn.functional.upsample_nearest (warns)."""
+    """Deprecated `interpolate(..., mode='nearest')`; torch.nn.functional.upsample_nearest (warns).
+
+    Example:
+      >>> F.upsample_nearest(jnp.ones((1, 3, 4, 4)), scale_factor=2).shape
+      (1, 3, 8, 8)
+    """
     warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
     return interpolate(input, size, scale_factor, mode="nearest")
@@ -240,7 +251,12 @@ def upsample_nearest(input: jax.Array, size: Any = None, scale_factor: Any = Non
 
 def upsample_bilinear(input: jax.Array, size: Any = None, scale_factor: Any = None) -> jax.Array:
     """Deprecated `interpolate(..., mode='bilinear', align_corners=True)`; torch.nn.functional.upsample_bilinear
-    (warns)."""
+    (warns).
+
+    Example:
+      >>> F.upsample_bilinear(jnp.ones((1, 3, 4, 4)), size=(6, 6)).shape
+      (1, 3, 6, 6)
+    """
     warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
@@ -290,6 +306,11 @@ def UpsamplingNearest2d(size: Any = None, scale_factor: Any = None) -> Layer:
     calling it does not warn (only the functional `upsample_*` do).
 
     Shape: (N, C, H, W) -> (N, C, H_out, W_out).
+
+    Example:
+      >>> y, _ = fl.UpsamplingNearest2d(scale_factor=2).apply({}, {}, jnp.ones((1, 3, 4, 4)))
+      >>> y.shape
+      (1, 3, 8, 8)
     """
     return _upsample_layer("UpsamplingNearest2d", size, scale_factor, "nearest", None, None)
 
@@ -301,5 +322,10 @@ def UpsamplingBilinear2d(size: Any = None, scale_factor: Any = None) -> Layer:
     align_corners=True)`; like torch, it does not warn.
 
     Shape: (N, C, H, W) -> (N, C, H_out, W_out).
+
+    Example:
+      >>> y, _ = fl.UpsamplingBilinear2d(size=(6, 6)).apply({}, {}, jnp.ones((1, 3, 4, 4)))
+      >>> y.shape
+      (1, 3, 6, 6)
     """
     return _upsample_layer("UpsamplingBilinear2d", size, scale_factor, "bilinear", True, None)

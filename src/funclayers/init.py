@@ -25,7 +25,12 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    """The recommended gain for a nonlinearity; torch.nn.init.calculate_gain."""
+    """The recommended gain for a nonlinearity; torch.nn.init.calculate_gain.
+
+    Example:
+      >>> fl.init.calculate_gain("relu")
+      1.4142135623730951
+    """
     if nonlinearity in _LINEAR:
         return 1.0
     if nonlinearity == "tanh":
@@ -46,7 +51,12 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def calculate_fan_in_and_fan_out(shape: Shape) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight shape, as torch computes them."""
+    """(fan_in, fan_out) of a weight shape, as torch computes them.
+
+    Example:
+      >>> fl.init.calculate_fan_in_and_fan_out((64, 3, 3, 3))
+      (27, 576)
+    """
     if len(shape) < 2:
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
@@ -76,18 +86,33 @@ def _draw(sample, key: jax.Array, shape: Shape, dtype: Any, *args) -> jax.Array:
 
 
 def uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, b: float = 1.0) -> jax.Array:
-    """U(a, b); torch.nn.init.uniform_."""
+    """U(a, b); torch.nn.init.uniform_.
+
+    Example:
+      >>> fl.init.uniform(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     return _draw(jax.random.uniform, key, shape, param_dtype(dtype), a, b)
 
 
 def normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 0.0, std: float = 1.0) -> jax.Array:
-    """N(mean, std^2); torch.nn.init.normal_."""
+    """N(mean, std^2); torch.nn.init.normal_.
+
+    Example:
+      >>> fl.init.normal(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     return mean + std * _draw(jax.random.normal, key, shape, param_dtype(dtype))
 
 
 def trunc_normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 0.0, std: float = 1.0,
                  a: float = -2.0, b: float = 2.0) -> jax.Array:
-    """N(mean, std^2) truncated to [a, b] (absolute bounds, as torch); torch.nn.init.trunc_normal_."""
+    """N(mean, std^2) truncated to [a, b] (absolute bounds, as torch); torch.nn.init.trunc_normal_.
+
+    Example:
+      >>> fl.init.trunc_normal(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     lower, upper = (a - mean) / std, (b - mean) / std
     dtype = param_dtype(dtype)
     def sample(key, shape, dtype):
@@ -98,23 +123,45 @@ def trunc_normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 
 
 
 def constant(key: jax.Array | None, shape: Shape, dtype: Any = None, val: float = 0.0) -> jax.Array:
-    """Filled with `val`; torch.nn.init.constant_ (the key is ignored)."""
+    """Filled with `val`; torch.nn.init.constant_ (the key is ignored).
+
+    Example:
+      >>> fl.init.constant(jax.random.PRNGKey(0), (2, 2), val=0.5)
+      Array([[0.5, 0.5],
+             [0.5, 0.5]], dtype=float32)
+    """
     del key
     return jnp.full(tuple(shape), val, param_dtype(dtype))
 
 
 def ones(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
-    """Ones; torch.nn.init.ones_."""
+    """Ones; torch.nn.init.ones_.
+
+    Example:
+      >>> fl.init.ones(jax.random.PRNGKey(0), (2,))
+      Array([1., 1.], dtype=float32)
+    """
     return constant(key, shape, dtype, 1.0)
 
 
 def zeros(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
-    """Zeros; torch.nn.init.zeros_."""
+    """Zeros; torch.nn.init.zeros_.
+
+    Example:
+      >>> fl.init.zeros(jax.random.PRNGKey(0), (2,))
+      Array([0., 0.], dtype=float32)
+    """
     return constant(key, shape, dtype, 0.0)
 
 
 def eye(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
-    """The identity matrix of a 2-D shape; torch.nn.init.eye_."""
+    """The identity matrix of a 2-D shape; torch.nn.init.eye_.
+
+    Example:
+      >>> fl.init.eye(jax.random.PRNGKey(0), (2, 3))
+      Array([[1., 0., 0.],
+             [0., 1., 0.]], dtype=float32)
+    """
     del key
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -122,7 +169,16 @@ def eye(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
 
 
 def dirac(key: jax.Array | None, shape: Shape, dtype: Any = None, groups: int = 1) -> jax.Array:
-    """The Dirac delta of a 3-, 4- or 5-D conv weight (identity conv per group); torch.nn.init.dirac_."""
+    """The Dirac delta of a 3-, 4- or 5-D conv weight (identity conv per group); torch.nn.init.dirac_.
+
+    Example:
+      >>> fl.init.dirac(jax.random.PRNGKey(0), (2, 2, 3))
+      Array([[[0., 1., 0.],
+              [0., 0., 0.]],
+      <BLANKLINE>
+             [[0., 0., 0.],
+              [0., 1., 0.]]], dtype=float32)
+    """
     del key
     if len(shape) not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
@@ -139,21 +195,36 @@ def dirac(key: jax.Array | None, shape: Shape, dtype: Any = None, groups: int = 
 
 
 def xavier_uniform(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
-    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); torch.nn.init.xavier_uniform_."""
+    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); torch.nn.init.xavier_uniform_.
+
+    Example:
+      >>> fl.init.xavier_uniform(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
     bound = gain * math.sqrt(6.0 / float(fan_in + fan_out))
     return uniform(key, shape, dtype, -bound, bound)
 
 
 def xavier_normal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
-    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); torch.nn.init.xavier_normal_."""
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); torch.nn.init.xavier_normal_.
+
+    Example:
+      >>> fl.init.xavier_normal(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
     return normal(key, shape, dtype, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
 
 
 def kaiming_uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> jax.Array:
-    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_."""
+    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_.
+
+    Example:
+      >>> fl.init.kaiming_uniform(jax.random.PRNGKey(0), (64, 3, 3, 3), a=math.sqrt(5)).shape
+      (64, 3, 3, 3)
+    """
     if 0 in tuple(shape):
         return jnp.zeros(tuple(shape), param_dtype(dtype))
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))
@@ -162,7 +233,12 @@ def kaiming_uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 
 
 def kaiming_normal(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu") -> jax.Array:
-    """N(0, std^2), std = gain / sqrt(fan); torch.nn.init.kaiming_normal_."""
+    """N(0, std^2), std = gain / sqrt(fan); torch.nn.init.kaiming_normal_.
+
+    Example:
+      >>> fl.init.kaiming_normal(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     if 0 in tuple(shape):
         return jnp.zeros(tuple(shape), param_dtype(dtype))
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
@@ -170,7 +246,12 @@ def kaiming_normal(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0
 
 
 def orthogonal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
-    """A (semi-)orthogonal matrix, flattened over trailing dims; torch.nn.init.orthogonal_."""
+    """A (semi-)orthogonal matrix, flattened over trailing dims; torch.nn.init.orthogonal_.
+
+    Example:
+      >>> fl.init.orthogonal(jax.random.PRNGKey(0), (3, 4)).shape
+      (3, 4)
+    """
     if len(shape) < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     rows = shape[0]
@@ -188,7 +269,12 @@ def orthogonal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.
 
 
 def sparse(key: jax.Array, shape: Shape, dtype: Any = None, sparsity: float = 0.1, std: float = 0.01) -> jax.Array:
-    """A 2-D matrix with a `sparsity` fraction of each column zeroed, the rest N(0, std^2); torch's sparse_."""
+    """A 2-D matrix with a `sparsity` fraction of each column zeroed, the rest N(0, std^2); torch's sparse_.
+
+    Example:
+      >>> fl.init.sparse(jax.random.PRNGKey(0), (4, 3), sparsity=0.5).shape
+      (4, 3)
+    """
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = shape
@@ -200,7 +286,12 @@ def sparse(key: jax.Array, shape: Shape, dtype: Any = None, sparsity: float = 0.
 
 
 def bias_uniform(key: jax.Array, shape: Shape, fan_in: int, dtype: Any = None) -> jax.Array:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the bias init of torch's Linear, Conv and RNN layers."""
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the bias init of torch's Linear, Conv and RNN layers.
+
+    Example:
+      >>> fl.init.bias_uniform(jax.random.PRNGKey(0), (8,), fan_in=16).shape
+      (8,)
+    """
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return uniform(key, shape, dtype, -bound, bound)
 

@@ -109,7 +109,12 @@ class PackedSequence:
 
 
 def invert_permutation(permutation: Any) -> np.ndarray | None:
-    """The inverse of an index permutation (None stays None); torch.nn.utils.rnn.invert_permutation."""
+    """The inverse of an index permutation (None stays None); torch.nn.utils.rnn.invert_permutation.
+
+    Example:
+      >>> invert_permutation([2, 0, 1])
+      array([1, 2, 0])
+    """
     if permutation is None:
         return None
     permutation = _int_array(permutation, "permutation")
@@ -196,6 +201,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
       numpy array, as torch's CPU tensor).
 
     Example:
+      >>> packed = pack_sequence([jnp.ones(3), jnp.ones(2)])
       >>> padded, lengths = pad_packed_sequence(packed, batch_first=True)
     """
     if not isinstance(sequence, PackedSequence):
@@ -234,6 +240,7 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
 
     Example:
       >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape   # (25, 2, 300)
+      (25, 2, 300)
     """
     if isinstance(sequences, (jax.Array, np.ndarray)):
         sequences = list(sequences)
@@ -263,6 +270,10 @@ def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = Fals
     """Splits a padded batch into its sequences; torch.nn.utils.rnn.unpad_sequence.
 
     Shape: (T, B, *) (or (B, T, *) with batch_first), lengths (B,) -> [(L_i, *)].
+
+    Example:
+      >>> [seq.tolist() for seq in unpad_sequence(jnp.array([[1, 4], [2, 5], [3, 0]]), [3, 2])]
+      [[1, 2, 3], [4, 5]]
     """
     x = jnp.asarray(padded_sequences)
     if not batch_first:
@@ -278,13 +289,20 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
 
     Example:
       >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data   # [1 4 6 2 5 3]
+      Array([1, 4, 6, 2, 5, 3], dtype=int32)
     """
     lengths = [int(jnp.shape(s)[0]) for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
 
 
 def unpack_sequence(packed_sequences: PackedSequence) -> list[jax.Array]:
-    """The sequences of a PackedSequence, in the original order; torch.nn.utils.rnn.unpack_sequence."""
+    """The sequences of a PackedSequence, in the original order; torch.nn.utils.rnn.unpack_sequence.
+
+    Example:
+      >>> packed = pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5])])
+      >>> [seq.tolist() for seq in unpack_sequence(packed)]
+      [[1, 2, 3], [4, 5]]
+    """
     padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
     return unpad_sequence(padded, lengths, batch_first=True)
 

@@ -78,10 +78,10 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
       device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
-      output_device, bucket_cap_mb, bucket_cap_mb_list, find_unused_parameters,
-        check_reduction, gradient_as_bucket_view, static_graph, delay_all_reduce_named_params,
-        param_to_hook_all_reduce, mixed_precision, skip_all_reduce_unused_params,
-        batched_grad_copy: accepted for torch's signature; XLA schedules the all-reduce inside
+      output_device: accepted for torch's signature, as are bucket_cap_mb, bucket_cap_mb_list,
+        find_unused_parameters, check_reduction, gradient_as_bucket_view, static_graph,
+        delay_all_reduce_named_params, param_to_hook_all_reduce, mixed_precision,
+        skip_all_reduce_unused_params and batched_grad_copy; XLA schedules the all-reduce inside
         the compiled step (no buckets or hooks) and unused parameters simply get zero gradients.
 
     `apply(params, state, *inputs, rng=None, training=False, **kwargs)` takes this process's local
@@ -186,6 +186,10 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
     Example:
       >>> model = fl.parallel.convert_sync_batchnorm(fl.Sequential(fl.Conv2d(3, 8, 3), fl.BatchNorm2d(8)))
       >>> model                         # Sequential( (0): Conv2d(...) (1): SyncBatchNorm(8, ...) )
+      Sequential(
+        (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))
+        (1): SyncBatchNorm(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+      )
     """
     _group_names(process_group)
     if not isinstance(module, Layer):
@@ -223,8 +227,11 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
     same new params: the update from the global-batch gradient.
 
     Example:
+      >>> model, optimizer = fl.DataParallel(fl.Linear(4, 3)), optax.adam(1e-3)
       >>> def loss_fn(logits, y): return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-      >>> step = fl.parallel.make_train_step(fl.DataParallel(model), optax.adam(1e-3), loss_fn)
+      >>> step = fl.parallel.make_train_step(model, optimizer, loss_fn)
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> x, y = jnp.ones((8, 4)), jnp.arange(8) % 3
       >>> params, state, opt_state, loss = step(params, state, optimizer.init(params), x, y, rng=key)
     """
     def loss(params, state, inputs, targets, rng):

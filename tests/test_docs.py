@@ -1,0 +1,155 @@
+"""The documentation: every public name documented and on a docs page, its example run, the site built.
+
+- `test_public_name_has_a_docstring` / `test_every_public_name_is_on_a_docs_page`: the public
+  names are `funclayers.__all__` and the public functions and classes of `funclayers.functional`,
+  `funclayers.init`, `funclayers.rnn` and `funclayers.parallel` (docs/gen_pages.py, `public_names`).
+- `test_docstring_example_runs`: each docstring's `>>>` example runs as a doctest (outputs compared
+  where given, with ELLIPSIS and NORMALIZE_WHITESPACE) in the namespace of the module that defines the
+  name plus `fl`, `F` (= `functional`), `jax`, `jnp`, `np`, `math` and `rng` = `key` = PRNGKey(0).
+  The examples that do not run yet (they use inputs they do not define) are listed in
+  NOT_YET_RUNNABLE and xfail strictly: fixing one makes its test XPASS, i.e. fail, until it is
+  removed from the list.
+- `test_docs_build`: `mkdocs build --strict` (warnings are errors: a docstring griffe cannot parse,
+  a broken link or cross-reference), executing the tutorial notebooks so that the site shows their
+  outputs.
+"""
+
+import doctest
+import inspect
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "docs"))
+
+import gen_pages  # noqa: E402
+
+PUBLIC = gen_pages.public_names()
+PATHS = [path for path, _ in PUBLIC]
+
+# Examples that use names they do not define (x, params, logits, ...) or whose shown output is
+# not the repr the call returns; each is an xfail(strict=True) below. Shrink this list.
+NOT_YET_RUNNABLE = {
+    "funclayers.DistributedDataParallel",  # needs several processes (jax.distributed.initialize)
+}
+
+# Public names whose docstring has no `>>>` example yet.
+NO_EXAMPLE_YET = {
+    "funclayers.ASMOutput", "funclayers.Buffer", "funclayers.Parameter", "funclayers.Scope",
+    "funclayers.StateDictError", "funclayers.TorchConversionError",
+    "funclayers.functional.multi_head_attention_forward", "funclayers.parallel.chunk_plan",
+    "funclayers.parallel.shard_batch", "funclayers.rnn.PackedSequence", "funclayers.unregister_torch_converter",
+}
+
+
+_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:e[-+]?\d+)?|-?inf|nan")
+
+
+class _Checker(doctest.OutputChecker):
+    """doctest's comparison, then, where it fails, the same text with numbers equal to ~1e-5.
+
+    Shown float32 values may differ in the last digit between CPUs (XLA's vectorised exp/tanh),
+    and numpy pads array reprs to the widest entry."""
+
+    def check_output(self, want, got, optionflags):
+        if super().check_output(want, got, optionflags):
+            return True
+        want_n, got_n = _NUMBER.findall(want), _NUMBER.findall(got)
+        if len(want_n) != len(got_n) or not want_n:
+            return False
+        if " ".join(_NUMBER.sub("#", want).split()) != " ".join(_NUMBER.sub("#", got).split()):
+            return False
+        import numpy as np
+
+        return bool(np.allclose([float(v) for v in want_n], [float(v) for v in got_n], rtol=1e-5, atol=1e-6,
+                                equal_nan=True))
+
+
+def _examples(path, obj):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import funclayers as fl
+    import funclayers.functional as F
+
+    globs = dict(vars(sys.modules[obj.__module__]))
+    globs.update(fl=fl, F=F, functional=F, jax=jax, jnp=jnp, np=np, math=math,
+                 rng=jax.random.PRNGKey(0), key=jax.random.PRNGKey(0))
+    return [t for t in doctest.DocTestFinder(recurse=False).find(obj, path, globs=globs) if t.examples]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_public_name_has_a_docstring(path):
+    obj = dict(PUBLIC)[path]
+    assert (inspect.getdoc(obj) or "").strip(), f"{path} has no docstring"
+
+
+def test_every_public_name_is_on_a_docs_page():
+    pages = "\n".join(gen_pages.family_pages().values())  # raises naming any name no family claims
+    missing = [path for path in PATHS if f"::: {path}\n" not in pages]
+    assert not missing, f"not on any docs page: {missing}"
+
+
+def test_example_lists_are_current():
+    """NO_EXAMPLE_YET is exactly the public names without a `>>>` example, and names only real ones."""
+    without = {path for path, obj in PUBLIC if ">>>" not in (inspect.getdoc(obj) or "")}
+    assert without == NO_EXAMPLE_YET, (f"names that gained an example (remove from NO_EXAMPLE_YET): "
+                                       f"{sorted(NO_EXAMPLE_YET - without)}; names without one: "
+                                       f"{sorted(without - NO_EXAMPLE_YET)}")
+    assert NOT_YET_RUNNABLE <= set(PATHS) - without
+
+
+# The issue asks every public name's docstring for an Args and a Shape section; these many lack
+# one (mostly one-line docstrings of functional ops, losses and initialisers). A ratchet: the count
+# may only go down (lower it when you add sections).
+MISSING_ARGS, MISSING_SHAPE = 206, 146
+
+
+def test_docstring_sections_ratchet():
+    docs = {path: inspect.getdoc(obj) or "" for path, obj in PUBLIC}
+    no_args = sorted(path for path, doc in docs.items() if "Args" not in doc)
+    no_shape = sorted(path for path, doc in docs.items() if "Shape" not in doc)
+    assert len(no_args) <= MISSING_ARGS, f"{len(no_args)} docstrings without Args (was {MISSING_ARGS}): {no_args}"
+    assert len(no_shape) <= MISSING_SHAPE, f"{len(no_shape)} docstrings without Shape (was {MISSING_SHAPE})"
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="example not yet runnable (NOT_YET_RUNNABLE)"))
+    if path in NOT_YET_RUNNABLE else path
+    for path, obj in PUBLIC if ">>>" in (inspect.getdoc(obj) or "")])
+def test_docstring_example_runs(path):
+    import jax
+
+    runner = doctest.DocTestRunner(checker=_Checker(), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report = []
+    with jax.enable_x64(False):  # the shown outputs are float32's, whatever another test left set
+        for test in _examples(path, dict(PUBLIC)[path]):
+            runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
+@pytest.mark.docs
+def test_docs_build(tmp_path):
+    """The site builds with warnings as errors, the notebooks executed; every family page is there."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    pytest.importorskip("mkdocs_jupyter")
+    site = tmp_path / "site"
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", FUNCLAYERS_DOCS_EXECUTE="true")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    for slug, *_ in gen_pages.FAMILIES:
+        assert (site / "api" / slug / "index.html").exists(), slug
+    conv = (site / "api" / "convolution" / "index.html").read_text()
+    assert 'id="funclayers.Conv2d"' in conv and "torch.nn.Conv2d" in conv
+    for name in gen_pages.NOTEBOOKS:
+        assert (site / "notebooks" / name[:-len(".ipynb")] / "index.html").exists(), name
+    train = (site / "notebooks" / "02_train_cnn" / "index.html").read_text()
+    assert "bit-exact: True" in train  # rendered with its outputs
