@@ -57,6 +57,7 @@ FAMILIES = [
      "torch.nn's pixelshuffle.py, channelshuffle.py and upsampling.py, and torch.nn.functional's "
      "interpolate, affine_grid and grid_sample."),
     ("adaptive", "Adaptive softmax", ["funclayers._adaptive"], "torch.nn's adaptive.py."),
+    ("distance", "Distances", ["funclayers._distance"], "torch.nn's distance.py."),
     ("transformer", "Attention and transformer", ["funclayers._attention", "funclayers._transformer"],
      "torch.nn's transformer.py and MultiheadAttention; long sequences run blockwise."),
     ("parallel", "Data parallelism",

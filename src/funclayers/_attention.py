@@ -384,12 +384,13 @@ def multi_head_attention_forward(
 
     Args: torch's, in its order (see `MultiheadAttention`); `rng` is the dropout key when
       `training` and `dropout_p > 0`. Masks: bool (True = masked out) or float (added).
-      `static_k` / `static_v` (N * num_heads, S', head_dim) replace the projected keys / values
-      (after `bias_k` / `bias_v`, before `add_zero_attn`), as torch's do.
 
     With `need_weights` the weights are computed densely and returned (a query whose every key is
     masked gets NaN, as torch's softmax gives); without, the attention runs through
     `scaled_dot_product_attention` (such a query gets 0, as torch's SDPA gives).
+
+    `static_k` / `static_v`, (N * num_heads, S', head_dim), replace the projected keys and values
+    (after `bias_k` / `bias_v`, before `add_zero_attn`), as torch's do.
 
     Shape: query (L, N, E) or (L, E); key (S, N, E_k); value (S, N, E_v) -> (attn_output (L, N, E),
       attn_weights (N, L, S), or (N, num_heads, L, S) with `average_attn_weights=False`, or None).

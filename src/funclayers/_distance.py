@@ -38,7 +38,8 @@ def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepd
     Shape: (N, D) and (N, D) or (D,) -> (N,) ((N, 1) with keepdim); (D,) -> ().
 
     Example:
-      >>> F.pairwise_distance(jnp.ones((2, 3)), jnp.zeros(3))   # [sqrt(3) (1 + 1e-6)] * 2
+      >>> F.pairwise_distance(jnp.ones((2, 3)), jnp.zeros(3))   # sqrt(3) (1 + 1e-6) per row
+      Array([1.7320524, 1.7320524], dtype=float32)
     """
     x1, x2 = _pair("pairwise_distance", x1, x2)
     diff = x1 - x2 + jnp.asarray(eps, x1.dtype)
@@ -61,7 +62,8 @@ def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> jax.
     Shape: (N, D, *) and (N, D, *) with dim=1 -> (N, *).
 
     Example:
-      >>> F.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))   # [0.7071]
+      >>> F.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
+      Array([0.70710677], dtype=float32)
     """
     who = "cosine_similarity"
     x1, x2 = _pair(who, x1, x2)
@@ -83,6 +85,9 @@ def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -
 
     `apply(params, state, x1, x2)`; see `functional.pairwise_distance`.
 
+    Args:
+      p: the norm's degree. eps: added to the difference. keepdim: keep the reduced dimension.
+
     Shape: (N, D) or (D,) inputs -> (N,) or () ((N, 1) / (1,) with keepdim).
 
     Example:
@@ -102,6 +107,9 @@ def CosineSimilarity(dim: int = 1, eps: float = 1e-8) -> Layer:
     """Cosine similarity along `dim`; torch.nn.CosineSimilarity. No parameters.
 
     `apply(params, state, x1, x2)`; see `functional.cosine_similarity`.
+
+    Args:
+      dim: the dimension reduced. eps: the smallest norm divided by.
 
     Shape: (*, D, *) inputs (broadcastable) -> the broadcast shape without `dim`.
 
