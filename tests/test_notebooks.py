@@ -5,6 +5,7 @@ The kernel is `python3`: jupyter_client starts it with the interpreter running t
 environment's funclayers; `test_kernel_is_this_interpreter` checks it.
 """
 
+import importlib
 import os
 import sys
 
@@ -49,53 +50,19 @@ def test_kernel_is_this_interpreter():
     assert _outputs(_run(nb)).strip() == sys.executable
 
 
-def test_notebooks_are_built_from_the_generator():
-    """The committed .ipynb files are exactly what notebooks/build_notebooks.py writes."""
+@pytest.mark.parametrize("builder, filename, cells", [
+    ("build_notebooks", "01_layers_tour.ipynb", "TOUR"),
+    ("build_notebooks", "02_train_cnn.ipynb", "TRAIN"),
+    ("build_sequence_notebook", "03_sequence_model.ipynb", "SEQUENCE"),
+    ("build_transformer_notebook", "04_transformer.ipynb", "CELLS"),
+    ("build_parallel_notebook", "05_data_parallel.ipynb", "PARALLEL"),
+    ("build_port_notebook", "06_port_from_torch.ipynb", "CELLS"),
+])
+def test_notebook_is_built_from_its_generator(builder, filename, cells):
+    """Each committed .ipynb is exactly what its builder in notebooks/ writes."""
     sys.path.insert(0, NOTEBOOKS)
-    import build_notebooks
-
-    for filename, cells in (("01_layers_tour.ipynb", build_notebooks.TOUR),
-                            ("02_train_cnn.ipynb", build_notebooks.TRAIN)):
-        with open(os.path.join(NOTEBOOKS, filename)) as fh:
-            committed = nbformat.read(fh, as_version=4)
-        assert [c.source for c in committed.cells] == [src for _, src in cells], \
-            f"{filename} differs from build_notebooks.py; run python notebooks/build_notebooks.py"
-    import build_sequence_notebook  # the recurrent family's tutorial has a builder of its own
-
-    with open(os.path.join(NOTEBOOKS, build_sequence_notebook.FILENAME)) as fh:
+    module = importlib.import_module(builder)
+    with open(os.path.join(NOTEBOOKS, filename)) as fh:
         committed = nbformat.read(fh, as_version=4)
-    assert [c.source for c in committed.cells] == [src for _, src in build_sequence_notebook.SEQUENCE], \
-        "03_sequence_model.ipynb differs; run python notebooks/build_sequence_notebook.py"
-
-
-def test_transformer_notebook_is_built_from_its_generator():
-    """04_transformer.ipynb is exactly what notebooks/build_transformer_notebook.py writes."""
-    sys.path.insert(0, NOTEBOOKS)
-    import build_transformer_notebook as builder
-
-    with open(os.path.join(NOTEBOOKS, builder.FILENAME)) as fh:
-        committed = nbformat.read(fh, as_version=4)
-    assert [c.source for c in committed.cells] == [src for _, src in builder.CELLS], \
-        f"{builder.FILENAME} differs from its builder; run python notebooks/build_transformer_notebook.py"
-
-
-def test_parallel_notebook_is_built_from_its_generator():
-    """05_data_parallel.ipynb is exactly what notebooks/build_parallel_notebook.py writes."""
-    sys.path.insert(0, NOTEBOOKS)
-    import build_parallel_notebook
-
-    with open(os.path.join(NOTEBOOKS, build_parallel_notebook.FILENAME)) as fh:
-        committed = nbformat.read(fh, as_version=4)
-    assert [c.source for c in committed.cells] == [src for _, src in build_parallel_notebook.PARALLEL], \
-        "05_data_parallel.ipynb differs from its builder; run python notebooks/build_parallel_notebook.py"
-
-
-def test_port_notebook_is_built_from_its_generator():
-    """06_port_from_torch.ipynb is exactly what notebooks/build_port_notebook.py writes."""
-    sys.path.insert(0, NOTEBOOKS)
-    import build_port_notebook as builder
-
-    with open(os.path.join(NOTEBOOKS, builder.FILENAME)) as fh:
-        committed = nbformat.read(fh, as_version=4)
-    assert [c.source for c in committed.cells] == [src for _, src in builder.CELLS], \
-        f"{builder.FILENAME} differs from its builder; run python notebooks/build_port_notebook.py"
+    assert [c.source for c in committed.cells] == [src for _, src in getattr(module, cells)], \
+        f"{filename} differs from its builder; run python notebooks/{builder}.py"
