@@ -67,8 +67,21 @@ def test_jit_vmap_jvp_and_errors():
     np.testing.assert_allclose(jax.jit(F.pairwise_distance)(x1, x2), F.pairwise_distance(x1, x2), rtol=1e-6)
     primal, tangent = jax.jvp(lambda a: F.cosine_similarity(a, x2), (x1,), (jnp.ones_like(x1),))
     assert primal.shape == tangent.shape == (3, 5)
+    np.testing.assert_allclose(jax.jacfwd(lambda a: F.pairwise_distance(a, x2[0, 0]))(x1[0]),
+                               jax.jacrev(lambda a: F.pairwise_distance(a, x2[0, 0]))(x1[0]), rtol=1e-5, atol=1e-7)
+
+    def loss(a, b):
+        return jnp.sum(F.cosine_similarity(a, b, dim=0) ** 2)
+
+    per_example = jax.vmap(jax.grad(loss))(x1, x2)  # vmap of the gradient equals a loop
+    looped = jnp.stack([jax.grad(loss)(a, b) for a, b in zip(x1, x2)])
+    np.testing.assert_allclose(per_example, looped, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="do not broadcast"):
         F.pairwise_distance(jnp.ones((3, 4)), jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"PairwiseDistance\(p=2.0.*x1 of shape \(3, 4\) and x2 of shape \(2, 4\)"):
+        fl.PairwiseDistance().apply({}, {}, jnp.ones((3, 4)), jnp.ones((2, 4)))
+    with pytest.raises(IndexError, match=r"CosineSimilarity\(dim=2.*Dimension out of range"):
+        fl.CosineSimilarity(dim=2).apply({}, {}, jnp.ones((3, 4)), jnp.ones((3, 4)))
     with pytest.raises(IndexError, match="Dimension out of range"):
         F.cosine_similarity(jnp.ones((3, 4)), jnp.ones((3, 4)), dim=2)
     assert F.cosine_similarity(jnp.ones((2, 3), jnp.int32), jnp.ones((2, 3), jnp.int32)).dtype == jnp.float32

@@ -27,7 +27,8 @@ def _pair(who: str, x1: Any, x2: Any) -> tuple[jax.Array, jax.Array]:
     return x1.astype(dtype), x2.astype(dtype)
 
 
-def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> jax.Array:
+def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False, *,
+                      _who: str = "pairwise_distance") -> jax.Array:
     """||x1 - x2 + eps||_p over the last dimension; torch.nn.functional.pairwise_distance.
 
     Args:
@@ -41,7 +42,7 @@ def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepd
       >>> F.pairwise_distance(jnp.ones((2, 3)), jnp.zeros(3))   # sqrt(3) (1 + 1e-6) per row
       Array([1.7320524, 1.7320524], dtype=float32)
     """
-    x1, x2 = _pair("pairwise_distance", x1, x2)
+    x1, x2 = _pair(_who, x1, x2)
     diff = x1 - x2 + jnp.asarray(eps, x1.dtype)
     if diff.ndim == 0:  # torch's norm of a 0-d tensor over dim -1: its magnitude (0 or 1 for p = 0)
         return _norm(diff[None], p)
@@ -49,7 +50,8 @@ def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepd
     return out[..., None] if keepdim else out
 
 
-def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> jax.Array:
+def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8, *,
+                      _who: str = "cosine_similarity") -> jax.Array:
     """sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)) along `dim`; torch.nn.functional.cosine_similarity.
 
     As torch's kernel, each norm is clamped at `eps` but differentiated as the plain norm (torch
@@ -65,10 +67,10 @@ def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> jax.
       >>> F.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
       Array([0.70710677], dtype=float32)
     """
-    who = "cosine_similarity"
+    who = _who
     x1, x2 = _pair(who, x1, x2)
     x1, x2 = jnp.broadcast_arrays(x1, x2)
-    dim = normalize_dim(who, dim, max(x1.ndim, 1))
+    dim = normalize_dim(who, dim, x1.ndim)
     if x1.ndim == 0:
         x1, x2 = x1[None], x2[None]
 
@@ -98,7 +100,7 @@ def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -
 
     def apply(params, state, x1, x2, *, rng=None, training=False):
         del params, rng, training
-        return pairwise_distance(x1, x2, p, eps, keepdim), state
+        return pairwise_distance(x1, x2, p, eps, keepdim, _who=name), state
 
     return Layer(no_params, apply, name)
 
@@ -121,6 +123,6 @@ def CosineSimilarity(dim: int = 1, eps: float = 1e-8) -> Layer:
 
     def apply(params, state, x1, x2, *, rng=None, training=False):
         del params, rng, training
-        return cosine_similarity(x1, x2, dim, eps), state
+        return cosine_similarity(x1, x2, dim, eps, _who=name), state
 
     return Layer(no_params, apply, name)

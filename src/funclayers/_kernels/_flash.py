@@ -45,14 +45,20 @@ def _visible(i, j, bq, bk, causal):
     return (j * bk <= i * bq + bq - 1) if causal else jnp.asarray(True)
 
 
-def _probs(qi, kj, lse_i, i, j, scale, causal, length):
-    """P = exp(q_i k_j^T * scale - lse_i) over one tile, zero where masked: (n, bq, bk)."""
+def _scores(qi, kj, i, j, scale, causal, length):
+    """q_i k_j^T * scale over one tile (n, bq, bk), and where it is kept: not padding, not (causal)
+    right of the row."""
     bq, bk = qi.shape[1], kj.shape[1]
-    s = _mm(qi, kj, 2, 2) * jnp.asarray(scale, qi.dtype)
     cols = j * bk + jnp.arange(bk)[None, :]
     keep = cols < length
     if causal:
         keep = keep & (cols <= i * bq + jnp.arange(bq)[:, None])
+    return _mm(qi, kj, 2, 2) * jnp.asarray(scale, qi.dtype), keep
+
+
+def _probs(qi, kj, lse_i, i, j, scale, causal, length):
+    """P = exp(q_i k_j^T * scale - lse_i) over one tile, zero where masked: (n, bq, bk)."""
+    s, keep = _scores(qi, kj, i, j, scale, causal, length)
     return jnp.where(keep, jnp.exp(s - lse_i), 0)
 
 
@@ -75,14 +81,16 @@ def _loop(body, init, count):
     return lax.scan(lambda carry, i: (body(i, carry), None), init, jnp.arange(count))[0]
 
 
-def _over_keys(i, q, k, block, causal, compute, init):
-    """compute(j, carry) over the key tiles j that query tile i may see (the rest skipped under causal)."""
+def _over_keys(i, k, block, causal, compute, init):
+    """compute(j, carry) over the key tiles j that query tile i may see (the rest skipped under causal).
+
+    `init` must already vary over the mesh axes the loop's inputs vary on (`varying_like`)."""
     def body(j, carry):
         if not causal:
             return compute(j, carry)
         return lax.cond(_visible(i, j, block, block, causal), lambda c: compute(j, c), lambda c: c, carry)
 
-    return _loop(body, varying_like(init, q, k), k.shape[1] // block)
+    return _loop(body, init, k.shape[1] // block)
 
 
 def _forward(q, k, v, causal, scale, length, block):
@@ -95,11 +103,7 @@ def _forward(q, k, v, causal, scale, length, block):
 
         def compute(j, carry):
             m, total, acc = carry
-            s = _mm(qi, _tile(k, j, block), 2, 2) * jnp.asarray(scale, q.dtype)
-            cols = j * block + jnp.arange(block)[None, :]
-            keep = cols < length
-            if causal:
-                keep = keep & (cols <= i * block + jnp.arange(block)[:, None])
+            s, keep = _scores(qi, _tile(k, j, block), i, j, scale, causal, length)
             s = jnp.where(keep, s, -jnp.inf)
             m_new = jnp.maximum(m, jnp.max(s, -1, keepdims=True))
             shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
@@ -110,7 +114,7 @@ def _forward(q, k, v, causal, scale, length, block):
 
         init = (jnp.full((n, block, 1), -jnp.inf, q.dtype), jnp.zeros((n, block, 1), q.dtype),
                 jnp.zeros((n, block, v.shape[-1]), q.dtype))
-        m, total, acc = _over_keys(i, qi, k, block, causal, compute, varying_like(init, v))
+        m, total, acc = _over_keys(i, k, block, causal, compute, varying_like(init, qi, k, v))
         seen = total > 0
         lse_i = jnp.where(seen, m + jnp.log(jnp.where(seen, total, 1)), jnp.inf)  # inf: P = 0 in the backward
         return _put_tile(out, i, acc / jnp.where(seen, total, 1)), _put_tile(lse, i, lse_i)
@@ -141,8 +145,8 @@ def _tangent(q, k, v, out, lse, dq, dk, dv, *, causal, scale, length, block):
                 t = t + _mm(p, _tile(dv, j, block), 2, 1)
             return c + jnp.sum(pds, -1, keepdims=True), t
 
-        init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), v, oi, dq, dk, dv)
-        c, t = _over_keys(i, qi, k, block, causal, compute, init)
+        init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), qi, k, v, oi, dq, dk, dv)
+        c, t = _over_keys(i, k, block, causal, compute, init)
         return _put_tile(dout, i, t - c * oi)
 
     init = varying_like(jnp.zeros_like(out), q, k, v, out, dq, dk, dv)
@@ -166,7 +170,8 @@ def _transpose(cts, q, k, v, out, lse, *, causal, scale, length, block):
             ds = p * (_mm(doi, vj, 2, 2) - delta_i) * sc
             return dqi + _mm(ds, kj, 2, 1), _add_tile(dk, j, _mm(ds, qi, 1, 1)), _add_tile(dv, j, _mm(p, doi, 1, 1))
 
-        dqi, dk, dv = _over_keys(i, qi, k, block, causal, compute, varying_like((jnp.zeros_like(qi), dk, dv), doi, v))
+        init = varying_like((jnp.zeros_like(qi), dk, dv), qi, k, v, doi)
+        dqi, dk, dv = _over_keys(i, k, block, causal, compute, init)
         return _put_tile(dq, i, dqi), dk, dv
 
     init = varying_like((jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v)), q, k, v, do)
