@@ -41,7 +41,8 @@ from ._kernels._flash import flash_attention
 from ._layer import Layer
 from ._linear import _linear
 from ._softmax import _softmax_along
-from ._utils import TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng, varying_like
+from ._utils import (TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng, varying_like,
+                     zero_pad)
 
 _PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
 # Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
@@ -178,8 +179,7 @@ def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None):
     Lp, Sp = nq * block, nk * block
     if mask is None and dropout_p == 0:  # flash attention: closed-form backward, no per-tile residuals
         def rows(x, length, padded):
-            x = x.reshape((n,) + x.shape[-2:])
-            return x if padded == length else jnp.pad(x, ((0, 0), (0, padded - length), (0, 0)))
+            return zero_pad(x.reshape((n,) + x.shape[-2:]), ((0, 0), (0, padded - length), (0, 0)))
 
         out = flash_attention(rows(q, L, Lp), rows(k, S, Sp), rows(v, S, Sp), causal, scale, S, block)
         return out[:, :L].reshape(lead + (L, Ev))
