@@ -41,8 +41,16 @@ from ._kernels._flash import flash_attention
 from ._layer import Layer
 from ._linear import _linear
 from ._softmax import _softmax_along
-from ._utils import (TorchRuntimeError, check_floating, fmt_shape, on_cpu, param_dtype, require_rng, varying_like,
-                     zero_pad)
+from ._utils import (
+    TorchRuntimeError,
+    check_floating,
+    fmt_shape,
+    on_cpu,
+    param_dtype,
+    require_rng,
+    varying_like,
+    zero_pad,
+)
 
 _PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
 # Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
