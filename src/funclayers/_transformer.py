@@ -103,14 +103,37 @@ def TransformerEncoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
 
     Children (torch's names): self_attn, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2.
     Forward: `apply(params, state, src, src_mask=None, src_key_padding_mask=None, is_causal=False,
-    *, rng=None, training=False)`; dropout in training needs `rng`.
+    *, rng=None, training=False)`; dropout in training needs `rng`. `src_mask` is an (S, S) or
+    (N * nhead, S, S) boolean (True = not allowed) or float (added) mask; `src_key_padding_mask` an
+    (N, S) or (S,) one (True = padding); `is_causal=True` is a hint that `src_mask` is the causal mask.
 
-    Shape: src (S, N, E) ((N, S, E) with batch_first, (S, E) unbatched) -> same.
+    Args:
+      d_model: the embedding size E of inputs and outputs.
+      nhead: number of attention heads; must divide `d_model`.
+      dim_feedforward: hidden size of the feed-forward block (default 2048).
+      dropout: dropout rate of the attention weights, after each block and inside the feed-forward
+        block (default 0.1); active with `training=True` and an `rng`.
+      activation: the feed-forward activation: "relu" (default), "gelu", a callable of one array, or a
+        funclayers activation layer such as `fl.GELU("tanh")`.
+      layer_norm_eps: the LayerNorms' eps (default 1e-5).
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
+      norm_first: pre-norm (LayerNorm before each block) instead of torch's default post-norm.
+      bias: whether the Linear, attention and LayerNorm layers have biases.
+      device: accepted for torch's signature; unused.
+      dtype: dtype of the parameters (default float32).
+
+    Shape:
+      src (S, N, E), (N, S, E) with batch_first, or (S, E) unbatched -> the same shape.
 
     Example:
-      >>> layer = fl.TransformerEncoderLayer(d_model=512, nhead=8, batch_first=True)
+      >>> layer = fl.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, batch_first=True)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> out, _ = layer.apply(params, state, jnp.ones((32, 10, 512)))
+      >>> src = jnp.ones((2, 5, 16))
+      >>> padding = jnp.array([[False] * 5, [False] * 3 + [True] * 2])   # the second sequence has length 3
+      >>> out, _ = layer.apply(params, state, src, src_key_padding_mask=padding)
+      >>> out.shape
+      (2, 5, 16)
+      >>> out, _ = layer.apply(params, state, src, rng=jax.random.PRNGKey(1), training=True)  # with dropout
     """
     del device
     who = "TransformerEncoderLayer"
@@ -156,14 +179,36 @@ def TransformerDecoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
     Children: self_attn, multihead_attn, linear1, dropout, linear2, norm1, norm2, norm3, dropout1-3.
     Forward: `apply(params, state, tgt, memory, tgt_mask=None, memory_mask=None,
     tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=False,
-    memory_is_causal=False, *, rng=None, training=False)`.
+    memory_is_causal=False, *, rng=None, training=False)`. `tgt_mask` is (T, T) or (N * nhead, T, T),
+    `memory_mask` (T, S) or (N * nhead, T, S), the padding masks (N, T) and (N, S); boolean masks
+    mark what may not be attended to, float masks are added to the scores.
 
-    Shape: tgt (T, N, E), memory (S, N, E) (batch first / unbatched as configured) -> (T, N, E).
+    Args:
+      d_model: the embedding size E of inputs and outputs.
+      nhead: number of attention heads; must divide `d_model`.
+      dim_feedforward: hidden size of the feed-forward block (default 2048).
+      dropout: dropout rate of the attention weights, after each block and inside the feed-forward
+        block (default 0.1); active with `training=True` and an `rng`.
+      activation: the feed-forward activation: "relu" (default), "gelu", a callable of one array, or a
+        funclayers activation layer such as `fl.GELU("tanh")`.
+      layer_norm_eps: the LayerNorms' eps (default 1e-5).
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
+      norm_first: pre-norm (LayerNorm before each block) instead of torch's default post-norm.
+      bias: whether the Linear, attention and LayerNorm layers have biases.
+      device: accepted for torch's signature; unused.
+      dtype: dtype of the parameters (default float32).
+
+    Shape:
+      tgt (T, N, E) and memory (S, N, E); (N, T, E) and (N, S, E) with batch_first; (T, E) and (S, E)
+      unbatched -> tgt's shape.
 
     Example:
-      >>> layer = fl.TransformerDecoderLayer(d_model=512, nhead=8)
+      >>> layer = fl.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> out, _ = layer.apply(params, state, jnp.ones((20, 32, 512)), jnp.ones((10, 32, 512)))
+      >>> causal = fl.Transformer.generate_square_subsequent_mask(7)
+      >>> out, _ = layer.apply(params, state, jnp.ones((7, 2, 16)), jnp.ones((5, 2, 16)), tgt_mask=causal)
+      >>> out.shape
+      (7, 2, 16)
     """
     del device
     who = "TransformerDecoderLayer"
@@ -226,18 +271,33 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int, norm: Layer | None
                        enable_nested_tensor: bool = True, mask_check: bool = True) -> Layer:
     """A stack of `num_layers` independent copies of `encoder_layer`, then `norm`; torch.nn.TransformerEncoder.
 
-    Params: `layers.0...`, `layers.1...`, and `norm...` when given. `enable_nested_tensor` and
-    `mask_check` select torch's inference fast path; they are accepted and have no effect here
-    (torch's regular path is computed, see the module docstring).
+    Params: `layers.0...`, `layers.1...`, and `norm...` when given.
 
     Forward: `apply(params, state, src, mask=None, src_key_padding_mask=None, is_causal=None, *,
-    rng=None, training=False)`.
+    rng=None, training=False)`; the masks as `TransformerEncoderLayer`'s. `is_causal=None` detects a
+    concrete causal `mask`, as torch does.
+
+    Args:
+      encoder_layer: the layer to copy, e.g. `fl.TransformerEncoderLayer(...)`; each copy is
+        initialised from its own key.
+      num_layers: number of copies (at least 1).
+      norm: an optional final layer, usually `fl.LayerNorm(d_model)`.
+      enable_nested_tensor, mask_check: select torch's inference fast path; accepted and without
+        effect here (torch's regular path is computed, see the module docstring).
+
+    Shape:
+      src as `encoder_layer` takes it ((S, N, E), (N, S, E) with batch_first, (S, E) unbatched) ->
+      the same shape.
 
     Example:
-      >>> layer = fl.TransformerEncoderLayer(d_model=512, nhead=8)
-      >>> encoder = fl.TransformerEncoder(layer, num_layers=6)
+      >>> layer = fl.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32)
+      >>> encoder = fl.TransformerEncoder(layer, num_layers=3, norm=fl.LayerNorm(16))
       >>> params, state = encoder.init(jax.random.PRNGKey(0))
-      >>> out, _ = encoder.apply(params, state, jnp.ones((10, 32, 512)))
+      >>> sorted(params)
+      ['layers', 'norm']
+      >>> out, _ = encoder.apply(params, state, jnp.ones((10, 2, 16)))
+      >>> out.shape
+      (10, 2, 16)
     """
     del enable_nested_tensor, mask_check
     who = "TransformerEncoder"
@@ -264,12 +324,25 @@ def TransformerDecoder(decoder_layer: Layer, num_layers: int, norm: Layer | None
 
     Forward: `apply(params, state, tgt, memory, tgt_mask=None, memory_mask=None,
     tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=None,
-    memory_is_causal=False, *, rng=None, training=False)`.
+    memory_is_causal=False, *, rng=None, training=False)`; the masks as `TransformerDecoderLayer`'s.
+
+    Args:
+      decoder_layer: the layer to copy, e.g. `fl.TransformerDecoderLayer(...)`; each copy is
+        initialised from its own key.
+      num_layers: number of copies (at least 1).
+      norm: an optional final layer, usually `fl.LayerNorm(d_model)`.
+
+    Shape:
+      tgt (T, N, E) and memory (S, N, E) (batch first or unbatched as `decoder_layer` is
+      configured) -> tgt's shape.
 
     Example:
-      >>> decoder = fl.TransformerDecoder(fl.TransformerDecoderLayer(d_model=512, nhead=8), num_layers=6)
+      >>> decoder = fl.TransformerDecoder(fl.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32),
+      ...                                 num_layers=2)
       >>> params, state = decoder.init(jax.random.PRNGKey(0))
-      >>> out, _ = decoder.apply(params, state, jnp.ones((20, 32, 512)), jnp.ones((10, 32, 512)))
+      >>> out, _ = decoder.apply(params, state, jnp.ones((7, 2, 16)), jnp.ones((5, 2, 16)))
+      >>> out.shape
+      (7, 2, 16)
     """
     who = "TransformerDecoder"
     _check_stack(who, decoder_layer, num_layers, norm)
@@ -322,14 +395,34 @@ def Transformer(d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
     src_is_causal=None, tgt_is_causal=None, memory_is_causal=False, *, rng=None, training=False)`.
     `fl.Transformer.generate_square_subsequent_mask(sz)` gives the causal `tgt_mask`.
 
-    Shape: src (S, N, E), tgt (T, N, E) ((N, S, E), (N, T, E) with batch_first; unbatched (S, E),
-      (T, E)) -> (T, N, E).
+    Args:
+      d_model: the embedding size E (default 512).
+      nhead: attention heads per attention layer (default 8).
+      num_encoder_layers, num_decoder_layers: layers of each stack (default 6 each).
+      dim_feedforward: hidden size of every feed-forward block (default 2048).
+      dropout: dropout rate everywhere (default 0.1); active with `training=True` and an `rng`.
+      activation: "relu" (default), "gelu" or a callable, as in `TransformerEncoderLayer`.
+      custom_encoder, custom_decoder: layers used instead of the default stacks; called as
+        `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)` and `decoder(tgt, memory, ...)`.
+      layer_norm_eps: the LayerNorms' eps (default 1e-5).
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
+      norm_first: pre-norm layers.
+      bias: whether the Linear, attention and LayerNorm layers have biases.
+      device: accepted for torch's signature; unused.
+      dtype: dtype of the parameters.
+
+    Shape:
+      src (S, N, E) and tgt (T, N, E); (N, S, E) and (N, T, E) with batch_first; (S, E) and (T, E)
+      unbatched -> (T, N, E) (tgt's shape). src and tgt must have the same batch size and E = d_model.
 
     Example:
-      >>> model = fl.Transformer(d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=2)
+      >>> model = fl.Transformer(d_model=16, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
+      ...                        dim_feedforward=32)
       >>> params, state = model.init(jax.random.PRNGKey(0))
-      >>> mask = fl.Transformer.generate_square_subsequent_mask(20)
-      >>> out, _ = model.apply(params, state, jnp.ones((10, 32, 64)), jnp.ones((20, 32, 64)), tgt_mask=mask)
+      >>> mask = fl.Transformer.generate_square_subsequent_mask(7)
+      >>> out, _ = model.apply(params, state, jnp.ones((5, 2, 16)), jnp.ones((7, 2, 16)), tgt_mask=mask)
+      >>> out.shape
+      (7, 2, 16)
     """
     del device
     if custom_encoder is None:
