@@ -212,13 +212,19 @@ def _check_unflattened_size(who: str, sizes: Any) -> None:
 
 
 def Identity(*args: Any, **kwargs: Any) -> Layer:
-    """Returns its input unchanged; torch.nn.Identity. Accepts and ignores any constructor arguments.
+    """Returns its input unchanged; torch.nn.Identity.
 
-    Shape: (*) -> (*).
+    Args:
+      *args, **kwargs: accepted and ignored, as torch's Identity does (handy when swapping it in for a layer).
+
+    Shape:
+      (*) -> (*), the input itself.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
-      >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)   # y is x
+      >>> x = jnp.array([1.0, 2.0])
+      >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)
+      >>> y is x
+      True
     """
     del args, kwargs
 
@@ -326,10 +332,19 @@ def Bilinear(
 def Flatten(start_dim: int = 1, end_dim: int = -1) -> Layer:
     """Flattens dims start_dim..end_dim into one; torch.nn.Flatten.
 
-    Shape: (*, S_start, ..., S_end, *) -> (*, prod(S_start..S_end), *).
+    Args:
+      start_dim: the first dimension to flatten, default 1 (keeps the batch dimension).
+      end_dim: the last dimension to flatten (inclusive), default -1.
+
+    Shape:
+      (*, S_start, ..., S_end, *) -> (*, prod(S_start..S_end), *); a 0-d input becomes (1,).
 
     Example:
-      >>> y, _ = fl.Flatten().apply({}, {}, jnp.ones((32, 1, 5, 5)))   # (32, 25)
+      >>> x = jnp.ones((2, 3, 4, 5))
+      >>> fl.Flatten().apply({}, {}, x)[0].shape
+      (2, 60)
+      >>> fl.Flatten(0, 2).apply({}, {}, x)[0].shape
+      (24, 5)
     """
     name = f"Flatten(start_dim={start_dim}, end_dim={end_dim})"
 
@@ -343,10 +358,18 @@ def Flatten(start_dim: int = 1, end_dim: int = -1) -> Layer:
 def Unflatten(dim: int, unflattened_size: Sequence[int]) -> Layer:
     """Expands dim `dim` into `unflattened_size` (one entry may be -1); torch.nn.Unflatten.
 
-    Shape: (*, S_dim, *) -> (*, U_1, ..., U_n, *) with prod(U) = S_dim.
+    Args:
+      dim: the dimension to expand (negative counts from the end).
+      unflattened_size: a tuple or list of ints whose product is the size of `dim`; one entry may be
+        -1, inferred from the others.
+
+    Shape:
+      (*, S_dim, *) -> (*, U_1, ..., U_n, *) with prod(U) = S_dim.
 
     Example:
-      >>> y, _ = fl.Unflatten(1, (2, 5, 5)).apply({}, {}, jnp.ones((2, 50)))   # (2, 2, 5, 5)
+      >>> y, _ = fl.Unflatten(1, (2, -1)).apply({}, {}, jnp.ones((2, 6)))
+      >>> y.shape
+      (2, 2, 3)
     """
     name = f"Unflatten(dim={dim}, unflattened_size={unflattened_size!r})"
     _check_unflattened_size(name, unflattened_size)
