@@ -87,7 +87,7 @@ def threshold(input: Any, threshold: float, value: float, inplace: bool = False)
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.threshold(jnp.array([-2.0, -0.5, 0.0, 1.5]), 0.5, -1.0)
@@ -109,7 +109,7 @@ def relu(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.relu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -132,11 +132,12 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
 
     Args:
       input: the input array, any shape, integer or floating.
-      min_val, max_val: the clipping range, default [-1, 1]; min_val must not exceed max_val.
+      min_val: the lower end of the clipping range, default -1.
+      max_val: the upper end, default 1; min_val must not exceed max_val.
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.hardtanh(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -158,7 +159,7 @@ def relu6(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.relu6(jnp.array([-2.0, -0.5, 0.0, 1.5, 8.0]))
@@ -176,7 +177,7 @@ def hardsigmoid(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.hardsigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -209,7 +210,7 @@ def hardswish(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.hardswish(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -229,7 +230,7 @@ def hardshrink(input: Any, lambd: float = 0.5) -> jax.Array:
       lambd: half-width of the band set to 0, default 0.5.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.hardshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -255,7 +256,7 @@ def softshrink(input: Any, lambd: float = 0.5) -> jax.Array:
       lambd: the shrinkage, >= 0, default 0.5.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -278,7 +279,7 @@ def Threshold(threshold: float, value: float, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -299,7 +300,7 @@ def ReLU(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.ReLU().apply({}, {}, jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -319,12 +320,14 @@ def Hardtanh(
     """x clipped to [min_val, max_val]; torch.nn.Hardtanh.
 
     Args:
-      min_val, max_val: the clipping range, default [-1, 1]; max_val must exceed min_val.
+      min_val: the lower end of the clipping range, default -1.
+      max_val: the upper end, default 1; it must exceed min_val.
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      min_value, max_value: deprecated aliases of min_val and max_val; they win when given.
+      min_value: deprecated alias of min_val; wins when given.
+      max_value: deprecated alias of max_val; wins when given.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Hardtanh(-2, 2).apply({}, {}, jnp.array([-3.0, 1.0, 3.0]))
@@ -348,7 +351,7 @@ def ReLU6(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.ReLU6().apply({}, {}, jnp.array([-2.0, -0.5, 0.0, 1.5, 8.0]))
@@ -365,7 +368,7 @@ def Hardsigmoid(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Hardsigmoid().apply({}, {}, jnp.array([-4.0, 0.0, 1.5, 4.0]))
@@ -383,7 +386,7 @@ def Hardswish(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Hardswish().apply({}, {}, jnp.array([-4.0, 0.0, 1.5, 4.0]))
@@ -401,7 +404,7 @@ def Hardshrink(lambd: float = 0.5) -> Layer:
       lambd: half-width of the band set to 0, default 0.5.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Hardshrink(1.0).apply({}, {}, jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -418,7 +421,7 @@ def Softshrink(lambd: float = 0.5) -> Layer:
       lambd: the shrinkage, >= 0, default 0.5.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Softshrink(1.0).apply({}, {}, jnp.array([-2.0, -0.5, 0.0, 1.5]))

@@ -29,7 +29,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.leaky_relu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -44,11 +44,11 @@ def prelu(input: Any, weight: Any) -> jax.Array:
     """x if x > 0 else a * x, with `a` per channel (dim 1) or shared; torch.nn.functional.prelu.
 
     Args:
-      input: the input array, floating; with several slopes, (N, C, *) or (C,).
+      input: the input array, floating; with several slopes, `(N, C, *)` or (C,).
       weight: the slopes: one element (shared) or C (one per channel of dim 1).
 
     Shape:
-      input (*) with weight (1,) or (); input (N, C, *) with weight (C,). Output: the input's shape.
+      input `(*)` with weight (1,) or (); input `(N, C, *)` with weight (C,). Output: the input's shape.
 
     Example:
       >>> F.prelu(jnp.array([-2.0, -0.5, 0.0, 1.5]), jnp.array([0.25]))
@@ -110,13 +110,14 @@ def rrelu(
 
     Args:
       input: the input array, any shape, floating.
-      lower, upper: the range of the random slopes, default [1/8, 1/3]; lower <= upper.
+      lower: the lower bound of the random slopes, default 1/8.
+      upper: the upper bound, default 1/3; lower <= upper.
       training: draw random slopes (True) or use the mean slope (False, the default).
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
       rng: a PRNG key for the slopes, keyword-only; required when training and lower < upper.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -153,7 +154,7 @@ def LeakyReLU(negative_slope: float = 1e-2, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.LeakyReLU(0.1).apply({}, {}, jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -173,11 +174,12 @@ def RReLU(lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False)
     (required unless lower == upper). Eval: slope (lower + upper) / 2.
 
     Args:
-      lower, upper: the range of the random slopes, default [1/8, 1/3]; lower <= upper.
+      lower: the lower bound of the random slopes, default 1/8.
+      upper: the upper bound, default 1/3; lower <= upper.
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -209,7 +211,7 @@ def PReLU(num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype
       dtype: parameter dtype (default float32).
 
     Shape:
-      (*) -> (*), same shape; with num_parameters > 1 the input is (N, C, *) (or (C,)) with
+      `(*)` -> `(*)`, same shape; with num_parameters > 1 the input is `(N, C, *)` (or (C,)) with
       C == num_parameters.
 
     Example:

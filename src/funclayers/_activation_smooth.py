@@ -42,7 +42,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.elu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -60,7 +60,7 @@ def selu(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.selu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -84,7 +84,7 @@ def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.celu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -139,7 +139,7 @@ def gelu(input: Any, approximate: str = "none") -> jax.Array:
       approximate: 'none' (the default: the exact erf form) or 'tanh' (the tanh approximation).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.gelu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -162,7 +162,7 @@ def silu(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.silu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -185,7 +185,7 @@ def mish(input: Any, inplace: bool = False) -> jax.Array:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.mish(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -208,7 +208,7 @@ def logsigmoid(input: Any) -> jax.Array:
       input: the input array, any shape, floating.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.logsigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -233,7 +233,7 @@ def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> jax.Arra
       threshold: where beta * x > threshold the output is x itself, default 20.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softplus(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -254,7 +254,7 @@ def sigmoid(input: Any) -> jax.Array:
       input: the input array, any shape (integers promote to float32).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.sigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -275,7 +275,7 @@ def tanh(input: Any) -> jax.Array:
       input: the input array, any shape (integers promote to float32).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.tanh(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -296,7 +296,7 @@ def tanhshrink(input: Any) -> jax.Array:
       input: the input array, any shape (integers promote to float32).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.tanhshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -317,7 +317,7 @@ def softsign(input: Any) -> jax.Array:
       input: the input array, any shape (integers promote to float32).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softsign(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -334,7 +334,7 @@ def glu(input: Any, dim: int = -1) -> jax.Array:
       dim: the dimension to halve, default -1.
 
     Shape:
-      (*, 2M, *) -> (*, M, *), halving dimension `dim`.
+      `(*, 2M, *)` -> `(*, M, *)`, halving dimension `dim`.
 
     Example:
       >>> F.glu(jnp.array([1.0, 2.0, 0.0, 0.0]))
@@ -366,7 +366,7 @@ def Sigmoid() -> Layer:
     """1 / (1 + exp(-x)); torch.nn.Sigmoid.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -381,7 +381,7 @@ def Tanh() -> Layer:
     """tanh(x); torch.nn.Tanh.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -399,7 +399,7 @@ def SiLU(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -417,7 +417,7 @@ def Mish(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -436,7 +436,7 @@ def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -455,7 +455,7 @@ def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -475,7 +475,7 @@ def SELU(inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -493,7 +493,7 @@ def GLU(dim: int = -1) -> Layer:
       dim: the dimension to halve, default -1; its size must be even.
 
     Shape:
-      (*, 2M, *) -> (*, M, *), halving dimension `dim`.
+      `(*, 2M, *)` -> `(*, M, *)`, halving dimension `dim`.
 
     Example:
       >>> y, _ = fl.GLU().apply({}, {}, jnp.array([[1.0, 2.0, 0.0, 0.0]]))
@@ -511,7 +511,7 @@ def GELU(approximate: str = "none") -> Layer:
       approximate: 'none' (the default: the exact erf form) or 'tanh' (the tanh approximation).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -528,7 +528,7 @@ def LogSigmoid() -> Layer:
     """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -547,7 +547,7 @@ def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
       threshold: where beta * x > threshold the output is x itself, default 20.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -562,7 +562,7 @@ def Softsign() -> Layer:
     """x / (1 + |x|); torch.nn.Softsign.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
@@ -577,7 +577,7 @@ def Tanhshrink() -> Layer:
     """x - tanh(x); torch.nn.Tanhshrink.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])

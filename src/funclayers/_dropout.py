@@ -85,7 +85,7 @@ def dropout(
       rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y = F.dropout(jnp.ones(8), 0.5, rng=jax.random.PRNGKey(0))   # training=True by default
@@ -111,7 +111,7 @@ def alpha_dropout(
       rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y = F.alpha_dropout(jnp.ones(64), 0.2, training=True, rng=jax.random.PRNGKey(0))
@@ -129,14 +129,14 @@ def feature_alpha_dropout(
     """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout.
 
     Args:
-      input: the input array, floating, (N, C, *) (at least 2-D in training).
+      input: the input array, floating, `(N, C, *)` (at least 2-D in training).
       p: the probability of dropping a channel, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default False.
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
       rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
 
     Shape:
-      (N, C, *) -> (N, C, *), same shape.
+      `(N, C, *)` -> `(N, C, *)`, same shape.
 
     Example:
       >>> y = F.feature_alpha_dropout(jnp.ones((2, 4, 3)), 0.5, training=True, rng=jax.random.PRNGKey(0))
@@ -309,7 +309,7 @@ def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> layer, x = fl.Dropout(0.5), jnp.ones(8)
@@ -403,7 +403,7 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.AlphaDropout(0.2).apply({}, {}, jnp.ones(64), rng=key, training=True)
@@ -429,7 +429,7 @@ def FeatureAlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
       inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
 
     Shape:
-      (N, C, *) -> same shape (at least 2-D in training).
+      `(N, C, *)` -> same shape (at least 2-D in training).
 
     Example:
       >>> y, _ = fl.FeatureAlphaDropout(0.5).apply({}, {}, jnp.ones((2, 4, 3)), rng=key, training=True)

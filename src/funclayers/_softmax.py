@@ -101,7 +101,7 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softmax(jnp.array([[1.0, 2.0, 3.0]]), dim=1)
@@ -122,7 +122,7 @@ def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softmin(jnp.array([1.0, 2.0, 3.0]), dim=0)
@@ -143,7 +143,7 @@ def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype:
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.log_softmax(jnp.array([1.0, 2.0, 3.0]), dim=0)
@@ -175,7 +175,7 @@ def Softmax(dim: int | None = None) -> Layer:
         3-D inputs and 1 otherwise, with torch's warning.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Softmax(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
@@ -193,7 +193,7 @@ def Softmin(dim: int | None = None) -> Layer:
         3-D inputs and 1 otherwise, with torch's warning.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.Softmin(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
@@ -211,7 +211,7 @@ def LogSoftmax(dim: int | None = None) -> Layer:
         3-D inputs and 1 otherwise, with torch's warning.
 
     Shape:
-      (*) -> (*), same shape.
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> y, _ = fl.LogSoftmax(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
