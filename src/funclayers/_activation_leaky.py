@@ -44,7 +44,7 @@ def prelu(input: Any, weight: Any) -> jax.Array:
     """x if x > 0 else a * x, with `a` per channel (dim 1) or shared; torch.nn.functional.prelu.
 
     Args:
-      input: the input array, floating; with several slopes, `(N, C, *)` or (C,).
+      input: the input array, floating; with several slopes, `(N, C, *)` (channels in dim 1).
       weight: the slopes: one element (shared) or C (one per channel of dim 1).
 
     Shape:
@@ -211,8 +211,8 @@ def PReLU(num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype
       dtype: parameter dtype (default float32).
 
     Shape:
-      `(*)` -> `(*)`, same shape; with num_parameters > 1 the input is `(N, C, *)` (or (C,)) with
-      C == num_parameters.
+      `(*)` -> `(*)`, same shape; with num_parameters > 1 the input is `(N, C, *)` with
+      C == num_parameters (inputs of fewer than 2 dims have one channel).
 
     Example:
       >>> layer = fl.PReLU(3)
