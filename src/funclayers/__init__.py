@@ -29,8 +29,9 @@ from ._linear import Bilinear, Flatten, Identity, Linear, Unflatten
 __all__ += ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
 
 # -- activations (_activation.py) --
-from ._activation import (Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, PReLU, ReLU, ReLU6, RReLU,
-                          Softshrink, Threshold)
+from ._activation import Hardshrink, Hardsigmoid, Hardswish, Hardtanh, ReLU, ReLU6, Softshrink, Threshold
+# -- activations: leaky ReLUs (_activation_leaky.py) --
+from ._activation_leaky import LeakyReLU, PReLU, RReLU
 # -- activations: smooth (_activation_smooth.py) --
 from ._activation_smooth import (CELU, ELU, GELU, GLU, SELU, LogSigmoid, Mish, Sigmoid, SiLU, Softplus, Softsign,
                                  Tanh, Tanhshrink)

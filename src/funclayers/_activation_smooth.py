@@ -36,6 +36,14 @@ def _elu(x: jax.Array, alpha: float, scale: float, input_scale: float) -> jax.Ar
 def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
     """x if x > 0 else alpha * (exp(x) - 1); torch.nn.functional.elu.
 
+    Args:
+      input: the input array, any shape, floating.
+      alpha: the negative branch's saturation value is -alpha; default 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.elu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-0.86466473, -0.39346933,  0.        ,  1.5       ], dtype=float32)
@@ -46,6 +54,13 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
 
 def selu(input: Any, inplace: bool = False) -> jax.Array:
     """scale * elu(x, alpha) with the self-normalising constants; torch.nn.functional.selu.
+
+    Args:
+      input: the input array, any shape, floating.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.selu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -62,6 +77,14 @@ def _check_celu(who: str, alpha: float) -> None:
 
 def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.functional.celu (alpha != 0).
+
+    Args:
+      input: the input array, any shape, floating.
+      alpha: the negative branch's scale and saturation (-alpha); nonzero, default 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.celu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -111,6 +134,13 @@ def _gelu(x: jax.Array, approximate: str) -> jax.Array:
 def gelu(input: Any, approximate: str = "none") -> jax.Array:
     """x * Phi(x) (exact erf), or the tanh approximation; torch.nn.functional.gelu.
 
+    Args:
+      input: the input array, any shape, floating.
+      approximate: 'none' (the default: the exact erf form) or 'tanh' (the tanh approximation).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.gelu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-0.04550028, -0.15426877,  0.        ,  1.3997892 ], dtype=float32)
@@ -127,6 +157,13 @@ def _silu(x: jax.Array) -> jax.Array:
 def silu(input: Any, inplace: bool = False) -> jax.Array:
     """x * sigmoid(x); torch.nn.functional.silu.
 
+    Args:
+      input: the input array, any shape, floating.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.silu(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-0.23840584, -0.18877034,  0.        ,  1.2263616 ], dtype=float32)
@@ -142,6 +179,13 @@ def _mish(x: jax.Array) -> jax.Array:
 
 def mish(input: Any, inplace: bool = False) -> jax.Array:
     """x * tanh(softplus(x)); torch.nn.functional.mish.
+
+    Args:
+      input: the input array, any shape, floating.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.mish(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -160,6 +204,12 @@ def _logsigmoid(x: jax.Array) -> jax.Array:
 def logsigmoid(input: Any) -> jax.Array:
     """log(1 / (1 + exp(-x))), stable at +-1e4; torch.nn.functional.logsigmoid.
 
+    Args:
+      input: the input array, any shape, floating.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.logsigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-2.126928  , -0.974077  , -0.6931472 , -0.20141329], dtype=float32)
@@ -177,6 +227,14 @@ def _softplus(x: jax.Array, beta: float, threshold: float) -> jax.Array:
 def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> jax.Array:
     """log(1 + exp(beta * x)) / beta, x itself where beta * x > threshold; torch.nn.functional.softplus.
 
+    Args:
+      input: the input array, any shape, floating.
+      beta: the sharpness, default 1.
+      threshold: where beta * x > threshold the output is x itself, default 20.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.softplus(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([0.126928 , 0.474077 , 0.6931472, 1.7014133], dtype=float32)
@@ -191,6 +249,12 @@ def _sigmoid(x: jax.Array) -> jax.Array:
 
 def sigmoid(input: Any) -> jax.Array:
     """1 / (1 + exp(-x)); torch.sigmoid (integer input promotes to float32).
+
+    Args:
+      input: the input array, any shape (integers promote to float32).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.sigmoid(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -207,6 +271,12 @@ def _tanh(x: jax.Array) -> jax.Array:
 def tanh(input: Any) -> jax.Array:
     """tanh(x); torch.tanh (integer input promotes to float32).
 
+    Args:
+      input: the input array, any shape (integers promote to float32).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.tanh(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-0.9640276 , -0.46211717,  0.        ,  0.9051482 ], dtype=float32)
@@ -221,6 +291,12 @@ def _tanhshrink(x: jax.Array) -> jax.Array:
 
 def tanhshrink(input: Any) -> jax.Array:
     """x - tanh(x); torch.nn.functional.tanhshrink.
+
+    Args:
+      input: the input array, any shape (integers promote to float32).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.tanhshrink(jnp.array([-2.0, -0.5, 0.0, 1.5]))
@@ -237,6 +313,12 @@ def _softsign(x: jax.Array) -> jax.Array:
 def softsign(input: Any) -> jax.Array:
     """x / (1 + |x|); torch.nn.functional.softsign.
 
+    Args:
+      input: the input array, any shape (integers promote to float32).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
       >>> F.softsign(jnp.array([-2.0, -0.5, 0.0, 1.5]))
       Array([-0.6666667 , -0.33333334,  0.        ,  0.6       ], dtype=float32)
@@ -246,6 +328,13 @@ def softsign(input: Any) -> jax.Array:
 
 def glu(input: Any, dim: int = -1) -> jax.Array:
     """a * sigmoid(b) where a, b are the two halves of `input` along `dim`; torch.nn.functional.glu.
+
+    Args:
+      input: the input array, floating, at least 1-D; its size along `dim` must be even.
+      dim: the dimension to halve, default -1.
+
+    Shape:
+      `(*, 2M, *)` -> `(*, M, *)`, halving dimension `dim`.
 
     Example:
       >>> F.glu(jnp.array([1.0, 2.0, 0.0, 0.0]))
@@ -274,51 +363,86 @@ def _glu(who: str, input: Any, dim: int) -> jax.Array:
 
 
 def Sigmoid() -> Layer:
-    """1 / (1 + exp(-x)); torch.nn.Sigmoid. Shape: (*) -> (*).
+    """1 / (1 + exp(-x)); torch.nn.Sigmoid.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Sigmoid().apply({}, {}, x)
+      >>> y
+      Array([0.11920292, 0.37754068, 0.5       , 0.81757444], dtype=float32)
     """
     return _layer("Sigmoid()", sigmoid)
 
 
 def Tanh() -> Layer:
-    """tanh(x); torch.nn.Tanh. Shape: (*) -> (*).
+    """tanh(x); torch.nn.Tanh.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Tanh().apply({}, {}, x)
+      >>> y
+      Array([-0.9640276 , -0.46211717,  0.        ,  0.9051482 ], dtype=float32)
     """
     return _layer("Tanh()", tanh)
 
 
 def SiLU(inplace: bool = False) -> Layer:
-    """x * sigmoid(x) (swish); torch.nn.SiLU. Shape: (*) -> (*).
+    """x * sigmoid(x) (swish); torch.nn.SiLU.
+
+    Args:
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.SiLU().apply({}, {}, x)
+      >>> y
+      Array([-0.23840584, -0.18877034,  0.        ,  1.2263616 ], dtype=float32)
     """
     return _layer(f"SiLU({_inplace_repr(inplace, '')})", silu)
 
 
 def Mish(inplace: bool = False) -> Layer:
-    """x * tanh(softplus(x)); torch.nn.Mish. Shape: (*) -> (*).
+    """x * tanh(softplus(x)); torch.nn.Mish.
+
+    Args:
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Mish().apply({}, {}, x)
+      >>> y
+      Array([-0.25250146, -0.22074378,  0.        ,  1.4033782 ], dtype=float32)
     """
     return _layer(f"Mish({_inplace_repr(inplace, '')})", mish)
 
 
 def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
-    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.ELU. Shape: (*) -> (*).
+    """x if x > 0 else alpha * (exp(x) - 1); torch.nn.ELU.
+
+    Args:
+      alpha: the negative branch's saturation value is -alpha; default 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.ELU(alpha=0.5).apply({}, {}, x)
+      >>> y
+      Array([-0.43233237, -0.19673467,  0.        ,  1.5       ], dtype=float32)
     """
     return _layer(f"ELU(alpha={alpha}{_inplace_repr(inplace)})", lambda x: elu(x, alpha))
 
@@ -326,11 +450,18 @@ def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
 def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)); torch.nn.CELU (alpha must not be 0).
 
-    Shape: (*) -> (*).
+    Args:
+      alpha: the negative branch's scale and saturation (-alpha); nonzero, default 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.CELU(alpha=2.0).apply({}, {}, x)
+      >>> y
+      Array([-1.2642411, -0.4423984,  0.       ,  1.5      ], dtype=float32)
     """
     name = f"CELU(alpha={alpha}{_inplace_repr(inplace)})"
     _check_celu(name, alpha)
@@ -338,11 +469,19 @@ def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
 
 
 def SELU(inplace: bool = False) -> Layer:
-    """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU. Shape: (*) -> (*).
+    """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU.
+
+    Args:
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.SELU().apply({}, {}, x)
+      >>> y
+      Array([-1.5201665 , -0.69175816,  0.        ,  1.5760515 ], dtype=float32)
     """
     return _layer(f"SELU({_inplace_repr(inplace, '')})", selu)
 
@@ -350,24 +489,35 @@ def SELU(inplace: bool = False) -> Layer:
 def GLU(dim: int = -1) -> Layer:
     """a * sigmoid(b) for the halves a, b of the input along `dim`; torch.nn.GLU.
 
-    Shape: (*, 2N, *) -> (*, N, *); the halved dimension must be even.
+    Args:
+      dim: the dimension to halve, default -1; its size must be even.
+
+    Shape:
+      `(*, 2M, *)` -> `(*, M, *)`, halving dimension `dim`.
 
     Example:
-      >>> y, _ = fl.GLU().apply({}, {}, jnp.ones((4, 2)))   # (4, 1)
+      >>> y, _ = fl.GLU().apply({}, {}, jnp.array([[1.0, 2.0, 0.0, 0.0]]))
+      >>> y
+      Array([[0.5, 1. ]], dtype=float32)
     """
     name = f"GLU(dim={dim})"
     return _layer(name, lambda x: _glu(name, x, dim))
 
 
 def GELU(approximate: str = "none") -> Layer:
-    """x * Phi(x) with the exact erf, or the tanh approximation; torch.nn.GELU. Shape: (*) -> (*).
+    """x * Phi(x) with the exact erf, or the tanh approximation; torch.nn.GELU.
 
     Args:
-      approximate: 'none' (exact) or 'tanh'.
+      approximate: 'none' (the default: the exact erf form) or 'tanh' (the tanh approximation).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.GELU(approximate="tanh").apply({}, {}, x)
+      >>> y
+      Array([-0.04540231, -0.15428598,  0.        ,  1.3995714 ], dtype=float32)
     """
     name = f"GELU(approximate={approximate!r})"
     _check_gelu(name, approximate)
@@ -375,11 +525,16 @@ def GELU(approximate: str = "none") -> Layer:
 
 
 def LogSigmoid() -> Layer:
-    """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid. Shape: (*) -> (*).
+    """log(sigmoid(x)), stable for large |x|; torch.nn.LogSigmoid.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.LogSigmoid().apply({}, {}, x)
+      >>> y
+      Array([-2.126928  , -0.974077  , -0.6931472 , -0.20141329], dtype=float32)
     """
     return _layer("LogSigmoid()", logsigmoid)
 
@@ -387,31 +542,48 @@ def LogSigmoid() -> Layer:
 def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold; torch.nn.Softplus.
 
-    Shape: (*) -> (*).
+    Args:
+      beta: the sharpness, default 1.
+      threshold: where beta * x > threshold the output is x itself, default 20.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Softplus(beta=2.0).apply({}, {}, x)
+      >>> y
+      Array([0.00907496, 0.15663084, 0.3465736 , 1.5242937 ], dtype=float32)
     """
     return _layer(f"Softplus(beta={beta}, threshold={threshold})", lambda x: softplus(x, beta, threshold))
 
 
 def Softsign() -> Layer:
-    """x / (1 + |x|); torch.nn.Softsign. Shape: (*) -> (*).
+    """x / (1 + |x|); torch.nn.Softsign.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Softsign().apply({}, {}, x)
+      >>> y
+      Array([-0.6666667 , -0.33333334,  0.        ,  0.6       ], dtype=float32)
     """
     return _layer("Softsign()", softsign)
 
 
 def Tanhshrink() -> Layer:
-    """x - tanh(x); torch.nn.Tanhshrink. Shape: (*) -> (*).
+    """x - tanh(x); torch.nn.Tanhshrink.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
+      >>> x = jnp.array([-2.0, -0.5, 0.0, 1.5])
       >>> y, _ = fl.Tanhshrink().apply({}, {}, x)
+      >>> y
+      Array([-1.0359724 , -0.03788283,  0.        ,  0.5948518 ], dtype=float32)
     """
     return _layer("Tanhshrink()", tanhshrink)
 

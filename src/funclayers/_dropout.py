@@ -77,11 +77,20 @@ def dropout(
 ) -> jax.Array:
     """Zeroes each element with probability p and scales the rest by 1 / (1 - p); F.dropout.
 
-    `rng` (a PRNG key) is required when training and 0 < p < 1.
+    Args:
+      input: the input array, floating, any shape.
+      p: the probability of zeroing an element, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default True.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.ones((4, 8))
-      >>> y = F.dropout(x, 0.2, training=True, rng=jax.random.PRNGKey(0))
+      >>> y = F.dropout(jnp.ones(8), 0.5, rng=jax.random.PRNGKey(0))   # training=True by default
+      >>> bool(jnp.all((y == 0) | (y == 2)))   # kept elements scaled by 1 / (1 - p)
+      True
     """
     del inplace
     check_probability("dropout", p)
@@ -94,9 +103,20 @@ def alpha_dropout(
     """Dropout for SELU networks: dropped elements go to SELU's saturation, then an affine map keeps
     the mean and variance; F.alpha_dropout.
 
+    Args:
+      input: the input array, floating, any shape.
+      p: the probability of dropping an element, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default False.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
-      >>> F.alpha_dropout(jnp.ones((4, 8)), 0.2, training=True, rng=jax.random.PRNGKey(0)).shape
-      (4, 8)
+      >>> y = F.alpha_dropout(jnp.ones(64), 0.2, training=True, rng=jax.random.PRNGKey(0))
+      >>> y.shape, int(jnp.unique(y).size)   # two levels: the kept and the dropped elements
+      ((64,), 2)
     """
     del inplace
     check_probability("alpha_dropout", p)
@@ -108,9 +128,20 @@ def feature_alpha_dropout(
 ) -> jax.Array:
     """Alpha dropout of whole channels (one draw per (N, C) slice); F.feature_alpha_dropout.
 
+    Args:
+      input: the input array, floating, `(N, C, *)` (at least 2-D in training).
+      p: the probability of dropping a channel, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default False.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      `(N, C, *)` -> `(N, C, *)`, same shape.
+
     Example:
-      >>> F.feature_alpha_dropout(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
-      (2, 4, 8, 8)
+      >>> y = F.feature_alpha_dropout(jnp.ones((2, 4, 3)), 0.5, training=True, rng=jax.random.PRNGKey(0))
+      >>> y.shape, bool(jnp.all(y == y[..., :1]))   # each (n, c) slice is kept or dropped whole
+      ((2, 4, 3), True)
     """
     del inplace
     check_probability("feature_alpha_dropout", p)
@@ -139,9 +170,20 @@ def dropout1d(
 ) -> jax.Array:
     """Zeroes whole channels of (N, C, L) or (C, L) input; F.dropout1d.
 
+    Args:
+      input: the input array, floating, (N, C, L) or (C, L).
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default True.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      (N, C, L) or (C, L) -> same shape.
+
     Example:
-      >>> F.dropout1d(jnp.ones((2, 4, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
-      (2, 4, 8)
+      >>> y = F.dropout1d(jnp.ones((2, 4, 3)), 0.5, training=True, rng=jax.random.PRNGKey(0))
+      >>> y.shape, bool(jnp.all(y == y[..., :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 3), True)
     """
     del inplace
     check_probability("dropout1d", p)
@@ -186,9 +228,20 @@ def dropout2d(
 
     As in torch 2.13, a 3-D input is read as (N, C, L) (one draw per (N, C) row), with torch's warning.
 
+    Args:
+      input: the input array, floating, (N, C, H, W).
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default True.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      (N, C, H, W) -> same shape (3-D: (N, C, L), see above).
+
     Example:
-      >>> F.dropout2d(jnp.ones((2, 4, 8, 8)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
-      (2, 4, 8, 8)
+      >>> y = F.dropout2d(jnp.ones((2, 4, 3, 3)), 0.5, training=True, rng=jax.random.PRNGKey(0))
+      >>> y.shape, bool(jnp.all(y == y[..., :1, :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 3, 3), True)
     """
     del inplace
     check_probability("dropout2d", p)
@@ -210,9 +263,20 @@ def dropout3d(
 ) -> jax.Array:
     """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input; F.dropout3d.
 
+    Args:
+      input: the input array, floating, (N, C, D, H, W) or (C, D, H, W).
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      training: apply dropout (True) or return the input unchanged (False); default True.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> same shape.
+
     Example:
-      >>> F.dropout3d(jnp.ones((2, 4, 4, 4, 4)), 0.5, training=True, rng=jax.random.PRNGKey(0)).shape
-      (2, 4, 4, 4, 4)
+      >>> y = F.dropout3d(jnp.ones((2, 4, 2, 2, 2)), 0.5, training=True, rng=jax.random.PRNGKey(0))
+      >>> y.shape, bool(jnp.all(y == y[..., :1, :1, :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 2, 2, 2), True)
     """
     del inplace
     check_probability("dropout3d", p)
@@ -235,12 +299,25 @@ def _dropout_layer(kind: str, p: float, inplace: bool, op: Callable[..., jax.Arr
 
 def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
     """In training, zeroes each element with probability p and scales the rest by 1 / (1 - p);
-    identity in eval. torch.nn.Dropout. Shape: (*) -> (*).
+    identity in eval. torch.nn.Dropout.
+
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of zeroing an element, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.ones((4, 8))
-      >>> layer = fl.Dropout(0.2)
+      >>> layer, x = fl.Dropout(0.5), jnp.ones(8)
       >>> y, _ = layer.apply({}, {}, x, rng=jax.random.PRNGKey(0), training=True)
+      >>> bool(jnp.all((y == 0) | (y == 2)))   # kept elements scaled by 1 / (1 - p)
+      True
+      >>> bool(jnp.all(layer.apply({}, {}, x)[0] == x))   # eval: the identity
+      True
     """
     return _dropout_layer(
         "Dropout",
@@ -253,10 +330,20 @@ def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
 def Dropout1d(p: float = 0.5, inplace: bool = False) -> Layer:
     """Zeroes whole channels (1-D feature maps) in training; torch.nn.Dropout1d.
 
-    Shape: (N, C, L) or (C, L) -> same.
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      (N, C, L) or (C, L) -> same shape.
 
     Example:
-      >>> y, _ = fl.Dropout1d(0.2).apply({}, {}, jnp.ones((20, 16, 32)), rng=key, training=True)
+      >>> y, _ = fl.Dropout1d(0.5).apply({}, {}, jnp.ones((2, 4, 3)), rng=key, training=True)
+      >>> y.shape, bool(jnp.all(y == y[..., :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 3), True)
     """
     return _dropout_layer("Dropout1d", p, inplace, _dropout1d)
 
@@ -264,11 +351,21 @@ def Dropout1d(p: float = 0.5, inplace: bool = False) -> Layer:
 def Dropout2d(p: float = 0.5, inplace: bool = False) -> Layer:
     """Zeroes whole channels (2-D feature maps) in training; torch.nn.Dropout2d.
 
-    Shape: (N, C, H, W) -> same. As in torch 2.13, a 3-D input is read as (N, C, L) with a warning
-    (use Dropout1d for that, or add the batch dimension to an unbatched image).
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      (N, C, H, W) -> same shape. As in torch 2.13, a 3-D input is read as (N, C, L) with a
+      warning (use Dropout1d for that, or add the batch dimension to an unbatched image).
 
     Example:
-      >>> y, _ = fl.Dropout2d(0.2).apply({}, {}, jnp.ones((20, 16, 32, 32)), rng=key, training=True)
+      >>> y, _ = fl.Dropout2d(0.5).apply({}, {}, jnp.ones((2, 4, 3, 3)), rng=key, training=True)
+      >>> y.shape, bool(jnp.all(y == y[..., :1, :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 3, 3), True)
     """
     return _dropout_layer("Dropout2d", p, inplace, _dropout2d)
 
@@ -276,10 +373,20 @@ def Dropout2d(p: float = 0.5, inplace: bool = False) -> Layer:
 def Dropout3d(p: float = 0.5, inplace: bool = False) -> Layer:
     """Zeroes whole channels (3-D feature maps) in training; torch.nn.Dropout3d.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> same.
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of zeroing a channel, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> same shape.
 
     Example:
-      >>> y, _ = fl.Dropout3d(0.2).apply({}, {}, jnp.ones((20, 16, 4, 32, 32)), rng=key, training=True)
+      >>> y, _ = fl.Dropout3d(0.5).apply({}, {}, jnp.ones((2, 4, 2, 2, 2)), rng=key, training=True)
+      >>> y.shape, bool(jnp.all(y == y[..., :1, :1, :1]))   # each channel is zeroed or scaled by 2 whole
+      ((2, 4, 2, 2, 2), True)
     """
     return _dropout_layer("Dropout3d", p, inplace, _dropout3d)
 
@@ -288,11 +395,20 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
     """Dropout that keeps SELU's self-normalisation: dropped elements go to the negative saturation
     value and an affine map restores zero mean and unit variance; torch.nn.AlphaDropout.
 
-    Shape: (*) -> (*).
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of dropping an element, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.ones((4, 8))
-      >>> y, _ = fl.AlphaDropout(0.2).apply({}, {}, x, rng=key, training=True)
+      >>> y, _ = fl.AlphaDropout(0.2).apply({}, {}, jnp.ones(64), rng=key, training=True)
+      >>> y.shape, int(jnp.unique(y).size)   # two levels: the kept and the dropped elements
+      ((64,), 2)
     """
     return _dropout_layer(
         "AlphaDropout",
@@ -305,10 +421,20 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
 def FeatureAlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
     """Alpha dropout of whole channels (one draw per (N, C) slice); torch.nn.FeatureAlphaDropout.
 
-    Shape: (N, C, *) -> same (at least 2-D in training).
+    Random in training only: pass `rng=key` and `training=True` to `apply` (the key is required then, for
+    0 < p < 1); in eval (`training=False`, the default) the layer is the identity.
+
+    Args:
+      p: the probability of dropping a channel, in [0, 1], default 0.5.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+
+    Shape:
+      `(N, C, *)` -> same shape (at least 2-D in training).
 
     Example:
-      >>> y, _ = fl.FeatureAlphaDropout(0.2).apply({}, {}, jnp.ones((20, 16, 4, 32)), rng=key, training=True)
+      >>> y, _ = fl.FeatureAlphaDropout(0.5).apply({}, {}, jnp.ones((2, 4, 3)), rng=key, training=True)
+      >>> y.shape, bool(jnp.all(y == y[..., :1]))   # each (n, c) slice is kept or dropped whole
+      ((2, 4, 3), True)
     """
     return _dropout_layer(
         "FeatureAlphaDropout",

@@ -44,11 +44,12 @@ def linear(input: Any, weight: Any, bias: Any = None) -> jax.Array:
     """y = x A^T + b over the last dimension; torch.nn.functional.linear.
 
     Args:
-      input: (*, in_features), at least 1-D.
+      input: `(*, in_features)`, at least 1-D.
       weight: (out_features, in_features), or (in_features,) for a single output without that dim.
       bias: (out_features,) or None ((), or None, with a 1-D weight).
 
-    Shape: (*, in_features) -> (*, out_features), or (*) with a 1-D weight.
+    Shape:
+      `(*, in_features)` -> `(*, out_features)`, or `(*)` with a 1-D weight.
 
     Example:
       >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))   # (8, 2)
@@ -87,10 +88,13 @@ def bilinear(input1: Any, input2: Any, weight: Any, bias: Any = None) -> jax.Arr
     """y = x1^T A x2 + b over the last dimension; torch.nn.functional.bilinear.
 
     Args:
-      input1: (*, in1_features); input2: (*, in2_features) with the same leading dims.
-      weight: (out_features, in1_features, in2_features); bias: (out_features,) or None.
+      input1: `(*, in1_features)`.
+      input2: `(*, in2_features)`, with the same leading dims as input1.
+      weight: (out_features, in1_features, in2_features).
+      bias: (out_features,) or None.
 
-    Shape: (*, in1), (*, in2) -> (*, out).
+    Shape:
+      `(*, in1)`, `(*, in2)` -> `(*, out)`.
 
     Example:
       >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))   # (8, 4)
@@ -212,13 +216,19 @@ def _check_unflattened_size(who: str, sizes: Any) -> None:
 
 
 def Identity(*args: Any, **kwargs: Any) -> Layer:
-    """Returns its input unchanged; torch.nn.Identity. Accepts and ignores any constructor arguments.
+    """Returns its input unchanged; torch.nn.Identity.
 
-    Shape: (*) -> (*).
+    Args:
+      *args, **kwargs: accepted and ignored, as torch's Identity does (handy when swapping it in for a layer).
+
+    Shape:
+      `(*)` -> `(*)`, the input itself.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
-      >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)   # y is x
+      >>> x = jnp.array([1.0, 2.0])
+      >>> y, _ = fl.Identity(54, unused="x").apply({}, {}, x)
+      >>> y is x
+      True
     """
     del args, kwargs
 
@@ -238,10 +248,14 @@ def Linear(
     U(-1/sqrt(in), 1/sqrt(in)).
 
     Args:
-      in_features: size of each input sample; out_features: size of each output sample.
-      bias: learn an additive bias. dtype: parameter dtype (default float32). device: ignored.
+      in_features: size of each input sample.
+      out_features: size of each output sample.
+      bias: learn an additive bias, default True.
+      device: ignored.
+      dtype: parameter dtype (default float32).
 
-    Shape: (*, in_features) -> (*, out_features); a 1-D input is one unbatched sample.
+    Shape:
+      `(*, in_features)` -> `(*, out_features)`; a 1-D input is one unbatched sample.
 
     Example:
       >>> layer = fl.Linear(20, 30)
@@ -283,9 +297,13 @@ def Bilinear(
 
     Args:
       in1_features, in2_features: sizes of the two inputs (in1_features must be > 0).
-      out_features: output size. bias: learn an additive bias. dtype: parameter dtype. device: ignored.
+      out_features: output size.
+      bias: learn an additive bias, default True.
+      device: ignored.
+      dtype: parameter dtype (default float32).
 
-    Shape: (*, in1), (*, in2) -> (*, out); 1-D inputs are one unbatched sample.
+    Shape:
+      `(*, in1)`, `(*, in2)` -> `(*, out)`; 1-D inputs are one unbatched sample.
 
     Example:
       >>> layer = fl.Bilinear(20, 30, 40)
@@ -326,10 +344,19 @@ def Bilinear(
 def Flatten(start_dim: int = 1, end_dim: int = -1) -> Layer:
     """Flattens dims start_dim..end_dim into one; torch.nn.Flatten.
 
-    Shape: (*, S_start, ..., S_end, *) -> (*, prod(S_start..S_end), *).
+    Args:
+      start_dim: the first dimension to flatten, default 1 (keeps the batch dimension).
+      end_dim: the last dimension to flatten (inclusive), default -1.
+
+    Shape:
+      `(*, S_start, ..., S_end, *)` -> `(*, prod(S_start..S_end), *)`; a 0-d input becomes (1,).
 
     Example:
-      >>> y, _ = fl.Flatten().apply({}, {}, jnp.ones((32, 1, 5, 5)))   # (32, 25)
+      >>> x = jnp.ones((2, 3, 4, 5))
+      >>> fl.Flatten().apply({}, {}, x)[0].shape
+      (2, 60)
+      >>> fl.Flatten(0, 2).apply({}, {}, x)[0].shape
+      (24, 5)
     """
     name = f"Flatten(start_dim={start_dim}, end_dim={end_dim})"
 
@@ -343,10 +370,18 @@ def Flatten(start_dim: int = 1, end_dim: int = -1) -> Layer:
 def Unflatten(dim: int, unflattened_size: Sequence[int]) -> Layer:
     """Expands dim `dim` into `unflattened_size` (one entry may be -1); torch.nn.Unflatten.
 
-    Shape: (*, S_dim, *) -> (*, U_1, ..., U_n, *) with prod(U) = S_dim.
+    Args:
+      dim: the dimension to expand (negative counts from the end).
+      unflattened_size: a tuple or list of ints whose product is the size of `dim`; one entry may be
+        -1, inferred from the others.
+
+    Shape:
+      `(*, S_dim, *)` -> `(*, U_1, ..., U_n, *)` with prod(U) = S_dim.
 
     Example:
-      >>> y, _ = fl.Unflatten(1, (2, 5, 5)).apply({}, {}, jnp.ones((2, 50)))   # (2, 2, 5, 5)
+      >>> y, _ = fl.Unflatten(1, (2, -1)).apply({}, {}, jnp.ones((2, 6)))
+      >>> y.shape
+      (2, 2, 3)
     """
     name = f"Unflatten(dim={dim}, unflattened_size={unflattened_size!r})"
     _check_unflattened_size(name, unflattened_size)

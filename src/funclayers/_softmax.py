@@ -94,13 +94,18 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
     """exp(x) / sum(exp(x)) along `dim`; torch.nn.functional.softmax.
 
     Args:
-      dim: the dimension that sums to 1; None picks torch's legacy default (with its warning).
-      dtype: cast the input to this dtype first.
+      input: the input array, floating, any shape.
+      dim: the dimension that sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
+        else 1) with its warning.
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> F.softmax(jnp.ones((2, 3)), dim=-1)   # all 1/3
-      Array([[0.33333334, 0.33333334, 0.33333334],
-             [0.33333334, 0.33333334, 0.33333334]], dtype=float32)
+      >>> F.softmax(jnp.array([[1.0, 2.0, 3.0]]), dim=1)
+      Array([[0.09003057, 0.24472848, 0.66524094]], dtype=float32)
     """
     x, axis, out_dtype = _prepare("softmax", "softmax", input, dim, dtype, _stacklevel)
     return _apply(_softmax_along, x, axis, out_dtype)
@@ -108,6 +113,16 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
 
 def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
     """softmax(-x) along `dim`; torch.nn.functional.softmin.
+
+    Args:
+      input: the input array, floating, any shape.
+      dim: the dimension that sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
+        else 1) with its warning.
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
       >>> F.softmin(jnp.array([1.0, 2.0, 3.0]), dim=0)
@@ -120,9 +135,19 @@ def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
 def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> jax.Array:
     """log(softmax(x)) along `dim`, computed stably; torch.nn.functional.log_softmax.
 
+    Args:
+      input: the input array, floating, any shape.
+      dim: the dimension whose exp sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
+        else 1) with its warning.
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
     Example:
-      >>> F.log_softmax(jnp.zeros((1, 4)), dim=1)
-      Array([[-1.3862944, -1.3862944, -1.3862944, -1.3862944]], dtype=float32)
+      >>> F.log_softmax(jnp.array([1.0, 2.0, 3.0]), dim=0)
+      Array([-2.407606  , -1.4076059 , -0.40760595], dtype=float32)
     """
     x, axis, out_dtype = _prepare("log_softmax", "log_softmax", input, dim, dtype, _stacklevel)
     return _apply(_log_softmax_along, x, axis, out_dtype)
@@ -143,34 +168,55 @@ def _softmax_layer(kind: str, name: str, fn, negate: bool, dim: int | None) -> L
 
 
 def Softmax(dim: int | None = None) -> Layer:
-    """exp(x) / sum(exp(x)) along `dim`; torch.nn.Softmax. Shape: (*) -> (*).
+    """exp(x) / sum(exp(x)) along `dim`; torch.nn.Softmax.
 
     Args:
-      dim: the dimension along which the output sums to 1. None (deprecated in torch) picks 0 for
-        0-, 1- and 3-D inputs and 1 otherwise, with torch's warning.
+      dim: the dimension along which the output sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
+        3-D inputs and 1 otherwise, with torch's warning.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> y, _ = fl.Softmax(dim=1).apply({}, {}, jnp.ones((2, 3)))   # all 1/3
+      >>> y, _ = fl.Softmax(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
+      >>> y
+      Array([[0.09003057, 0.24472848, 0.66524094]], dtype=float32)
     """
     return _softmax_layer("Softmax", "softmax", _softmax_along, False, dim)
 
 
 def Softmin(dim: int | None = None) -> Layer:
-    """softmax(-x) along `dim`; torch.nn.Softmin. Shape: (*) -> (*).
+    """softmax(-x) along `dim`; torch.nn.Softmin.
+
+    Args:
+      dim: the dimension along which the output sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
+        3-D inputs and 1 otherwise, with torch's warning.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
-      >>> y, _ = fl.Softmin(dim=1).apply({}, {}, x)
+      >>> y, _ = fl.Softmin(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
+      >>> y
+      Array([[0.66524094, 0.24472848, 0.09003057]], dtype=float32)
     """
     return _softmax_layer("Softmin", "softmin", _softmax_along, True, dim)
 
 
 def LogSoftmax(dim: int | None = None) -> Layer:
-    """log(softmax(x)) along `dim`, computed stably; torch.nn.LogSoftmax. Shape: (*) -> (*).
+    """log(softmax(x)) along `dim`, computed stably; torch.nn.LogSoftmax.
+
+    Args:
+      dim: the dimension along which exp(output) sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
+        3-D inputs and 1 otherwise, with torch's warning.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
 
     Example:
-      >>> x = jnp.linspace(-3.0, 3.0, 8).reshape(2, 4)
-      >>> y, _ = fl.LogSoftmax(dim=1).apply({}, {}, x)
+      >>> y, _ = fl.LogSoftmax(dim=1).apply({}, {}, jnp.array([[1.0, 2.0, 3.0]]))
+      >>> y
+      Array([[-2.407606  , -1.4076059 , -0.40760595]], dtype=float32)
     """
     return _softmax_layer("LogSoftmax", "log_softmax", _log_softmax_along, False, dim)
 
@@ -178,10 +224,13 @@ def LogSoftmax(dim: int | None = None) -> Layer:
 def Softmax2d() -> Layer:
     """Softmax over the channels at each spatial location; torch.nn.Softmax2d.
 
-    Shape: (N, C, H, W) or (C, H, W) -> same; the softmax runs along dim -3.
+    Shape:
+      (N, C, H, W) or (C, H, W) -> same shape; the softmax runs along dim -3 (the channels).
 
     Example:
-      >>> y, _ = fl.Softmax2d().apply({}, {}, jnp.ones((2, 3, 12, 13)))
+      >>> y, _ = fl.Softmax2d().apply({}, {}, jnp.arange(12.0).reshape(1, 3, 2, 2))
+      >>> y.shape, bool(jnp.allclose(y.sum(axis=1), 1.0))
+      ((1, 3, 2, 2), True)
     """
 
     def apply(params, state, input, *, rng=None, training=False):

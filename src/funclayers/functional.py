@@ -10,8 +10,9 @@
 from ._linear import bilinear, linear
 
 # -- activations (_activation.py) --
-from ._activation import (hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, prelu, relu, relu6, rrelu,
-                          softshrink, threshold)
+from ._activation import hardshrink, hardsigmoid, hardswish, hardtanh, relu, relu6, softshrink, threshold
+# -- activations: leaky ReLUs (_activation_leaky.py) --
+from ._activation_leaky import leaky_relu, prelu, rrelu
 # -- activations: smooth (_activation_smooth.py) --
 from ._activation_smooth import (celu, elu, gelu, glu, logsigmoid, mish, selu, sigmoid, silu, softplus, softsign,
                                  tanh, tanhshrink)
