@@ -181,7 +181,8 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
       scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`.
       sparse: accepted for torch compatibility; gradients are dense.
 
-    Shape: (*) -> (*, embedding_dim).
+    Shape:
+      input (*) integer, weight (num_embeddings, embedding_dim) -> (*, embedding_dim).
 
     Example:
       >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
@@ -294,7 +295,9 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
       include_last_offset: offsets has B + 1 entries (CSR layout).
       padding_idx: that index is left out of its bag (and of the mean's count); negative counts from the end.
 
-    Shape: (B, N) or (N,) with offsets (B,) -> (B, embedding_dim).
+    Shape:
+      input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); weight
+      (num_embeddings, embedding_dim); per_sample_weights of the input's shape -> (B, embedding_dim).
 
     Example:
       >>> w = jnp.arange(30.0).reshape(10, 3)
