@@ -217,7 +217,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      delta: where the loss turns from quadratic to linear (default 1.0; torch requires it positive).
+      delta: where the loss turns from quadratic to linear; positive (default 1.0).
       weight: optional elementwise weight of the input's shape; 'mean' still divides by the element count.
 
     Shape:

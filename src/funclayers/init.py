@@ -27,7 +27,7 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity; torch.nn.init.calculate_gain.
 
-    1 for linear, conv*, conv_transpose* and sigmoid; 5/3 for tanh; sqrt(2) for relu;
+    1 for linear, conv1d/2d/3d, conv_transpose1d/2d/3d and sigmoid; 5/3 for tanh; sqrt(2) for relu;
     sqrt(2 / (1 + negative_slope^2)) for leaky_relu; 3/4 for selu. Other names raise ValueError.
 
     Args:
