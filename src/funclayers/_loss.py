@@ -145,18 +145,25 @@ def loss_layer(name: str, fn: Callable, buffers: dict | None = None) -> Layer:
 
 def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: bool | None = None,
             reduction: str = "mean", weight: Any = None) -> jax.Array:
-    """Mean absolute error; torch.nn.functional.l1_loss.
+    """Mean absolute error |input - target|; torch.nn.functional.l1_loss.
 
     Args:
-      input, target: any shape (broadcast with torch's warning when they differ).
+      input: the predictions, floating, any shape.
+      target: the input's shape (broadcast against it, with torch's warning, when it differs); an
+        integer target is promoted to the input's dtype.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
       weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
-      reduction: 'none' | 'mean' | 'sum' (size_average/reduce map as torch maps them).
 
-    Shape: (*), (*) -> () or (*) with reduction='none'.
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))   # 1.0
       Array(1., dtype=float32)
+      >>> F.l1_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), weight=jnp.array([3.0, 1.0]))   # (3 + 3) / 4
+      Array(1.5, dtype=float32)
     """
     reduction = resolve_reduction("l1_loss", reduction, size_average, reduce)
     input, target = broadcast_pair("l1_loss", *float_inputs("l1_loss", input, target))
@@ -168,11 +175,25 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
 
 def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: bool | None = None,
              reduction: str = "mean", weight: Any = None) -> jax.Array:
-    """Mean squared error; torch.nn.functional.mse_loss (arguments as `l1_loss`).
+    """Mean squared error (input - target)^2; torch.nn.functional.mse_loss.
+
+    Args:
+      input: the predictions, floating, any shape.
+      target: the input's shape (broadcast against it, with torch's warning, when it differs); an
+        integer target is promoted to the input's dtype.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))   # 4.0
       Array(4., dtype=float32)
+      >>> F.mse_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), reduction="none")
+      Array([1., 9.], dtype=float32)
     """
     reduction = resolve_reduction("mse_loss", reduction, size_average, reduce)
     input, target = broadcast_pair("mse_loss", *float_inputs("mse_loss", input, target))
@@ -191,9 +212,22 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
                weight: Any = None) -> jax.Array:
     """Huber loss: 0.5 d^2 for |d| < delta, else delta (|d| - delta / 2); torch.nn.functional.huber_loss.
 
+    Args:
+      input: the predictions, floating, any shape.
+      target: the input's shape (broadcast against it, with torch's warning, when it differs); an
+        integer target is promoted to the input's dtype.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      delta: where the loss turns from quadratic to linear; positive (default 1.0).
+      weight: optional elementwise weight of the input's shape; 'mean' still divides by the element count.
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
       >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
       Array([0.125, 2.5  ], dtype=float32)
+      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", delta=2.0)   # [0.125, 4.0]
+      Array([0.125, 4.   ], dtype=float32)
     """
     reduction = resolve_reduction("huber_loss", reduction)
     input, target = broadcast_pair("huber_loss", *float_inputs("huber_loss", input, target))
@@ -208,9 +242,25 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
     """Smooth L1: 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2 (L1 when beta == 0);
     torch.nn.functional.smooth_l1_loss.
 
+    Equals huber_loss / beta for beta > 0 (and huber_loss itself at beta = delta = 1).
+
+    Args:
+      input: the predictions, floating, any shape.
+      target: the input's shape (broadcast against it, with torch's warning, when it differs); an
+        integer target is promoted to the input's dtype.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      beta: where the loss turns from quadratic to linear (default 1.0, must be >= 0).
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
       >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
       Array([0.125, 2.5  ], dtype=float32)
+      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", beta=2.0)   # [0.0625, 2.0]
+      Array([0.0625, 2.    ], dtype=float32)
     """
     reduction = resolve_reduction("smooth_l1_loss", reduction, size_average, reduce)
     if beta < 0:
@@ -231,9 +281,24 @@ def poisson_nll_loss(input: Any, target: Any, log_input: bool = True, full: bool
     exp(input) - target * input (log_input) or input - target * log(input + eps); `full` adds the
     Stirling term target log target - target + log(2 pi target) / 2 where target > 1.
 
+    Args:
+      input: the expectation of the Poisson distribution, or its log with log_input=True.
+      target: counts drawn from it, the input's shape; an integer target is promoted to the input's dtype.
+      log_input: the input is the log-rate (default True); else the rate itself.
+      full: add the Stirling approximation term of log(target!) (default False).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      eps: added to the input before the log when log_input=False (default 1e-8).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
-      >>> F.poisson_nll_loss(jnp.zeros(3), jnp.ones(3))   # 1.0
+      >>> F.poisson_nll_loss(jnp.zeros(3), jnp.ones(3))   # exp(0) - 1 * 0
       Array(1., dtype=float32)
+      >>> F.poisson_nll_loss(jnp.full(2, 2.0), jnp.full(2, 2.0), log_input=False)   # 2 - 2 log 2
+      Array(0.6137056, dtype=float32)
     """
     reduction = resolve_reduction("poisson_nll_loss", reduction, size_average, reduce)
     input, target = float_inputs("poisson_nll_loss", input, target)
@@ -251,13 +316,24 @@ def gaussian_nll_loss(input: Any, target: Any, var: Any, full: bool = False, eps
     torch.nn.functional.gaussian_nll_loss.
 
     Args:
+      input: the expectation of the Gaussian distribution.
+      target: samples from it, the input's shape (or broadcastable against it).
       var: the variances, of the input's shape, one dimension short of it, or broadcastable along
         exactly one dimension (homoscedastic); or a float. Clamped to >= eps as torch clamps it
-        (outside autograd: the gradient passes through the clamp).
+        (outside autograd: the gradient passes through the clamp). Must not be negative.
+      full: add the constant log(2 pi) / 2 (default False).
+      eps: the lower clamp of var, for stability (default 1e-6).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, *) or (*), target like the input, var like the input, without its last dimension,
+      or with one dimension of size 1 -> () with reduction 'mean' or 'sum', the input's shape with 'none'.
 
     Example:
       >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))   # 0.0
       Array(0., dtype=float32)
+      >>> F.gaussian_nll_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.full((2, 1), 2.0))   # (log 2 + 1/2) / 2
+      Array(0.5965736, dtype=float32)
     """
     reduction = resolve_reduction("gaussian_nll_loss", reduction)
     if isinstance(var, (int, float)):
@@ -315,13 +391,25 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
                          reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """Binary cross entropy of probabilities; torch.nn.functional.binary_cross_entropy.
 
+    -w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as torch clamps it.
+
     Args:
-      input: probabilities in [0, 1] (checked when concrete, as torch checks); target: same shape.
-      weight: rescaling weight broadcast against the target.
+      input: probabilities in [0, 1] (checked when concrete, as torch checks).
+      target: the input's shape (required: no broadcasting), floating, usually in [0, 1].
+      weight: optional rescaling weight, broadcast to the target's shape.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*), weight broadcastable to (*) -> () with reduction 'mean' or 'sum',
+      (*) with 'none'.
 
     Example:
       >>> F.binary_cross_entropy(jnp.full(2, 0.5), jnp.ones(2))   # log 2
       Array(0.6931472, dtype=float32)
+      >>> F.binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]), reduction="none")   # -log 0.9, -log 0.8
+      Array([0.10536055, 0.22314355], dtype=float32)
     """
     who = "binary_cross_entropy"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -352,13 +440,25 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     """Sigmoid + binary cross entropy in one stable expression; torch.nn.functional.binary_cross_entropy_with_logits.
 
     Args:
-      input: logits; target: same shape, probabilities.
-      weight: rescaling weight broadcast against the loss; pos_weight: weight of positive examples,
-        broadcast along the class (last) dimension.
+      input: logits, any shape.
+      target: the input's shape (required), floating probabilities in [0, 1].
+      weight: optional rescaling weight, broadcast against the loss.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      pos_weight: optional weight of the positive term t log sigmoid(x), broadcast against the
+        target along its last (class) dimension: (C,) for C classes; > 1 raises recall.
+
+    Shape:
+      input (*), target (*), pos_weight (C,) with * = (..., C) -> () with reduction 'mean' or 'sum',
+      (*) with 'none'.
 
     Example:
       >>> F.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.ones(2))   # log 2
       Array(0.6931472, dtype=float32)
+      >>> F.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.ones(2), pos_weight=jnp.array([1.0, 3.0]),
+      ...                                    reduction="none")   # [log 2, 3 log 2]
+      Array([0.6931472, 2.0794415], dtype=float32)
     """
     who = "binary_cross_entropy_with_logits"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -379,12 +479,29 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
            reduction: str = "mean", log_target: bool = False) -> jax.Array:
     """Kullback-Leibler divergence of `target` from the log-probabilities `input`; torch.nn.functional.kl_div.
 
-    target (log target) - input pointwise, xlogy(target, target) - target input; 'batchmean' divides the
+    target (log target - input) pointwise, xlogy(target, target) - target input; 'batchmean' divides the
     sum by the batch size (the mathematical KL), 'mean' by the element count (with torch's warning).
+
+    Args:
+      input: log-probabilities, floating, any shape.
+      target: probabilities (log-probabilities with log_target=True), broadcast against the input;
+        floating (torch rejects an integer target here).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns: 'batchmean'
+        gives the KL divergence).
+      log_target: the target is given as log-probabilities (default False).
+
+    Shape:
+      input (*), target (*) -> () with reduction 'batchmean', 'mean' or 'sum' ('batchmean' divides
+      by the size of dimension 0), (*) with 'none'.
 
     Example:
       >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")   # 0.0
       Array(0., dtype=float32)
+      >>> p = jnp.array([[0.25, 0.75], [0.5, 0.5]])
+      >>> F.kl_div(jnp.log(jnp.full((2, 2), 0.5)), p, reduction="batchmean")   # KL(p || 1/2) per row, averaged
+      Array(0.06540601, dtype=float32)
     """
     if size_average is not None or reduce is not None:
         reduction = legacy_get_string(size_average, reduce)

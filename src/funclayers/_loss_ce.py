@@ -130,15 +130,25 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
     """Negative log likelihood of log-probabilities; torch.nn.functional.nll_loss.
 
     Args:
-      input: log-probabilities (N, C), (C,) or (N, C, d1, ..., dK).
-      target: integer class indices (N,), () or (N, d1, ..., dK), in [0, C) or `ignore_index`.
-      weight: (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
+      input: log-probabilities (N, C), (C,) or (N, C, d1, ..., dK), e.g. a log_softmax over dim 1.
+      target: integer class indices (N,), () or (N, d1, ..., dK), in [0, C) or `ignore_index`
+        (checked when concrete).
+      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      ignore_index: a target value that contributes nothing, neither loss nor weight (default -100).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean'; the weighted mean, NaN when every target is ignored).
 
-    Shape: -> () or, with reduction='none', the target's shape.
+    Shape:
+      input (N, C), (C,) or (N, C, d1, ..., dK), target (N,), () or (N, d1, ..., dK)
+      -> () with reduction 'mean' or 'sum', the target's shape with 'none'.
 
     Example:
       >>> F.nll_loss(jnp.log(jnp.full((2, 4), 0.25)), jnp.array([0, 3]))   # log 4
       Array(1.3862944, dtype=float32)
+      >>> logp = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
+      >>> F.nll_loss(logp, jnp.array([0, 1]), reduction="none")   # -log 0.5, -log 0.1
+      Array([0.6931472, 2.3025851], dtype=float32)
     """
     who = "nll_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -173,18 +183,34 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
                   label_smoothing: float = 0.0) -> jax.Array:
     """Cross entropy of logits against class indices or class probabilities; torch.nn.functional.cross_entropy.
 
+    log_softmax over dim 1 (dim 0 for an unbatched input), then nll_loss (index targets) or
+    -sum_c w_c q_c log p_c (probability targets q).
+
     Args:
       input: unnormalised logits (N, C), (C,) or (N, C, d1, ..., dK).
-      target: integer class indices (N,), () or (N, d1, ..., dK); or class probabilities of the input's
-        shape (floating).
-      weight: (C,) class weights. ignore_index: a class-index target value that contributes nothing.
-      label_smoothing: in [0, 1]; mixes the target with the uniform distribution, weights included.
+      target: integer class indices (N,), () or (N, d1, ..., dK) in [0, C) or `ignore_index`; or
+        class probabilities of the input's shape (floating).
+      weight: optional (C,) class weights; with index targets 'mean' divides by the sum of the
+        non-ignored targets' weights, with probabilities by N * d1 * ... * dK.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      ignore_index: an index-target value that contributes nothing (default -100).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      label_smoothing: in [0, 1]; mixes the target with the uniform distribution over the C classes,
+        weights included (default 0.0).
 
-    Shape: -> () or, with reduction='none', (N,), () or (N, d1, ..., dK).
+    Shape:
+      input (N, C), (C,) or (N, C, d1, ..., dK); target (N,), () or (N, d1, ..., dK) integer, or the
+      input's shape -> () with reduction 'mean' or 'sum', (N,), () or (N, d1, ..., dK) with 'none'.
 
     Example:
       >>> F.cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]), label_smoothing=0.1)   # log 4
       Array(1.3862944, dtype=float32)
+      >>> logits = jnp.array([[2.0, 0.0], [0.0, 2.0]])
+      >>> F.cross_entropy(logits, jnp.array([0, 0]), reduction="none")   # log(1 + e^-2), log(1 + e^2)
+      Array([0.12692805, 2.126928  ], dtype=float32)
+      >>> F.cross_entropy(logits, jnp.array([[0.5, 0.5], [0.5, 0.5]]))   # probability targets
+      Array(1.126928, dtype=float32)
     """
     who = "cross_entropy"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -315,16 +341,26 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
     K-dimensional weights (C, d1, ..., dK, in_features) and probability targets take torch's reference path.
 
     Args:
-      input: (in_features,) or (N, in_features). linear_weight: (C, in_features) or (C, d1, ..., dK, in_features).
+      input: (in_features,) or (N, in_features) features, floating.
+      linear_weight: the classifier's weight, (C, in_features) or (C, d1, ..., dK, in_features).
       target: class indices (), (N,) or (N, d1, ..., dK); or probabilities of the logits' shape.
-      linear_bias: (C,) or (C, d1, ..., dK). weight, reduction, label_smoothing: as `cross_entropy`.
+      linear_bias: optional (C,) or (C, d1, ..., dK) classifier bias.
+      weight, reduction, label_smoothing: as `cross_entropy` (weight is (C,), reduction 'none' |
+        'mean' | 'sum', label_smoothing in [0, 1]).
       ignore_index: as `cross_entropy` (None means -100); must stay None with probability targets.
       options: anything with a `batch_chunk_size` attribute (torch's LinearCrossEntropyOptions), or None.
 
+    Shape:
+      input (N, in_features) or (in_features,), linear_weight (C, [d1, ..., dK,] in_features); logits
+      (N, C, d1, ..., dK) or (C,); target (N, d1, ..., dK) or () integer, or the logits' shape
+      -> () with reduction 'mean' or 'sum', (N, d1, ..., dK) or () with 'none'.
+
     Example:
       >>> x, w, t = jnp.ones((64, 16)), jnp.ones((100, 16)), jnp.arange(64)
-      >>> F.linear_cross_entropy(x, w, t)   # x (4096, 512), w (32000, 512), t (4096,)
+      >>> F.linear_cross_entropy(x, w, t)   # equal logits: log 100
       Array(4.6051702, dtype=float32)
+      >>> F.linear_cross_entropy(x, w, t, reduction="none").shape
+      (64,)
     """
     who = "linear_cross_entropy"
     reduction = resolve_reduction(who, reduction)

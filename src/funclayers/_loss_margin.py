@@ -20,9 +20,21 @@ def soft_margin_loss(input: Any, target: Any, size_average: bool | None = None, 
                      reduction: str = "mean") -> jax.Array:
     """Two-class logistic loss log(1 + exp(-target input)); torch.nn.functional.soft_margin_loss.
 
+    Args:
+      input: scores, floating, any shape.
+      target: labels 1 or -1, the input's shape; an integer target is promoted to the input's dtype.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
       >>> F.soft_margin_loss(jnp.zeros(2), jnp.ones(2))   # log 2
       Array(0.6931472, dtype=float32)
+      >>> F.soft_margin_loss(jnp.array([2.0, -1.0]), jnp.ones(2), reduction="none")   # log(1 + e^-2), log(1 + e)
+      Array([0.126928 , 1.3132616], dtype=float32)
     """
     reduction = resolve_reduction("soft_margin_loss", reduction, size_average, reduce)
     input, target = float_inputs("soft_margin_loss", input, target)
@@ -33,11 +45,25 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
                                 reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """Multi-label one-versus-all logistic loss, averaged over classes; torch.nn.functional.multilabel_soft_margin_loss.
 
-    Shape: (N, C) or (C,) input and target in {0, 1} -> (N,) / () with reduction='none'.
+    -(t log sigmoid(x) + (1 - t) log sigmoid(-x)), times weight, averaged over the C classes.
+
+    Args:
+      input: scores (N, C) or (C,).
+      target: the input's shape, 1 for the sample's labels and 0 elsewhere.
+      weight: optional (C,) rescaling weight of each class.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C) or (C,), target alike -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
       >>> F.multilabel_soft_margin_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)))   # log 2
       Array(0.6931472, dtype=float32)
+      >>> F.multilabel_soft_margin_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), weight=jnp.array([1.0, 2.0, 3.0]),
+      ...                               reduction="none")   # 2 log 2 per sample
+      Array([1.3862944, 1.3862944], dtype=float32)
     """
     reduction = resolve_reduction("multilabel_soft_margin_loss", reduction, size_average, reduce)
     input, target = float_inputs("multilabel_soft_margin_loss", input, target)
@@ -60,11 +86,18 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
                            reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """Multi-class multi-label hinge loss; torch.nn.functional.multilabel_margin_loss.
 
-    Args:
-      input: (C,) or (N, C) scores. target: integer, same shape: the target class indices of each
-        sample, ended by the first -1 (the rest is ignored).
-
     loss = sum_{j target} sum_{i not target} max(0, 1 - (x[y_j] - x[i])) / C per sample.
+
+    Args:
+      input: (C,) or (N, C) scores, floating.
+      target: integer, the input's shape: the target class indices of each sample, ended by the
+        first -1 (the rest is ignored).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (C,) or (N, C), target alike -> () with reduction 'mean' or 'sum', () or (N,) with 'none'.
 
     Example:
       >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))   # 0.85
@@ -107,11 +140,25 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
     """Multi-class hinge loss sum_{i != y} w[y] max(0, margin - x[y] + x[i])^p / C;
     torch.nn.functional.multi_margin_loss.
 
-    Shape: (N, C) input and (N,) integer target, or (C,) and () -> (N,) / () with reduction='none'.
+    Args:
+      input: (N, C) or (C,) scores, floating.
+      target: integer class indices in [0, C): (N,) or ().
+      p: 1 or 2, the power of the hinge (default 1).
+      margin: the margin (default 1.0).
+      weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C), target (N,) or input (C,), target () -> () with reduction 'mean' or 'sum',
+      (N,) or () with 'none'.
 
     Example:
       >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))   # 0.325
       Array(0.325, dtype=float32)
+      >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]), p=2, margin=0.5)   # 0.1^2 / 4
+      Array(0.0025, dtype=float32)
     """
     who = "multi_margin_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -149,9 +196,25 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
                         reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """max(0, -target (input1 - input2) + margin); torch.nn.functional.margin_ranking_loss.
 
+    target 1 means input1 should rank higher than input2 by at least `margin`, -1 the reverse.
+
+    Args:
+      input1, input2: the two scores, floating, (N,) or () (any shapes of equal rank that broadcast).
+      target: 1 or -1, of their shape; an integer target is promoted.
+      margin: the required gap (default 0).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input1 (N,) or (), input2 and target alike -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
+
     Example:
       >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))   # 0.0
       Array(0., dtype=float32)
+      >>> F.margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.ones(2), margin=0.5,
+      ...                       reduction="none")   # the second pair is ranked the wrong way
+      Array([0. , 1.5], dtype=float32)
     """
     who = "margin_ranking_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -167,8 +230,21 @@ def hinge_embedding_loss(input: Any, target: Any, margin: float = 1.0, size_aver
                          reduce: bool | None = None, reduction: str = "mean") -> jax.Array:
     """input where target == 1, max(0, margin - input) where target == -1; torch.nn.functional.hinge_embedding_loss.
 
+    Typically the input is a distance between two embeddings, target 1 for similar and -1 for dissimilar pairs.
+
+    Args:
+      input: floating, any shape (e.g. distances).
+      target: 1 or -1, the input's shape.
+      margin: the distance dissimilar pairs are pushed beyond (default 1.0).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
-      >>> F.hinge_embedding_loss(jnp.array([0.3, 0.3]), jnp.array([1.0, -1.0]))   # 0.5
+      >>> F.hinge_embedding_loss(jnp.array([0.3, 0.3]), jnp.array([1.0, -1.0]))   # (0.3 + 0.7) / 2
       Array(0.5, dtype=float32)
     """
     reduction = resolve_reduction("hinge_embedding_loss", reduction, size_average, reduce)
@@ -186,11 +262,24 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
     """1 - cos(x1, x2) where target == 1, max(0, cos(x1, x2) - margin) where target == -1;
     torch.nn.functional.cosine_embedding_loss.
 
-    Shape: (N, D), (N, D), (N,) or (D,), (D,), () -> (N,) / () with reduction='none'.
+    Args:
+      input1, input2: (N, D) or (D,) embeddings, floating.
+      target: 1 (similar) or -1 (dissimilar), (N,) or ().
+      margin: in [-1, 1]; dissimilar pairs are penalised above this cosine (default 0; 0 to 0.5 suggested).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input1 (N, D), input2 (N, D), target (N,) or (D,), (D,), () -> () with reduction 'mean' or 'sum',
+      (N,) or () with 'none'.
 
     Example:
       >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))   # 0.0
       Array(0., dtype=float32)
+      >>> x1, x2 = jnp.array([[1.0, 0.0], [1.0, 0.0]]), jnp.array([[1.0, 1.0], [1.0, 1.0]])
+      >>> F.cosine_embedding_loss(x1, x2, jnp.array([1, -1]), reduction="none")   # cos = 1 / sqrt 2
+      Array([0.29289323, 0.70710677], dtype=float32)
     """
     who = "cosine_embedding_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -249,11 +338,26 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
                         reduction: str = "mean") -> jax.Array:
     """max(0, margin + d(a, p) - d(a, n)) with the pairwise p-norm distance; torch.nn.functional.triplet_margin_loss.
 
-    Shape: (N, D) or (D,) each -> (N,) / () with reduction='none'.
+    Args:
+      anchor, positive, negative: (N, D) or (D,) embeddings of equal rank, floating.
+      margin: the gap wanted between d(a, n) and d(a, p) (default 1.0).
+      p: the norm degree of the distance ||x - y + eps||_p (default 2).
+      eps: added to the difference before the norm, for stability (default 1e-6).
+      swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      anchor, positive, negative each (N, D) or (D,) -> () with reduction 'mean' or 'sum',
+      (N,) or () with 'none'.
 
     Example:
       >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))   # ~0.0
       Array(0., dtype=float32)
+      >>> a = jnp.zeros((2, 2))
+      >>> F.triplet_margin_loss(a, a, jnp.array([[2.0, 0.0], [0.5, 0.0]]), reduction="none")   # ~[0, 0.5]
+      Array([0.        , 0.50000244], dtype=float32)
     """
     who = "triplet_margin_loss"
     reduction = resolve_reduction(who, reduction, size_average, reduce)
@@ -267,6 +371,18 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
                                       swap: bool = False, reduction: str = "mean") -> jax.Array:
     """Triplet margin loss with any JAX distance function (default: pairwise Euclidean distance);
     torch.nn.functional.triplet_margin_with_distance_loss.
+
+    Args:
+      anchor, positive, negative: embeddings of equal rank, (N, D) or (D,) for the default distance.
+      distance_function: a JAX function of two arrays giving their distances (the last dimension
+        reduced); None means pairwise_distance (||x - y + 1e-6||_2).
+      margin: the gap wanted between d(a, n) and d(a, p); must be positive (default 1.0).
+      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      anchor, positive, negative each (N, D) or (D,) -> () with reduction 'mean' or 'sum', the
+      distances' shape, (N,) or (), with 'none'.
 
     Example:
       >>> a, p, n = jnp.ones((4, 8)), jnp.ones((4, 8)), -jnp.ones((4, 8))

@@ -36,16 +36,34 @@ def _elementwise(name: str, fn: Callable, size_average: Any, reduce: Any, reduct
 
 
 def L1Loss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Mean absolute error; torch.nn.L1Loss. Shape: (*), (*) -> () or (*) with reduction='none'.
+    """Mean absolute error |input - target|; torch.nn.L1Loss. apply(params, state, input, target).
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) of the same shape -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> loss, _ = fl.L1Loss().apply({}, {}, jnp.ones(3), jnp.zeros(3))   # 1.0
+      >>> loss, _ = fl.L1Loss().apply({}, {}, jnp.array([1.0, -3.0]), jnp.zeros(2))
+      >>> loss
+      Array(2., dtype=float32)
     """
     return _elementwise("L1Loss", L.l1_loss, size_average, reduce, reduction)
 
 
 def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Mean squared error; torch.nn.MSELoss. Shape: (*), (*) -> () or (*) with reduction='none'.
+    """Mean squared error (input - target)^2; torch.nn.MSELoss. apply(params, state, input, target).
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) of the same shape -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.MSELoss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
@@ -56,11 +74,18 @@ def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduct
 
 
 def HuberLoss(reduction: str = "mean", delta: float = 1.0) -> Layer:
-    """Huber loss; torch.nn.HuberLoss. Shape: (*), (*) -> () or (*) with reduction='none'.
+    """Huber loss: 0.5 d^2 for |d| < delta, else delta (|d| - delta / 2); torch.nn.HuberLoss.
+
+    Args:
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      delta: where the loss turns from quadratic to linear; positive (default 1.0).
+
+    Shape:
+      input (*), target (*) of the same shape -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.HuberLoss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
-      >>> loss
+      >>> loss   # (0.125 + 2.5) / 2
       Array(1.3125, dtype=float32)
     """
     if delta <= 0:
@@ -71,11 +96,20 @@ def HuberLoss(reduction: str = "mean", delta: float = 1.0) -> Layer:
 
 def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
                  beta: float = 1.0) -> Layer:
-    """Smooth L1 loss; torch.nn.SmoothL1Loss. Shape: (*), (*) -> () or (*) with reduction='none'.
+    """Smooth L1: 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2; torch.nn.SmoothL1Loss.
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      beta: where the loss turns from quadratic to linear; >= 0, 0 gives the L1 loss (default 1.0).
+
+    Shape:
+      input (*), target (*) of the same shape -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.SmoothL1Loss().apply({}, {}, jnp.array([0.5, 3.0]), jnp.zeros(2))
-      >>> loss
+      >>> loss   # (0.125 + 2.5) / 2
       Array(1.3125, dtype=float32)
     """
     if beta < 0:
@@ -84,7 +118,15 @@ def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, r
 
 
 def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Two-class logistic loss; torch.nn.SoftMarginLoss. Shape: (*), (*) -> () or (*).
+    """Two-class logistic loss log(1 + exp(-target input)); torch.nn.SoftMarginLoss.
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) of 1 and -1 -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.SoftMarginLoss().apply({}, {}, jnp.zeros(2), jnp.ones(2))
@@ -96,7 +138,16 @@ def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
 
 def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Layer:
-    """Multi-label hinge loss; torch.nn.MultiLabelMarginLoss. Shape: (N, C) or (C,), integer target alike.
+    """Multi-class multi-label hinge loss; torch.nn.MultiLabelMarginLoss (as F.multilabel_margin_loss).
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C) or (C,); target integer of the same shape, each row's class indices ended by the
+      first -1 -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
       >>> x, y = jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]])
@@ -110,6 +161,17 @@ def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None =
 def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
               log_target: bool = False) -> Layer:
     """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL).
+
+    Args:
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns in the forward
+        pass: it divides by the element count; 'batchmean' divides the sum by the batch size).
+      log_target: the target is given as log-probabilities (default False).
+
+    Shape:
+      input (*) log-probabilities, target (*) -> () with reduction 'batchmean', 'mean' or 'sum',
+      (*) with 'none'.
 
     Example:
       >>> q = jnp.full((2, 2), 0.5)
@@ -126,7 +188,19 @@ def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, redu
 
 def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: bool | None = None, eps: float = 1e-8,
                    reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Poisson negative log likelihood; torch.nn.PoissonNLLLoss. Shape: (*), (*) -> () or (*).
+    """Poisson negative log likelihood; torch.nn.PoissonNLLLoss. apply(params, state, log_input, target).
+
+    Args:
+      log_input: the input is the log-rate, loss exp(input) - target input (default True); else the
+        rate, loss input - target log(input + eps).
+      full: add the Stirling approximation term of log(target!) where target > 1 (default False).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      eps: added to the input before the log when log_input=False (default 1e-8).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.PoissonNLLLoss().apply({}, {}, jnp.zeros(3), jnp.ones(3))
@@ -145,6 +219,15 @@ def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: boo
 def GaussianNLLLoss(*, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> Layer:
     """Gaussian negative log likelihood; torch.nn.GaussianNLLLoss. apply(params, state, input, target, var).
 
+    Args:
+      full: add the constant log(2 pi) / 2 (default False).
+      eps: the lower clamp of var, for stability (default 1e-6).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, *) or (*), target alike, var like the input, without its last dimension, or with
+      one dimension of size 1 (or a float) -> () with reduction 'mean' or 'sum', the input's shape with 'none'.
+
     Example:
       >>> loss, _ = fl.GaussianNLLLoss().apply({}, {}, jnp.zeros(3), jnp.zeros(3), jnp.ones(3))
       >>> loss
@@ -159,8 +242,19 @@ def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool |
             reduction: str = "mean") -> Layer:
     """Binary cross entropy of probabilities; torch.nn.BCELoss (`weight` is a buffer in state).
 
+    Args:
+      weight: optional rescaling weight, broadcast to the target's shape.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*) probabilities in [0, 1], target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
-      >>> loss, _ = fl.BCELoss().apply({}, {}, jnp.full(2, 0.5), jnp.ones(2))   # log 2
+      >>> loss, _ = fl.BCELoss().apply({}, {}, jnp.full(2, 0.5), jnp.ones(2))
+      >>> loss   # log 2
+      Array(0.6931472, dtype=float32)
     """
     reduction = _reduction("BCELoss", size_average, reduce, reduction)
     return L.loss_layer("BCELoss()", lambda state, input, target: L.binary_cross_entropy(
@@ -171,10 +265,23 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
                       reduction: str = "mean", pos_weight: Any = None) -> Layer:
     """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state).
 
+    Args:
+      weight: optional rescaling weight, broadcast against the loss.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      pos_weight: optional weight of the positive examples, broadcast along the target's last
+        (class) dimension: (C,) for C classes.
+
+    Shape:
+      input (*) logits, target (*) probabilities -> () with reduction 'mean' or 'sum', (*) with 'none'.
+
     Example:
-      >>> loss, _ = fl.BCEWithLogitsLoss().apply({}, {}, jnp.zeros(2), jnp.ones(2))
-      >>> loss   # log 2
-      Array(0.6931472, dtype=float32)
+      >>> criterion = fl.BCEWithLogitsLoss(pos_weight=jnp.array([1.0, 3.0]))
+      >>> params, state = criterion.init(rng)   # state == {"pos_weight": ...}
+      >>> loss, _ = criterion.apply(params, state, jnp.zeros(2), jnp.ones(2))
+      >>> loss   # (log 2 + 3 log 2) / 2
+      Array(1.3862944, dtype=float32)
     """
     reduction = _reduction("BCEWithLogitsLoss", size_average, reduce, reduction)
     return L.loss_layer("BCEWithLogitsLoss()", lambda state, input, target: L.binary_cross_entropy_with_logits(
@@ -185,6 +292,15 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
 def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = None, reduce: bool | None = None,
                              reduction: str = "mean") -> Layer:
     """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state).
+
+    Args:
+      weight: optional (C,) rescaling weight of each class.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C) or (C,), target alike of 0 and 1 -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
       >>> loss, _ = fl.MultiLabelSoftMarginLoss().apply({}, {}, jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -198,7 +314,19 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
 
 def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_average: bool | None = None,
                     reduce: bool | None = None, reduction: str = "mean") -> Layer:
-    """Multi-class hinge loss; torch.nn.MultiMarginLoss (`weight` in state). Shape: (N, C), (N,) -> ().
+    """Multi-class hinge loss; torch.nn.MultiMarginLoss (`weight` in state).
+
+    Args:
+      p: 1 or 2, the power of the hinge (default 1).
+      margin: the margin (default 1.0).
+      weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C), target (N,) integer, or (C,) and () -> () with reduction 'mean' or 'sum',
+      (N,) or () with 'none'.
 
     Example:
       >>> loss, _ = fl.MultiMarginLoss().apply({}, {}, jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))
@@ -218,10 +346,21 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
                       reduction: str = "mean") -> Layer:
     """max(0, -y (x1 - x2) + margin); torch.nn.MarginRankingLoss. apply(params, state, input1, input2, target).
 
+    Args:
+      margin: the gap wanted between the two scores (default 0.0).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input1 (N,) or (), input2 and target (1 or -1) alike -> () with reduction 'mean' or 'sum',
+      (N,) or () with 'none'.
+
     Example:
-      >>> loss, _ = fl.MarginRankingLoss(margin=0.5).apply({}, {}, jnp.ones(2), jnp.zeros(2), jnp.ones(2))
-      >>> loss
-      Array(0., dtype=float32)
+      >>> criterion = fl.MarginRankingLoss(margin=0.5)
+      >>> loss, _ = criterion.apply({}, {}, jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.ones(2))
+      >>> loss   # (0 + 1.5) / 2
+      Array(0.75, dtype=float32)
     """
     reduction = _reduction("MarginRankingLoss", size_average, reduce, reduction)
     return L.loss_layer("MarginRankingLoss()", lambda state, input1, input2, target: M.margin_ranking_loss(
@@ -230,11 +369,20 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
 
 def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, reduce: bool | None = None,
                        reduction: str = "mean") -> Layer:
-    """Hinge embedding loss; torch.nn.HingeEmbeddingLoss. Shape: (*), (*) in {1, -1} -> () or (*).
+    """Hinge embedding loss; torch.nn.HingeEmbeddingLoss (as F.hinge_embedding_loss).
+
+    Args:
+      margin: the distance dissimilar pairs (target -1) are pushed beyond (default 1.0).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (*), target (*) of 1 and -1 -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
       >>> loss, _ = fl.HingeEmbeddingLoss().apply({}, {}, jnp.array([0.3, 2.0]), jnp.array([1, -1]))
-      >>> loss
+      >>> loss   # (0.3 + 0) / 2
       Array(0.15, dtype=float32)
     """
     reduction = _reduction("HingeEmbeddingLoss", size_average, reduce, reduction)
@@ -245,6 +393,16 @@ def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, re
 def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, reduce: bool | None = None,
                         reduction: str = "mean") -> Layer:
     """Cosine embedding loss; torch.nn.CosineEmbeddingLoss. apply(params, state, input1, input2, target).
+
+    Args:
+      margin: in [-1, 1]; dissimilar pairs (target -1) are penalised above this cosine (default 0.0).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input1 (N, D), input2 (N, D), target (N,) of 1 and -1, or (D,), (D,), () -> () with reduction
+      'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
       >>> loss, _ = fl.CosineEmbeddingLoss().apply({}, {}, jnp.ones((2, 3)), jnp.ones((2, 3)), jnp.ones(2))
@@ -259,6 +417,18 @@ def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, r
 def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                       size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Layer:
     """Triplet margin loss; torch.nn.TripletMarginLoss. apply(params, state, anchor, positive, negative).
+
+    Args:
+      margin: the gap wanted between d(a, n) and d(a, p); positive (default 1.0).
+      p: the norm degree of the pairwise distance (default 2.0).
+      eps: added to the difference before the norm (default 1e-6).
+      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      anchor, positive, negative each (N, D) or (D,) -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
       >>> loss, _ = fl.TripletMarginLoss().apply({}, {}, jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -276,11 +446,23 @@ def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, 
                                   swap: bool = False, reduction: str = "mean") -> Layer:
     """Triplet margin loss with any JAX distance function; torch.nn.TripletMarginWithDistanceLoss.
 
+    Args:
+      distance_function: a JAX function of two arrays giving their distances (the last dimension
+        reduced); None means pairwise_distance (Euclidean).
+      margin: the gap wanted between d(a, n) and d(a, p); positive (default 1.0).
+      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      anchor, positive, negative each (N, D) or (D,) -> () with reduction 'mean' or 'sum', the
+      distances' shape, (N,) or (), with 'none'.
+
     Example:
       >>> a, p, n = jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones((2, 3))
-      >>> loss, _ = fl.TripletMarginWithDistanceLoss(margin=1.0).apply({}, {}, a, p, n)
-      >>> loss
-      Array(0., dtype=float32)
+      >>> l1 = lambda x, y: jnp.abs(x - y).sum(-1)
+      >>> loss, _ = fl.TripletMarginWithDistanceLoss(distance_function=l1, margin=4.0).apply({}, {}, a, p, n)
+      >>> loss   # 4 + 0 - 3
+      Array(1., dtype=float32)
     """
     if margin <= 0:
         raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
@@ -295,7 +477,16 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
             reduction: str = "mean") -> Layer:
     """Negative log likelihood of log-probabilities; torch.nn.NLLLoss (`weight` in state).
 
-    Shape: (N, C), (C,) or (N, C, d1, ..., dK) input; (N,), () or (N, d1, ..., dK) integer target.
+    Args:
+      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      ignore_index: a target value that contributes nothing (default -100).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C), (C,) or (N, C, d1, ..., dK) log-probabilities; target (N,), () or (N, d1, ..., dK)
+      integer -> () with reduction 'mean' or 'sum', the target's shape with 'none'.
 
     Example:
       >>> loss, _ = fl.NLLLoss().apply({}, {}, jnp.log(jnp.full((2, 4), 0.25)), jnp.array([0, 3]))
@@ -311,13 +502,25 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
                      reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0) -> Layer:
     """Cross entropy of logits against class indices or probabilities; torch.nn.CrossEntropyLoss (`weight` in state).
 
-    Shape: (N, C), (C,) or (N, C, d1, ..., dK) logits; integer (N,), () or (N, d1, ..., dK) targets, or
-    probabilities of the logits' shape -> () or, with reduction='none', one loss per position.
+    Args:
+      weight: optional (C,) class weights.
+      size_average, reduce: deprecated; when either is given they override `reduction` as torch
+        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      ignore_index: an index-target value that contributes nothing (default -100).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      label_smoothing: in [0, 1]; mixes the target with the uniform distribution (default 0.0).
+
+    Shape:
+      input (N, C), (C,) or (N, C, d1, ..., dK) logits; target (N,), () or (N, d1, ..., dK) integer,
+      or probabilities of the input's shape -> () with reduction 'mean' or 'sum', (N,), () or
+      (N, d1, ..., dK) with 'none'.
 
     Example:
       >>> logits, labels = jnp.zeros((4, 5)), jnp.array([1, 0, 4, 2])
       >>> criterion = fl.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
       >>> loss, _ = criterion.apply({}, {}, logits, labels)
+      >>> loss   # uniform logits: log 5, the ignored label 0 left out of the mean
+      Array(1.609438, dtype=float32)
     """
     reduction = _reduction("CrossEntropyLoss", size_average, reduce, reduction)
     label_smoothing = check_label_smoothing("CrossEntropyLoss", label_smoothing)
@@ -329,8 +532,18 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
 def CTCLoss(blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> Layer:
     """Connectionist temporal classification loss; torch.nn.CTCLoss.
 
-    apply(params, state, log_probs, targets, input_lengths, target_lengths): log_probs (T, N, C) or (T, C);
-    targets padded (N, S) or concatenated; lengths (N,) arrays (traced or not) or sequences.
+    apply(params, state, log_probs, targets, input_lengths, target_lengths), as F.ctc_loss.
+
+    Args:
+      blank: the blank label's index (default 0).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean': each loss divided by its target length,
+        then averaged over the batch).
+      zero_infinity: set infinite losses (inputs too short for their targets) and their gradients to zero.
+
+    Shape:
+      log_probs (T, N, C) or (T, C) (log_softmax over C); targets padded (N, S) or concatenated
+      (sum(target_lengths),); input_lengths, target_lengths (N,) arrays (traced or not) or sequences
+      -> () with reduction 'mean' or 'sum', (N,) with 'none'.
 
     Example:
       >>> lp = jax.nn.log_softmax(jnp.zeros((50, 16, 20)), axis=-1)
@@ -350,15 +563,30 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
     """A linear layer fused with cross entropy, never holding the (N, C) logits; torch.nn.LinearCrossEntropyLoss.
 
     Params `linear.weight` (C * d1 * ... * dK, in_features) and `linear.bias` (with bias=True), flat as
-    torch stores them; `weight` (C,) is a buffer in state.
+    torch stores them; `weight` (C,) is a buffer in state. apply(params, state, input, target).
 
-    Shape: (in_features,) or (N, in_features) input; integer (), (N,) or (N, d1, ..., dK) targets, or
-    probabilities (C,) / (N, C, d1, ..., dK) -> () or, with reduction='none', one loss per position.
+    Args:
+      in_features: the size of each input feature vector.
+      num_classes: C, the number of classes.
+      out_features: (d1, ..., dK) extra class dimensions of a K-dimensional loss (default ()).
+      bias: give the linear layer a bias (default False).
+      device: ignored. dtype: the parameters' dtype.
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      weight: optional (C,) class weights.
+      ignore_index: a class-index target that contributes nothing (None means -100).
+      label_smoothing: in [0, 1] (default 0.0).
+      options: anything with a `batch_chunk_size` attribute (rows per chunk), or None.
+
+    Shape:
+      input (in_features,) or (N, in_features); integer target (), (N,) or (N, d1, ..., dK), or
+      probabilities (C,) / (N, C, d1, ..., dK) -> () or, with reduction='none', one loss per position.
 
     Example:
       >>> hidden, labels = jnp.ones((8, 512)), jnp.arange(8)
       >>> criterion = fl.LinearCrossEntropyLoss(512, 32000)
       >>> params, state = criterion.init(rng)
+      >>> params["linear"]["weight"].shape
+      (32000, 512)
       >>> loss, _ = criterion.apply(params, state, hidden, labels)   # hidden (N, 512), labels (N,)
     """
     del device

@@ -181,7 +181,8 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
       scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`.
       sparse: accepted for torch compatibility; gradients are dense.
 
-    Shape: (*) -> (*, embedding_dim).
+    Shape:
+      input (*) integer, weight (num_embeddings, embedding_dim) -> (*, embedding_dim).
 
     Example:
       >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
@@ -213,7 +214,14 @@ def embedding_renorm(weight: Any, input: Any, max_norm: float, norm_type: float 
     embedding_renorm(params["weight"], batch, max_norm)`). Not differentiated (torch runs it under
     no_grad): the result is wrapped in stop_gradient.
 
-    Shape: weight (num_embeddings, embedding_dim), input (*) integer -> (num_embeddings, embedding_dim).
+    Args:
+      weight: the embedding table (num_embeddings, embedding_dim).
+      input: integer indices of any shape, in [0, num_embeddings): the rows a lookup referenced.
+      max_norm: the largest norm a referenced row keeps; rows above it are scaled down to it.
+      norm_type: the p of the p-norm (default 2.0).
+
+    Shape:
+      weight (num_embeddings, embedding_dim), input (*) integer -> (num_embeddings, embedding_dim).
 
     Example:
       >>> embedding_renorm(jnp.array([[3.0, 4.0], [0.3, 0.4]]), jnp.array([0, 1]), max_norm=1.0)
@@ -287,7 +295,9 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
       include_last_offset: offsets has B + 1 entries (CSR layout).
       padding_idx: that index is left out of its bag (and of the mean's count); negative counts from the end.
 
-    Shape: (B, N) or (N,) with offsets (B,) -> (B, embedding_dim).
+    Shape:
+      input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); weight
+      (num_embeddings, embedding_dim); per_sample_weights of the input's shape -> (B, embedding_dim).
 
     Example:
       >>> w = jnp.arange(30.0).reshape(10, 3)
@@ -424,13 +434,18 @@ def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int | None =
       _weight: an initial weight (any array); _freeze: keep the weight in `state` (no gradient,
         untouched by optimizers). dtype: parameter dtype; device: ignored.
 
-    Shape: (*) integer -> (*, embedding_dim). Out-of-range indices raise outside jit and give NaN
-    rows under jit (see the module docstring).
+    Shape:
+      input (*) integer -> (*, embedding_dim). Out-of-range indices raise outside jit and give NaN
+      rows under jit (see the module docstring).
 
     Example:
       >>> layer = fl.Embedding(10, 3, padding_idx=0)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, _ = layer.apply(params, state, jnp.array([[1, 2, 4, 5], [4, 3, 2, 9]]))   # (2, 4, 3)
+      >>> y, _ = layer.apply(params, state, jnp.array([[1, 2, 4, 5], [4, 3, 2, 9]]))
+      >>> y.shape
+      (2, 4, 3)
+      >>> layer.apply(params, state, jnp.array([0]))[0]   # the padding row starts at zero
+      Array([[0., 0., 0.]], dtype=float32)
     """
     del device
     who = "Embedding"
@@ -505,13 +520,18 @@ def EmbeddingBag(num_embeddings: int, embedding_dim: int, max_norm: float | None
       mode: "sum", "mean" or "max".
       include_last_offset: offsets has one entry per bag plus the end of the last bag.
       padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero.
+      dtype: parameter dtype; device: ignored.
 
-    Shape: (B, N), or (N,) with offsets (B,) -> (B, embedding_dim).
+    Shape:
+      input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); per_sample_weights
+      of the input's shape -> (B, embedding_dim).
 
     Example:
       >>> bag = fl.EmbeddingBag(10, 3, mode="sum")
       >>> params, state = bag.init(jax.random.PRNGKey(0))
-      >>> y, _ = bag.apply(params, state, jnp.array([1, 2, 4, 5, 4, 3, 2, 9]), jnp.array([0, 4]))   # (2, 3)
+      >>> y, _ = bag.apply(params, state, jnp.array([1, 2, 4, 5, 4, 3, 2, 9]), jnp.array([0, 4]))
+      >>> y.shape   # two bags of four indices
+      (2, 3)
     """
     del device
     return _embedding_bag_layer(num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, mode, sparse,

@@ -27,9 +27,20 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity; torch.nn.init.calculate_gain.
 
+    1 for linear, conv1d/2d/3d, conv_transpose1d/2d/3d and sigmoid; 5/3 for tanh; sqrt(2) for relu;
+    sqrt(2 / (1 + negative_slope^2)) for leaky_relu; 3/4 for selu. Other names raise ValueError.
+
+    Args:
+      nonlinearity: the name of the function, as torch.nn.functional names it ("relu", "tanh", ...).
+      param: leaky_relu's negative slope (default None: 0.01); ignored by the others.
+
     Example:
       >>> fl.init.calculate_gain("relu")
       1.4142135623730951
+      >>> fl.init.calculate_gain("leaky_relu", 0.2)
+      1.3867504905630728
+      >>> fl.init.calculate_gain("tanh")
+      1.6666666666666667
     """
     if nonlinearity in _LINEAR:
         return 1.0
@@ -51,11 +62,23 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def calculate_fan_in_and_fan_out(shape: Shape) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight shape, as torch computes them.
+    """(fan_in, fan_out) of a weight shape, as torch computes them (torch.nn.init._calculate_fan_in_and_fan_out).
+
+    fan_in = shape[1] * receptive field, fan_out = shape[0] * receptive field, the receptive field
+    being the product of shape[2:] (1 for a matrix): a Linear weight is (out_features, in_features),
+    a conv weight (out_channels, in_channels / groups, *kernel_size).
+
+    Args:
+      shape: a weight's shape, at least 2 dimensions (ValueError otherwise).
+
+    Shape:
+      a shape (d0, d1, *k) with at least 2 dims -> two ints, (d1 prod(k), d0 prod(k)).
 
     Example:
-      >>> fl.init.calculate_fan_in_and_fan_out((64, 3, 3, 3))
+      >>> fl.init.calculate_fan_in_and_fan_out((64, 3, 3, 3))   # conv 3 -> 64, kernel 3x3
       (27, 576)
+      >>> fl.init.calculate_fan_in_and_fan_out((8, 16))   # Linear(16, 8)
+      (16, 8)
     """
     if len(shape) < 2:
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
@@ -88,9 +111,19 @@ def _draw(sample, key: jax.Array, shape: Shape, dtype: Any, *args) -> jax.Array:
 def uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, b: float = 1.0) -> jax.Array:
     """U(a, b); torch.nn.init.uniform_.
 
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
+      dtype: the result's dtype (default None: float32, torch's default).
+      a, b: the lower and upper bounds (default 0.0, 1.0).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.uniform(jax.random.PRNGKey(0), (3, 4)).shape
-      (3, 4)
+      >>> w = fl.init.uniform(jax.random.PRNGKey(0), (3, 4), a=-0.5, b=0.5)
+      >>> w.shape, bool(jnp.all((w >= -0.5) & (w < 0.5)))
+      ((3, 4), True)
     """
     return _draw(jax.random.uniform, key, shape, param_dtype(dtype), a, b)
 
@@ -98,8 +131,17 @@ def uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, b: 
 def normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 0.0, std: float = 1.0) -> jax.Array:
     """N(mean, std^2); torch.nn.init.normal_.
 
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
+      dtype: the result's dtype (default None: float32, torch's default).
+      mean, std: the mean and standard deviation (default 0.0, 1.0).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.normal(jax.random.PRNGKey(0), (3, 4)).shape
+      >>> fl.init.normal(jax.random.PRNGKey(0), (3, 4), std=0.02).shape
       (3, 4)
     """
     return mean + std * _draw(jax.random.normal, key, shape, param_dtype(dtype))
@@ -109,9 +151,20 @@ def trunc_normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 
                  a: float = -2.0, b: float = 2.0) -> jax.Array:
     """N(mean, std^2) truncated to [a, b] (absolute bounds, as torch); torch.nn.init.trunc_normal_.
 
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
+      dtype: the result's dtype (default None: float32, torch's default).
+      mean, std: the mean and standard deviation of the untruncated normal (default 0.0, 1.0).
+      a, b: the truncation bounds, in the values' units (default -2.0, 2.0).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.trunc_normal(jax.random.PRNGKey(0), (3, 4)).shape
-      (3, 4)
+      >>> w = fl.init.trunc_normal(jax.random.PRNGKey(0), (3, 4), std=0.02, a=-0.04, b=0.04)
+      >>> w.shape, bool(jnp.all(jnp.abs(w) <= 0.04))
+      ((3, 4), True)
     """
     lower, upper = (a - mean) / std, (b - mean) / std
     dtype = param_dtype(dtype)
@@ -125,6 +178,15 @@ def trunc_normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 
 def constant(key: jax.Array | None, shape: Shape, dtype: Any = None, val: float = 0.0) -> jax.Array:
     """Filled with `val`; torch.nn.init.constant_ (the key is ignored).
 
+    Args:
+      key: ignored (may be None); taken so that every initialiser is called as (key, shape, dtype).
+      shape: the result's shape, a sequence of ints, any.
+      dtype: the result's dtype (default None: float32, torch's default).
+      val: the fill value (default 0.0).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
       >>> fl.init.constant(jax.random.PRNGKey(0), (2, 2), val=0.5)
       Array([[0.5, 0.5],
@@ -137,8 +199,16 @@ def constant(key: jax.Array | None, shape: Shape, dtype: Any = None, val: float 
 def ones(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
     """Ones; torch.nn.init.ones_.
 
+    Args:
+      key: ignored (may be None); taken so that every initialiser is called as (key, shape, dtype).
+      shape: the result's shape, a sequence of ints, any.
+      dtype: the result's dtype (default None: float32, torch's default).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.ones(jax.random.PRNGKey(0), (2,))
+      >>> fl.init.ones(None, (2,))
       Array([1., 1.], dtype=float32)
     """
     return constant(key, shape, dtype, 1.0)
@@ -147,15 +217,31 @@ def ones(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
 def zeros(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
     """Zeros; torch.nn.init.zeros_.
 
+    Args:
+      key: ignored (may be None); taken so that every initialiser is called as (key, shape, dtype).
+      shape: the result's shape, a sequence of ints, any.
+      dtype: the result's dtype (default None: float32, torch's default).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.zeros(jax.random.PRNGKey(0), (2,))
-      Array([0., 0.], dtype=float32)
+      >>> fl.init.zeros(jax.random.PRNGKey(0), (2,), jnp.float16)
+      Array([0., 0.], dtype=float16)
     """
     return constant(key, shape, dtype, 0.0)
 
 
 def eye(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
-    """The identity matrix of a 2-D shape; torch.nn.init.eye_.
+    """The identity matrix of a 2-D shape (ones on the main diagonal of a rectangle); torch.nn.init.eye_.
+
+    Args:
+      key: ignored (may be None); taken so that every initialiser is called as (key, shape, dtype).
+      shape: the result's shape, a sequence of ints: exactly 2 dimensions (ValueError otherwise).
+      dtype: the result's dtype (default None: float32, torch's default).
+
+    Shape:
+      (rows, cols) -> (rows, cols).
 
     Example:
       >>> fl.init.eye(jax.random.PRNGKey(0), (2, 3))
@@ -170,6 +256,19 @@ def eye(key: jax.Array | None, shape: Shape, dtype: Any = None) -> jax.Array:
 
 def dirac(key: jax.Array | None, shape: Shape, dtype: Any = None, groups: int = 1) -> jax.Array:
     """The Dirac delta of a 3-, 4- or 5-D conv weight (identity conv per group); torch.nn.init.dirac_.
+
+    Each group's first min(out_channels / groups, in_channels) output channels copy their input
+    channel through the kernel's centre; the rest is zero.
+
+    Args:
+      key: ignored (may be None); taken so that every initialiser is called as (key, shape, dtype).
+      shape: the result's shape, a sequence of ints: a conv weight (out_channels, in_channels,
+        *kernel_size), 3 to 5 dimensions.
+      dtype: the result's dtype (default None: float32, torch's default).
+      groups: the conv's groups; shape[0] must be divisible by it (default 1).
+
+    Shape:
+      (C_out, C_in, k1[, k2[, k3]]) -> the same shape.
 
     Example:
       >>> fl.init.dirac(jax.random.PRNGKey(0), (2, 2, 3))
@@ -195,11 +294,21 @@ def dirac(key: jax.Array | None, shape: Shape, dtype: Any = None, groups: int = 
 
 
 def xavier_uniform(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
-    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); torch.nn.init.xavier_uniform_.
+    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); torch.nn.init.xavier_uniform_ (Glorot).
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, at least 2 dimensions (fans as `calculate_fan_in_and_fan_out`).
+      dtype: the result's dtype (default None: float32, torch's default).
+      gain: a scaling factor, e.g. `calculate_gain("tanh")` (default 1.0).
+
+    Shape:
+      any shape with at least 2 dims -> an array of that shape.
 
     Example:
-      >>> fl.init.xavier_uniform(jax.random.PRNGKey(0), (3, 4)).shape
-      (3, 4)
+      >>> w = fl.init.xavier_uniform(jax.random.PRNGKey(0), (3, 4))
+      >>> w.shape, bool(jnp.abs(w).max() <= math.sqrt(6 / 7))   # fan_in 4, fan_out 3
+      ((3, 4), True)
     """
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
     bound = gain * math.sqrt(6.0 / float(fan_in + fan_out))
@@ -207,7 +316,16 @@ def xavier_uniform(key: jax.Array, shape: Shape, dtype: Any = None, gain: float 
 
 
 def xavier_normal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
-    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); torch.nn.init.xavier_normal_.
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); torch.nn.init.xavier_normal_ (Glorot).
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, at least 2 dimensions (fans as `calculate_fan_in_and_fan_out`).
+      dtype: the result's dtype (default None: float32, torch's default).
+      gain: a scaling factor (default 1.0).
+
+    Shape:
+      any shape with at least 2 dims -> an array of that shape.
 
     Example:
       >>> fl.init.xavier_normal(jax.random.PRNGKey(0), (3, 4)).shape
@@ -219,11 +337,26 @@ def xavier_normal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float =
 
 def kaiming_uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> jax.Array:
-    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_.
+    """U(-b, b), b = gain * sqrt(3 / fan); torch.nn.init.kaiming_uniform_ (He).
+
+    With a=sqrt(5) (torch's default for Linear and Conv weights) b = 1 / sqrt(fan_in).
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, at least 2 dimensions (fans as
+        `calculate_fan_in_and_fan_out`); a shape with a zero-size dimension gives an empty array.
+      dtype: the result's dtype (default None: float32, torch's default).
+      a: the negative slope of the leaky_relu after this layer (default 0.0; used with leaky_relu only).
+      mode: "fan_in" (default; keeps the forward pass's variance) or "fan_out" (the backward pass's).
+      nonlinearity: the nonlinearity's name for `calculate_gain` (default "leaky_relu").
+
+    Shape:
+      any shape with at least 2 dims -> an array of that shape.
 
     Example:
-      >>> fl.init.kaiming_uniform(jax.random.PRNGKey(0), (64, 3, 3, 3), a=math.sqrt(5)).shape
-      (64, 3, 3, 3)
+      >>> w = fl.init.kaiming_uniform(jax.random.PRNGKey(0), (64, 3, 3, 3), a=math.sqrt(5))
+      >>> w.shape, bool(jnp.abs(w).max() <= 1 / math.sqrt(27))   # fan_in 3 * 3 * 3
+      ((64, 3, 3, 3), True)
     """
     if 0 in tuple(shape):
         return jnp.zeros(tuple(shape), param_dtype(dtype))
@@ -233,10 +366,22 @@ def kaiming_uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 
 
 def kaiming_normal(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu") -> jax.Array:
-    """N(0, std^2), std = gain / sqrt(fan); torch.nn.init.kaiming_normal_.
+    """N(0, std^2), std = gain / sqrt(fan); torch.nn.init.kaiming_normal_ (He).
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, at least 2 dimensions (fans as
+        `calculate_fan_in_and_fan_out`); a shape with a zero-size dimension gives an empty array.
+      dtype: the result's dtype (default None: float32, torch's default).
+      a: the negative slope of the leaky_relu after this layer (default 0.0; used with leaky_relu only).
+      mode: "fan_in" (default) or "fan_out".
+      nonlinearity: the nonlinearity's name for `calculate_gain` (default "leaky_relu").
+
+    Shape:
+      any shape with at least 2 dims -> an array of that shape.
 
     Example:
-      >>> fl.init.kaiming_normal(jax.random.PRNGKey(0), (3, 4)).shape
+      >>> fl.init.kaiming_normal(jax.random.PRNGKey(0), (3, 4), mode="fan_out", nonlinearity="relu").shape
       (3, 4)
     """
     if 0 in tuple(shape):
@@ -248,9 +393,23 @@ def kaiming_normal(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0
 def orthogonal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.0) -> jax.Array:
     """A (semi-)orthogonal matrix, flattened over trailing dims; torch.nn.init.orthogonal_.
 
+    The QR decomposition of a normal (rows, prod(shape[1:])) matrix, sign-fixed as torch does,
+    times gain: orthonormal rows when rows <= cols, orthonormal columns otherwise.
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, at least 2 dimensions (ValueError otherwise);
+        the dimensions after the first are flattened.
+      dtype: the result's dtype (default None: float32, torch's default).
+      gain: a scaling factor (default 1.0).
+
+    Shape:
+      (rows, *rest) with at least 2 dims -> the same shape.
+
     Example:
-      >>> fl.init.orthogonal(jax.random.PRNGKey(0), (3, 4)).shape
-      (3, 4)
+      >>> w = fl.init.orthogonal(jax.random.PRNGKey(0), (3, 4))
+      >>> bool(jnp.allclose(w @ w.T, jnp.eye(3), atol=1e-5))   # orthonormal rows
+      True
     """
     if len(shape) < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -269,11 +428,22 @@ def orthogonal(key: jax.Array, shape: Shape, dtype: Any = None, gain: float = 1.
 
 
 def sparse(key: jax.Array, shape: Shape, dtype: Any = None, sparsity: float = 0.1, std: float = 0.01) -> jax.Array:
-    """A 2-D matrix with a `sparsity` fraction of each column zeroed, the rest N(0, std^2); torch's sparse_.
+    """A 2-D matrix with a `sparsity` fraction of each column zeroed, the rest N(0, std^2); torch.nn.init.sparse_.
+
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints: exactly 2 dimensions (rows, cols) (ValueError otherwise).
+      dtype: the result's dtype (default None: float32, torch's default).
+      sparsity: the fraction of each column set to zero: ceil(sparsity * rows) entries (default 0.1).
+      std: the standard deviation of the non-zero entries (default 0.01).
+
+    Shape:
+      (rows, cols) -> (rows, cols).
 
     Example:
-      >>> fl.init.sparse(jax.random.PRNGKey(0), (4, 3), sparsity=0.5).shape
-      (4, 3)
+      >>> w = fl.init.sparse(jax.random.PRNGKey(0), (4, 3), sparsity=0.5)
+      >>> (w == 0).sum(axis=0)   # ceil(0.5 * 4) zeros per column
+      Array([2, 2, 2], dtype=int32)
     """
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -288,9 +458,19 @@ def sparse(key: jax.Array, shape: Shape, dtype: Any = None, sparsity: float = 0.
 def bias_uniform(key: jax.Array, shape: Shape, fan_in: int, dtype: Any = None) -> jax.Array:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the bias init of torch's Linear, Conv and RNN layers.
 
+    Args:
+      key: a jax.random key (`jax.random.PRNGKey(seed)`).
+      shape: the result's shape, a sequence of ints, any (a bias is usually (out_features,)).
+      fan_in: the weight's fan-in (`calculate_fan_in_and_fan_out(weight_shape)[0]`); 0 gives zeros.
+      dtype: the result's dtype (default None: float32, torch's default).
+
+    Shape:
+      any shape -> an array of that shape.
+
     Example:
-      >>> fl.init.bias_uniform(jax.random.PRNGKey(0), (8,), fan_in=16).shape
-      (8,)
+      >>> b = fl.init.bias_uniform(jax.random.PRNGKey(0), (8,), fan_in=16)
+      >>> b.shape, bool(jnp.abs(b).max() <= 0.25)   # 1 / sqrt(16)
+      ((8,), True)
     """
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return uniform(key, shape, dtype, -bound, bound)
