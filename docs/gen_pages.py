@@ -117,7 +117,8 @@ def torch_counterpart(obj) -> str:
 
 def _summary(obj) -> str:
     first = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ").strip()
-    return first.replace("|", "\\|")
+    parts = first.replace("|", "\\|").split("`")  # torch's shapes, (*, H): stars outside code are not emphasis
+    return "`".join(p if i % 2 else re.sub(r"(?<!\\)\*", r"\\*", p) for i, p in enumerate(parts))
 
 
 def family_pages() -> dict[str, str]:

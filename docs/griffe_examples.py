@@ -4,6 +4,9 @@
   `_document`) are invisible to griffe's static analysis: take them from the imported object.
 - The sources head their doctests `Example:` (one example each), which Google style reads as an
   admonition; rename it `Examples:`, the section griffe renders as code (`pycon` blocks).
+- Shapes are written as torch writes them, `(*, H_in)`, `(N, *)`: Markdown would read two such
+  stars as emphasis and drop them. Outside code (backticks, the examples) every `*` is escaped,
+  but the stars of a `*args` / `**kwargs` entry's name in an Args section.
 """
 
 import importlib
@@ -13,6 +16,27 @@ import re
 import griffe
 
 _EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
+_EXAMPLES_HEAD = re.compile(r"^\s*Examples?:\s*$")
+_STAR_NAME = re.compile(r"^(\s*\*{1,2})(?=\w+:)")
+
+
+def _escape_stars(line):
+    lead = _STAR_NAME.match(line)
+    head, rest = (lead.group(1), line[lead.end():]) if lead else ("", line)
+    parts = rest.split("`")  # odd parts are inside backticks
+    return head + "`".join(p if i % 2 else re.sub(r"(?<!\\)\*", r"\\*", p) for i, p in enumerate(parts))
+
+
+def _escape_shape_stars(doc):
+    lines, fenced = doc.split("\n"), False
+    for i, line in enumerate(lines):
+        if _EXAMPLES_HEAD.match(line):
+            break
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and not line.lstrip().startswith((">>>", "...")):
+            lines[i] = _escape_stars(line)
+    return "\n".join(lines)
 
 
 def _runtime_doc(obj):
@@ -35,4 +59,4 @@ class ExampleSections(griffe.Extension):
             if doc:
                 obj.docstring = griffe.Docstring(doc, parent=obj)
         if obj.docstring is not None:
-            obj.docstring.value = _EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
+            obj.docstring.value = _EXAMPLE.sub(r"\1Examples:", _escape_shape_stars(obj.docstring.value))

@@ -147,6 +147,10 @@ def test_docs_build(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     for slug, *_ in gen_pages.FAMILIES:
         assert (site / "api" / slug / "index.html").exists(), slug
+    # torch's shapes, (*, H_in) -> (*, H_out): Markdown must not read their stars as emphasis
+    emphasis = {m for slug, *_ in gen_pages.FAMILIES
+                for m in re.findall(r"<em>([^<]*)</em>", (site / "api" / slug / "index.html").read_text())}
+    assert emphasis <= {"required"}, f"text set in italics on the API pages (unescaped '*'?): {sorted(emphasis)[:5]}"
     conv = (site / "api" / "convolution" / "index.html").read_text()
     assert 'id="funclayers.Conv2d"' in conv and "torch.nn.Conv2d" in conv
     for name in gen_pages.NOTEBOOKS:
