@@ -7,7 +7,7 @@
 
 A public module (torch's helpers live in `torch.nn.utils.rnn`, not in `torch.nn`), so `from
 funclayers.rnn import ...` reads like `from torch.nn.utils.rnn import ...`; the layers themselves are
-in `_rnn.py`, torch.nn.modules.rnn's twin.
+in `_rnn.py` and `_rnn_cell.py`, torch.nn.modules.rnn's twin.
 
 As in torch, the lengths of a PackedSequence are concrete: `batch_sizes`, `sorted_indices` and
 `unsorted_indices` are numpy integer arrays carried as static pytree metadata, and `data` is the
