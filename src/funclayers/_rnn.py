@@ -336,15 +336,32 @@ def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, b
             device: Any = None, dtype: Any = None) -> Layer:
     """The recurrent layer of any mode ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"); torch.nn.RNNBase.
 
-    It computes what the matching RNN, LSTM or GRU computes; see those for the arguments.
+    It computes what the matching RNN, LSTM or GRU computes.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)`, with
     `lengths` (N,) the traced length of each sequence of a padded batch (beyond torch: the result
     packing would give, under one jit for every length pattern).
 
+    Args:
+      mode: "RNN_TANH", "RNN_RELU", "LSTM" or "GRU".
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM).
+      dtype: parameter dtype. device: ignored.
+
+    Shape: as RNN's (LSTM's for mode "LSTM").
+
     Example:
       >>> layer = fl.RNNBase("GRU", 10, 20)
       >>> (out, h_n), _ = layer.apply(*layer.init(key), jnp.ones((5, 3, 10)))
+      >>> out.shape, h_n.shape
+      ((5, 3, 20), (1, 3, 20))
     """
     del device
     return _rnn_layer("RNNBase", mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -357,10 +374,17 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     """Multi-layer Elman RNN, h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh); torch.nn.RNN.
 
     Args:
-      input_size, hidden_size: feature sizes. num_layers: stacked layers. nonlinearity: "tanh" or "relu".
-      bias: learn b_ih and b_hh. batch_first: input and output are (N, L, H). dropout: dropout on every
-      layer's output but the last, in training (needs `rng`). bidirectional: run both directions.
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      nonlinearity: "tanh" (default) or "relu".
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
       dtype: parameter dtype. device: ignored.
+      **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, h_n), state)`; `lengths` (N,): traced sequence lengths of a padded batch (beyond
@@ -373,7 +397,9 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     Example:
       >>> rnn = fl.RNN(10, 20, 2)
       >>> params, state = rnn.init(jax.random.PRNGKey(0))
-      >>> (output, h_n), _ = rnn.apply(params, state, jnp.ones((5, 3, 10)))   # (5, 3, 20), (2, 3, 20)
+      >>> (output, h_n), _ = rnn.apply(params, state, jnp.ones((5, 3, 10)))
+      >>> output.shape, h_n.shape
+      ((5, 3, 20), (2, 3, 20))
     """
     del device
     if "proj_size" in kwargs:
@@ -393,8 +419,18 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
          dtype: Any = None) -> Layer:
     """Multi-layer LSTM (gates i, f, g, o), with optional projections h = W_hr h; torch.nn.LSTM.
 
-    Args: as RNN (without nonlinearity), plus proj_size: > 0 projects each h_t to proj_size
-    (weight_hr_l{k}), which then is H_out.
+    Args:
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      proj_size: > 0 projects each h_t to proj_size features (weight_hr_l{k}), which then
+        is H_out; default 0, no projection.
+      dtype: parameter dtype. device: ignored.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
@@ -408,6 +444,8 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       >>> lstm = fl.LSTM(10, 20, num_layers=2, batch_first=True)
       >>> params, state = lstm.init(jax.random.PRNGKey(0))
       >>> (output, (h_n, c_n)), _ = lstm.apply(params, state, x, lengths=jnp.array([5, 3, 2]))
+      >>> output.shape, h_n.shape, c_n.shape
+      ((3, 5, 20), (2, 3, 20), (2, 3, 20))
     """
     del device
     return _rnn_layer("LSTM", "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -419,7 +457,19 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
         **kwargs: Any) -> Layer:
     """Multi-layer GRU (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.nn.GRU.
 
-    Args and forward: as RNN (without nonlinearity).
+    Forward: as RNN's.
+
+    Args:
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      dtype: parameter dtype. device: ignored.
+      **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
       (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),

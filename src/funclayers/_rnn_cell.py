@@ -46,11 +46,19 @@ def _cell_args(who: str, input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any, b
 def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
     """One Elman step h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_tanh_cell.
 
+    Args:
+      input: x, the step's input.
+      hx: h, the hidden state.
+      w_ih, w_hh: the input and hidden weights (an RNNCell's weight_ih, weight_hh).
+      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+
     Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
     Example:
       >>> params, x, h = fl.RNNCell(10, 20).init(key)[0], jnp.ones((3, 10)), jnp.zeros((3, 20))
       >>> h = F.rnn_tanh_cell(x, h, params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"])
+      >>> h.shape
+      (3, 20)
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_tanh_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     return jnp.tanh(_affine(x, w_ih, b_ih) + _affine(jnp.asarray(hx, x.dtype), w_hh, b_hh))
@@ -58,6 +66,14 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
 
 def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
     """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell.
+
+    Args:
+      input: x, the step's input.
+      hx: h, the hidden state.
+      w_ih, w_hh: the input and hidden weights (an RNNCell's weight_ih, weight_hh).
+      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+
+    Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
     Example:
       >>> p = fl.RNNCell(10, 20, nonlinearity="relu").init(jax.random.PRNGKey(0))[0]
@@ -72,12 +88,21 @@ def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any =
               b_hh: Any = None) -> tuple[jax.Array, jax.Array]:
     """One LSTM step (gates i, f, g, o as torch stacks them); torch.lstm_cell.
 
+    Args:
+      input: x, the step's input.
+      hx: the pair (h, c), hidden and cell state.
+      w_ih, w_hh: the input and hidden weights, the four gates stacked (an LSTMCell's weight_ih,
+        weight_hh).
+      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+
     Shape: input (B, I), hx = (h (B, H), c (B, H)), w_ih (4H, I), w_hh (4H, H), biases (4H,)
       -> (h', c').
 
     Example:
       >>> p, (x, h, c) = fl.LSTMCell(10, 20).init(key)[0], (jnp.ones((3, 10)), jnp.zeros((3, 20)), jnp.zeros((3, 20)))
       >>> h, c = F.lstm_cell(x, (h, c), p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+      >>> h.shape, c.shape
+      ((3, 20), (3, 20))
     """
     x, w_ih, w_hh, b_ih, b_hh = _cell_args("lstm_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     h, c = (jnp.asarray(v, x.dtype) for v in hx)
@@ -86,6 +111,13 @@ def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any =
 
 def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
     """One GRU step (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.gru_cell.
+
+    Args:
+      input: x, the step's input.
+      hx: h, the hidden state.
+      w_ih, w_hh: the input and hidden weights, the three gates stacked (a GRUCell's weight_ih,
+        weight_hh).
+      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
 
     Shape: input (B, I), hx (B, H), w_ih (3H, I), w_hh (3H, H), biases (3H,) -> (B, H).
 
@@ -171,13 +203,22 @@ def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: 
             dtype: Any = None) -> Layer:
     """One Elman step, h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.nn.RNNCell.
 
+    Args:
+      input_size: H_in, the features of the input.
+      hidden_size: H, the features of the hidden state.
+      bias: learn the biases bias_ih and bias_hh; default True.
+      nonlinearity: act, "tanh" (default) or "relu".
+      dtype: parameter dtype. device: ignored.
+
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 
     Shape: input (N, H_in) or (H_in,), hx (N, H) or (H,) -> (N, H) or (H,).
 
     Example:
       >>> cell = fl.RNNCell(10, 20)
-      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))   # (3, 20)
+      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
+      >>> h.shape
+      (3, 20)
     """
     del device
     if nonlinearity not in ("tanh", "relu"):  # torch finds out at forward; a configuration error here
@@ -190,6 +231,12 @@ def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: 
 def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
     """One LSTM step (gates i, f, g, o); torch.nn.LSTMCell.
 
+    Args:
+      input_size: H_in, the features of the input.
+      hidden_size: H, the features of the hidden state.
+      bias: learn the biases bias_ih and bias_hh; default True.
+      dtype: parameter dtype. device: ignored.
+
     Forward: `apply(params, state, input, hx=None)` -> ((h', c'), state); hx = (h, c), default zeros.
 
     Shape: input (N, H_in) or (H_in,), h and c (N, H) or (H,) -> h', c' of the same shape.
@@ -197,6 +244,8 @@ def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any =
     Example:
       >>> cell = fl.LSTMCell(10, 20)
       >>> (h, c), _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
+      >>> h.shape, c.shape
+      ((3, 20), (3, 20))
     """
     del device
     return _cell_layer("LSTMCell", 4, input_size, hidden_size, bias, dtype, lstm_cell)
@@ -204,6 +253,12 @@ def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any =
 
 def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
     """One GRU step (gates r, z, n); torch.nn.GRUCell.
+
+    Args:
+      input_size: H_in, the features of the input.
+      hidden_size: H, the features of the hidden state.
+      bias: learn the biases bias_ih and bias_hh; default True.
+      dtype: parameter dtype. device: ignored.
 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 
