@@ -417,7 +417,8 @@ def multi_head_attention_forward(
     Shape: query (L, N, E) or (L, E); key (S, N, E_k); value (S, N, E_v) -> (attn_output (L, N, E),
       attn_weights (N, L, S), or (N, num_heads, L, S) with `average_attn_weights=False`, or None).
 
-    Example (identical keys: every query attends uniformly):
+    Example:
+      >>> # Identical keys: every query attends uniformly
       >>> p = fl.MultiheadAttention(8, 2).init(jax.random.PRNGKey(0))[0]
       >>> x = jnp.ones((3, 1, 8))                                        # (L, N, E)
       >>> out, weights = F.multi_head_attention_forward(

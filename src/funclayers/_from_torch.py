@@ -39,7 +39,8 @@ class TorchConversionError(TypeError):
     Args:
       *args: the message, as any exception's: `from_torch: <path in the tree>: <class>: <why>`.
 
-    Example (`torch_to_layer` imports torch when it runs, as every conversion does):
+    Example:
+      >>> # `torch_to_layer` imports torch when it runs, as every conversion does
       >>> try:
       ...     fl.torch_to_layer(object())        # not a torch.nn.Module
       ... except fl.TorchConversionError as err:
@@ -70,7 +71,8 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
 
     Returns: `fn` (or the decorator).
 
-    Example (a torchvision-style BasicBlock, written by the user in both frameworks):
+    Example:
+      >>> # A torchvision-style BasicBlock, written by the user in both frameworks
       >>> import jax, jax.numpy as jnp, torch
       >>> from torch import nn
       >>> class BasicBlock(nn.Module):                 # torch: conv-bn-relu-conv-bn + identity
@@ -123,7 +125,8 @@ def unregister_torch_converter(torch_class: type) -> None:
     Args:
       torch_class: the class given to `register_torch_converter`.
 
-    Example (any class registers; a stand-in here for a torch.nn.Module subclass):
+    Example:
+      >>> # Any class registers; a stand-in here for a torch.nn.Module subclass
       >>> class MyBlock:
       ...     pass
       >>> @fl.register_torch_converter(MyBlock)

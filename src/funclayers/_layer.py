@@ -389,7 +389,8 @@ def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
 
     Shape: whatever `forward` takes -> whatever it returns.
 
-    Example (torchvision's ResNet BasicBlock):
+    Example:
+      >>> # torchvision's ResNet BasicBlock
       >>> def basic_block(inplanes, planes, stride=1):
       ...     children = dict(conv1=fl.Conv2d(inplanes, planes, 3, stride, 1, bias=False),
       ...                     bn1=fl.BatchNorm2d(planes),

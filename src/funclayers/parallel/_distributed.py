@@ -110,7 +110,8 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
 
     Shape: as the module's, with the (global) batch along `dim`.
 
-    Example (one process, every local device):
+    Example:
+      >>> # One process, every local device
       >>> ddp = fl.DistributedDataParallel(fl.Sequential(fl.Linear(4, 8), fl.BatchNorm1d(8)))
       >>> params, state = ddp.init(jax.random.PRNGKey(0))          # params["module"]["0"]["weight"]
       >>> y, state = ddp.apply(params, state, jnp.ones((6, 4)), training=True)
@@ -246,7 +247,8 @@ def shard_batch(model: Layer, tree: Any) -> Any:
       DistributedDataParallel's `dim` (there (..., B, ...) -> (..., P * B, ...)); in one process,
       or for any other model, the tree itself.
 
-    Example (one process: the local batch is already the global one):
+    Example:
+      >>> # One process: the local batch is already the global one
       >>> ddp = fl.DistributedDataParallel(fl.Linear(4, 2))
       >>> x = jnp.ones((8, 4))
       >>> fl.parallel.shard_batch(ddp, x) is x
