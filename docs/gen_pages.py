@@ -50,7 +50,8 @@ FAMILIES = [
       "funclayers._loss_ctc"],
      "Losses are layers too: `loss, state = layer.apply(params, state, input, target)`; "
      "`weight` and `pos_weight` are buffers in `state`."),
-    ("recurrent", "Recurrent layers and packed sequences", ["funclayers._rnn", "funclayers.rnn"],
+    ("recurrent", "Recurrent layers and packed sequences",
+     ["funclayers._rnn", "funclayers._rnn_cell", "funclayers.rnn"],
      "torch.nn's rnn.py and torch.nn.utils.rnn (`funclayers.rnn`)."),
     ("sparse", "Embeddings", ["funclayers._sparse"], "torch.nn's sparse.py."),
     ("vision", "Vision: pixel shuffle, upsampling, grid sampling",

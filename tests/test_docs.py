@@ -34,17 +34,10 @@ PATHS = [path for path, _ in PUBLIC]
 
 # Examples that use names they do not define (x, params, logits, ...) or whose shown output is
 # not the repr the call returns; each is an xfail(strict=True) below. Shrink this list.
-NOT_YET_RUNNABLE = {
-    "funclayers.DistributedDataParallel",  # needs several processes (jax.distributed.initialize)
-}
+NOT_YET_RUNNABLE: set[str] = set()
 
 # Public names whose docstring has no `>>>` example yet.
-NO_EXAMPLE_YET = {
-    "funclayers.ASMOutput", "funclayers.Buffer", "funclayers.Parameter", "funclayers.Scope",
-    "funclayers.StateDictError", "funclayers.TorchConversionError",
-    "funclayers.functional.multi_head_attention_forward", "funclayers.parallel.chunk_plan",
-    "funclayers.parallel.shard_batch", "funclayers.rnn.PackedSequence", "funclayers.unregister_torch_converter",
-}
+NO_EXAMPLE_YET: set[str] = set()
 
 
 _NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:e[-+]?\d+)?|-?inf|nan")

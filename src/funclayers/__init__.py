@@ -100,9 +100,10 @@ __all__ += ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEW
             "MultiMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss", "TripletMarginLoss",
             "TripletMarginWithDistanceLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CTCLoss", "LinearCrossEntropyLoss"]
 
-# -- recurrent (_rnn.py; packed sequences in rnn.py, torch.nn.utils.rnn's twin) --
+# -- recurrent (_rnn.py, _rnn_cell.py; packed sequences in rnn.py, torch.nn.utils.rnn's twin) --
 from . import rnn
-from ._rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from ._rnn import GRU, LSTM, RNN, RNNBase
+from ._rnn_cell import GRUCell, LSTMCell, RNNCell
 __all__ += ["rnn", "RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
 # -- sparse (_sparse.py) --

@@ -27,7 +27,24 @@ from ._utils import TorchRuntimeError, check_floating, check_rank, fmt_shape
 
 class ASMOutput(NamedTuple):
     """What AdaptiveLogSoftmaxWithLoss returns, as torch's `_ASMoutput`: `output` holds each
-    example's log-probability of its target, `loss` the mean negative log-likelihood."""
+    example's log-probability of its target, `loss` the mean negative log-likelihood.
+
+    A NamedTuple: `output, loss = result` unpacks it, as torch's namedtuple does.
+
+    Args:
+      output: each example's log-probability of its target.
+      loss: the mean of `-output`.
+
+    Shape: output (N,) and loss () for a batch; output () and loss () for one example.
+
+    Example:
+      >>> asm = fl.AdaptiveLogSoftmaxWithLoss(8, 10, [4])
+      >>> result, _ = asm.apply(*asm.init(jax.random.PRNGKey(0)), jnp.ones((3, 8)), jnp.array([0, 5, 9]))
+      >>> type(result).__name__, result.output.shape, result.loss.shape
+      ('ASMOutput', (3,), ())
+      >>> bool(jnp.allclose(result.loss, -result.output.mean()))
+      True
+    """
 
     output: jax.Array
     loss: jax.Array

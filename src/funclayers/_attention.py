@@ -390,8 +390,25 @@ def multi_head_attention_forward(
 ) -> tuple[jax.Array, jax.Array | None]:
     """Multi-head attention in torch's (L, N, E) layout; torch.nn.functional.multi_head_attention_forward.
 
-    Args: torch's, in its order (see `MultiheadAttention`); `rng` is the dropout key when
-      `training` and `dropout_p > 0`. Masks: bool (True = masked out) or float (added).
+    Args:
+      query, key, value: the inputs, (L, N, E), (S, N, E_k), (S, N, E_v), or unbatched without N.
+      embed_dim_to_check: E, checked against the query's last dimension.
+      num_heads: H, the number of heads; each gets E // H features.
+      in_proj_weight, in_proj_bias: the packed q, k, v projection (3E, E) and its bias (3E,) or None.
+      bias_k, bias_v: (1, 1, E) biases appended to the keys and values as one more position, or None.
+      add_zero_attn: append a zero position to the keys and values (after bias_k, bias_v).
+      dropout_p: dropout probability on the attention weights.
+      training: apply that dropout (default True, as torch's).
+      out_proj_weight, out_proj_bias: the output projection (E, E) and its bias (E,) or None.
+      key_padding_mask: (N, S) ((S,) unbatched), bool (True = ignore that key) or float (added).
+      need_weights: also return the attention weights.
+      attn_mask: (L, S) or (N * H, L, S), bool (True = not attended) or float (added).
+      use_separate_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight: project with the
+        separate (E, E), (E, E_k), (E, E_v) weights instead of in_proj_weight (kdim, vdim != E).
+      static_k, static_v: keys and values replacing the projected ones (below).
+      average_attn_weights: average the returned weights over the heads.
+      is_causal: torch's hint that attn_mask is the causal mask (attn_mask is still required).
+      rng: the dropout key, when `training` and `dropout_p > 0`.
 
     With `need_weights` the weights are computed densely and returned (a query whose every key is
     masked gets NaN, as torch's softmax gives); without, the attention runs through
@@ -402,6 +419,14 @@ def multi_head_attention_forward(
 
     Shape: query (L, N, E) or (L, E); key (S, N, E_k); value (S, N, E_v) -> (attn_output (L, N, E),
       attn_weights (N, L, S), or (N, num_heads, L, S) with `average_attn_weights=False`, or None).
+
+    Example:
+      >>> p, x = fl.MultiheadAttention(8, 2).init(jax.random.PRNGKey(0))[0], jnp.ones((3, 1, 8))  # x: (L, N, E)
+      >>> out, weights = F.multi_head_attention_forward(
+      ...     x, x, x, 8, 2, p["in_proj_weight"], p["in_proj_bias"], None, None, False, 0.0,
+      ...     p["out_proj"]["weight"], p["out_proj"]["bias"], training=False)
+      >>> out.shape, weights[0, 0]                  # identical keys: every query attends uniformly
+      ((3, 1, 8), Array([0.33333334, 0.33333334, 0.33333334], dtype=float32))
     """
     who = _who
     for name, x in (("query", query), ("key", key), ("value", value)):
@@ -530,6 +555,17 @@ def MultiheadAttention(embed_dim: int, num_heads: int, dropout: float = 0.0, bia
                        dtype: Any = None) -> Layer:
     """Multi-head attention; torch.nn.MultiheadAttention.
 
+    Args:
+      embed_dim: E, the query's (and output's) feature size.
+      num_heads: H, the number of heads; each gets E // H features (H must divide E).
+      dropout: dropout probability on the attention weights in training (needs `rng`); default 0.
+      bias: learn in_proj_bias and out_proj.bias; default True.
+      add_bias_kv: learn bias_k, bias_v, appended to the keys and values as one more position.
+      add_zero_attn: append a zero position to the keys and values too.
+      kdim, vdim: the feature sizes of key and value; default embed_dim.
+      batch_first: inputs and output are (N, L, E) instead of (L, N, E).
+      dtype: parameter dtype. device: ignored.
+
     Params (torch's names and init): `in_proj_weight` (3E, E) xavier-uniform, or `q_proj_weight` (E, E),
     `k_proj_weight` (E, kdim), `v_proj_weight` (E, vdim) when kdim / vdim differ from E; `in_proj_bias`
     (3E,) zeros; `bias_k`, `bias_v` (1, 1, E) xavier-normal with `add_bias_kv`; `out_proj.weight`
@@ -545,10 +581,12 @@ def MultiheadAttention(embed_dim: int, num_heads: int, dropout: float = 0.0, bia
       value (S, N, vdim) -> attn_output like query; attn_weights (N, L, S) or (N, H, L, S).
 
     Example:
-      >>> mha = fl.MultiheadAttention(256, 8, batch_first=True)
+      >>> mha = fl.MultiheadAttention(16, 4, batch_first=True)
       >>> params, state = mha.init(jax.random.PRNGKey(0))
-      >>> x = jnp.ones((8, 128, 256))
-      >>> (out, weights), _ = mha.apply(params, state, x, x, x)   # (8, 128, 256), (8, 128, 128)
+      >>> x = jnp.ones((2, 5, 16))
+      >>> (out, weights), _ = mha.apply(params, state, x, x, x)
+      >>> out.shape, weights.shape
+      ((2, 5, 16), (2, 5, 5))
     """
     del device
     if embed_dim <= 0 or num_heads <= 0:

@@ -30,7 +30,25 @@ _USER_CONVERTERS: dict[type, Converter] = {}
 
 
 class TorchConversionError(TypeError):
-    """A torch module that `from_torch` cannot convert; the message names its path and class."""
+    """A torch module that `from_torch` cannot convert; the message names its path and class.
+
+    A TypeError. Raised for a class neither torch.nn's (one funclayers covers) nor registered with
+    `register_torch_converter`, a lazy module not yet run, a converter that returns no Layer, an
+    attribute holding a Python callable on torch tensors, or an argument that is no torch module.
+
+    Args:
+      *args: the message, as any exception's: `from_torch: <path in the tree>: <class>: <why>`.
+
+    Example:
+      >>> # `torch_to_layer` imports torch when it runs, as every conversion does
+      >>> try:
+      ...     fl.torch_to_layer(object())        # not a torch.nn.Module
+      ... except fl.TorchConversionError as err:
+      ...     print(err)
+      from_torch: (root): expected a torch.nn.Module, got object.
+      >>> issubclass(fl.TorchConversionError, TypeError)
+      True
+    """
 
 
 def register_torch_converter(torch_class: type, fn: Converter | None = None) -> Any:
@@ -53,7 +71,8 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
 
     Returns: `fn` (or the decorator).
 
-    Example (a torchvision-style BasicBlock, written by the user in both frameworks):
+    Example:
+      >>> # A torchvision-style BasicBlock, written by the user in both frameworks
       >>> import jax, jax.numpy as jnp, torch
       >>> from torch import nn
       >>> class BasicBlock(nn.Module):                 # torch: conv-bn-relu-conv-bn + identity
@@ -105,6 +124,16 @@ def unregister_torch_converter(torch_class: type) -> None:
 
     Args:
       torch_class: the class given to `register_torch_converter`.
+
+    Example:
+      >>> # Any class registers; a stand-in here for a torch.nn.Module subclass
+      >>> class MyBlock:
+      ...     pass
+      >>> @fl.register_torch_converter(MyBlock)
+      ... def convert_my_block(module, convert):
+      ...     return convert.composite(lambda m, x: m.proj(x))
+      >>> fl.unregister_torch_converter(MyBlock)   # from_torch no longer converts MyBlock
+      >>> fl.unregister_torch_converter(MyBlock)   # forgetting an unknown class is no error
     """
     _USER_CONVERTERS.pop(torch_class, None)
 
@@ -224,6 +253,13 @@ def _convert(module: Any, path: str) -> Layer:
 def torch_to_layer(module: Any) -> Layer:
     """The funclayers layer twin of a torch module tree, without its weights (see `from_torch`).
 
+    Args:
+      module: a `torch.nn.Module` (its classes converted as `from_torch` does, registered
+        converters included).
+
+    Raises:
+      TorchConversionError: a submodule funclayers cannot convert, named by its path.
+
     Example:
       >>> import torch
       >>> fl.torch_to_layer(torch.nn.Linear(3, 2))
@@ -249,6 +285,9 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
 
     Returns: `(layer, params, state)`; floating arrays keep the module's dtypes (float64
       needs `jax_enable_x64`).
+
+    Shape: params and state hold the module's `state_dict` tensors as JAX arrays of the same
+      shapes; the layer takes and returns what the module does.
 
     Raises:
       TorchConversionError (a TypeError): a submodule's class is neither a torch.nn class that

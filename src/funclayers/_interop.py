@@ -14,7 +14,28 @@ from ._utils import TorchRuntimeError
 
 
 class StateDictError(TorchRuntimeError):
-    """torch raises RuntimeError for a state_dict that does not fit; this is also a ValueError."""
+    """A state_dict that does not fit the layer; torch's `load_state_dict` RuntimeError.
+
+    torch raises RuntimeError; this is one, and also a ValueError. `fl.load_state_dict` raises it
+    with torch's message: the missing keys, the unexpected keys and every size mismatch.
+
+    Args:
+      *args: the message, as any exception's.
+
+    Example:
+      >>> sd = {"weight": np.ones((2, 3), np.float32), "scale": np.ones(1, np.float32)}
+      >>> try:
+      ...     fl.load_state_dict(fl.Linear(4, 2), sd)
+      ... except fl.StateDictError as err:
+      ...     print(err)
+      Error(s) in loading state_dict for Linear:
+        Missing key(s) in state_dict: "bias".
+        Unexpected key(s) in state_dict: "scale".
+        size mismatch for weight: copying a param with shape (2, 3) from checkpoint, the shape in current model
+        is (2, 4).
+      >>> issubclass(fl.StateDictError, RuntimeError) and issubclass(fl.StateDictError, ValueError)
+      True
+    """
 
 
 def _leaves(params: Any, state: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -39,6 +60,14 @@ def _leaves(params: Any, state: Any, prefix: str = "") -> Iterator[tuple[str, An
 
 def state_dict(params: Any, state: Any = None) -> dict[str, np.ndarray]:
     """torch's flat `state_dict` of a layer: parameters and persistent buffers by dotted name.
+
+    The order is torch's: each module's parameters, then its buffers, then its children's.
+
+    Args:
+      params: the layer's params (nested dicts, as `layer.init` returns them).
+      state: the layer's state (its buffers); default None, no buffers.
+
+    Shape: each entry is a writable numpy copy of its array, with that array's shape and dtype.
 
     Example:
       >>> params, state = fl.Sequential(fl.Linear(4, 2), fl.BatchNorm1d(2)).init(jax.random.PRNGKey(0))
@@ -93,6 +122,9 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
         semantics); pass `dtype=jnp.float64` to keep a float64 checkpoint's precision.
 
     Returns: `(params, state)`.
+
+    Shape: each entry must have the shape of the layer's own param or buffer of that name
+      (torch's shapes); the returned arrays have those shapes.
 
     Raises:
       StateDictError (a RuntimeError and ValueError): listing missing and unexpected keys and

@@ -29,16 +29,31 @@ ApplyFn = Callable[..., tuple[Any, State]]
 class Layer(NamedTuple):
     """A layer as two pure functions, plus a description and its named children.
 
-    Attributes:
-      init: `init(rng) -> (params, state)`: torch's parameters and persistent buffers.
+    Every funclayers constructor returns one; build one by hand for a layer of your own. The four
+    arguments are also the NamedTuple's fields (`layer.init`, `layer.apply`, ...).
+
+    Args:
+      init: `init(rng) -> (params, state)`: torch's parameters and persistent buffers, as nested
+        dicts keyed by torch's names.
       apply: `apply(params, state, *inputs, rng=None, training=False, **kwargs) -> (out, new_state)`.
-      name: a torch-style description, e.g. `"Linear(in_features=4, out_features=2, bias=True)"`.
-      children: `(name, layer)` pairs of a container's children, in torch's registration order.
+      name: a torch-style description, e.g. `"Linear(in_features=4, out_features=2, bias=True)"`;
+        the repr of a layer without children. Default "Layer".
+      children: `(name, layer)` pairs of a container's children, in torch's registration order;
+        default none.
+
+    Shape: whatever `apply` takes -> whatever it returns (each layer documents its own).
 
     Example:
-      >>> layer = fl.Linear(4, 2)
-      >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, state = layer.apply(params, state, jnp.ones((3, 4)))
+      >>> def init(rng):
+      ...     return {"scale": jnp.full(3, 2.0)}, {}
+      >>> def apply(params, state, x, *, rng=None, training=False):
+      ...     return x * params["scale"], state
+      >>> layer = fl.Layer(init, apply, "Scale(3)")
+      >>> layer
+      Scale(3)
+      >>> y, state = layer.apply(*layer.init(jax.random.PRNGKey(0)), jnp.arange(3.0))
+      >>> y
+      Array([0., 2., 4.], dtype=float32)
     """
 
     init: InitFn
@@ -140,11 +155,20 @@ def _container_apply(kind: str) -> ApplyFn:
 def ModuleList(modules: Any = None) -> Layer:
     """Holds layers under the names "0", "1", ...; torch.nn.ModuleList.
 
-    Like torch's, it has no forward: index it from a composite's forward (`m.blocks[i](x)`).
+    Like torch's, it has no forward (so no shapes of its own): index it from a composite's
+    forward (`m.blocks[i](x)`), or iterate over it there.
+
+    Args:
+      modules: an iterable of layers (default none), named "0", "1", ... in order.
 
     Example:
       >>> blocks = fl.ModuleList([fl.Linear(8, 8) for _ in range(3)])
       >>> net = fl.Module(lambda m, x: [x := blk(x) for blk in m.blocks][-1], blocks=blocks)
+      >>> params, state = net.init(jax.random.PRNGKey(0))
+      >>> sorted(params["blocks"])
+      ['0', '1', '2']
+      >>> net.apply(params, state, jnp.ones((2, 8)))[0].shape
+      (2, 8)
     """
     children = _named_children(tuple(modules or ()), "ModuleList")
     return Layer(_init_children(children), _container_apply("ModuleList"), "ModuleList", children)
@@ -153,10 +177,18 @@ def ModuleList(modules: Any = None) -> Layer:
 def ModuleDict(modules: Mapping[str, Layer] | None = None) -> Layer:
     """Holds layers under given names; torch.nn.ModuleDict. Index it from a composite's forward.
 
+    Like torch's, it has no forward (so no shapes of its own).
+
+    Args:
+      modules: a mapping of names to layers (default none), kept in its order; names are
+        non-empty strings without ".".
+
     Example:
       >>> heads = fl.ModuleDict({"cls": fl.Linear(8, 3), "box": fl.Linear(8, 4)})
       >>> net = fl.Module(lambda m, x: (m.heads["cls"](x), m.heads["box"](x)), heads=heads)
       >>> (cls, box), _ = net.apply(*net.init(jax.random.PRNGKey(0)), jnp.ones((2, 8)))
+      >>> cls.shape, box.shape
+      ((2, 3), (2, 4))
     """
     children = _named_children((OrderedDict(modules or {}),), "ModuleDict")
     return Layer(_init_children(children), _container_apply("ModuleDict"), "ModuleDict", children)
@@ -165,10 +197,24 @@ def ModuleDict(modules: Mapping[str, Layer] | None = None) -> Layer:
 def Parameter(init: Callable[[jax.Array], jax.Array] | jax.Array) -> Layer:
     """A bare parameter of a composite (torch's `self.cls_token = nn.Parameter(...)`).
 
-    Args:
-      init: an array, or a function of a PRNG key returning the initial array.
+    Inside a composite's forward `m.<name>` is the array itself; its torch name is the child's
+    name (`cls_token`), so it loads from a torch `state_dict` as torch's own parameter would.
 
-    Inside a composite's forward `m.<name>` is the array itself.
+    Args:
+      init: an array, or a function of a PRNG key returning the initial array
+        (e.g. `lambda rng: jax.random.normal(rng, (1, 1, 8))`).
+
+    Shape: any: `init(rng)` returns the array (or `init(rng)`'s) as the params leaf, unchanged.
+
+    Example:
+      >>> def forward(m, x):
+      ...     return x + m.bias                      # m.bias: the array itself
+      >>> net = fl.Module(forward, bias=fl.Parameter(jnp.array([1.0, 2.0])))
+      >>> params, state = net.init(jax.random.PRNGKey(0))
+      >>> params
+      {'bias': Array([1., 2.], dtype=float32)}
+      >>> net.apply(params, state, jnp.zeros(2))[0]
+      Array([1., 2.], dtype=float32)
     """
     fn = init if callable(init) else (lambda rng: jnp.asarray(init))
     return Layer(lambda rng: (fn(rng), {}), _container_apply("Parameter"), "Parameter")
@@ -178,6 +224,21 @@ def Buffer(init: Callable[[jax.Array], jax.Array] | jax.Array) -> Layer:
     """A bare persistent buffer of a composite (torch's `register_buffer`); `m.<name>` reads it.
 
     A forward may replace it with `m.set_buffer("<name>", value)`; the value lands in new_state.
+
+    Args:
+      init: an array, or a function of a PRNG key returning the initial array.
+
+    Shape: any: `init(rng)` returns the array (or `init(rng)`'s) as the state leaf, unchanged.
+
+    Example:
+      >>> def forward(m, x):
+      ...     m.set_buffer("calls", m.calls + 1)    # a new value in the returned state
+      ...     return x
+      >>> net = fl.Module(forward, calls=fl.Buffer(jnp.zeros((), jnp.int32)))
+      >>> params, state = net.init(jax.random.PRNGKey(0))
+      >>> _, state = net.apply(params, state, jnp.ones(3))
+      >>> state
+      {'calls': Array(1, dtype=int32)}
     """
     fn = init if callable(init) else (lambda rng: jnp.asarray(init))
     return Layer(lambda rng: ({}, fn(rng)), _container_apply("Buffer"), "Buffer")
@@ -251,7 +312,24 @@ class Scope:
     """What a composite's forward receives: its children bound to params, state and rng.
 
     `m.conv1(x)` applies child `conv1` and threads its new state; `m.layers[0]`, `m.heads["a"]`
-    index containers; `m.training` is the mode; `m.rng()` draws a fresh key (or None).
+    index containers; `m.training` is the mode; `m.rng()` draws a fresh key (or None);
+    `"downsample" in m` asks whether a child exists; `m.set_buffer(name, value)` replaces a
+    `fl.Buffer` child. `fl.Module`'s apply builds it; you do not.
+
+    Args:
+      children: the composite's `(name, layer)` pairs.
+      params, state: the composite's params and state (the state is copied, so the forward's
+        updates land in the returned state only).
+      rng: the caller's PRNG key, or None; each child call gets its own key folded from it.
+      training: the mode the children run in.
+
+    Example:
+      >>> def forward(m, x):
+      ...     print(type(m).__name__, m.training, "fc" in m, m.rng() is None)
+      ...     return m.fc(x)
+      >>> net = fl.Module(forward, fc=fl.Linear(2, 2))
+      >>> y, state = net.apply(*net.init(jax.random.PRNGKey(0)), jnp.ones((1, 2)))
+      Scope False True True
     """
 
     def __init__(self, children, params, state, rng, training):
@@ -305,11 +383,14 @@ def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
     `Scope` `m`: calling `m.<child>(...)` applies that child, threading its state and an rng.
 
     Args:
-      forward: `forward(m, *inputs, **kwargs)`, returning the output.
+      forward: `forward(m, *inputs, **kwargs)`, returning the output; `m` is a `Scope`.
       **children: the child layers (containers, `fl.Parameter`, `fl.Buffer` included), in
         torch's registration order.
 
-    Example (torchvision's ResNet BasicBlock):
+    Shape: whatever `forward` takes -> whatever it returns.
+
+    Example:
+      >>> # torchvision's ResNet BasicBlock
       >>> def basic_block(inplanes, planes, stride=1):
       ...     children = dict(conv1=fl.Conv2d(inplanes, planes, 3, stride, 1, bias=False),
       ...                     bn1=fl.BatchNorm2d(planes),
@@ -323,6 +404,10 @@ def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
       ...         out = m.bn2(m.conv2(out))
       ...         return jax.nn.relu(out + (m.downsample(x) if "downsample" in m else x))
       ...     return fl.Module(forward, **children)
+      >>> block = basic_block(3, 8, stride=2)
+      >>> y, state = block.apply(*block.init(jax.random.PRNGKey(0)), jnp.ones((1, 3, 8, 8)))
+      >>> y.shape
+      (1, 8, 4, 4)
     """
     items = _named_children((OrderedDict(children),), "Module")
     label = getattr(forward, "__name__", "Module")

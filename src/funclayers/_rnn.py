@@ -1,4 +1,4 @@
-"""Recurrent layers: RNNBase, RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell (torch.nn.modules.rnn).
+"""Recurrent layers: RNNBase, RNN, LSTM, GRU (torch.nn.modules.rnn); the cells are in _rnn_cell.py.
 
 Parameters keep torch's names, shapes and gate order (`weight_ih_l{k}[_reverse]` is
 (gates * hidden_size, input), LSTM gates i, f, g, o; GRU gates r, z, n with `b_hn` inside the
@@ -46,90 +46,9 @@ def _dot_t(x: jax.Array, weight: jax.Array) -> jax.Array:
     return lax.dot_general(x, weight, (((x.ndim - 1,), (1,)), ((), ())), precision=_PRECISION)
 
 
-# -- the step functions (torch's _VF cells) ----------------------------------------------------------------
-
-
-def _lstm_update(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return jax.nn.sigmoid(o) * jnp.tanh(c), c
-
-
-def _gru_update(x_gates: jax.Array, h_gates: jax.Array, h: jax.Array) -> jax.Array:
-    """GRU from the input's gates and the hidden state's gates (b_hn already inside h_gates)."""
-    hidden = h.shape[-1]
-    rz = jax.nn.sigmoid(x_gates[..., : 2 * hidden] + h_gates[..., : 2 * hidden])
-    r, z = rz[..., :hidden], rz[..., hidden:]
-    n = jnp.tanh(x_gates[..., 2 * hidden :] + r * h_gates[..., 2 * hidden :])
-    return n + z * (h - n)
-
-
-def _cell_args(who: str, input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> tuple:
-    check_floating(who, input)
-    x = jnp.asarray(input)
-    w_ih, w_hh, b_ih, b_hh = cast_like(x, w_ih, w_hh, b_ih, b_hh)
-    return x, w_ih, w_hh, b_ih, b_hh
-
-
 def _affine(x: jax.Array, weight: jax.Array, bias: jax.Array | None) -> jax.Array:
     out = _dot_t(x, weight)
     return out if bias is None else out + bias
-
-
-def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
-    """One Elman step h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_tanh_cell.
-
-    Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
-
-    Example:
-      >>> params, x, h = fl.RNNCell(10, 20).init(key)[0], jnp.ones((3, 10)), jnp.zeros((3, 20))
-      >>> h = F.rnn_tanh_cell(x, h, params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"])
-    """
-    x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_tanh_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
-    return jnp.tanh(_affine(x, w_ih, b_ih) + _affine(jnp.asarray(hx, x.dtype), w_hh, b_hh))
-
-
-def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
-    """One Elman step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.rnn_relu_cell.
-
-    Example:
-      >>> p = fl.RNNCell(10, 20, nonlinearity="relu").init(jax.random.PRNGKey(0))[0]
-      >>> F.rnn_relu_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
-      (3, 20)
-    """
-    x, w_ih, w_hh, b_ih, b_hh = _cell_args("rnn_relu_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
-    return jax.nn.relu(_affine(x, w_ih, b_ih) + _affine(jnp.asarray(hx, x.dtype), w_hh, b_hh))
-
-
-def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any = None,
-              b_hh: Any = None) -> tuple[jax.Array, jax.Array]:
-    """One LSTM step (gates i, f, g, o as torch stacks them); torch.lstm_cell.
-
-    Shape: input (B, I), hx = (h (B, H), c (B, H)), w_ih (4H, I), w_hh (4H, H), biases (4H,)
-      -> (h', c').
-
-    Example:
-      >>> p, (x, h, c) = fl.LSTMCell(10, 20).init(key)[0], (jnp.ones((3, 10)), jnp.zeros((3, 20)), jnp.zeros((3, 20)))
-      >>> h, c = F.lstm_cell(x, (h, c), p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-    """
-    x, w_ih, w_hh, b_ih, b_hh = _cell_args("lstm_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
-    h, c = (jnp.asarray(v, x.dtype) for v in hx)
-    return _lstm_update(_affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh), c)
-
-
-def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
-    """One GRU step (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.gru_cell.
-
-    Shape: input (B, I), hx (B, H), w_ih (3H, I), w_hh (3H, H), biases (3H,) -> (B, H).
-
-    Example:
-      >>> p = fl.GRUCell(10, 20).init(jax.random.PRNGKey(0))[0]
-      >>> F.gru_cell(jnp.ones((3, 10)), jnp.zeros((3, 20)), *p.values()).shape
-      (3, 20)
-    """
-    x, w_ih, w_hh, b_ih, b_hh = _cell_args("gru_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
-    h = jnp.asarray(hx, x.dtype)
-    return _gru_update(_affine(x, w_ih, b_ih), _affine(h, w_hh, b_hh), h)
 
 
 # -- the multi-layer recurrence ------------------------------------------------------------------------------
@@ -417,15 +336,32 @@ def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, b
             device: Any = None, dtype: Any = None) -> Layer:
     """The recurrent layer of any mode ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"); torch.nn.RNNBase.
 
-    It computes what the matching RNN, LSTM or GRU computes; see those for the arguments.
+    It computes what the matching RNN, LSTM or GRU computes.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)`, with
     `lengths` (N,) the traced length of each sequence of a padded batch (beyond torch: the result
     packing would give, under one jit for every length pattern).
 
+    Args:
+      mode: "RNN_TANH", "RNN_RELU", "LSTM" or "GRU".
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM).
+      dtype: parameter dtype. device: ignored.
+
+    Shape: as RNN's (LSTM's for mode "LSTM").
+
     Example:
       >>> layer = fl.RNNBase("GRU", 10, 20)
       >>> (out, h_n), _ = layer.apply(*layer.init(key), jnp.ones((5, 3, 10)))
+      >>> out.shape, h_n.shape
+      ((5, 3, 20), (1, 3, 20))
     """
     del device
     return _rnn_layer("RNNBase", mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -438,10 +374,17 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     """Multi-layer Elman RNN, h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh); torch.nn.RNN.
 
     Args:
-      input_size, hidden_size: feature sizes. num_layers: stacked layers. nonlinearity: "tanh" or "relu".
-      bias: learn b_ih and b_hh. batch_first: input and output are (N, L, H). dropout: dropout on every
-      layer's output but the last, in training (needs `rng`). bidirectional: run both directions.
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      nonlinearity: "tanh" (default) or "relu".
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
       dtype: parameter dtype. device: ignored.
+      **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, h_n), state)`; `lengths` (N,): traced sequence lengths of a padded batch (beyond
@@ -454,7 +397,9 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
     Example:
       >>> rnn = fl.RNN(10, 20, 2)
       >>> params, state = rnn.init(jax.random.PRNGKey(0))
-      >>> (output, h_n), _ = rnn.apply(params, state, jnp.ones((5, 3, 10)))   # (5, 3, 20), (2, 3, 20)
+      >>> (output, h_n), _ = rnn.apply(params, state, jnp.ones((5, 3, 10)))
+      >>> output.shape, h_n.shape
+      ((5, 3, 20), (2, 3, 20))
     """
     del device
     if "proj_size" in kwargs:
@@ -474,8 +419,18 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
          dtype: Any = None) -> Layer:
     """Multi-layer LSTM (gates i, f, g, o), with optional projections h = W_hr h; torch.nn.LSTM.
 
-    Args: as RNN (without nonlinearity), plus proj_size: > 0 projects each h_t to proj_size
-    (weight_hr_l{k}), which then is H_out.
+    Args:
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      proj_size: > 0 projects each h_t to proj_size features (weight_hr_l{k}), which then
+        is H_out; default 0, no projection.
+      dtype: parameter dtype. device: ignored.
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
@@ -489,6 +444,8 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       >>> lstm = fl.LSTM(10, 20, num_layers=2, batch_first=True)
       >>> params, state = lstm.init(jax.random.PRNGKey(0))
       >>> (output, (h_n, c_n)), _ = lstm.apply(params, state, x, lengths=jnp.array([5, 3, 2]))
+      >>> output.shape, h_n.shape, c_n.shape
+      ((3, 5, 20), (2, 3, 20), (2, 3, 20))
     """
     del device
     return _rnn_layer("LSTM", "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -500,7 +457,19 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
         **kwargs: Any) -> Layer:
     """Multi-layer GRU (gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))); torch.nn.GRU.
 
-    Args and forward: as RNN (without nonlinearity).
+    Forward: as RNN's.
+
+    Args:
+      input_size: H_in, the features of each input step.
+      hidden_size: H, the features of the hidden state.
+      num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
+      bias: learn the biases b_ih and b_hh; default True.
+      batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
+        h_n keep (D * num_layers, N, H_out).
+      dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      dtype: parameter dtype. device: ignored.
+      **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
       (D * num_layers, N, H_out) -> output (L, N, D * H_out) and h_n (D * num_layers, N, H_out),
@@ -519,125 +488,4 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
                       0, dtype)
 
 
-# -- the cells -------------------------------------------------------------------------------------------------
-
-
-def _cell_layer(kind: str, chunks: int, input_size: int, hidden_size: int, bias: bool, dtype: Any, step,
-                extra: str = "") -> Layer:
-    for label, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{kind}: {label} must be a non-negative int, got {value!r}.")
-    name = f"{kind}({input_size}, {hidden_size}" + ("" if bias else ", bias=False") + f"{extra})"
-    pdtype = param_dtype(dtype)
-    shapes = {"weight_ih": (chunks * hidden_size, input_size), "weight_hh": (chunks * hidden_size, hidden_size)}
-    if bias:
-        shapes.update(bias_ih=(chunks * hidden_size,), bias_hh=(chunks * hidden_size,))
-    bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
-    lstm = kind == "LSTMCell"
-
-    def init(rng):
-        keys = jax.random.split(rng, len(shapes))
-        return {n: _init.uniform(k, s, pdtype, -bound, bound) for (n, s), k in zip(shapes.items(), keys)}, {}
-
-    def check_state(states, batch):
-        for idx, h in enumerate(states):
-            shape = fmt_shape(h)
-            if len(shape) != 2:
-                raise TorchRuntimeError(f"{name}: hidden{idx} must be 1D for an unbatched input and 2D for a "
-                                        f"batched one, got shape {shape[1:] if shape[:1] == (1,) else shape}.")
-            if shape[0] != batch:
-                raise TorchRuntimeError(f"{name}: Input batch size {batch} doesn't match hidden{idx} batch size "
-                                        f"{shape[0]}")
-            if shape[1] != hidden_size:
-                raise TorchRuntimeError(f"{name}: hidden{idx} has inconsistent hidden_size: got {shape[1]}, "
-                                        f"expected {hidden_size}")
-
-    def apply(params, state, input, hx=None, *, rng=None, training=False):
-        del rng, training
-        shape = fmt_shape(input)
-        if len(shape) not in (1, 2):
-            raise ValueError(f"{kind}: Expected input to be 1D or 2D, got {len(shape)}D instead (input of shape "
-                             f"{shape}; expected (N, {input_size}) or ({input_size},)).")
-        states = None if hx is None else (tuple(hx) if lstm else (hx,))
-        if states is not None:
-            for idx, h in enumerate(states):
-                if len(fmt_shape(h)) not in (1, 2):
-                    what = f"hx[{idx}]" if lstm else "hidden"
-                    raise ValueError(f"{kind}: Expected {what} to be 1D or 2D, got {len(fmt_shape(h))}D instead")
-        check_floating(name, input)
-        x = jnp.asarray(input)
-        batched = x.ndim == 2
-        if not batched:
-            x = x[None]
-            if states is not None:
-                states = tuple(jnp.asarray(h)[None] for h in states)
-        if x.shape[1] != input_size:
-            raise TorchRuntimeError(f"{name}: input has inconsistent input_size: got {x.shape[1]} expected "
-                                    f"{input_size}")
-        if states is None:
-            zeros = jnp.zeros((x.shape[0], hidden_size), compute_dtype(x))
-            states = (zeros, zeros) if lstm else (zeros,)
-        check_state(states, x.shape[0])
-        args = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
-        out = step(x, states if lstm else states[0], *args)
-        if not batched:
-            out = tuple(o[0] for o in out) if lstm else out[0]
-        return out, state
-
-    return Layer(init, apply, name)
-
-
-def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device: Any = None,
-            dtype: Any = None) -> Layer:
-    """One Elman step, h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.nn.RNNCell.
-
-    Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
-
-    Shape: input (N, H_in) or (H_in,), hx (N, H) or (H,) -> (N, H) or (H,).
-
-    Example:
-      >>> cell = fl.RNNCell(10, 20)
-      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))   # (3, 20)
-    """
-    del device
-    if nonlinearity not in ("tanh", "relu"):  # torch finds out at forward; a configuration error here
-        raise ValueError(f"RNNCell: Unknown nonlinearity: {nonlinearity} (expected 'tanh' or 'relu').")
-    step = rnn_tanh_cell if nonlinearity == "tanh" else rnn_relu_cell
-    extra = "" if nonlinearity == "tanh" else ", nonlinearity=relu"
-    return _cell_layer("RNNCell", 1, input_size, hidden_size, bias, dtype, step, extra)
-
-
-def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
-    """One LSTM step (gates i, f, g, o); torch.nn.LSTMCell.
-
-    Forward: `apply(params, state, input, hx=None)` -> ((h', c'), state); hx = (h, c), default zeros.
-
-    Shape: input (N, H_in) or (H_in,), h and c (N, H) or (H,) -> h', c' of the same shape.
-
-    Example:
-      >>> cell = fl.LSTMCell(10, 20)
-      >>> (h, c), _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
-    """
-    del device
-    return _cell_layer("LSTMCell", 4, input_size, hidden_size, bias, dtype, lstm_cell)
-
-
-def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
-    """One GRU step (gates r, z, n); torch.nn.GRUCell.
-
-    Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
-
-    Shape: input (N, H_in) or (H_in,), hx (N, H) or (H,) -> (N, H) or (H,).
-
-    Example:
-      >>> cell = fl.GRUCell(10, 20)
-      >>> h, _ = cell.apply(*cell.init(jax.random.PRNGKey(0)), jnp.ones((3, 10)))
-      >>> h.shape
-      (3, 20)
-    """
-    del device
-    return _cell_layer("GRUCell", 3, input_size, hidden_size, bias, dtype, gru_cell)
-
-
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "rnn_tanh_cell", "rnn_relu_cell",
-           "lstm_cell", "gru_cell"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]

@@ -62,8 +62,8 @@ from ._loss_margin import (cosine_embedding_loss, hinge_embedding_loss, margin_r
 from ._loss_ce import cross_entropy, linear_cross_entropy, nll_loss
 from ._loss_ctc import ctc_loss
 
-# -- recurrent (_rnn.py) --
-from ._rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
+# -- recurrent (_rnn_cell.py) --
+from ._rnn_cell import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
 
 # -- sparse (_sparse.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
 from ._sparse import embedding, embedding_bag, embedding_renorm

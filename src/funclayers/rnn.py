@@ -7,7 +7,7 @@
 
 A public module (torch's helpers live in `torch.nn.utils.rnn`, not in `torch.nn`), so `from
 funclayers.rnn import ...` reads like `from torch.nn.utils.rnn import ...`; the layers themselves are
-in `_rnn.py`, torch.nn.modules.rnn's twin.
+in `_rnn.py` and `_rnn_cell.py`, torch.nn.modules.rnn's twin.
 
 As in torch, the lengths of a PackedSequence are concrete: `batch_sizes`, `sorted_indices` and
 `unsorted_indices` are numpy integer arrays carried as static pytree metadata, and `data` is the
@@ -41,16 +41,31 @@ def _int_array(x: Any, what: str) -> np.ndarray:
 class PackedSequence:
     """Variable-length sequences packed time step by time step; torch.nn.utils.rnn.PackedSequence.
 
-    Attributes:
-      data: (sum(lengths), *) the steps of all sequences, time-major: the first step of every
-        sequence (longest first), then the second step of those that have one, and so on.
-      batch_sizes: (T,) int64 numpy array: how many sequences have a step t.
-      sorted_indices: (B,) int64 numpy array or None: the batch order `data` is in, as indices into
-        the original batch (None when the batch came sorted).
-      unsorted_indices: its inverse permutation, or None.
-
     Unpacks like torch's namedtuple: `data, batch_sizes, sorted_indices, unsorted_indices = packed`.
-    Build one with pack_padded_sequence or pack_sequence, not by hand.
+    Build one with pack_padded_sequence or pack_sequence, not by hand. The arguments are also its
+    attributes; `packed.lengths` gives each sequence's length in the original batch order.
+
+    Args:
+      data: the steps of all sequences, time-major: the first step of every sequence (longest
+        first), then the second step of those that have one, and so on. Or a `(data, batch_sizes)`
+        pair, as torch accepts.
+      batch_sizes: how many sequences have a step t (concrete; kept as an int64 numpy array).
+      sorted_indices: the batch order `data` is in, as indices into the original batch (None when
+        the batch came sorted).
+      unsorted_indices: its inverse permutation; default computed from sorted_indices.
+
+    Shape: data (sum(lengths), *); batch_sizes (T,) with T the longest length; sorted_indices and
+      unsorted_indices (B,).
+
+    Example:
+      >>> packed = pack_sequence([jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0, 5.0])])
+      >>> packed.data
+      Array([1., 4., 2., 5., 3.], dtype=float32)
+      >>> packed.batch_sizes, packed.lengths
+      (array([2, 2, 1]), array([3, 2]))
+      >>> data, batch_sizes, sorted_indices, unsorted_indices = packed
+      >>> sorted_indices is None                # the batch came sorted, longest first
+      True
     """
 
     __slots__ = ("data", "batch_sizes", "sorted_indices", "unsorted_indices")
@@ -110,6 +125,11 @@ class PackedSequence:
 
 def invert_permutation(permutation: Any) -> np.ndarray | None:
     """The inverse of an index permutation (None stays None); torch.nn.utils.rnn.invert_permutation.
+
+    Args:
+      permutation: the indices 0..n-1 in some order (concrete), or None.
+
+    Shape: (n,) -> (n,) int64 numpy array.
 
     Example:
       >>> invert_permutation([2, 0, 1])
@@ -200,9 +220,15 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     Returns: (padded, lengths): the batch in its original order, and each sequence's length (int64
       numpy array, as torch's CPU tensor).
 
+    Shape: data (sum(lengths), *) -> padded (T, B, *) (or (B, T, *) with batch_first), with T the
+      longest length (or total_length), and lengths (B,).
+
     Example:
       >>> packed = pack_sequence([jnp.ones(3), jnp.ones(2)])
       >>> padded, lengths = pad_packed_sequence(packed, batch_first=True)
+      >>> padded, lengths
+      (Array([[1., 1., 1.],
+             [1., 1., 0.]], dtype=float32), array([3, 2]))
     """
     if not isinstance(sequence, PackedSequence):
         raise TypeError(f"pad_packed_sequence expects a PackedSequence, got {type(sequence).__name__}.")
@@ -269,6 +295,11 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
 def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = False) -> list[jax.Array]:
     """Splits a padded batch into its sequences; torch.nn.utils.rnn.unpad_sequence.
 
+    Args:
+      padded_sequences: the padded batch, (T, B, *) or (B, T, *) with batch_first.
+      lengths: the length of each sequence (concrete).
+      batch_first: the batch is (B, T, *).
+
     Shape: (T, B, *) (or (B, T, *) with batch_first), lengths (B,) -> [(L_i, *)].
 
     Example:
@@ -287,6 +318,13 @@ def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = Fals
 def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> PackedSequence:
     """Packs a list of variable-length sequences; torch.nn.utils.rnn.pack_sequence.
 
+    Args:
+      sequences: arrays of shape (L_i, *) with the same trailing dims.
+      enforce_sorted: the sequences must come longest first; with False they are sorted here and
+        the order kept in `sorted_indices`.
+
+    Shape: [(L_i, *)] -> PackedSequence with data (sum L_i, *).
+
     Example:
       >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data   # [1 4 6 2 5 3]
       Array([1, 4, 6, 2, 5, 3], dtype=int32)
@@ -297,6 +335,11 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
 
 def unpack_sequence(packed_sequences: PackedSequence) -> list[jax.Array]:
     """The sequences of a PackedSequence, in the original order; torch.nn.utils.rnn.unpack_sequence.
+
+    Args:
+      packed_sequences: the PackedSequence.
+
+    Shape: data (sum L_i, *) -> [(L_i, *)].
 
     Example:
       >>> packed = pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5])])

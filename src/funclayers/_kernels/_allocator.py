@@ -45,7 +45,9 @@ def tune_cpu_allocator() -> bool:
 
     Sets glibc's `mallopt` (no mmap for large blocks, no heap trimming) and turns off JAX's
     asynchronous CPU dispatch, so that compiled functions allocate in the calling thread's (main)
-    arena. Returns True when applied (Linux with glibc), False otherwise. Idempotent.
+    arena. Idempotent. It takes no arguments and touches no arrays.
+
+    Returns: True when applied (Linux with glibc), False otherwise (other platforms or C libraries).
 
     Example:
       >>> import funclayers as fl

@@ -37,6 +37,20 @@ def chunk_plan(size: int, num_devices: int) -> tuple[int, int, int]:
 
     torch's scatter takes `tensor.chunk(len(devices), dim)`: chunks of ceil(size / devices) rows, as
     many as that needs (10 rows on 4 devices: 3, 3, 3, 1; 6 rows on 4 devices: 2, 2, 2 on 3 devices).
+    DataParallel and DistributedDataParallel split their inputs by it.
+
+    Args:
+      size: the number of rows to split (the batch size along `dim`), at least 1.
+      num_devices: the number of devices to split them over, at least 1.
+
+    Returns: `(rows, chunks, last)`: rows per chunk, how many chunks (devices used), and the rows
+      of the last chunk.
+
+    Example:
+      >>> fl.parallel.chunk_plan(10, 4)     # 3 + 3 + 3 + 1
+      (3, 4, 1)
+      >>> fl.parallel.chunk_plan(6, 4)      # 2 + 2 + 2: only 3 of the 4 devices get rows
+      (2, 3, 2)
     """
     rows = -(-size // num_devices)
     chunks = -(-size // rows)

@@ -60,9 +60,23 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
                             forward_sync_buffers: bool | None = None) -> Layer:
     """Data parallelism over the devices of every process; torch.nn.parallel.DistributedDataParallel.
 
-    Call `jax.distributed.initialize(...)` in every process first (one process per host; on CPU
-    also `jax.config.update("jax_cpu_collectives_implementation", "gloo")`). Every process builds
-    the same wrapper and holds the same params (same init key).
+    Across processes, call `jax.distributed.initialize(...)` in every process first (one process
+    per host; on CPU also `jax.config.update("jax_cpu_collectives_implementation", "gloo")`).
+    Every process builds the same wrapper and holds the same params (same init key); each runs
+    the same program on its own local batch (not run here):
+
+    ```python
+    jax.distributed.initialize("host0:1234", num_processes=2, process_id=rank)
+    ddp = fl.DistributedDataParallel(fl.parallel.convert_sync_batchnorm(model))
+    params, state = ddp.init(jax.random.PRNGKey(0))              # the same on every process
+    optimizer = optax.adam(1e-3)
+    step = fl.parallel.make_train_step(ddp, optimizer, loss_fn)
+    opt_state = optimizer.init(params)
+    params, state, opt_state, loss = step(params, state, opt_state, x_local, y_local, rng=key)
+    ```
+
+    In one process it needs no `jax.distributed` at all: it is `DataParallel` over this process's
+    devices (the example below).
 
     Args:
       module: the funclayers layer; its params and buffers live under `module` (torch's `module.*`).
@@ -97,11 +111,18 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
     Shape: as the module's, with the (global) batch along `dim`.
 
     Example:
-      >>> jax.distributed.initialize("host0:1234", num_processes=2, process_id=rank)
-      >>> ddp = fl.DistributedDataParallel(fl.parallel.convert_sync_batchnorm(model))
-      >>> params, state = ddp.init(jax.random.PRNGKey(0))              # the same on every process
-      >>> step = fl.parallel.make_train_step(ddp, optax.adam(1e-3), loss_fn)
-      >>> params, state, opt_state, loss = step(params, state, opt_state, x_local, y_local, rng=key)
+      >>> # One process, every local device
+      >>> ddp = fl.DistributedDataParallel(fl.Sequential(fl.Linear(4, 8), fl.BatchNorm1d(8)))
+      >>> params, state = ddp.init(jax.random.PRNGKey(0))          # params["module"]["0"]["weight"]
+      >>> y, state = ddp.apply(params, state, jnp.ones((6, 4)), training=True)
+      >>> y.shape
+      (6, 8)
+      >>> optimizer = optax.sgd(0.1)
+      >>> step = fl.parallel.make_train_step(ddp, optimizer, lambda out, target: ((out - target) ** 2).mean())
+      >>> params, state, opt_state, loss = step(params, state, optimizer.init(params), jnp.ones((6, 4)),
+      ...                                       jnp.zeros((6, 8)))
+      >>> loss.shape
+      ()
     """
     del output_device, bucket_cap_mb, find_unused_parameters, check_reduction
     del gradient_as_bucket_view, static_graph, delay_all_reduce_named_params, param_to_hook_all_reduce
@@ -183,6 +204,8 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
         DistributedDataParallel's devices (plain BatchNorm outside any wrapper), a name (or names)
         over that mapped axis.
 
+    Shape: the converted layer takes and returns what `module` does.
+
     Example:
       >>> model = fl.parallel.convert_sync_batchnorm(fl.Sequential(fl.Conv2d(3, 8, 3), fl.BatchNorm2d(8)))
       >>> model                         # Sequential( (0): Conv2d(...) (1): SyncBatchNorm(8, ...) )
@@ -212,7 +235,25 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
 
 def shard_batch(model: Layer, tree: Any) -> Any:
     """For a DistributedDataParallel `model`: this process's local batch as its block of the global
-    batch (a global jax.Array), ready for a jitted step; any other model: `tree` unchanged."""
+    batch (a global jax.Array), ready for a jitted step; any other model: `tree` unchanged.
+
+    `make_train_step` calls it for you; call it yourself before a jitted step of your own.
+
+    Args:
+      model: the layer the batch is for (a DistributedDataParallel, or any other layer).
+      tree: the local batch: an array, or a pytree of arrays (non-array leaves pass through).
+
+    Shape: with P processes each array leaf (B, ...) becomes the global (P * B, ...), sharded along
+      DistributedDataParallel's `dim` (there (..., B, ...) -> (..., P * B, ...)); in one process,
+      or for any other model, the tree itself.
+
+    Example:
+      >>> # One process: the local batch is already the global one
+      >>> ddp = fl.DistributedDataParallel(fl.Linear(4, 2))
+      >>> x = jnp.ones((8, 4))
+      >>> fl.parallel.shard_batch(ddp, x) is x
+      True
+    """
     return getattr(model.apply, "shard_batch", lambda t: t)(tree)
 
 
@@ -225,6 +266,17 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
     DistributedDataParallel, `inputs` and `targets` are this process's local batch; the step
     makes them global (and the params replicated) outside the jit, and every process gets the
     same new params: the update from the global-batch gradient.
+
+    Args:
+      model: the layer to train: plain, DataParallel or DistributedDataParallel. It runs with
+        `training=True` and the step's `rng`.
+      optimizer: an `optax.GradientTransformation`; `opt_state` is `optimizer.init(params)`.
+      loss_fn: `loss_fn(outputs, targets) -> scalar`, differentiated w.r.t. the params.
+
+    Returns: the step function (its compiled part is one `jax.jit`).
+
+    Shape: inputs and targets as the model and loss_fn take them (the batch along the wrapper's
+      `dim`); loss ().
 
     Example:
       >>> model, optimizer = fl.DataParallel(fl.Linear(4, 3)), optax.adam(1e-3)
