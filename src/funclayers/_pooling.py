@@ -185,11 +185,30 @@ def max_pool1d(
 ) -> Any:
     """1-D max pooling over (N, C, L) or (C, L); torch.nn.functional.max_pool1d.
 
-    Returns the pooled array, or `(output, indices)` with flat indices into L when `return_indices`.
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool1d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over L
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> F.max_pool1d(jnp.ones((1, 2, 8)), 2).shape
-      (1, 2, 4)
+      >>> F.max_pool1d(jnp.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]]), 2)
+      Array([[[3., 5.]]], dtype=float32)
+      >>> F.max_pool1d(jnp.ones((2, 3, 9)), 3, stride=2, padding=1).shape
+      (2, 3, 5)
     """
     return _max_pool(
         1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -207,9 +226,33 @@ def max_pool2d(
 ) -> Any:
     """2-D max pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.max_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool2d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> x = jnp.ones((1, 1, 7, 7))
-      >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)   # idx in [0, H*W)
+      >>> x = jnp.arange(16.0).reshape(1, 1, 4, 4)
+      >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+      >>> y[0, 0]
+      Array([[ 5.,  7.],
+             [13., 15.]], dtype=float32)
+      >>> F.max_pool2d(jnp.ones((1, 1, 7, 7)), 2, ceil_mode=True).shape
+      (1, 1, 4, 4)
     """
     return _max_pool(
         2, "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -227,9 +270,30 @@ def max_pool3d(
 ) -> Any:
     """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool3d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over D*H*W
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.max_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
-      (1, 2, 2, 2, 2)
+      >>> F.max_pool3d(jnp.arange(8.0).reshape(1, 2, 2, 2), 2)
+      Array([[[[7.]]]], dtype=float32)
+      >>> F.max_pool3d(jnp.ones((1, 2, 4, 6, 6)), (2, 3, 3), dilation=(1, 2, 1)).shape
+      (1, 2, 2, 1, 2)
     """
     return _max_pool(
         3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -240,6 +304,24 @@ def max_pool1d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices.
+
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over L (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> y, idx = F.max_pool1d_with_indices(jnp.arange(8.0).reshape(1, 1, 8), 2)
@@ -253,6 +335,24 @@ def max_pool2d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices.
+
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> y, idx = F.max_pool2d_with_indices(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)
@@ -268,12 +368,31 @@ def max_pool3d_with_indices(
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over D*H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> y, idx = F.max_pool3d_with_indices(jnp.ones((1, 1, 4, 4, 4)), 2)
-      >>> idx.shape
-      (1, 1, 2, 2, 2)
+      >>> y, idx = F.max_pool3d_with_indices(jnp.arange(64.0).reshape(1, 1, 4, 4, 4), 2)
+      >>> idx.shape, int(idx[0, 0, 1, 1, 1])
+      ((1, 1, 2, 2, 2), 63)
     """
     return _max_pool(3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
 
 # -- layers --------------------------------------------------------------------------------------
 
@@ -301,16 +420,28 @@ def MaxPool1d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window. No parameters.
 
-    Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2, with
-    -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
+    Args:
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over L (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool1d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> x = jnp.ones((2, 4, 9))
-      >>> y, _ = fl.MaxPool1d(3, stride=2).apply({}, {}, x)
+      >>> pool = fl.MaxPool1d(3, stride=2)
+      >>> y, _ = pool.apply({}, {}, jnp.array([[[1.0, 5.0, 2.0, 0.0, 3.0, 4.0, 1.0]]]))
+      >>> y
+      Array([[[5., 3., 4.]]], dtype=float32)
     """
     return _max_pool_layer(1, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
@@ -323,16 +454,30 @@ def MaxPool2d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window. No parameters.
 
-    Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2),
-    dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
+    Args:
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool2d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
       >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)
+      >>> y[0, 0], idx[0, 0]
+      (Array([[ 6.,  8.],
+             [16., 18.]], dtype=float32), Array([[ 6,  8],
+             [16, 18]], dtype=int32))
     """
     return _max_pool_layer(2, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
@@ -345,11 +490,26 @@ def MaxPool3d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool3d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool3d: the maximum of each (dilated) window. No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool3d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> y, _ = fl.MaxPool3d(2).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y, _ = fl.MaxPool3d(2, stride=(1, 2, 2)).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y.shape
+      (1, 2, 3, 2, 2)
     """
     return _max_pool_layer(3, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
