@@ -72,9 +72,27 @@ def avg_pool1d(
 ) -> jax.Array:
     """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d.
 
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - kernel_size) / stride) + 1
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.avg_pool1d(jnp.ones((1, 2, 8)), 2).shape
-      (1, 2, 4)
+      >>> x = jnp.arange(7.0)[None, None]
+      >>> F.avg_pool1d(x, 3, stride=2)
+      Array([[[1., 3., 5.]]], dtype=float32)
+      >>> F.avg_pool1d(x, 3, stride=2, padding=1, count_include_pad=False)   # edge windows: 2 elements
+      Array([[[0.5, 2. , 4. , 5.5]]], dtype=float32)
     """
     return _avg_pool(1, "avg_pool1d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
@@ -90,12 +108,31 @@ def avg_pool2d(
 ) -> jax.Array:
     """2-D average pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.avg_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - kernel_size) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
+
     Example:
       >>> x = jnp.ones((1, 1, 4, 4))
       >>> F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
       Array([[[[1., 1., 1.],
                [1., 1., 1.],
                [1., 1., 1.]]]], dtype=float32)
+      >>> F.avg_pool2d(x, 2, divisor_override=1)   # window sums
+      Array([[[[4., 4.],
+               [4., 4.]]]], dtype=float32)
     """
     return _avg_pool(
         2, "avg_pool2d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -113,9 +150,27 @@ def avg_pool3d(
 ) -> jax.Array:
     """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - kernel_size) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.avg_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
-      (1, 2, 2, 2, 2)
+      >>> F.avg_pool3d(jnp.arange(8.0).reshape(1, 2, 2, 2), 2)   # unbatched (C, D, H, W)
+      Array([[[[3.5]]]], dtype=float32)
+      >>> F.avg_pool3d(jnp.ones((1, 2, 5, 4, 4)), 2, ceil_mode=True).shape
+      (1, 2, 3, 2, 2)
     """
     return _avg_pool(
         3, "avg_pool3d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -147,9 +202,22 @@ def lp_pool1d(
 ) -> jax.Array:
     """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d.
 
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L - kernel_size) / stride) + 1
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.lp_pool1d(jnp.ones((1, 2, 8)), 2, 2).shape
-      (1, 2, 4)
+      >>> F.lp_pool1d(jnp.array([[[3.0, 4.0, 1.0, 0.0]]]), 2, 2)   # sqrt(9 + 16), sqrt(1 + 0)
+      Array([[[5., 1.]]], dtype=float32)
     """
     return _lp_pool(1, "lp_pool1d", input, norm_type, kernel_size, stride, ceil_mode)
 
@@ -159,9 +227,23 @@ def lp_pool2d(
 ) -> jax.Array:
     """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H - kernel_size) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.lp_pool2d(jnp.ones((1, 2, 4, 4)), 2, 2).shape
-      (1, 2, 2, 2)
+      >>> F.lp_pool2d(jnp.ones((1, 2, 4, 4)), 1, 2)[0, 0]   # p = 1: window sums
+      Array([[4., 4.],
+             [4., 4.]], dtype=float32)
     """
     return _lp_pool(2, "lp_pool2d", input, norm_type, kernel_size, stride, ceil_mode)
 
@@ -171,9 +253,22 @@ def lp_pool3d(
 ) -> jax.Array:
     """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D - kernel_size) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.lp_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2, 2).shape
-      (1, 2, 2, 2, 2)
+      >>> F.lp_pool3d(-jnp.arange(8.0).reshape(1, 2, 2, 2), math.inf, 2)   # p = inf: max |x|
+      Array([[[[7.]]]], dtype=float32)
     """
     return _lp_pool(3, "lp_pool3d", input, norm_type, kernel_size, stride, ceil_mode)
 
@@ -202,15 +297,26 @@ def AvgPool1d(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
 ) -> Layer:
-    """Layer twin of torch.nn.AvgPool1d: the mean of each window.
+    """Layer twin of torch.nn.AvgPool1d: the mean of each window. No parameters.
 
-    Args: as torch: kernel_size, stride (default kernel_size), padding (zeros, <= kernel_size // 2),
-    ceil_mode, count_include_pad (whether declared padding counts in the divisor).
+    Args:
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - kernel_size) / stride) + 1
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> y, _ = fl.AvgPool1d(3, stride=2).apply({}, {}, jnp.arange(7.0)[None, None])   # [[[1, 3, 5]]]
+      >>> y, _ = fl.AvgPool1d(3, stride=2).apply({}, {}, jnp.arange(7.0)[None, None])
+      >>> y
+      Array([[[1., 3., 5.]]], dtype=float32)
     """
     kernel = ntuple(kernel_size, 1)
     stride_t = ntuple(stride if stride is not None else kernel_size, 1)
@@ -226,12 +332,28 @@ def AvgPool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> Layer:
-    """Layer twin of torch.nn.AvgPool2d: the mean of each window (or its sum / divisor_override).
+    """Layer twin of torch.nn.AvgPool2d: the mean of each window (or its sum / divisor_override). No parameters.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Args:
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - kernel_size) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> y, _ = fl.AvgPool2d(3, 2, 1, ceil_mode=True).apply({}, {}, jnp.ones((8, 4, 31, 31)))
+      >>> y, _ = fl.AvgPool2d(3, stride=2, padding=1).apply({}, {}, jnp.ones((1, 1, 4, 4)))
+      >>> y   # the zero padding counts: a corner window holds 4 ones in 9 cells
+      Array([[[[0.44444445, 0.6666667 ],
+               [0.6666667 , 1.        ]]]], dtype=float32)
     """
     name = (
         f"AvgPool2d(kernel_size={kernel_size}, stride={stride if stride is not None else kernel_size}, "
@@ -250,12 +372,27 @@ def AvgPool3d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> Layer:
-    """Layer twin of torch.nn.AvgPool3d: the mean of each window (or its sum / divisor_override).
+    """Layer twin of torch.nn.AvgPool3d: the mean of each window (or its sum / divisor_override). No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      count_include_pad: count the zero padding in each window's divisor (default True); the extra
+        cells a ceil_mode window reaches past the padding never count.
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - kernel_size) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> y, _ = fl.AvgPool3d(2).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y.shape
+      (1, 2, 2, 2, 2)
     """
     name = (
         f"AvgPool3d(kernel_size={kernel_size}, stride={stride if stride is not None else kernel_size}, "
@@ -278,36 +415,69 @@ def _lp_pool_layer(n: int, norm_type, kernel_size, stride, ceil_mode) -> Layer:
 
 
 def LPPool1d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool1d: (sum over the window of x**p) ** (1/p), p = norm_type.
+    """Layer twin of torch.nn.LPPool1d: (sum over the window of x**p) ** (1/p), p = norm_type. No parameters.
 
-    p = inf gives the max of |x| and p = 1 sum pooling. Shape: (N, C, L) or (C, L) -> (.., L_out).
+    Args:
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L - kernel_size) / stride) + 1
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> x = jnp.ones((2, 4, 9))
-      >>> y, _ = fl.LPPool1d(2, 3, stride=2).apply({}, {}, x)
+      >>> y, _ = fl.LPPool1d(2, 3, stride=2).apply({}, {}, jnp.ones((2, 4, 9)))
+      >>> y.shape, y[0, 0, 0]   # sqrt(3)
+      ((2, 4, 4), Array(1.7320508, dtype=float32))
     """
     return _lp_pool_layer(1, norm_type, kernel_size, stride, ceil_mode)
 
 
 def LPPool2d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool2d: (sum over the window of x**p) ** (1/p), p = norm_type.
+    """Layer twin of torch.nn.LPPool2d: (sum over the window of x**p) ** (1/p), p = norm_type. No parameters.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Args:
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H - kernel_size) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> x = jnp.ones((2, 4, 9, 8))
-      >>> y, _ = fl.LPPool2d(1.5, (3, 2), stride=(2, 1)).apply({}, {}, x)
+      >>> y, _ = fl.LPPool2d(1.5, (3, 2), stride=(2, 1)).apply({}, {}, jnp.ones((2, 4, 9, 8)))
+      >>> y.shape
+      (2, 4, 4, 7)
     """
     return _lp_pool_layer(2, norm_type, kernel_size, stride, ceil_mode)
 
 
 def LPPool3d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool3d: (sum over the window of x**p) ** (1/p), p = norm_type.
+    """Layer twin of torch.nn.LPPool3d: (sum over the window of x**p) ** (1/p), p = norm_type. No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      norm_type: the power p, non-zero; inf gives the max of |x| per window, 1 sum pooling. A window
+        with a negative entry and a fractional p gives NaN (as torch).
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D - kernel_size) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> x = jnp.ones((1, 2, 4, 4, 4))
-      >>> y, _ = fl.LPPool3d(2, 2).apply({}, {}, x)
+      >>> y, _ = fl.LPPool3d(2, 2).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y.shape, y[0, 0, 0, 0, 0]   # sqrt(8)
+      ((1, 2, 2, 2, 2), Array(2.828427, dtype=float32))
     """
     return _lp_pool_layer(3, norm_type, kernel_size, stride, ceil_mode)
