@@ -146,8 +146,8 @@ def fractional_max_pool2d(
         Exactly one of output_size and output_ratio is given.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32 without
         jax_enable_x64), the input of MaxUnpool2d.
-      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis ([..., 0] for W and [..., 1] for H), placing
-        the windows; when None they are drawn from `rng`.
+      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
         `_random_samples` is given.
 
@@ -201,8 +201,8 @@ def fractional_max_pool3d(
         Exactly one of output_size and output_ratio is given.
       return_indices: also return the flat indices of the maxima over T*H*W (int64; int32 without
         jax_enable_x64), the input of MaxUnpool3d.
-      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis ([..., 0:3] for T, H, W), placing
-        the windows; when None they are drawn from `rng`.
+      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
         `_random_samples` is given.
 
@@ -250,8 +250,8 @@ def fractional_max_pool2d_with_indices(
       output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
         Exactly one of output_size and output_ratio is given.
       return_indices: ignored (torch's signature); the indices are always returned.
-      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis ([..., 0] for W and [..., 1] for H), placing
-        the windows; when None they are drawn from `rng`.
+      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
         `_random_samples` is given.
 
@@ -294,8 +294,8 @@ def fractional_max_pool3d_with_indices(
       output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
         Exactly one of output_size and output_ratio is given.
       return_indices: ignored (torch's signature); the indices are always returned.
-      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis ([..., 0:3] for T, H, W), placing
-        the windows; when None they are drawn from `rng`.
+      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
         `_random_samples` is given.
 
