@@ -39,7 +39,7 @@ FAMILIES = [
      "torch.nn's conv.py and fold.py, with the fast CPU lowerings of benchmarks/README.md."),
     ("padding", "Padding", ["funclayers._padding"], "torch.nn's padding.py; every mode of `F.pad`."),
     ("pooling", "Pooling",
-     ["funclayers._pooling", "funclayers._unpooling", "funclayers._adaptive_pooling",
+     ["funclayers._pooling", "funclayers._pooling_avg", "funclayers._unpooling", "funclayers._adaptive_pooling",
       "funclayers._fractional_pooling"],
      "torch.nn's pooling.py: max, average, power-average, adaptive, fractional pooling and max unpooling."),
     ("normalization", "Normalization",

@@ -58,9 +58,9 @@ __all__ += ["Fold", "Unfold", "CircularPad1d", "CircularPad2d", "CircularPad3d",
             "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
             "ReplicationPad2d", "ReplicationPad3d", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d"]
 
-# -- pooling (_pooling.py) --
-from ._pooling import (AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d,
-                       MaxPool3d)
+# -- pooling (_pooling.py, _pooling_avg.py) --
+from ._pooling import MaxPool1d, MaxPool2d, MaxPool3d
+from ._pooling_avg import AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d
 
 __all__ += ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "LPPool1d",
             "LPPool2d", "LPPool3d"]

@@ -90,9 +90,20 @@ def _adaptive_avg(n: int, layer: str, input, output_size) -> jax.Array:
 def adaptive_avg_pool1d(input: jax.Array, output_size: Any) -> jax.Array:
     """1-D adaptive average pooling of (N, C, L) or (C, L); torch.nn.functional.adaptive_avg_pool1d.
 
+    Args:
+      input: the (N, C, L) or (C, L) array to pool (floating point).
+      output_size: an int (or a 1-tuple), the target L_out.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
+
     Example:
       >>> F.adaptive_avg_pool1d(jnp.arange(6.0).reshape(1, 1, 6), 3)
       Array([[[0.5, 2.5, 4.5]]], dtype=float32)
+      >>> F.adaptive_avg_pool1d(jnp.arange(5.0).reshape(1, 1, 5), 3)   # bins [0, 2), [1, 4), [3, 5)
+      Array([[[0.5, 2. , 3.5]]], dtype=float32)
     """
     return _adaptive_avg(1, "adaptive_avg_pool1d", input, output_size)
 
@@ -100,15 +111,35 @@ def adaptive_avg_pool1d(input: jax.Array, output_size: Any) -> jax.Array:
 def adaptive_avg_pool2d(input: jax.Array, output_size: Any) -> jax.Array:
     """2-D adaptive average pooling to (H_out, W_out); torch.nn.functional.adaptive_avg_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool (floating point).
+      output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
+
     Example:
-      >>> F.adaptive_avg_pool2d(jnp.ones((8, 256, 10, 10)), 7).shape   # (8, 256, 7, 7)
-      (8, 256, 7, 7)
+      >>> F.adaptive_avg_pool2d(jnp.ones((2, 3, 10, 10)), 7).shape
+      (2, 3, 7, 7)
+      >>> F.adaptive_avg_pool2d(jnp.arange(8.0).reshape(1, 2, 4), (1, None))   # None keeps W
+      Array([[[2., 3., 4., 5.]]], dtype=float32)
     """
     return _adaptive_avg(2, "adaptive_avg_pool2d", input, output_size)
 
 
 def adaptive_avg_pool3d(input: jax.Array, output_size: Any) -> jax.Array:
     """3-D adaptive average pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_avg_pool3d.
+
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool (floating point).
+      output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
       >>> F.adaptive_avg_pool3d(jnp.ones((1, 2, 5, 6, 7)), (2, 3, 1)).shape
@@ -190,6 +221,20 @@ def _planes_last(spatial: tuple[int, ...], out: tuple[int, ...]) -> bool:
 def adaptive_max_pool1d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
     """1-D adaptive max pooling to L_out; torch.nn.functional.adaptive_max_pool1d.
 
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      output_size: an int (or a 1-tuple), the target L_out.
+      return_indices: also return the flat indices of the maxima over L (int64; int32
+        without jax_enable_x64), the input of MaxUnpool1d.
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over L.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
+
     Example:
       >>> F.adaptive_max_pool1d(jnp.arange(6.0).reshape(1, 1, 6), 3)
       Array([[[1., 3., 5.]]], dtype=float32)
@@ -200,15 +245,49 @@ def adaptive_max_pool1d(input: jax.Array, output_size: Any, return_indices: bool
 def adaptive_max_pool2d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
     """2-D adaptive max pooling to (H_out, W_out); torch.nn.functional.adaptive_max_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32
+        without jax_enable_x64), the input of MaxUnpool2d.
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W.
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
+
     Example:
-      >>> x = jnp.ones((1, 64, 8, 9))
-      >>> y, idx = F.adaptive_max_pool2d(x, (5, None), return_indices=True)   # None keeps W
+      >>> x = jnp.arange(12.0).reshape(1, 3, 4)   # unbatched (C, H, W)
+      >>> y, idx = F.adaptive_max_pool2d(x, (2, None), return_indices=True)   # row bins [0, 2), [1, 3)
+      >>> y
+      Array([[[ 4.,  5.,  6.,  7.],
+              [ 8.,  9., 10., 11.]]], dtype=float32)
+      >>> idx
+      Array([[[ 4,  5,  6,  7],
+              [ 8,  9, 10, 11]]], dtype=int32)
     """
     return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, return_indices)
 
 
 def adaptive_max_pool3d(input: jax.Array, output_size: Any, return_indices: bool = False) -> Any:
     """3-D adaptive max pooling to (D_out, H_out, W_out); torch.nn.functional.adaptive_max_pool3d.
+
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
+      return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
+        without jax_enable_x64), the input of MaxUnpool3d.
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over D*H*W.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
       >>> F.adaptive_max_pool3d(jnp.ones((1, 2, 5, 6, 7)), 2).shape
@@ -218,7 +297,20 @@ def adaptive_max_pool3d(input: jax.Array, output_size: Any, return_indices: bool
 
 
 def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool1d returning (output, indices); torch's adaptive_max_pool1d_with_indices.
+    """adaptive_max_pool1d returning (output, indices); torch.nn.functional.adaptive_max_pool1d_with_indices.
+
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      output_size: an int (or a 1-tuple), the target L_out.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over L (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
       >>> y, idx = F.adaptive_max_pool1d_with_indices(jnp.arange(6.0).reshape(1, 1, 6), 3)
@@ -229,18 +321,44 @@ def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False) -
 
 
 def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool2d returning (output, indices); torch's adaptive_max_pool2d_with_indices.
+    """adaptive_max_pool2d returning (output, indices); torch.nn.functional.adaptive_max_pool2d_with_indices.
+
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, idx = F.adaptive_max_pool2d_with_indices(jnp.ones((1, 2, 5, 5)), 2)
-      >>> idx.shape
-      (1, 2, 2, 2)
+      >>> y, idx = F.adaptive_max_pool2d_with_indices(jnp.arange(16.0).reshape(1, 1, 4, 4), 1)
+      >>> y, idx
+      (Array([[[[15.]]]], dtype=float32), Array([[[[15]]]], dtype=int32))
     """
     return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, True)
 
 
 def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False) -> tuple[jax.Array, jax.Array]:
-    """adaptive_max_pool3d returning (output, indices); torch's adaptive_max_pool3d_with_indices.
+    """adaptive_max_pool3d returning (output, indices); torch.nn.functional.adaptive_max_pool3d_with_indices.
+
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over D*H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
       >>> y, idx = F.adaptive_max_pool3d_with_indices(jnp.ones((1, 2, 4, 4, 4)), 2)
@@ -276,74 +394,121 @@ def _adaptive_layer(kind: str, n: int, output_size: Any, return_indices: bool | 
 
 
 def AdaptiveAvgPool1d(output_size: Any) -> Layer:
-    """Layer twin of torch.nn.AdaptiveAvgPool1d: averages torch's adaptive bins to L_out cells.
+    """Layer twin of torch.nn.AdaptiveAvgPool1d: averages torch's adaptive bins to L_out cells. No parameters.
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+    Args:
+      output_size: an int (or a 1-tuple), the target L_out.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, _ = fl.AdaptiveAvgPool1d(5).apply({}, {}, jnp.ones((1, 64, 8)))
+      >>> y, _ = fl.AdaptiveAvgPool1d(3).apply({}, {}, jnp.array([[[0.0, 1.0]]]))   # o > L: bins [0, 1), [0, 2), [1, 2)
+      >>> y
+      Array([[[0. , 0.5, 1. ]]], dtype=float32)
     """
     return _adaptive_layer("Avg", 1, output_size)
 
 
 def AdaptiveAvgPool2d(output_size: Any) -> Layer:
-    """Layer twin of torch.nn.AdaptiveAvgPool2d: averages torch's adaptive bins to (H_out, W_out).
+    """Layer twin of torch.nn.AdaptiveAvgPool2d: averages torch's adaptive bins to (H_out, W_out). No parameters.
 
     Args:
-      output_size: an int, or a pair whose None entries keep the input's size.
+      output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, _ = fl.AdaptiveAvgPool2d((5, None)).apply({}, {}, jnp.ones((1, 64, 8, 9)))   # (1, 64, 5, 9)
+      >>> y, _ = fl.AdaptiveAvgPool2d((5, None)).apply({}, {}, jnp.ones((1, 4, 8, 9)))
+      >>> y.shape
+      (1, 4, 5, 9)
     """
     return _adaptive_layer("Avg", 2, output_size)
 
 
 def AdaptiveAvgPool3d(output_size: Any) -> Layer:
-    """Layer twin of torch.nn.AdaptiveAvgPool3d: averages torch's adaptive bins to (D_out, H_out, W_out).
+    """Layer twin of torch.nn.AdaptiveAvgPool3d: averages torch's adaptive bins to (D_out, H_out, W_out). No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, _ = fl.AdaptiveAvgPool3d((5, 7, 9)).apply({}, {}, jnp.ones((1, 64, 8, 9, 10)))
+      >>> y, _ = fl.AdaptiveAvgPool3d((2, 3, None)).apply({}, {}, jnp.ones((1, 2, 4, 5, 6)))
+      >>> y.shape
+      (1, 2, 2, 3, 6)
     """
     return _adaptive_layer("Avg", 3, output_size)
 
 
 def AdaptiveMaxPool1d(output_size: Any, return_indices: bool = False) -> Layer:
-    """Layer twin of torch.nn.AdaptiveMaxPool1d: the max of each of torch's adaptive bins.
+    """Layer twin of torch.nn.AdaptiveMaxPool1d: the max of each of torch's adaptive bins. No parameters.
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out); with return_indices also the flat
-    indices into L.
+    Args:
+      output_size: an int (or a 1-tuple), the target L_out.
+      return_indices: also return the flat indices of the maxima over L (int64; int32
+        without jax_enable_x64), the input of MaxUnpool1d: apply then returns `((output, indices), state)`.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> (y, idx), _ = fl.AdaptiveMaxPool1d(5, return_indices=True).apply({}, {}, jnp.ones((1, 64, 8)))
+      >>> pool = fl.AdaptiveMaxPool1d(2, return_indices=True)
+      >>> (y, idx), _ = pool.apply({}, {}, jnp.array([[[1.0, 5.0, 2.0, 0.0, 3.0]]]))   # bins [0, 3), [2, 5)
+      >>> y, idx
+      (Array([[[5., 3.]]], dtype=float32), Array([[[1, 4]]], dtype=int32))
     """
     return _adaptive_layer("Max", 1, output_size, return_indices)
 
 
 def AdaptiveMaxPool2d(output_size: Any, return_indices: bool = False) -> Layer:
-    """Layer twin of torch.nn.AdaptiveMaxPool2d: the max of each of torch's adaptive bins.
+    """Layer twin of torch.nn.AdaptiveMaxPool2d: the max of each of torch's adaptive bins. No parameters.
 
     Args:
-      output_size: an int, or a pair whose None entries keep the input's size.
-      return_indices: also return flat indices into H*W (for MaxUnpool2d).
+      output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32
+        without jax_enable_x64), the input of MaxUnpool2d: apply then returns `((output, indices), state)`.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, _ = fl.AdaptiveMaxPool2d(5).apply({}, {}, jnp.ones((32, 256, 14, 14)))
+      >>> y, _ = fl.AdaptiveMaxPool2d(1).apply({}, {}, jnp.arange(16.0).reshape(1, 1, 4, 4))   # global max pooling
+      >>> y
+      Array([[[[15.]]]], dtype=float32)
     """
     return _adaptive_layer("Max", 2, output_size, return_indices)
 
 
 def AdaptiveMaxPool3d(output_size: Any, return_indices: bool = False) -> Layer:
-    """Layer twin of torch.nn.AdaptiveMaxPool3d: the max of each of torch's adaptive bins.
+    """Layer twin of torch.nn.AdaptiveMaxPool3d: the max of each of torch's adaptive bins. No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
+      return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
+        without jax_enable_x64), the input of MaxUnpool3d: apply then returns `((output, indices), state)`.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),
+      where output cell i along an axis of length L pooled to o cells covers the input positions
+      floor(i L / o) <= j < ceil((i + 1) L / o) (bins overlap when o does not divide L).
 
     Example:
-      >>> y, _ = fl.AdaptiveMaxPool3d((5, 7, 9)).apply({}, {}, jnp.ones((1, 64, 8, 9, 10)))
+      >>> y, _ = fl.AdaptiveMaxPool3d((1, 2, None)).apply({}, {}, jnp.ones((1, 2, 3, 4, 5)))
+      >>> y.shape
+      (1, 2, 1, 2, 5)
     """
     return _adaptive_layer("Max", 3, output_size, return_indices)

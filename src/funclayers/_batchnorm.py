@@ -234,16 +234,27 @@ def batch_norm(input: jax.Array, running_mean: jax.Array | None, running_var: ja
     them instead when `return_running_stats=True`: `(out, new_running_mean, new_running_var)`.
 
     Args:
-      input: `(N, C, *)`.
-      running_mean, running_var: `(C,)` buffers or None; used for normalising when not training.
-      weight, bias: optional `(C,)` affine.
-      training: normalise with the batch statistics (and update the running ones).
-      momentum: the running-average factor.
-      eps: added to the variance.
+      input: the (N, C, *) floating-point array.
+      running_mean, running_var: (C,) buffers or None; normalise with them when not training.
+      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      training: normalise with the batch's statistics (and update the running ones) (default False).
+      momentum: the running-average factor, running = (1 - momentum) running + momentum batch (default 0.1).
+      eps: added to the variance (default 1e-5).
+      return_running_stats: keyword only: also return the updated running statistics (default False).
+
+    Shape:
+      (N, C, *) -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias per channel, the
+      mean and biased variance over every axis but C in training (the running variance is updated with
+      the unbiased one); with `return_running_stats`, also the two new (C,) running statistics.
 
     Example:
-      >>> x = jnp.ones((4, 3, 5))
-      >>> y, mean, var = F.batch_norm(x, jnp.zeros(3), jnp.ones(3), training=True, return_running_stats=True)
+      >>> x = jnp.array([[1.0, 2.0], [3.0, 6.0]])   # (N, C) = (2, 2)
+      >>> y, mean, var = F.batch_norm(x, jnp.zeros(2), jnp.ones(2), training=True, return_running_stats=True)
+      >>> mean, var   # 0.9 * (0, 1) + 0.1 * (batch mean, unbiased batch variance)
+      (Array([0.2, 0.4], dtype=float32), Array([1.1, 1.7], dtype=float32))
+      >>> jnp.round(F.batch_norm(x, jnp.array([2.0, 4.0]), jnp.array([1.0, 4.0])), 4)   # eval: the given statistics
+      Array([[-1., -1.],
+             [ 1.,  1.]], dtype=float32)
     """
     out, new_mean, new_var = _batch_norm("batch_norm", input, running_mean, running_var, weight, bias,
                                          training, momentum, eps)
@@ -346,21 +357,37 @@ def _bound_axes(axis_names: tuple) -> Any:
 
 _DOC = """Batch normalisation over {shape} input with torch's running statistics; twin of torch.nn.{kind}.
 
-    Args:
-      num_features: C.
-      eps: added to the variance.
-      momentum: running-average factor, or None for the cumulative average.
-      affine: learn per-channel `weight` (ones) and, if `bias`, `bias` (zeros).
-      track_running_stats: keep `running_mean`, `running_var`, `num_batches_tracked` in `state`,
-        update them in training and normalise with them in eval; else always use batch statistics.
+    Parameters (with `affine`): per-channel `weight` (ones) and `bias` (zeros), shape (num_features,).
+    State (with `track_running_stats`): `running_mean` (zeros), `running_var` (ones) and
+    `num_batches_tracked` (0), torch's buffers; `apply` returns the updated state in training.
 
-    Shape: {shape} -> same.
+    Args:
+      num_features: C, the channels at axis 1.
+      eps: added to the variance (default 1e-5).
+      momentum: the running statistics' update factor, running = (1 - momentum) running +
+        momentum batch (default 0.1); None for the cumulative average (factor 1 / num_batches_tracked).
+      affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
+      track_running_stats: keep the running statistics in `state`, update them in training and
+        normalise with them in eval; else always use the batch's statistics (default True).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' and running statistics' dtype (default float32).
+      bias: keyword only: learn the additive `bias` too (default True; only with affine).
+
+    Shape:
+      {shape} -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias per channel, with
+      the mean and biased variance over every axis but C in training (the running variance is updated
+      with the unbiased one), the running statistics in eval.
 
     Example:
-      >>> x = jnp.ones({x_shape})
-      >>> bn = fl.{kind}(16)
+      >>> bn = fl.{kind}(2)
       >>> params, state = bn.init(jax.random.PRNGKey(0))
+      >>> x = jnp.array([[1.0, 2.0], [3.0, 6.0]]).reshape({x_shape})   # channel 0: 1, 3; channel 1: 2, 6
       >>> y, state = bn.apply(params, state, x, training=True)
+      >>> jnp.round(y.reshape(2, 2), 4)   # (x - batch mean) / sqrt(biased batch var + eps)
+      Array([[-1., -1.],
+             [ 1.,  1.]], dtype=float32)
+      >>> state["running_mean"], state["running_var"]   # 0.9 * (0, 1) + 0.1 * (batch mean, unbiased var)
+      (Array([0.2, 0.4], dtype=float32), Array([1.1, 1.7], dtype=float32))
     """
 
 
@@ -388,9 +415,9 @@ def BatchNorm3d(num_features: int, eps: float = 1e-5, momentum: float | None = 0
                              bias)
 
 
-BatchNorm1d.__doc__ = _DOC.format(kind="BatchNorm1d", shape="(N, C) or (N, C, L)", x_shape=(4, 16, 8))
-BatchNorm2d.__doc__ = _DOC.format(kind="BatchNorm2d", shape="(N, C, H, W)", x_shape=(4, 16, 5, 5))
-BatchNorm3d.__doc__ = _DOC.format(kind="BatchNorm3d", shape="(N, C, D, H, W)", x_shape=(2, 16, 3, 3, 3))
+BatchNorm1d.__doc__ = _DOC.format(kind="BatchNorm1d", shape="(N, C) or (N, C, L)", x_shape=(2, 2))
+BatchNorm2d.__doc__ = _DOC.format(kind="BatchNorm2d", shape="(N, C, H, W)", x_shape=(2, 2, 1, 1))
+BatchNorm3d.__doc__ = _DOC.format(kind="BatchNorm3d", shape="(N, C, D, H, W)", x_shape=(2, 2, 1, 1, 1))
 
 
 def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
@@ -398,8 +425,11 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
                   device: Any = None, dtype: Any = None, *, bias: bool = True) -> Layer:
     """Batch normalisation whose training statistics span a mapped axis; twin of torch.nn.SyncBatchNorm.
 
+    Parameters and state: BatchNorm's.
+
     Args:
-      num_features, eps, momentum, affine, track_running_stats, bias: as BatchNorm.
+      num_features, eps, momentum, affine, track_running_stats, bias: as BatchNorm1d's.
+      device: ignored (JAX places arrays itself). dtype: the parameters' and running statistics' dtype.
       process_group: the mapped axis name (or a tuple of names) of `jax.pmap`, `shard_map` or
         `jax.vmap(..., axis_name=...)` to reduce over (the names not bound where the layer runs
         are skipped; none bound in training raises ValueError). None, torch's default group: the
@@ -411,12 +441,19 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
     are right), and the running statistics are updated with them (the unbiased variance with the
     global count). Eval mode uses the running statistics, as in torch.
 
-    Shape: `(N, C, *)` -> same.
+    Shape:
+      (N, C, *) -> the same shape (at least 2 axes); the statistics per channel over every axis but C
+      and over the replicas along `process_group` in training.
 
     Example:
-      >>> bn = fl.SyncBatchNorm(16, process_group="batch")
+      >>> bn = fl.SyncBatchNorm(2, process_group="batch")
       >>> params, state = bn.init(jax.random.PRNGKey(0))
-      >>> step = jax.pmap(lambda x: bn.apply(params, state, x, training=True), axis_name="batch")
+      >>> step = jax.vmap(lambda x: bn.apply(params, state, x, training=True), axis_name="batch")
+      >>> x = jnp.array([[[1.0, 2.0], [1.0, 2.0]], [[3.0, 6.0], [3.0, 6.0]]])   # 2 replicas of a (2, 2) batch
+      >>> y, new_state = step(x)   # global mean (2, 4) and variance (1, 4); alone each replica's is 0
+      >>> jnp.round(y[:, 0], 4), new_state["running_mean"][0]
+      (Array([[-1., -1.],
+             [ 1.,  1.]], dtype=float32), Array([0.2, 0.4], dtype=float32))
     """
     del device
     _group_names(process_group)  # checked at construction

@@ -139,17 +139,34 @@ def fractional_max_pool2d(
     """2-D fractional max pooling; torch.nn.functional.fractional_max_pool2d.
 
     Args:
-      input: (N, C, H, W) or (C, H, W).
-      kernel_size: the window size.
-      output_size / output_ratio: the output size, or its ratio to the input size (int(L * r)).
-      return_indices: also return flat indices into H*W.
-      _random_samples: (N, C, 2) numbers in [0, 1), [..., 0] for W and [..., 1] for H; drawn from
-        `rng` (a jax PRNG key, an extra keyword torch does not have) when None.
+      input: the (N, C, H, W) or (C, H, W) floating-point array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32 without
+        jax_enable_x64), the input of MaxUnpool2d.
+      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
+      rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
+        `_random_samples` is given.
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W.
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), (H_out, W_out) = output_size
+      or (int(H * ratio_h), int(W * ratio_w)); the windows along an axis of length L start at
+      int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
-      >>> x = jnp.ones((1, 2, 32, 32))
-      >>> F.fractional_max_pool2d(x, 3, output_size=(13, 12), rng=jax.random.PRNGKey(0)).shape
-      (1, 2, 13, 12)
+      >>> x = jnp.arange(25.0).reshape(1, 1, 5, 5)
+      >>> F.fractional_max_pool2d(x, 2, output_size=3, _random_samples=jnp.zeros((1, 1, 2)))   # starts 0, 1, 3
+      Array([[[[ 6.,  7.,  9.],
+               [11., 12., 14.],
+               [21., 22., 24.]]]], dtype=float32)
+      >>> F.fractional_max_pool2d(jnp.ones((1, 2, 32, 32)), 3, output_ratio=0.5, rng=jax.random.PRNGKey(0)).shape
+      (1, 2, 16, 16)
     """
     return _fractional_max_pool(
         2,
@@ -176,7 +193,26 @@ def fractional_max_pool3d(
 ) -> Any:
     """3-D fractional max pooling; torch.nn.functional.fractional_max_pool3d.
 
-    `_random_samples` is (N, C, 3) with [..., 0] for T, [..., 1] for H and [..., 2] for W.
+    Args:
+      input: the (N, C, T, H, W) or (C, T, H, W) floating-point array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: also return the flat indices of the maxima over T*H*W (int64; int32 without
+        jax_enable_x64), the input of MaxUnpool3d.
+      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
+      rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
+        `_random_samples` is given.
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over T*H*W.
+
+    Shape:
+      (N, C, T, H, W) or (C, T, H, W) -> (N, C, T_out, H_out, W_out) or (C, T_out, H_out, W_out), the
+      output sizes output_size or int(size * ratio) per axis; the windows along an axis of length L
+      start at int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
       >>> F.fractional_max_pool3d(jnp.ones((1, 2, 8, 8, 8)), 2, output_size=5, rng=jax.random.PRNGKey(0)).shape
@@ -205,12 +241,34 @@ def fractional_max_pool2d_with_indices(
     *,
     rng=None,
 ) -> tuple[jax.Array, jax.Array]:
-    """fractional_max_pool2d returning (output, indices); torch's fractional_max_pool2d_with_indices.
+    """fractional_max_pool2d returning (output, indices); torch.nn.functional.fractional_max_pool2d_with_indices.
+
+    Args:
+      input: the (N, C, H, W) or (C, H, W) floating-point array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: ignored (torch's signature); the indices are always returned.
+      _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
+      rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
+        `_random_samples` is given.
+
+    Returns:
+      `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), (H_out, W_out) = output_size
+      or (int(H * ratio_h), int(W * ratio_w)); the windows along an axis of length L start at
+      int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
-      >>> y, idx = F.fractional_max_pool2d_with_indices(jnp.ones((1, 2, 8, 8)), 2, output_size=5, rng=key)
-      >>> idx.shape
-      (1, 2, 5, 5)
+      >>> x = jnp.arange(25.0).reshape(1, 1, 5, 5)
+      >>> y, idx = F.fractional_max_pool2d_with_indices(x, 2, output_size=2, _random_samples=jnp.zeros((1, 1, 2)))
+      >>> idx   # windows start at 0 and 3 along each axis
+      Array([[[[ 6,  9],
+               [21, 24]]]], dtype=int32)
     """
     return _fractional_max_pool(
         2, "fractional_max_pool2d", input, kernel_size, output_size, output_ratio, True, _random_samples, rng
@@ -227,7 +285,27 @@ def fractional_max_pool3d_with_indices(
     *,
     rng=None,
 ) -> tuple[jax.Array, jax.Array]:
-    """fractional_max_pool3d returning (output, indices); torch's fractional_max_pool3d_with_indices.
+    """fractional_max_pool3d returning (output, indices); torch.nn.functional.fractional_max_pool3d_with_indices.
+
+    Args:
+      input: the (N, C, T, H, W) or (C, T, H, W) floating-point array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: ignored (torch's signature); the indices are always returned.
+      _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
+      rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
+        `_random_samples` is given.
+
+    Returns:
+      `(output, indices)`, the indices flat over T*H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, T, H, W) or (C, T, H, W) -> (N, C, T_out, H_out, W_out) or (C, T_out, H_out, W_out), the
+      output sizes output_size or int(size * ratio) per axis; the windows along an axis of length L
+      start at int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
       >>> y, idx = F.fractional_max_pool3d_with_indices(jnp.ones((1, 2, 8, 8, 8)), 2, output_size=5, rng=key)
@@ -285,20 +363,29 @@ def FractionalMaxPool2d(
     return_indices: bool = False,
     _random_samples: Any = None,
 ) -> Layer:
-    """Layer twin of torch.nn.FractionalMaxPool2d: max pooling over pseudo-random, overlapping windows.
+    """Layer twin of torch.nn.FractionalMaxPool2d: max pooling over pseudo-random, overlapping windows. No parameters.
 
     Args:
-      kernel_size: the window size.
-      output_size / output_ratio: exactly one of them (a ratio in (0, 1) gives int(L * ratio)).
-      return_indices: also return flat indices into H*W.
-      _random_samples: fixed (N, C, 2) samples, held as torch's buffer `state["_random_samples"]`;
-        without them every call (eval included, as in torch) draws them from `rng`.
+      kernel_size: window size, an int or a pair of ints.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32 without
+        jax_enable_x64), the input of MaxUnpool2d: apply then returns `((output, indices), state)`.
+      _random_samples: fixed (N, C, 2) samples in [0, 1) ([..., 0] for W and [..., 1] for H), held as torch's buffer
+        `state["_random_samples"]`; without them every call (eval mode included, as in torch) draws
+        fresh ones from `apply(..., rng=key)`.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), (H_out, W_out) = output_size
+      or (int(H * ratio_h), int(W * ratio_w)); the windows along an axis of length L start at
+      int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
       >>> pool = fl.FractionalMaxPool2d(3, output_ratio=0.5)
-      >>> y, _ = pool.apply({}, {}, jnp.ones((2, 16, 50, 32)), rng=jax.random.PRNGKey(0))
+      >>> y, _ = pool.apply({}, {}, jnp.ones((2, 3, 10, 8)), rng=jax.random.PRNGKey(0))
+      >>> y.shape
+      (2, 3, 5, 4)
     """
     return _fractional_layer(2, kernel_size, output_size, output_ratio, return_indices, _random_samples)
 
@@ -310,13 +397,29 @@ def FractionalMaxPool3d(
     return_indices: bool = False,
     _random_samples: Any = None,
 ) -> Layer:
-    """Layer twin of torch.nn.FractionalMaxPool3d: max pooling over pseudo-random, overlapping windows.
+    """Layer twin of torch.nn.FractionalMaxPool3d: max pooling over pseudo-random, overlapping windows. No parameters.
 
-    Shape: (N, C, T, H, W) or (C, T, H, W) -> (N, C, T_out, H_out, W_out) or unbatched.
-    `_random_samples` is (N, C, 3); without it `rng` is required on every call.
+    Args:
+      kernel_size: window size, an int or a triple of ints.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
+        Exactly one of output_size and output_ratio is given.
+      return_indices: also return the flat indices of the maxima over T*H*W (int64; int32 without
+        jax_enable_x64), the input of MaxUnpool3d: apply then returns `((output, indices), state)`.
+      _random_samples: fixed (N, C, 3) samples in [0, 1) ([..., 0:3] for T, H, W), held as torch's buffer
+        `state["_random_samples"]`; without them every call (eval mode included, as in torch) draws
+        fresh ones from `apply(..., rng=key)`.
+
+    Shape:
+      (N, C, T, H, W) or (C, T, H, W) -> (N, C, T_out, H_out, W_out) or (C, T_out, H_out, W_out), the
+      output sizes output_size or int(size * ratio) per axis; the windows along an axis of length L
+      start at int((i + u) alpha) - int(u alpha), alpha = (L - k) / (out - 1), the last at L - k.
 
     Example:
-      >>> pool = fl.FractionalMaxPool3d(2, output_size=(4, 5, 6))
-      >>> y, _ = pool.apply({}, {}, jnp.ones((1, 3, 9, 9, 9)), rng=jax.random.PRNGKey(0))
+      >>> pool = fl.FractionalMaxPool3d(2, output_size=(4, 5, 6), _random_samples=jnp.full((1, 3, 3), 0.5))
+      >>> params, state = pool.init()
+      >>> y, _ = pool.apply(params, state, jnp.ones((1, 3, 9, 9, 9)))   # fixed samples: no rng needed
+      >>> y.shape
+      (1, 3, 4, 5, 6)
     """
     return _fractional_layer(3, kernel_size, output_size, output_ratio, return_indices, _random_samples)

@@ -68,14 +68,29 @@ def instance_norm(input: jax.Array, running_mean: jax.Array | None = None,
     `return_running_stats=True`: `(out, new_running_mean, new_running_var)`.
 
     Args:
-      input: `(N, C, *)`.
-      running_mean, running_var: optional `(C,)` buffers.
-      weight, bias: optional `(C,)` affine.
-      use_input_stats: normalise with each instance's statistics (else with the running ones).
+      input: the (N, C, *) floating-point array.
+      running_mean, running_var: optional (C,) buffers (default None).
+      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      use_input_stats: normalise with each instance's statistics and update the running ones (default
+        True); else normalise with the running statistics.
+      momentum: the running-average factor, running = (1 - momentum) running + momentum (batch average
+        of the instance statistics, the unbiased variance) (default 0.1).
+      eps: added to the variance (default 1e-5).
+      return_running_stats: keyword only: also return the updated running statistics (default False).
+
+    Shape:
+      (N, C, *) -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias, the mean and biased
+      variance of each (sample, channel) over the axes *; with `return_running_stats`, also the two new
+      (C,) running statistics.
 
     Example:
-      >>> x = jnp.arange(64.0).reshape(1, 1, 8, 8)
-      >>> y = F.instance_norm(jnp.ones((2, 3, 8, 8)) + x)
+      >>> x = jnp.array([[[1.0, 3.0], [2.0, 6.0]]])   # (N, C, L) = (1, 2, 2)
+      >>> y, mean, var = F.instance_norm(x, jnp.zeros(2), jnp.ones(2), return_running_stats=True)
+      >>> jnp.round(y, 4)
+      Array([[[-1.,  1.],
+              [-1.,  1.]]], dtype=float32)
+      >>> mean, var   # 0.9 * (0, 1) + 0.1 * (instance mean, unbiased instance variance)
+      (Array([0.2, 0.4], dtype=float32), Array([1.1, 1.7], dtype=float32))
     """
     out, new_mean, new_var = _instance_norm("instance_norm", input, running_mean, running_var, weight, bias,
                                             use_input_stats, momentum, eps)
@@ -126,22 +141,32 @@ def _instance_norm_layer(kind: str, num_features: int, eps: float, momentum: Any
 _DOC = """Instance normalisation of {shape} input; twin of torch.nn.{kind}.
 
     Each channel of each sample is normalised over its spatial dims (unbatched input too).
+    Parameters (with `affine`): per-channel `weight` (ones) and `bias` (zeros), shape (num_features,).
+    State (with `track_running_stats`): torch's `running_mean`, `running_var`, `num_batches_tracked`.
 
     Args:
-      num_features: C (only checked against the input when `affine`, as in torch).
-      eps: added to the variance.
-      momentum: running-average factor for the tracked statistics.
-      affine: learn per-channel `weight` (ones) and, if `bias`, `bias` (zeros). Default False.
-      track_running_stats: keep running statistics, updated in training (averaged over the
-        batch) and used in eval. Default False.
+      num_features: C (only checked against the input when `affine` or `track_running_stats`, as in torch).
+      eps: added to the variance (default 1e-5).
+      momentum: the running statistics' update factor, running = (1 - momentum) running + momentum
+        (batch average of the instance statistics) (default 0.1; None means 0).
+      affine: learn per-channel `weight` and (if `bias`) `bias` (default False).
+      track_running_stats: keep running statistics, updated in training and used in eval (default False).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' and running statistics' dtype (default float32).
+      bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
-    Shape: {shape} -> same.
+    Shape:
+      {shape} -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias, the mean and biased
+      variance of each (sample, channel) over the spatial axes (the running ones in eval when tracked).
 
     Example:
-      >>> x = jnp.ones({x_shape})
-      >>> norm = fl.{kind}(16, affine=True)
+      >>> norm = fl.{kind}(2, affine=True)
       >>> params, state = norm.init(jax.random.PRNGKey(0))
+      >>> x = jnp.array([[1.0, 3.0], [2.0, 6.0]]).reshape({x_shape})   # unbatched: channel 0: 1, 3; channel 1: 2, 6
       >>> y, state = norm.apply(params, state, x)
+      >>> jnp.round(y.reshape(2, 2), 4)
+      Array([[-1.,  1.],
+             [-1.,  1.]], dtype=float32)
     """
 
 
@@ -169,7 +194,7 @@ def InstanceNorm3d(num_features: int, eps: float = 1e-5, momentum: float = 0.1, 
                                 dtype, bias)
 
 
-InstanceNorm1d.__doc__ = _DOC.format(kind="InstanceNorm1d", shape="(N, C, L) or (C, L)", x_shape=(2, 16, 8))
-InstanceNorm2d.__doc__ = _DOC.format(kind="InstanceNorm2d", shape="(N, C, H, W) or (C, H, W)", x_shape=(2, 16, 5, 5))
+InstanceNorm1d.__doc__ = _DOC.format(kind="InstanceNorm1d", shape="(N, C, L) or (C, L)", x_shape=(2, 2))
+InstanceNorm2d.__doc__ = _DOC.format(kind="InstanceNorm2d", shape="(N, C, H, W) or (C, H, W)", x_shape=(2, 1, 2))
 InstanceNorm3d.__doc__ = _DOC.format(kind="InstanceNorm3d", shape="(N, C, D, H, W) or (C, D, H, W)",
-                                      x_shape=(2, 16, 3, 3, 3))
+                                      x_shape=(2, 1, 1, 2))

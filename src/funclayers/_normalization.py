@@ -75,13 +75,18 @@ def layer_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: 
     """Normalises over the trailing `normalized_shape` dims; torch.nn.functional.layer_norm.
 
     Args:
-      input: `(*, *normalized_shape)`.
-      normalized_shape: the trailing shape to normalise over.
-      weight, bias: optional elementwise affine of shape `normalized_shape`.
-      eps: added to the biased variance.
+      input: the (*, *normalized_shape) floating-point array.
+      normalized_shape: the trailing shape to normalise over (an int means the last axis).
+      weight, bias: optional elementwise affine, each of shape `normalized_shape` (default None).
+      eps: added to the biased variance (default 1e-5).
+
+    Shape:
+      (*, *normalized_shape) -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias, the mean
+      and the biased variance over the trailing len(normalized_shape) axes of each element of *.
 
     Example:
-      >>> y = F.layer_norm(jnp.ones((2, 5, 8)), (8,))
+      >>> F.layer_norm(jnp.array([[1.0, 2.0, 3.0]]), (3,))   # (x - 2) / sqrt(2/3 + 1e-5)
+      Array([[-1.2247357,  0.       ,  1.2247357]], dtype=float32)
     """
     return _layer_norm("layer_norm", input, _shape_tuple(normalized_shape), weight, bias, eps)
 
@@ -106,12 +111,18 @@ def group_norm(input: jax.Array, num_groups: int, weight: jax.Array | None = Non
     """Normalises each group of channels of each sample; torch.nn.functional.group_norm.
 
     Args:
-      input: `(N, C, *)`.
+      input: the (N, C, *) floating-point array.
       num_groups: number of channel groups; must divide C.
-      weight, bias: optional per-channel affine of shape `(C,)`.
+      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      eps: added to the biased variance (default 1e-5).
+
+    Shape:
+      (N, C, *) -> the same shape; the mean and biased variance over each group of C / num_groups
+      channels and all of * (per sample), then the per-channel weight and bias.
 
     Example:
-      >>> y = F.group_norm(jnp.ones((2, 6, 4, 4)), 3)
+      >>> F.group_norm(jnp.arange(4.0).reshape(1, 4, 1), 2)[0, :, 0]   # groups [0, 1] and [2, 3]
+      Array([-0.99998, 0.99998, -0.99998, 0.99998], dtype=float32)
     """
     return _group_norm("group_norm", input, num_groups, weight, bias, eps)
 
@@ -147,11 +158,19 @@ def rms_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: ja
     """`x / sqrt(mean(x^2) + eps) * weight` over the trailing dims; torch.nn.functional.rms_norm.
 
     Args:
-      input: `(*, *normalized_shape)`.
-      eps: None means the machine epsilon of the input dtype (float32's for float32 and lower).
+      input: the (*, *normalized_shape) floating-point array.
+      normalized_shape: the trailing shape to normalise over (an int means the last axis).
+      weight: optional elementwise scale of shape `normalized_shape` (default None).
+      eps: added to the mean square; None (default) means the machine epsilon of the input dtype
+        (float32's for float32 and lower).
+
+    Shape:
+      (*, *normalized_shape) -> the same shape; y = x / sqrt(mean(x^2) + eps) * weight, the mean over the
+      trailing len(normalized_shape) axes.
 
     Example:
-      >>> y = F.rms_norm(jnp.ones((2, 8)), (8,))
+      >>> F.rms_norm(jnp.array([[3.0, 4.0]]), (2,))   # root mean square sqrt(12.5)
+      Array([[0.84852815, 1.1313709 ]], dtype=float32)
     """
     return _rms_norm("rms_norm", input, _shape_tuple(normalized_shape), weight, eps)
 
@@ -174,13 +193,25 @@ def _rms_norm(where, input, normalized_shape, weight, eps):
 
 def local_response_norm(input: jax.Array, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0) -> jax.Array:
-    """Divides by `(k + alpha * mean of x^2 over `size` channels)^beta`; F.local_response_norm of torch.
+    """Divides by `(k + alpha * mean of x^2 over `size` channels)^beta`; torch.nn.functional.local_response_norm.
 
-    The window is torch's: zero-padded with size//2 channels before and (size-1)//2 after, and
+    The window is torch's: zero-padded with size // 2 channels before and (size - 1) // 2 after, and
     the average always divides by `size`.
 
+    Args:
+      input: the (N, C, *) floating-point array, at least 3 axes.
+      size: number of neighbouring channels in the window.
+      alpha: scale of the windowed mean square (default 1e-4).
+      beta: exponent (default 0.75).
+      k: additive constant (default 1).
+
+    Shape:
+      (N, C, *) -> the same shape, at least 3 axes; y_c = x_c / (k + alpha / size * sum x_j^2)^beta, the sum
+      over channels c - size // 2 <= j <= c + (size - 1) // 2 (zeros outside 0..C-1).
+
     Example:
-      >>> y = F.local_response_norm(jnp.ones((2, 8, 5, 5)), size=3)
+      >>> F.local_response_norm(jnp.ones((1, 3, 1)), size=3, alpha=3.0, beta=1.0)[0, :, 0]   # edges see one zero
+      Array([0.33333334, 0.25      , 0.33333334], dtype=float32)
     """
     return _local_response_norm("local_response_norm", input, size, alpha, beta, k)
 
@@ -208,16 +239,28 @@ def LayerNorm(normalized_shape: int | Sequence[int], eps: float = 1e-5, elementw
               bias: bool = True, device: Any = None, dtype: Any = None) -> Layer:
     """Layer normalisation over the trailing dims; twin of torch.nn.LayerNorm.
 
-    Args:
-      normalized_shape: the trailing shape normalised over (an int means the last dim).
-      eps: added to the biased variance.
-      elementwise_affine: learn `weight` (ones) and, if `bias`, `bias` (zeros) of that shape.
+    Parameters (with `elementwise_affine`): `weight` (ones) and `bias` (zeros), of shape `normalized_shape`.
 
-    Shape: `(*, *normalized_shape)` -> same.
+    Args:
+      normalized_shape: the trailing shape normalised over (an int means the last axis).
+      eps: added to the biased variance (default 1e-5).
+      elementwise_affine: learn `weight` and (if `bias`) `bias` (default True).
+      bias: learn the additive `bias` too (default True; only with elementwise_affine).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype (default float32).
+
+    Shape:
+      (*, *normalized_shape) -> the same shape; y = (x - mean) / sqrt(var + eps) * weight + bias, the mean
+      and the biased variance over the trailing len(normalized_shape) axes of each element of *.
 
     Example:
-      >>> ln = fl.LayerNorm(512)
-      >>> y, _ = ln.apply(*ln.init(jax.random.PRNGKey(0)), jnp.ones((4, 10, 512)))
+      >>> ln = fl.LayerNorm(3)
+      >>> params, state = ln.init(jax.random.PRNGKey(0))
+      >>> sorted(params), params["weight"].shape
+      (['bias', 'weight'], (3,))
+      >>> y, _ = ln.apply(params, state, jnp.array([[1.0, 2.0, 3.0]]))
+      >>> y
+      Array([[-1.2247357,  0.       ,  1.2247357]], dtype=float32)
     """
     del device
     shape = _shape_tuple(normalized_shape)
@@ -244,16 +287,26 @@ def GroupNorm(num_groups: int, num_channels: int, eps: float = 1e-5, affine: boo
               dtype: Any = None, *, bias: bool = True) -> Layer:
     """Group normalisation: each sample's channels split in groups, each normalised; torch.nn.GroupNorm.
 
+    Parameters (with `affine`): per-channel `weight` (ones) and `bias` (zeros), of shape (num_channels,).
+
     Args:
       num_groups: groups to split the channels into; must divide `num_channels`.
-      num_channels: C.
-      affine: learn per-channel `weight` (ones) and, if `bias`, `bias` (zeros).
+      num_channels: C, the channels expected at axis 1.
+      eps: added to the biased variance (default 1e-5).
+      affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype (default float32).
+      bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
-    Shape: `(N, C, *)` -> same.
+    Shape:
+      (N, C, *) -> the same shape; the mean and biased variance over each group of C / num_groups
+      channels and all of * (per sample), then the per-channel weight and bias.
 
     Example:
-      >>> gn = fl.GroupNorm(8, 64)
-      >>> y, _ = gn.apply(*gn.init(jax.random.PRNGKey(0)), jnp.ones((2, 64, 16, 16)))
+      >>> gn = fl.GroupNorm(2, 4)
+      >>> y, _ = gn.apply(*gn.init(jax.random.PRNGKey(0)), jnp.arange(4.0).reshape(1, 4, 1))
+      >>> y[0, :, 0]   # groups [0, 1] and [2, 3]
+      Array([-0.99998, 0.99998, -0.99998, 0.99998], dtype=float32)
     """
     del device
     if num_groups <= 0:
@@ -287,16 +340,25 @@ def RMSNorm(normalized_shape: int | Sequence[int], eps: float | None = None, ele
             device: Any = None, dtype: Any = None) -> Layer:
     """Root-mean-square normalisation over the trailing dims; twin of torch.nn.RMSNorm.
 
-    Args:
-      normalized_shape: the trailing shape normalised over.
-      eps: added to the mean square; None means the input dtype's machine epsilon.
-      elementwise_affine: learn `weight` (ones) of that shape.
+    Parameters (with `elementwise_affine`): `weight` (ones) of shape `normalized_shape`. The forward
+    argument is `x`, as in torch.
 
-    Shape: `(*, *normalized_shape)` -> same. The forward argument is `x`, as in torch.
+    Args:
+      normalized_shape: the trailing shape normalised over (an int means the last axis).
+      eps: added to the mean square; None (default) means the input dtype's machine epsilon.
+      elementwise_affine: learn `weight` (default True).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype (default float32).
+
+    Shape:
+      (*, *normalized_shape) -> the same shape; y = x / sqrt(mean(x^2) + eps) * weight, the mean over the
+      trailing len(normalized_shape) axes.
 
     Example:
-      >>> rms = fl.RMSNorm(8)
-      >>> y, _ = rms.apply(*rms.init(jax.random.PRNGKey(0)), jnp.ones((2, 8)))
+      >>> rms = fl.RMSNorm(2)
+      >>> y, _ = rms.apply(*rms.init(jax.random.PRNGKey(0)), jnp.array([[3.0, 4.0]]))
+      >>> y
+      Array([[0.84852815, 1.1313709 ]], dtype=float32)
     """
     del device
     shape = _shape_tuple(normalized_shape)
@@ -315,16 +377,23 @@ def RMSNorm(normalized_shape: int | Sequence[int], eps: float | None = None, ele
 
 
 def LocalResponseNorm(size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Layer:
-    """Local response normalisation across channels; twin of torch.nn.LocalResponseNorm.
+    """Local response normalisation across channels; twin of torch.nn.LocalResponseNorm. No parameters.
 
     Args:
-      size: channels in the window; alpha, beta, k: `x / (k + alpha * mean(x^2 over window))^beta`.
+      size: number of neighbouring channels in the window.
+      alpha: scale of the windowed mean square (default 1e-4).
+      beta: exponent (default 0.75).
+      k: additive constant (default 1).
 
-    Shape: `(N, C, *)` with at least 3 dims -> same.
+    Shape:
+      (N, C, *) -> the same shape, at least 3 axes; y_c = x_c / (k + alpha / size * sum x_j^2)^beta, the sum
+      over channels c - size // 2 <= j <= c + (size - 1) // 2 (zeros outside 0..C-1).
 
     Example:
-      >>> lrn = fl.LocalResponseNorm(5)
-      >>> y, _ = lrn.apply({}, {}, jnp.ones((2, 16, 8, 8)))
+      >>> lrn = fl.LocalResponseNorm(3, alpha=3.0, beta=1.0)
+      >>> y, _ = lrn.apply({}, {}, jnp.ones((1, 3, 1)))
+      >>> y[0, :, 0]   # the edge channels' windows hold one zero
+      Array([0.33333334, 0.25      , 0.33333334], dtype=float32)
     """
     name = f"LocalResponseNorm({size}, alpha={alpha}, beta={beta}, k={k})"
 
@@ -339,13 +408,22 @@ def CrossMapLRN2d(size: int, alpha: float = 1e-4, beta: float = 0.75, k: float =
     """torch's legacy cross-channel LRN over 4D input, window and backward as torch's; torch.nn.CrossMapLRN2d.
 
     `x * (k + alpha / size * sum of x^2 over the channel window)^-beta`, the window reproducing
-    torch's implementation exactly (including its quirks), and the gradient torch's backward.
+    torch's implementation exactly (including its quirks), and the gradient torch's backward. No parameters.
 
-    Shape: `(N, C, H, W)` -> same.
+    Args:
+      size: number of neighbouring channels in the window.
+      alpha: scale of the windowed sum of squares, divided by `size` (default 1e-4).
+      beta: exponent (default 0.75).
+      k: additive constant (default 1).
+
+    Shape:
+      (N, C, H, W) -> (N, C, H, W), floating point.
 
     Example:
-      >>> lrn = fl.CrossMapLRN2d(3)
-      >>> y, _ = lrn.apply({}, {}, jnp.ones((2, 8, 5, 5)))
+      >>> lrn = fl.CrossMapLRN2d(3, alpha=3.0, beta=1.0)
+      >>> y, _ = lrn.apply({}, {}, jnp.ones((1, 3, 1, 1)))
+      >>> y[0, :, 0, 0]   # torch's window: the last channel's is not the mirror of the first's
+      Array([0.33333334, 0.25      , 0.25      ], dtype=float32)
     """
     name = f"CrossMapLRN2d({size}, alpha={alpha}, beta={beta}, k={k})"
 

@@ -38,8 +38,19 @@ def _check_rank3(who: str, input: Any) -> tuple:
 def pixel_shuffle(input: Any, upscale_factor: int) -> jax.Array:
     """(*, C r^2, H, W) -> (*, C, H r, W r), sub-pixel convolution's rearrangement; torch.nn.functional.pixel_shuffle.
 
+    Args:
+      input: the (*, C r^2, H, W) array.
+      upscale_factor: r, a positive int: each group of r^2 channels becomes an r x r block of pixels.
+
+    Shape:
+      (*, C r^2, H, W) -> (*, C, H r, W r), any number of leading axes (at least 3 axes in all);
+      out[..., c, h r + i, w r + j] = in[..., c r^2 + i r + j, h, w].
+
     Example:
-      >>> F.pixel_shuffle(jnp.ones((1, 9, 4, 4)), 3).shape   # (1, 1, 12, 12)
+      >>> F.pixel_shuffle(jnp.arange(4.0).reshape(1, 4, 1, 1), 2)
+      Array([[[[0., 1.],
+               [2., 3.]]]], dtype=float32)
+      >>> F.pixel_shuffle(jnp.ones((1, 9, 4, 4)), 3).shape
       (1, 1, 12, 12)
     """
     return _pixel_shuffle("pixel_shuffle", input, upscale_factor)
@@ -61,8 +72,18 @@ def _pixel_shuffle(who: str, input: Any, upscale_factor: int) -> jax.Array:
 def pixel_unshuffle(input: Any, downscale_factor: int) -> jax.Array:
     """(*, C, H r, W r) -> (*, C r^2, H, W), PixelShuffle's inverse; torch.nn.functional.pixel_unshuffle.
 
+    Args:
+      input: the (*, C, H r, W r) array.
+      downscale_factor: r, a positive int: each r x r block of pixels becomes r^2 channels.
+
+    Shape:
+      (*, C, H r, W r) -> (*, C r^2, H, W), any number of leading axes (at least 3 axes in all);
+      the inverse of pixel_shuffle with the same r.
+
     Example:
-      >>> F.pixel_unshuffle(jnp.ones((1, 1, 12, 12)), 3).shape   # (1, 9, 4, 4)
+      >>> F.pixel_unshuffle(jnp.arange(4.0).reshape(1, 1, 2, 2), 2)[0, :, 0, 0]
+      Array([0., 1., 2., 3.], dtype=float32)
+      >>> F.pixel_unshuffle(jnp.ones((1, 1, 12, 12)), 3).shape
       (1, 9, 4, 4)
     """
     return _pixel_unshuffle("pixel_unshuffle", input, downscale_factor)
@@ -86,9 +107,16 @@ def channel_shuffle(input: Any, groups: int) -> jax.Array:
     """(N, C, *) with channels in `groups` groups, interleaved: (N, g, C/g, *) -> (N, C/g, g, *);
     torch.nn.functional.channel_shuffle (ShuffleNet).
 
+    Args:
+      input: the (N, C, *) array.
+      groups: g, a positive int dividing C: the channels are read as (g, C / g) and written as (C / g, g).
+
+    Shape:
+      (N, C, *) -> (N, C, *), at least 3 axes; output channel i g + j is input channel j (C / g) + i.
+
     Example:
-      >>> F.channel_shuffle(jnp.arange(4.0).reshape(1, 4, 1), 2)[0, :, 0]   # [0, 2, 1, 3]
-      Array([0., 2., 1., 3.], dtype=float32)
+      >>> F.channel_shuffle(jnp.arange(6.0).reshape(1, 6, 1), 2)[0, :, 0]   # groups [0 1 2], [3 4 5]
+      Array([0., 3., 1., 4., 2., 5.], dtype=float32)
     """
     return _channel_shuffle("channel_shuffle", input, groups)
 
@@ -115,9 +143,17 @@ def _channel_shuffle(who: str, input: Any, groups: int) -> jax.Array:
 def PixelShuffle(upscale_factor: int) -> Layer:
     """Rearranges (*, C r^2, H, W) into (*, C, H r, W r); torch.nn.PixelShuffle. No parameters.
 
+    Args:
+      upscale_factor: r, a positive int: each group of r^2 channels becomes an r x r block of pixels.
+
+    Shape:
+      (*, C r^2, H, W) -> (*, C, H r, W r), any number of leading axes (at least 3 axes in all);
+      out[..., c, h r + i, w r + j] = in[..., c r^2 + i r + j, h, w].
+
     Example:
-      >>> layer = fl.PixelShuffle(3)
-      >>> y, _ = layer.apply({}, {}, jnp.ones((1, 9, 4, 4)))   # (1, 1, 12, 12)
+      >>> y, _ = fl.PixelShuffle(3).apply({}, {}, jnp.ones((1, 9, 4, 4)))
+      >>> y.shape
+      (1, 1, 12, 12)
     """
     name = f"PixelShuffle(upscale_factor={upscale_factor})"
     _check_factor(name, "upscale_factor", upscale_factor)
@@ -132,9 +168,17 @@ def PixelShuffle(upscale_factor: int) -> Layer:
 def PixelUnshuffle(downscale_factor: int) -> Layer:
     """Rearranges (*, C, H r, W r) into (*, C r^2, H, W); torch.nn.PixelUnshuffle. No parameters.
 
+    Args:
+      downscale_factor: r, a positive int: each r x r block of pixels becomes r^2 channels.
+
+    Shape:
+      (*, C, H r, W r) -> (*, C r^2, H, W), any number of leading axes (at least 3 axes in all);
+      the inverse of pixel_shuffle with the same r.
+
     Example:
-      >>> layer = fl.PixelUnshuffle(3)
-      >>> y, _ = layer.apply({}, {}, jnp.ones((1, 1, 12, 12)))   # (1, 9, 4, 4)
+      >>> y, _ = fl.PixelUnshuffle(3).apply({}, {}, jnp.ones((2, 1, 12, 6)))
+      >>> y.shape
+      (2, 9, 4, 2)
     """
     name = f"PixelUnshuffle(downscale_factor={downscale_factor})"
     _check_factor(name, "downscale_factor", downscale_factor)
@@ -149,9 +193,16 @@ def PixelUnshuffle(downscale_factor: int) -> Layer:
 def ChannelShuffle(groups: int) -> Layer:
     """Interleaves the channels of (N, C, *) across `groups` groups; torch.nn.ChannelShuffle. No parameters.
 
+    Args:
+      groups: g, a positive int dividing C: the channels are read as (g, C / g) and written as (C / g, g).
+
+    Shape:
+      (N, C, *) -> (N, C, *), at least 3 axes; output channel i g + j is input channel j (C / g) + i.
+
     Example:
-      >>> layer = fl.ChannelShuffle(2)
-      >>> y, _ = layer.apply({}, {}, jnp.arange(4.0).reshape(1, 4, 1))   # channels [0, 2, 1, 3]
+      >>> y, _ = fl.ChannelShuffle(2).apply({}, {}, jnp.arange(4.0).reshape(1, 4, 1))
+      >>> y[0, :, 0]
+      Array([0., 2., 1., 3.], dtype=float32)
     """
     name = f"ChannelShuffle(groups={groups})"
     if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:

@@ -1,4 +1,5 @@
-"""Max, average and power-average pooling over 1, 2 or 3 trailing spatial axes (torch.nn.MaxPool*d ...).
+"""Max pooling over 1, 2 or 3 trailing spatial axes (torch.nn.MaxPool*d), and the argument helpers
+the pooling family shares (average and power-average pooling: `_pooling_avg.py`).
 
 The argument rules and output sizes follow torch's C++ kernels (aten/src/ATen/native/Pool.h,
 MaxPoolKernel.cpp, AvgPoolKernel.cpp); the ops work on the last 1/2/3 axes of a channels-first
@@ -9,7 +10,6 @@ indices and where the gradient goes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,11 +185,30 @@ def max_pool1d(
 ) -> Any:
     """1-D max pooling over (N, C, L) or (C, L); torch.nn.functional.max_pool1d.
 
-    Returns the pooled array, or `(output, indices)` with flat indices into L when `return_indices`.
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool1d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over L
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> F.max_pool1d(jnp.ones((1, 2, 8)), 2).shape
-      (1, 2, 4)
+      >>> F.max_pool1d(jnp.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]]), 2)
+      Array([[[3., 5.]]], dtype=float32)
+      >>> F.max_pool1d(jnp.ones((2, 3, 9)), 3, stride=2, padding=1).shape
+      (2, 3, 5)
     """
     return _max_pool(
         1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -207,9 +226,33 @@ def max_pool2d(
 ) -> Any:
     """2-D max pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.max_pool2d.
 
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool2d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> x = jnp.ones((1, 1, 7, 7))
-      >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)   # idx in [0, H*W)
+      >>> x = jnp.arange(16.0).reshape(1, 1, 4, 4)
+      >>> y, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+      >>> y[0, 0]
+      Array([[ 5.,  7.],
+             [13., 15.]], dtype=float32)
+      >>> F.max_pool2d(jnp.ones((1, 1, 7, 7)), 2, ceil_mode=True).shape
+      (1, 1, 4, 4)
     """
     return _max_pool(
         2, "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -227,9 +270,30 @@ def max_pool3d(
 ) -> Any:
     """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.max_pool3d.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool3d).
+
+    Returns:
+      The pooled array; `(output, indices)` with `return_indices`, the indices flat over D*H*W
+        (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> F.max_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
-      (1, 2, 2, 2, 2)
+      >>> F.max_pool3d(jnp.arange(8.0).reshape(1, 2, 2, 2), 2)
+      Array([[[[7.]]]], dtype=float32)
+      >>> F.max_pool3d(jnp.ones((1, 2, 4, 6, 6)), (2, 3, 3), dilation=(1, 2, 1)).shape
+      (1, 2, 2, 1, 2)
     """
     return _max_pool(
         3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
@@ -240,6 +304,24 @@ def max_pool1d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool1d returning (output, indices) always; torch.nn.functional.max_pool1d_with_indices.
+
+    Args:
+      input: the (N, C, L) or (C, L) array to pool.
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over L (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> y, idx = F.max_pool1d_with_indices(jnp.arange(8.0).reshape(1, 1, 8), 2)
@@ -253,6 +335,24 @@ def max_pool2d_with_indices(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool2d returning (output, indices) always; torch.nn.functional.max_pool2d_with_indices.
+
+    Args:
+      input: the (N, C, H, W) or (C, H, W) array to pool.
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> y, idx = F.max_pool2d_with_indices(jnp.arange(16.0).reshape(1, 1, 4, 4), 2)
@@ -268,170 +368,30 @@ def max_pool3d_with_indices(
 ) -> tuple[jax.Array, jax.Array]:
     """max_pool3d returning (output, indices) always; torch.nn.functional.max_pool3d_with_indices.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+      return_indices: ignored (torch's signature); the indices are always returned.
+
+    Returns:
+      `(output, indices)`, the indices flat over D*H*W (int64; int32 without jax_enable_x64).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
+
     Example:
-      >>> y, idx = F.max_pool3d_with_indices(jnp.ones((1, 1, 4, 4, 4)), 2)
-      >>> idx.shape
-      (1, 1, 2, 2, 2)
+      >>> y, idx = F.max_pool3d_with_indices(jnp.arange(64.0).reshape(1, 1, 4, 4, 4), 2)
+      >>> idx.shape, int(idx[0, 0, 1, 1, 1])
+      ((1, 1, 2, 2, 2), 63)
     """
     return _max_pool(3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode, True)
-
-
-def _avg_divisor(spatial, kernel, stride, pad, out, count_include_pad) -> np.ndarray:
-    """torch's per-window divisor: the window clipped to the padded input when count_include_pad
-    (declared padding counts, the extra ceil-mode cells do not), else the in-bounds element count."""
-    divisor = np.ones(tuple(out), np.float64)
-    for axis, (L, k, s, p, o) in enumerate(zip(spatial, kernel, stride, pad, out, strict=False)):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, L + p)
-        if count_include_pad:
-            count = end - start
-        else:
-            count = np.minimum(end, L) - np.maximum(start, 0)
-        shape = [1] * len(out)
-        shape[axis] = o
-        divisor = divisor * count.reshape(shape)
-    return divisor
-
-
-def _avg_pool(
-    n: int, layer: str, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-):
-    kernel, stride, pad, _ = pool_args(n, layer, kernel_size, stride, padding)
-    if divisor_override is not None and divisor_override == 0:
-        raise ValueError(f"{layer}: divisor must be not zero, got divisor_override={divisor_override!r}.")
-    rank = check_pool_input(layer, input, n)
-    x = jnp.asarray(input)
-    out = output_sizes(layer, x, kernel, stride, pad, (1,) * n, ceil_mode)
-    spatial = x.shape[-n:]
-    lead = rank - n
-    total = x
-    for axis in reversed(range(n)):  # separable window sums, zero padding
-        views = axis_windows(total, lead + axis, kernel[axis], stride[axis], pad[axis], 1, out[axis], 0)
-        total = sum(views[1:], views[0])
-    if divisor_override is not None:
-        divisor = np.full(out, float(divisor_override))
-    else:
-        divisor = _avg_divisor(spatial, kernel, stride, pad, out, count_include_pad)
-    if jnp.issubdtype(x.dtype, jnp.integer):
-        # torch divides integer sums truncating toward zero
-        return lax.div(total, jnp.broadcast_to(jnp.asarray(divisor, x.dtype), total.shape))
-    return total / jnp.asarray(divisor, x.dtype)
-
-
-def avg_pool1d(
-    input: jax.Array,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> jax.Array:
-    """1-D average pooling over (N, C, L) or (C, L); torch.nn.functional.avg_pool1d.
-
-    Example:
-      >>> F.avg_pool1d(jnp.ones((1, 2, 8)), 2).shape
-      (1, 2, 4)
-    """
-    return _avg_pool(1, "avg_pool1d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
-
-
-def avg_pool2d(
-    input: jax.Array,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> jax.Array:
-    """2-D average pooling over (N, C, H, W) or (C, H, W); torch.nn.functional.avg_pool2d.
-
-    Example:
-      >>> x = jnp.ones((1, 1, 4, 4))
-      >>> F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
-      Array([[[[1., 1., 1.],
-               [1., 1., 1.],
-               [1., 1., 1.]]]], dtype=float32)
-    """
-    return _avg_pool(
-        2, "avg_pool2d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-    )
-
-
-def avg_pool3d(
-    input: jax.Array,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> jax.Array:
-    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W); torch.nn.functional.avg_pool3d.
-
-    Example:
-      >>> F.avg_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2).shape
-      (1, 2, 2, 2, 2)
-    """
-    return _avg_pool(
-        3, "avg_pool3d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-    )
-
-
-def _lp_pool(n: int, layer: str, input, norm_type, kernel_size, stride, ceil_mode):
-    """torch's lp_pool: (sign(a) * relu(|a|) * prod(kernel)) ** (1/p) with a = avg_pool(x ** p);
-    max_pool(|x|) for p = inf and -max_pool(-|x|) for p = -inf."""
-    kernel = pool_tuple(kernel_size, n, "kernel_size", layer, minimum=1)
-    x = jnp.asarray(input)
-    norm_type = float(norm_type)
-    if norm_type == math.inf:
-        return _max_pool(n, layer, jnp.abs(x), kernel, stride, 0, 1, ceil_mode, False)
-    if norm_type == -math.inf:
-        return -_max_pool(n, layer, -jnp.abs(x), kernel, stride, 0, 1, ceil_mode, False)
-    check_pool_input(layer, x, n)
-    avg = _avg_pool(n, layer, x ** jnp.asarray(norm_type, x.dtype), kernel, stride, 0, ceil_mode, True, None)
-    # A window with a negative entry and a fractional norm_type averages a NaN. torch's gradient is
-    # NaN at every entry of that window (its abs backward multiplies by sign(NaN)); JAX's abs / relu
-    # derivatives give 0 there, so the NaN is passed through explicitly (same value, torch's NaN).
-    magnitude = jnp.sign(avg) * jax.nn.relu(jnp.abs(avg))
-    scaled = jnp.where(jnp.isnan(avg), avg, magnitude) * math.prod(kernel)
-    return scaled ** jnp.asarray(1.0 / norm_type, x.dtype)
-
-
-def lp_pool1d(
-    input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
-) -> jax.Array:
-    """1-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool1d.
-
-    Example:
-      >>> F.lp_pool1d(jnp.ones((1, 2, 8)), 2, 2).shape
-      (1, 2, 4)
-    """
-    return _lp_pool(1, "lp_pool1d", input, norm_type, kernel_size, stride, ceil_mode)
-
-
-def lp_pool2d(
-    input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
-) -> jax.Array:
-    """2-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool2d.
-
-    Example:
-      >>> F.lp_pool2d(jnp.ones((1, 2, 4, 4)), 2, 2).shape
-      (1, 2, 2, 2)
-    """
-    return _lp_pool(2, "lp_pool2d", input, norm_type, kernel_size, stride, ceil_mode)
-
-
-def lp_pool3d(
-    input: jax.Array, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
-) -> jax.Array:
-    """3-D power-average pooling, (sum x**p)**(1/p) per window; torch.nn.functional.lp_pool3d.
-
-    Example:
-      >>> F.lp_pool3d(jnp.ones((1, 2, 4, 4, 4)), 2, 2).shape
-      (1, 2, 2, 2, 2)
-    """
-    return _lp_pool(3, "lp_pool3d", input, norm_type, kernel_size, stride, ceil_mode)
 
 
 # -- layers --------------------------------------------------------------------------------------
@@ -460,16 +420,28 @@ def MaxPool1d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool1d: the maximum of each (dilated) window. No parameters.
 
-    Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2, with
-    -inf), dilation, return_indices (also return flat indices for MaxUnpool1d), ceil_mode.
+    Args:
+      kernel_size: window size, an int or a 1-tuple of ints.
+      stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over L (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool1d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> x = jnp.ones((2, 4, 9))
-      >>> y, _ = fl.MaxPool1d(3, stride=2).apply({}, {}, x)
+      >>> pool = fl.MaxPool1d(3, stride=2)
+      >>> y, _ = pool.apply({}, {}, jnp.array([[[1.0, 5.0, 2.0, 0.0, 3.0, 4.0, 1.0]]]))
+      >>> y
+      Array([[[5., 3., 4.]]], dtype=float32)
     """
     return _max_pool_layer(1, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
@@ -482,16 +454,30 @@ def MaxPool2d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool2d: the maximum of each (dilated) window. No parameters.
 
-    Args: as torch: kernel_size, stride (default kernel_size), padding (<= kernel_size // 2),
-    dilation, return_indices (also return flat H*W indices for MaxUnpool2d), ceil_mode.
+    Args:
+      kernel_size: window size, an int or a pair of ints.
+      stride: window step, an int or a pair; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over H*W (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool2d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = floor((H + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
       >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
       >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)
+      >>> y[0, 0], idx[0, 0]
+      (Array([[ 6.,  8.],
+             [16., 18.]], dtype=float32), Array([[ 6,  8],
+             [16, 18]], dtype=int32))
     """
     return _max_pool_layer(2, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
@@ -504,143 +490,26 @@ def MaxPool3d(
     return_indices: bool = False,
     ceil_mode: bool = False,
 ) -> Layer:
-    """Layer twin of torch.nn.MaxPool3d: the maximum of each (dilated) window.
+    """Layer twin of torch.nn.MaxPool3d: the maximum of each (dilated) window. No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      kernel_size: window size, an int or a triple of ints.
+      stride: window step, an int or a triple; default (None) `kernel_size`.
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
+      dilation: spacing between window elements (1: contiguous windows).
+      return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
+        without jax_enable_x64), the input of `MaxUnpool3d`: apply then returns `((output, indices), state)`.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = floor((D + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, likewise H_out, W_out
+      (each axis with its own kernel_size, stride, padding, dilation; ceil instead of floor with `ceil_mode`).
 
     Example:
-      >>> y, _ = fl.MaxPool3d(2).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y, _ = fl.MaxPool3d(2, stride=(1, 2, 2)).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
+      >>> y.shape
+      (1, 2, 3, 2, 2)
     """
     return _max_pool_layer(3, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
-
-
-def _avg_pool_layer(
-    n: int, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, name: str
-) -> Layer:
-    pool_args(n, f"AvgPool{n}d", kernel_size, stride, padding)
-    if divisor_override is not None and divisor_override == 0:
-        raise ValueError(f"AvgPool{n}d: divisor must be not zero, got divisor_override={divisor_override!r}.")
-    return stateless(
-        name,
-        lambda input: _avg_pool(
-            n, name, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-        ),
-    )
-
-
-def AvgPool1d(
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> Layer:
-    """Layer twin of torch.nn.AvgPool1d: the mean of each window.
-
-    Args: as torch: kernel_size, stride (default kernel_size), padding (zeros, <= kernel_size // 2),
-    ceil_mode, count_include_pad (whether declared padding counts in the divisor).
-
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
-
-    Example:
-      >>> y, _ = fl.AvgPool1d(3, stride=2).apply({}, {}, jnp.arange(7.0)[None, None])   # [[[1, 3, 5]]]
-    """
-    kernel = ntuple(kernel_size, 1)
-    stride_t = ntuple(stride if stride is not None else kernel_size, 1)
-    name = f"AvgPool1d(kernel_size={kernel}, stride={stride_t}, padding={ntuple(padding, 1)})"
-    return _avg_pool_layer(1, kernel_size, stride, padding, ceil_mode, count_include_pad, None, name)
-
-
-def AvgPool2d(
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> Layer:
-    """Layer twin of torch.nn.AvgPool2d: the mean of each window (or its sum / divisor_override).
-
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
-
-    Example:
-      >>> y, _ = fl.AvgPool2d(3, 2, 1, ceil_mode=True).apply({}, {}, jnp.ones((8, 4, 31, 31)))
-    """
-    name = (
-        f"AvgPool2d(kernel_size={kernel_size}, stride={stride if stride is not None else kernel_size}, "
-        f"padding={padding})"
-    )
-    return _avg_pool_layer(
-        2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, name
-    )
-
-
-def AvgPool3d(
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> Layer:
-    """Layer twin of torch.nn.AvgPool3d: the mean of each window (or its sum / divisor_override).
-
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
-
-    Example:
-      >>> y, _ = fl.AvgPool3d(2).apply({}, {}, jnp.ones((1, 2, 4, 4, 4)))
-    """
-    name = (
-        f"AvgPool3d(kernel_size={kernel_size}, stride={stride if stride is not None else kernel_size}, "
-        f"padding={padding})"
-    )
-    return _avg_pool_layer(
-        3, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, name
-    )
-
-
-def _lp_pool_layer(n: int, norm_type, kernel_size, stride, ceil_mode) -> Layer:
-    config = f"norm_type={norm_type}, kernel_size={kernel_size}, stride={stride}, ceil_mode={ceil_mode}"
-    name = f"LPPool{n}d({config})"
-    pool_args(n, f"LPPool{n}d", kernel_size, stride, 0)
-    if not isinstance(norm_type, (int, float)) or isinstance(norm_type, bool):
-        raise TypeError(f"LPPool{n}d: norm_type must be a number, got {norm_type!r}.")
-    if norm_type == 0:
-        raise ValueError(f"LPPool{n}d: norm_type must be non-zero (the output is a 1/norm_type power).")
-    return stateless(name, lambda input: _lp_pool(n, name, input, norm_type, kernel_size, stride, ceil_mode))
-
-
-def LPPool1d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool1d: (sum over the window of x**p) ** (1/p), p = norm_type.
-
-    p = inf gives the max of |x| and p = 1 sum pooling. Shape: (N, C, L) or (C, L) -> (.., L_out).
-
-    Example:
-      >>> x = jnp.ones((2, 4, 9))
-      >>> y, _ = fl.LPPool1d(2, 3, stride=2).apply({}, {}, x)
-    """
-    return _lp_pool_layer(1, norm_type, kernel_size, stride, ceil_mode)
-
-
-def LPPool2d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool2d: (sum over the window of x**p) ** (1/p), p = norm_type.
-
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
-
-    Example:
-      >>> x = jnp.ones((2, 4, 9, 8))
-      >>> y, _ = fl.LPPool2d(1.5, (3, 2), stride=(2, 1)).apply({}, {}, x)
-    """
-    return _lp_pool_layer(2, norm_type, kernel_size, stride, ceil_mode)
-
-
-def LPPool3d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> Layer:
-    """Layer twin of torch.nn.LPPool3d: (sum over the window of x**p) ** (1/p), p = norm_type.
-
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
-
-    Example:
-      >>> x = jnp.ones((1, 2, 4, 4, 4))
-      >>> y, _ = fl.LPPool3d(2, 2).apply({}, {}, x)
-    """
-    return _lp_pool_layer(3, norm_type, kernel_size, stride, ceil_mode)

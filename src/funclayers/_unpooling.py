@@ -130,6 +130,20 @@ def max_unpool1d(
 ) -> jax.Array:
     """1-D max unpooling of (N, C, L) or (C, L) by max_pool1d's indices; torch.nn.functional.max_unpool1d.
 
+    Args:
+      input: the (N, C, L) or (C, L) pooled values.
+      indices: integer array of input's shape, flat indices over L of the output (max_pool1d's).
+      kernel_size: the pooling window size, an int or a 1-tuple of ints.
+      stride: the pooling step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
+      output_size: the output's spatial size (1 or 3 entries, the leading two ignored) when
+        the default is ambiguous; each within one stride of the default.
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = (L - 1) stride - 2 padding + kernel_size (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
+
     Example:
       >>> y, idx = F.max_pool1d(jnp.arange(4.0).reshape(1, 1, 4), 2, return_indices=True)
       >>> F.max_unpool1d(y, idx, 2)
@@ -147,6 +161,20 @@ def max_unpool2d(
     output_size: Any = None,
 ) -> jax.Array:
     """2-D max unpooling by max_pool2d's flat H*W indices; torch.nn.functional.max_unpool2d.
+
+    Args:
+      input: the (N, C, H, W) or (C, H, W) pooled values.
+      indices: integer array of input's shape, flat indices over H*W of the output (max_pool2d's).
+      kernel_size: the pooling window size, an int or a pair of ints.
+      stride: the pooling step, an int or a pair; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
+      output_size: the output's spatial size (2 or 4 entries, the leading two ignored) when
+        the default is ambiguous; each within one stride of the default.
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = (H - 1) stride - 2 padding + kernel_size, likewise W_out (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
 
     Example:
       >>> x = jnp.arange(16.0).reshape(1, 1, 4, 4)
@@ -170,10 +198,25 @@ def max_unpool3d(
 ) -> jax.Array:
     """3-D max unpooling by max_pool3d's flat D*H*W indices; torch.nn.functional.max_unpool3d.
 
+    Args:
+      input: the (N, C, D, H, W) or (C, D, H, W) pooled values.
+      indices: integer array of input's shape, flat indices over D*H*W of the output (max_pool3d's).
+      kernel_size: the pooling window size, an int or a triple of ints.
+      stride: the pooling step, an int or a triple; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
+      output_size: the output's spatial size (3 or 5 entries, the leading two ignored) when
+        the default is ambiguous; each within one stride of the default.
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = (D - 1) stride - 2 padding + kernel_size, likewise H_out, W_out (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
+
     Example:
       >>> y, idx = F.max_pool3d(jnp.ones((1, 1, 4, 4, 4)), 2, return_indices=True)
-      >>> F.max_unpool3d(y, idx, 2).shape
-      (1, 1, 4, 4, 4)
+      >>> z = F.max_unpool3d(y, idx, 2)
+      >>> z.shape, float(z.sum())   # one 1 per 2x2x2 window
+      ((1, 1, 4, 4, 4), 8.0)
     """
     return _max_unpool(3, "max_unpool3d", input, indices, kernel_size, stride, padding, output_size)
 
@@ -192,40 +235,83 @@ def _unpool_layer(n: int, kernel_size, stride, padding) -> Layer:
 
 
 def MaxUnpool1d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
-    """Layer twin of torch.nn.MaxUnpool1d: puts each value at its max_pool1d index, zeros elsewhere.
+    """Layer twin of torch.nn.MaxUnpool1d: puts each value at its max_pool1d index, zeros elsewhere. No parameters.
 
-    apply(params, state, input, indices, output_size=None); output_size resolves the ambiguous
-    length (torch's rule: within one stride of (L - 1) * stride + kernel - 2 * padding).
+    Args:
+      kernel_size: the pooling window size, an int or a 1-tuple of ints.
+      stride: the pooling step, an int or a 1-tuple; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
 
-    Shape: (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out).
+    Call as `apply(params, state, input, indices, output_size=None)`: `indices` are the
+    MaxPool1d's (same shape as input), `output_size` chooses among the sizes that pool to input's
+    (within one stride of the default).
+
+    Shape:
+      (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
+      L_out = (L - 1) stride - 2 padding + kernel_size (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
 
     Example:
-      >>> (pooled, indices), _ = fl.MaxPool1d(2, return_indices=True).apply({}, {}, jnp.arange(8.0).reshape(1, 1, 8))
+      >>> x = jnp.array([[[1.0, 4.0, 3.0, 2.0, 0.0, 5.0]]])
+      >>> (pooled, indices), _ = fl.MaxPool1d(2, return_indices=True).apply({}, {}, x)
       >>> y, _ = fl.MaxUnpool1d(2).apply({}, {}, pooled, indices)
+      >>> y
+      Array([[[0., 4., 3., 0., 0., 5.]]], dtype=float32)
     """
     return _unpool_layer(1, kernel_size, stride, padding)
 
 
 def MaxUnpool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
-    """Layer twin of torch.nn.MaxUnpool2d: puts each value at its max_pool2d index, zeros elsewhere.
+    """Layer twin of torch.nn.MaxUnpool2d: puts each value at its max_pool2d index, zeros elsewhere. No parameters.
 
-    Shape: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
+    Args:
+      kernel_size: the pooling window size, an int or a pair of ints.
+      stride: the pooling step, an int or a pair; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
+
+    Call as `apply(params, state, input, indices, output_size=None)`: `indices` are the
+    MaxPool2d's (same shape as input), `output_size` chooses among the sizes that pool to input's
+    (within one stride of the default).
+
+    Shape:
+      (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
+      H_out = (H - 1) stride - 2 padding + kernel_size, likewise W_out (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
 
     Example:
       >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
-      >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)     # x: (1, 1, 4, 5)
-      >>> restored, _ = fl.MaxUnpool2d(2).apply({}, {}, y, idx, output_size=x.shape)
+      >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)   # (1, 1, 2, 2)
+      >>> restored, _ = fl.MaxUnpool2d(2).apply({}, {}, y, idx, output_size=x.shape)   # default would be 4 x 4
+      >>> restored[0, 0]
+      Array([[ 0.,  0.,  0.,  0.,  0.],
+             [ 0.,  6.,  0.,  8.,  0.],
+             [ 0.,  0.,  0.,  0.,  0.],
+             [ 0., 16.,  0., 18.,  0.]], dtype=float32)
     """
     return _unpool_layer(2, kernel_size, stride, padding)
 
 
 def MaxUnpool3d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
-    """Layer twin of torch.nn.MaxUnpool3d: puts each value at its max_pool3d index, zeros elsewhere.
+    """Layer twin of torch.nn.MaxUnpool3d: puts each value at its max_pool3d index, zeros elsewhere. No parameters.
 
-    Shape: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or unbatched.
+    Args:
+      kernel_size: the pooling window size, an int or a triple of ints.
+      stride: the pooling step, an int or a triple; default (None) `kernel_size`.
+      padding: the pooling's padding (only enters the default output size).
+
+    Call as `apply(params, state, input, indices, output_size=None)`: `indices` are the
+    MaxPool3d's (same shape as input), `output_size` chooses among the sizes that pool to input's
+    (within one stride of the default).
+
+    Shape:
+      (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
+      D_out = (D - 1) stride - 2 padding + kernel_size, likewise H_out, W_out (or `output_size`); every value goes to
+      its index in its (sample, channel) plane, zeros elsewhere.
 
     Example:
       >>> (pooled, indices), _ = fl.MaxPool3d(2, return_indices=True).apply({}, {}, jnp.ones((1, 1, 4, 4, 4)))
       >>> y, _ = fl.MaxUnpool3d(2).apply({}, {}, pooled, indices)
+      >>> y.shape
+      (1, 1, 4, 4, 4)
     """
     return _unpool_layer(3, kernel_size, stride, padding)

@@ -160,22 +160,28 @@ def interpolate(input: jax.Array, size: Any = None, scale_factor: Any = None, mo
     """Resizes (N, C, ...) input by `size` or `scale_factor`; torch.nn.functional.interpolate.
 
     Args:
-      input: (N, C, W), (N, C, H, W) or (N, C, D, H, W).
-      size: output spatial size (int or tuple), or
-      scale_factor: multiplier(s) for the spatial size (output = floor(in * scale_factor)).
-      mode: 'nearest' | 'nearest-exact' | 'linear' (3-D) | 'bilinear' | 'bicubic' | 'lanczos' (4-D) |
-        'trilinear' (5-D) | 'area' (adaptive average pooling).
-      align_corners: linear modes only: map corner pixel centres onto each other (default False).
+      input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+      mode: 'nearest' (default) | 'nearest-exact' | 'linear' (3-D input) | 'bilinear' | 'bicubic' |
+        'lanczos' (4-D) | 'trilinear' (5-D) | 'area' (adaptive average pooling).
+      align_corners: linear and cubic modes only: map the corner pixel centres onto each other
+        (default None, i.e. False).
       recompute_scale_factor: True computes the output size from scale_factor, then uses in/out in
         the coordinate map instead of 1/scale_factor (torch's rule).
       antialias: bilinear/bicubic/lanczos on 4-D input: torch's (and PIL's) antialiased filters,
-        whose support widens with the downsampling factor.
+        whose support widens with the downsampling factor (default False).
 
-    Shape: (N, C, *in) -> (N, C, *out).
+    Shape:
+      (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
+      (N, C, D_out, H_out, W_out), each output size `size` or floor(input size * scale_factor).
 
     Example:
-      >>> F.interpolate(jnp.ones((2, 3, 8, 8)), scale_factor=2, mode="bilinear").shape   # (2, 3, 16, 16)
+      >>> F.interpolate(jnp.ones((2, 3, 8, 8)), scale_factor=2, mode="bilinear").shape
       (2, 3, 16, 16)
+      >>> F.interpolate(jnp.array([[[0.0, 3.0]]]), size=4, mode="linear", align_corners=True)
+      Array([[[0., 1., 2., 3.]]], dtype=float32)
     """
     where = "interpolate"
     _check_config(where, size, scale_factor, mode, align_corners, recompute_scale_factor)
@@ -228,9 +234,21 @@ def upsample(input: jax.Array, size: Any = None, scale_factor: Any = None, mode:
              align_corners: bool | None = None) -> jax.Array:
     """Deprecated alias of `interpolate`; torch.nn.functional.upsample (warns as torch does).
 
+    Args:
+      input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+      mode: as `interpolate`'s (default 'nearest').
+      align_corners: linear and cubic modes only: map the corner pixel centres onto each other.
+
+    Shape:
+      (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
+      (N, C, D_out, H_out, W_out), each output size `size` or floor(input size * scale_factor).
+
     Example:
-      >>> F.upsample(jnp.ones((1, 3, 4, 4)), scale_factor=2, mode="nearest").shape
-      (1, 3, 8, 8)
+      >>> F.upsample(jnp.array([[[0.0, 1.0]]]), scale_factor=2, mode="linear")   # warns: deprecated
+      Array([[[0.  , 0.25, 0.75, 1.  ]]], dtype=float32)
     """
     warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
@@ -240,9 +258,20 @@ def upsample(input: jax.Array, size: Any = None, scale_factor: Any = None, mode:
 def upsample_nearest(input: jax.Array, size: Any = None, scale_factor: Any = None) -> jax.Array:
     """Deprecated `interpolate(..., mode='nearest')`; torch.nn.functional.upsample_nearest (warns).
 
+    Args:
+      input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+
+    Shape:
+      (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
+      (N, C, D_out, H_out, W_out), each output size `size` or floor(input size * scale_factor).
+
     Example:
-      >>> F.upsample_nearest(jnp.ones((1, 3, 4, 4)), scale_factor=2).shape
-      (1, 3, 8, 8)
+      >>> F.upsample_nearest(jnp.array([[[[1.0, 2.0]]]]), scale_factor=2)
+      Array([[[[1., 1., 2., 2.],
+               [1., 1., 2., 2.]]]], dtype=float32)
     """
     warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
@@ -253,9 +282,21 @@ def upsample_bilinear(input: jax.Array, size: Any = None, scale_factor: Any = No
     """Deprecated `interpolate(..., mode='bilinear', align_corners=True)`; torch.nn.functional.upsample_bilinear
     (warns).
 
+    Args:
+      input: the (N, C, H, W) array to resize.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+
+    Shape:
+      (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or
+      (floor(H * scale_factor), floor(W * scale_factor)).
+
     Example:
-      >>> F.upsample_bilinear(jnp.ones((1, 3, 4, 4)), size=(6, 6)).shape
-      (1, 3, 6, 6)
+      >>> F.upsample_bilinear(jnp.arange(4.0).reshape(1, 1, 2, 2), size=(3, 3))   # corners kept
+      Array([[[[0. , 0.5, 1. ],
+               [1. , 1.5, 2. ],
+               [2. , 2.5, 3. ]]]], dtype=float32)
     """
     warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
                   stacklevel=2)
@@ -284,48 +325,82 @@ def _upsample_layer(name: str, size: Any, scale_factor: Any, mode: str, align_co
 
 def Upsample(size: Any = None, scale_factor: Any = None, mode: str = "nearest", align_corners: bool | None = None,
              recompute_scale_factor: bool | None = None) -> Layer:
-    """Resizes 1-D, 2-D or 3-D multi-channel data; torch.nn.Upsample (a layer around `interpolate`).
+    """Resizes 1-D, 2-D or 3-D multi-channel data; torch.nn.Upsample (a layer around `interpolate`). No parameters.
 
-    Args: those of `interpolate` (without antialias). A scale_factor is stored as torch stores it
-    (floats; 0 means None). Configuration errors (both or neither of size and scale_factor,
-    align_corners with a nearest/area mode, an unknown mode) are raised here, not at the first call.
+    Configuration errors (both or neither of size and scale_factor, align_corners with a nearest or
+    area mode, an unknown mode) are raised at construction, not at the first call.
 
-    Shape: (N, C, W) / (N, C, H, W) / (N, C, D, H, W) -> the same with the output spatial size.
+    Args:
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
+        spatial size, stored as torch stores it (floats; 0 means None). Exactly one of size and
+        scale_factor is given.
+      mode: 'nearest' (default) | 'nearest-exact' | 'linear' (3-D input) | 'bilinear' | 'bicubic' |
+        'lanczos' (4-D) | 'trilinear' (5-D) | 'area'; see `interpolate`.
+      align_corners: linear and cubic modes only: map the corner pixel centres onto each other
+        (default None, i.e. False).
+      recompute_scale_factor: as `interpolate`'s: derive the coordinate map from the computed output size.
+
+    Shape:
+      (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
+      (N, C, D_out, H_out, W_out), each output size `size` or floor(input size * scale_factor).
 
     Example:
-      >>> up = fl.Upsample(scale_factor=2, mode="bilinear")
-      >>> y, _ = up.apply({}, {}, jnp.ones((1, 3, 4, 4)))   # (1, 3, 8, 8)
+      >>> y, _ = fl.Upsample(scale_factor=2).apply({}, {}, jnp.array([[[1.0, 2.0]]]))   # nearest
+      >>> y
+      Array([[[1., 1., 2., 2.]]], dtype=float32)
+      >>> fl.Upsample(scale_factor=2, mode="bilinear").apply({}, {}, jnp.ones((1, 3, 4, 4)))[0].shape
+      (1, 3, 8, 8)
     """
     return _upsample_layer("Upsample", size, scale_factor, mode, align_corners, recompute_scale_factor)
 
 
 def UpsamplingNearest2d(size: Any = None, scale_factor: Any = None) -> Layer:
-    """2-D nearest-neighbour upsampling; torch.nn.UpsamplingNearest2d = Upsample(mode='nearest').
+    """2-D nearest-neighbour upsampling; torch.nn.UpsamplingNearest2d = Upsample(mode='nearest'). No parameters.
 
     Deprecated in torch's documentation in favour of `interpolate`; like torch, constructing or
     calling it does not warn (only the functional `upsample_*` do).
 
-    Shape: (N, C, H, W) -> (N, C, H_out, W_out).
+    Args:
+      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out).
+      scale_factor: instead of size, a multiplier (a float or a pair) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+
+    Shape:
+      (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or
+      (floor(H * scale_factor), floor(W * scale_factor)).
 
     Example:
-      >>> y, _ = fl.UpsamplingNearest2d(scale_factor=2).apply({}, {}, jnp.ones((1, 3, 4, 4)))
-      >>> y.shape
-      (1, 3, 8, 8)
+      >>> y, _ = fl.UpsamplingNearest2d(scale_factor=2).apply({}, {}, jnp.arange(4.0).reshape(1, 1, 2, 2))
+      >>> y[0, 0]
+      Array([[0., 0., 1., 1.],
+             [0., 0., 1., 1.],
+             [2., 2., 3., 3.],
+             [2., 2., 3., 3.]], dtype=float32)
     """
     return _upsample_layer("UpsamplingNearest2d", size, scale_factor, "nearest", None, None)
 
 
 def UpsamplingBilinear2d(size: Any = None, scale_factor: Any = None) -> Layer:
-    """2-D bilinear upsampling with align_corners=True; torch.nn.UpsamplingBilinear2d.
+    """2-D bilinear upsampling with align_corners=True; torch.nn.UpsamplingBilinear2d. No parameters.
 
     Deprecated in torch's documentation in favour of `interpolate(..., mode='bilinear',
     align_corners=True)`; like torch, it does not warn.
 
-    Shape: (N, C, H, W) -> (N, C, H_out, W_out).
+    Args:
+      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out).
+      scale_factor: instead of size, a multiplier (a float or a pair) of the input's
+        spatial size. Exactly one of size and scale_factor is given.
+
+    Shape:
+      (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or
+      (floor(H * scale_factor), floor(W * scale_factor)).
 
     Example:
-      >>> y, _ = fl.UpsamplingBilinear2d(size=(6, 6)).apply({}, {}, jnp.ones((1, 3, 4, 4)))
-      >>> y.shape
-      (1, 3, 6, 6)
+      >>> y, _ = fl.UpsamplingBilinear2d(size=(3, 3)).apply({}, {}, jnp.arange(4.0).reshape(1, 1, 2, 2))
+      >>> y[0, 0]   # align_corners=True: the corner values stay in the corners
+      Array([[0. , 0.5, 1. ],
+             [1. , 1.5, 2. ],
+             [2. , 2.5, 3. ]], dtype=float32)
     """
     return _upsample_layer("UpsamplingBilinear2d", size, scale_factor, "bilinear", True, None)

@@ -28,10 +28,10 @@ from ._conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3
 from ._fold import fold, unfold
 from ._padding import pad
 
-# -- pooling (_pooling.py) --
-from ._pooling import (avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d,
-                       max_pool1d_with_indices, max_pool2d, max_pool2d_with_indices, max_pool3d,
+# -- pooling (_pooling.py, _pooling_avg.py) --
+from ._pooling import (max_pool1d, max_pool1d_with_indices, max_pool2d, max_pool2d_with_indices, max_pool3d,
                        max_pool3d_with_indices)
+from ._pooling_avg import avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d, lp_pool2d, lp_pool3d
 
 # -- pooling: unpooling (_unpooling.py) --
 from ._unpooling import max_unpool1d, max_unpool2d, max_unpool3d
