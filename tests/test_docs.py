@@ -174,3 +174,13 @@ def test_docs_build(tmp_path):
         assert (site / "notebooks" / name[:-len(".ipynb")] / "index.html").exists(), name
     train = (site / "notebooks" / "02_train_cnn" / "index.html").read_text()
     assert "bit-exact: True" in train  # rendered with its outputs
+
+
+def test_contract_page_is_the_contract():
+    """docs/contract.md is the project's contract (../shared/CONTRACT.md), kept as a copy because
+    the docs build sees only this repository; where the original is present, the two are the same."""
+    original = os.path.join(ROOT, "..", "shared", "CONTRACT.md")
+    if not os.path.exists(original):
+        pytest.skip("../shared/CONTRACT.md is not beside this checkout (CI's clean clone)")
+    with open(original) as a, open(os.path.join(ROOT, "docs", "contract.md")) as b:
+        assert b.read() == a.read(), "docs/contract.md differs from ../shared/CONTRACT.md: copy it over"
