@@ -261,7 +261,7 @@ def dp_loops_inside():
     """Layers whose loops carry a state (bidirectional GRU with lengths=, blockwise causal attention,
     CTC's forward variables, LinearCrossEntropyLoss's chunks) inside DataParallel: the loop's carry
     starts replicated and becomes per-device; outputs and gradients equal the whole batch's."""
-    import funclayers._attention as attention
+    import funclayers._sdpa as attention
 
     def compare(module, first, *rest, elementwise=True, what):
         dp = fl.DataParallel(module)

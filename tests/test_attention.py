@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import funclayers as fl
 import funclayers.functional as F
-from funclayers import _attention
+from funclayers import _sdpa as _attention  # the kernels of scaled_dot_product_attention
 
 KEY = jax.random.PRNGKey(0)
 E, H, L, S, N = 8, 2, 4, 5, 3

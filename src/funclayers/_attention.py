@@ -6,311 +6,35 @@ because `_activation.py` is already split (piecewise activations there, smooth o
 but its torch home: it has its own kernels (dense and blockwise softmax attention), its own mask
 rules and its own parameters. `_transformer.py` builds the Transformer family on it.
 
-Kernels of `scaled_dot_product_attention` (all plain JAX or a `jax.custom_jvp` with a linear
-tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
-
-- dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
-  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
-- blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
-  blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither the forward nor the
-  backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
-  the key blocks above the diagonal altogether. Without a mask or dropout (causal or not) the
-  blocks go to flash attention (`_kernels/_flash.py`): the same online softmax keeping each row's
-  log-sum-exp, and a closed-form tangent whose transpose is flash attention's one-pass backward
-  (causal (2, 8, 4096, 64) forward + backward 20-35% faster than autodiff of the checkpointed scans,
-  XLA temporaries 152 -> 57 MB: tiles are slices of q, k, v, no tile-major copies);
-- off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
-  less precise than torch's float32): `jax.nn.dot_product_attention`'s fused kernel for the forward.
-  It is wrapped in a `custom_jvp` whose tangent is the JAX kernel's, so differentiating (either
-  mode) never touches the fused kernel's own custom_vjp.
+`scaled_dot_product_attention` and its kernels are in `_sdpa.py`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from . import init as _init
-from ._kernels._flash import flash_attention
 from ._layer import Layer
 from ._linear import _linear
+from ._sdpa import (
+    _PRECISION,
+    _attend,
+    _canonical_mask,
+    _dropout_weights,
+    scaled_dot_product_attention,
+)
 from ._softmax import _softmax_along
 from ._utils import (
     TorchRuntimeError,
     check_floating,
     fmt_shape,
-    on_cpu,
     param_dtype,
     require_rng,
-    varying_like,
-    zero_pad,
 )
-
-_PRECISION = lax.Precision.HIGHEST  # torch multiplies float32 in full float32
-# Dense below this many scores per head (L * S), blockwise from there: causal (2, 8, L, 64) forward +
-# backward on CPU, one process each: L = 512: dense 0.25 s, blockwise (256-tiles) 0.05 s; L = 1024:
-# 0.80 vs 0.33 s; 2048: 1.31 vs 0.51 s; L = 4096: tiles of 512 4.3 s / 737 MB peak RSS, of 256
-# 5.5 s / 687 MB (torch 5.7 s / 471 MB). Short sequences (MHA at L = 128) stay dense.
-_BLOCKWISE_MIN_SCORES = 512 * 512
-
-
-def _block_size(length: int) -> int:
-    return 512 if length >= 2048 else 256
-
-
-# -- masks ----------------------------------------------------------------------------------------------
-
-
-def _is_bool(x: Any) -> bool:
-    return jnp.result_type(x) == jnp.bool_
-
-
-def _mask_kind(who: str, mask: Any, name: str) -> None:
-    dtype = jnp.result_type(mask)
-    if dtype != jnp.bool_ and not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"{who}: only bool and floating types of {name} are supported, got dtype {dtype}.")
-
-
-def _canonical_mask(who: str, mask: Any, name: str, other: Any, other_name: str, dtype: Any,
-                    check_other: bool = True) -> jax.Array | None:
-    """torch's F._canonical_mask: a bool mask (True = masked out) becomes 0 / -inf in `dtype`."""
-    if mask is None:
-        return None
-    _mask_kind(who, mask, name)
-    if check_other and other is not None and jnp.result_type(mask) != jnp.result_type(other):
-        warnings.warn(f"Support for mismatched {name} and {other_name} is deprecated. Use same type for both "
-                      f"instead.", UserWarning, stacklevel=4)
-    mask = jnp.asarray(mask)
-    if mask.dtype == jnp.bool_:
-        return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0, dtype))
-    return mask.astype(dtype)
-
-
-# -- kernels --------------------------------------------------------------------------------------------
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _safe_softmax(x: jax.Array, axis: int) -> jax.Array:
-    """softmax along `axis` whose rows of all -inf are 0, not NaN (torch's `_safe_softmax`)."""
-    m = jnp.max(x, axis=axis, keepdims=True)
-    e = jnp.exp(x - jnp.where(jnp.isneginf(m), 0, m))
-    total = jnp.sum(e, axis=axis, keepdims=True)
-    return e / jnp.where(total == 0, 1, total)
-
-
-@_safe_softmax.defjvp
-def _safe_softmax_jvp(axis, primals, tangents):
-    # linear in dx (torch's backward y * (g - sum(g * y)) once transposed); masked entries have y = 0
-    (x,), (dx,) = primals, tangents
-    y = _safe_softmax(x, axis)
-    dx = jnp.where(y == 0, 0, dx)  # a -inf score's tangent may be NaN (-inf * 0); it does not count
-    return y, y * (dx - jnp.sum(dx * y, axis=axis, keepdims=True))
-
-
-def _mask_scores(s: jax.Array, mask: jax.Array | None, causal_keep: jax.Array | None) -> jax.Array:
-    if mask is not None:
-        s = jnp.where(mask, s, -jnp.inf) if mask.dtype == jnp.bool_ else s + mask
-    if causal_keep is not None:
-        s = jnp.where(causal_keep, s, -jnp.inf)
-    return s
-
-
-def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
-    keep = jax.random.bernoulli(rng, 1 - p, w.shape)
-    return jnp.where(keep, w / (1 - p), 0) if p < 1 else jnp.zeros_like(w)
-
-
-def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
-    s = jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
-    L, S = s.shape[-2:]
-    keep = jnp.tril(jnp.ones((L, S), bool)) if causal else None
-    w = _safe_softmax(_mask_scores(s, mask, keep), -1)
-    if dropout_p > 0:
-        w = _dropout_weights(w, dropout_p, rng)
-    return jnp.einsum("...ls,...sv->...lv", w, v, precision=_PRECISION)
-
-
-def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
-    """Online softmax of one query block over every key block: (n, bq, E) -> (n, bq, Ev).
-
-    A key block that the causal mask hides entirely is skipped (`lax.cond`), so causal attention
-    does half the work."""
-    qb, mb, i = xs
-    n, bq = qb.shape[:2]
-    bk = kb.shape[2]
-    rows = i * bq + jnp.arange(bq)[:, None]
-    key = None if rng is None else jax.random.fold_in(rng, i)
-
-    def compute(inner, kj, vj, mj, j):
-        m, total, acc = inner
-        s = jnp.einsum("nqe,nke->nqk", qb, kj, precision=_PRECISION) * jnp.asarray(scale, qb.dtype)
-        cols = j * bk + jnp.arange(bk)[None, :]
-        keep = cols < length
-        if causal:
-            keep = keep & (cols <= rows)
-        s = _mask_scores(s, mj, keep)
-        m_new = lax.stop_gradient(jnp.maximum(m, jnp.max(s, -1, keepdims=True)))  # any shift is exact
-        shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
-        p = jnp.exp(s - shift)
-        correction = jnp.exp(m - shift)
-        total = total * correction + jnp.sum(p, -1, keepdims=True)
-        if dropout_p > 0:
-            p = _dropout_weights(p, dropout_p, jax.random.fold_in(key, j))
-        acc = acc * correction + jnp.einsum("nqk,nkv->nqv", p, vj, precision=_PRECISION)
-        return m_new, total, acc
-
-    def step(inner, ys):
-        kj, vj, mj, j = ys
-        if not causal:
-            return compute(inner, kj, vj, mj, j), None
-        visible = j * bk <= i * bq + bq - 1
-        return lax.cond(visible, lambda c: compute(c, kj, vj, mj, j), lambda c: c, inner), None
-
-    init = (jnp.full((n, bq, 1), -jnp.inf, qb.dtype), jnp.zeros((n, bq, 1), qb.dtype),
-            jnp.zeros((n, bq, vb.shape[-1]), qb.dtype))
-    init = varying_like(init, qb, kb, vb, mb)
-    (_, total, acc), _ = lax.scan(jax.checkpoint(step), init, (kb, vb, mb, jnp.arange(kb.shape[0])))
-    return carry, acc / jnp.where(total == 0, 1, total)
-
-
-def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None):
-    block = block or _block_size(max(q.shape[-2], k.shape[-2]))
-    lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
-    n = math.prod(lead)
-    nq, nk = -(-L // block), -(-S // block)
-    Lp, Sp = nq * block, nk * block
-    if mask is None and dropout_p == 0:  # flash attention: closed-form backward, no per-tile residuals
-        def rows(x, length, padded):
-            return zero_pad(x.reshape((n,) + x.shape[-2:]), ((0, 0), (0, padded - length), (0, 0)))
-
-        out = flash_attention(rows(q, L, Lp), rows(k, S, Sp), rows(v, S, Sp), causal, scale, S, block)
-        return out[:, :L].reshape(lead + (L, Ev))
-    # laid out once as (block, n, block rows, dim): the xs of the scans over query and key blocks
-    q = jnp.pad(q.reshape(n, L, E), ((0, 0), (0, Lp - L), (0, 0))).reshape(n, nq, block, E).transpose(1, 0, 2, 3)
-    k = jnp.pad(k.reshape(n, S, E), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, E).transpose(1, 0, 2, 3)
-    v = jnp.pad(v.reshape(n, S, Ev), ((0, 0), (0, Sp - S), (0, 0))).reshape(n, nk, block, Ev).transpose(1, 0, 2, 3)
-    if mask is not None:
-        mask = jnp.broadcast_to(mask, mask.shape[:-2] + (L, S))
-        mask = mask.reshape(1, L, S) if math.prod(mask.shape[:-2]) == 1 else \
-            jnp.broadcast_to(mask, lead + (L, S)).reshape(n, L, S)
-        mask = jnp.pad(mask, ((0, 0), (0, Lp - L), (0, Sp - S)))
-        mask = mask.reshape(mask.shape[0], nq, block, nk, block).transpose(1, 3, 0, 2, 4)
-    body = partial(_query_block, kb=k, vb=v, causal=causal, scale=scale, dropout_p=dropout_p, length=S, rng=rng)
-    _, out = lax.scan(jax.checkpoint(body), None, (q, mask, jnp.arange(nq)))
-    out = out.transpose(1, 0, 2, 3).reshape(n, Lp, Ev)[:, :L]
-    return out.reshape(lead + (L, Ev))
-
-
-def _fused_applies(q, k, v, mask, dropout_p) -> bool:
-    """Where `jax.nn.dot_product_attention`'s fused GPU kernel computes what torch does."""
-    return (not on_cpu() and mask is None and dropout_p == 0 and q.ndim == 4 and q.shape[-1] == v.shape[-1]
-            and q.shape[-1] <= 128 and q.dtype in (jnp.float16, jnp.bfloat16))
-
-
-def _fused(q, k, v, causal, scale):
-    @jax.custom_jvp
-    def attend(q, k, v):
-        out = jax.nn.dot_product_attention(q.swapaxes(-2, -3), k.swapaxes(-2, -3), v.swapaxes(-2, -3),
-                                           scale=scale, is_causal=causal)
-        return out.swapaxes(-2, -3)
-
-    @attend.defjvp
-    def attend_jvp(primals, tangents):  # the JAX kernel's tangent: linear, transposable, forward-mode ready
-        return jax.jvp(lambda *a: _attend(*a, None, causal, scale, 0.0, None, fused=False), primals, tangents)
-
-    return attend(q, k, v)
-
-
-def _attend(q, k, v, mask, causal, scale, dropout_p, rng, fused=True):
-    """softmax(q k^T * scale + mask) v over (..., L, E), (..., S, E), (..., S, Ev); fully masked rows 0."""
-    if fused and _fused_applies(q, k, v, mask, dropout_p):
-        return _fused(q, k, v, causal, scale)
-    if q.shape[-2] * k.shape[-2] >= _BLOCKWISE_MIN_SCORES:
-        return _blockwise(q, k, v, mask, causal, scale, dropout_p, rng)
-    return _dense(q, k, v, mask, causal, scale, dropout_p, rng)
-
-
-# -- the pure ops ---------------------------------------------------------------------------------------
-
-
-def _broadcastable(mask_shape: tuple, target: tuple) -> bool:
-    if len(mask_shape) > len(target):
-        return False
-    return all(m in (1, t) for m, t in zip(mask_shape[::-1], target[::-1]))
-
-
-def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
-                                 *, rng: jax.Array | None = None) -> jax.Array:
-    """softmax(Q K^T * scale + mask) V; torch.nn.functional.scaled_dot_product_attention.
-
-    Args:
-      query: (..., L, E). key: (..., S, E). value: (..., S, Ev); the same leading dims (with
-        `enable_gqa`, the head dim -3 of key and value may divide query's).
-      attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
-        broadcastable to (..., L, S).
-      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`).
-      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`.
-      scale: default 1 / sqrt(E).
-      enable_gqa: grouped-query attention: key/value heads repeated to query's.
-      rng: PRNG key for the dropout.
-
-    A query whose every key is masked out gets 0 (torch's `_safe_softmax`, also what its CPU flash
-    kernel gives), and zero gradients. Long sequences run blockwise (see the module docstring).
-
-    Shape: (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev).
-
-    Example:
-      >>> q = k = v = jnp.ones((2, 8, 128, 64))
-      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (2, 8, 128, 64)
-    """
-    who = "scaled_dot_product_attention"
-    for name, x in (("query", query), ("key", key), ("value", value)):
-        check_floating(who, x, name)
-    q, k, v = (jnp.asarray(x) for x in (query, key, value))
-    if min(q.ndim, k.ndim, v.ndim) < 2:
-        raise TorchRuntimeError(f"{who} expects query, key and value of at least 2 dimensions (..., L, E), got "
-                                f"shapes {q.shape}, {k.shape} and {v.shape}.")
-    dtype = jnp.result_type(q, k, v)
-    q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise TorchRuntimeError(f"{who}: expected query and key with the same embedding size E and key and value "
-                                f"with the same sequence length S, got query {q.shape}, key {k.shape}, value "
-                                f"{v.shape}.")
-    if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
-        if k.shape[-3] != v.shape[-3] or q.shape[-3] % k.shape[-3]:
-            raise TorchRuntimeError(f"{who}: with enable_gqa the number of query heads ({q.shape[-3]}) must be "
-                                    f"a multiple of the key/value heads (key {k.shape}, value {v.shape}).")
-        groups = q.shape[-3] // k.shape[-3]
-        k, v = jnp.repeat(k, groups, axis=-3), jnp.repeat(v, groups, axis=-3)
-    if k.shape[:-2] != q.shape[:-2] or v.shape[:-2] != q.shape[:-2]:
-        raise TorchRuntimeError(f"{who}: query, key and value must have the same leading (batch, head) dims, got "
-                                f"query {q.shape}, key {k.shape}, value {v.shape}.")
-    L, S = q.shape[-2], k.shape[-2]
-    mask = None
-    if attn_mask is not None:
-        if is_causal:
-            raise TorchRuntimeError(f"{who}: Explicit attn_mask should not be set when is_causal=True.")
-        _mask_kind(who, attn_mask, "attn_mask")
-        mask = jnp.asarray(attn_mask)
-        expected = q.shape[:-2] + (L, S)
-        if not _broadcastable(mask.shape, expected):
-            raise TorchRuntimeError(f"{who}: attn_mask of shape {mask.shape} does not broadcast to the scores' "
-                                    f"shape {expected} (batch..., L, S).")
-        if mask.dtype != jnp.bool_:
-            mask = mask.astype(dtype)
-    if not 0 <= dropout_p <= 1:
-        raise ValueError(f"{who}: dropout_p has to be between 0 and 1, got {dropout_p}.")
-    if dropout_p > 0:
-        require_rng(who, rng)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return _attend(q, k, v, mask, bool(is_causal), scale, float(dropout_p), rng)
 
 
 def _mha_shape_check(who, query, key, value, key_padding_mask, attn_mask, num_heads) -> bool:

@@ -25,11 +25,12 @@ import numpy as np
 from . import init as _init
 from ._activation import relu
 from ._activation_smooth import gelu
-from ._attention import MultiheadAttention, _canonical_mask
+from ._attention import MultiheadAttention
 from ._dropout import Dropout
 from ._layer import Layer, Module, ModuleList
 from ._linear import Linear
 from ._normalization import LayerNorm
+from ._sdpa import _canonical_mask
 from ._utils import TorchRuntimeError, compute_dtype, fmt_shape, param_dtype
 
 

@@ -74,8 +74,9 @@ from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from ._upsampling import interpolate, upsample, upsample_bilinear, upsample_nearest
 from ._vision import affine_grid, grid_sample
 
-# -- attention and transformer (_attention.py, _transformer.py) --
-from ._attention import multi_head_attention_forward, scaled_dot_product_attention
+# -- attention and transformer (_attention.py, _sdpa.py, _transformer.py) --
+from ._attention import multi_head_attention_forward
+from ._sdpa import scaled_dot_product_attention
 
 # -- distance (_distance.py) --
 from ._distance import cosine_similarity, pairwise_distance
