@@ -35,22 +35,34 @@ def _forward(mode, xs, h0, c0, w_hh, b_hn, w_hr, valid, keep):
     (LSTM: sigmoid(i), sigmoid(f), tanh(g), sigmoid(o); GRU: r, z, n and the hidden n-gate), and the
     carried h and c after the step."""
     hidden = h0.shape[-1] if w_hr is None else w_hr.shape[1]
+    if mode == "LSTM":
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2: the four gates' activations are one tanh over the (B, 4H)
+        # pre-activations, scaled per column (i, f, o by 1/2, g by 1), with no concatenation of the
+        # stored activations: one fusion per step instead of four (+ a concatenate). Measured at
+        # length 512 (LSTM(128, 256), batch 32): forward 111 -> 75 ms, forward + backward 197 -> 181 ms.
+        g = jnp.arange(4 * hidden) // hidden == 2
+        scale = jnp.where(g, 1.0, 0.5).astype(xs.dtype)
+        shift = jnp.where(g, 0.0, 0.5).astype(xs.dtype)
+
+    # h @ W_hh^T with W_hh^T laid out once, before the loop: XLA:CPU's dot of a (B, H) by an
+    # (H, G) row-major operand runs faster than by the transposed view of W_hh (68 -> 53 us per
+    # step at B 32, H 256, G 1024); the barrier keeps XLA from folding the transpose back.
+    w_hh_t = lax.optimization_barrier(jnp.transpose(w_hh))
 
     def step(carry, inputs):
         h, c = carry
         gates, ok = inputs
-        h_gates = _dot_t(h, w_hh)
+        h_gates = lax.dot_general(h, w_hh_t, (((h.ndim - 1,), (0,)), ((), ())), precision=_PRECISION)
         res = ()
         if mode == "LSTM":
             pre = gates + h_gates
-            s_if = jax.nn.sigmoid(pre[..., : 2 * hidden])
-            t_g = jnp.tanh(pre[..., 2 * hidden : 3 * hidden])
-            s_o = jax.nn.sigmoid(pre[..., 3 * hidden :])
+            acts = scale * jnp.tanh(pre * scale) + shift
+            s_if, t_g, s_o = acts[..., : 2 * hidden], acts[..., 2 * hidden : 3 * hidden], acts[..., 3 * hidden :]
             c_new = s_if[..., hidden:] * c + s_if[..., :hidden] * t_g
             h_new = s_o * jnp.tanh(c_new)
             if w_hr is not None:
                 h_new = _dot_t(h_new, w_hr)
-            res = (jnp.concatenate([s_if, t_g, s_o], axis=-1),)
+            res = (acts,)
         elif mode == "GRU":
             if b_hn is not None:
                 h_gates = h_gates + b_hn
