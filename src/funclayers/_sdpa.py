@@ -6,13 +6,14 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 - dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
   `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
 - blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
-  blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither the forward nor the
-  backward ever holds more than one `(block, block)` tile of scores per head; a causal mask skips
-  the key blocks above the diagonal altogether. Without a mask or dropout (causal or not) the
-  blocks go to flash attention (`_kernels/_flash.py`): the same online softmax keeping each row's
-  log-sum-exp, and a closed-form tangent whose transpose is flash attention's one-pass backward
-  (causal (2, 8, 4096, 64) forward + backward 20-35% faster than autodiff of the checkpointed scans,
-  XLA temporaries 152 -> 57 MB: tiles are slices of q, k, v, no tile-major copies);
+  blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither
+  the forward nor the backward ever holds more than one `(block, block)` tile of scores per head; a
+  causal mask skips the key blocks above the diagonal altogether. Without a mask or dropout (causal
+  or not) the blocks go to flash attention (`_kernels/_flash.py`, tiles of at most 256 rows): the
+  same online softmax keeping each row's log-sum-exp, and a closed-form tangent whose transpose is
+  flash attention's one-pass backward (causal (2, 8, 4096, 64) forward + backward 20-35% faster than
+  autodiff of the checkpointed scans, XLA temporaries 152 -> 57 MB: tiles are slices of q, k, v, no
+  tile-major copies);
 - off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
   less precise than torch's float32): `jax.nn.dot_product_attention`'s fused kernel for the forward.
   It is wrapped in a `custom_jvp` whose tangent is the JAX kernel's, so differentiating (either
