@@ -117,10 +117,16 @@ def torch_counterpart(obj) -> str:
     return f"`{match.group(0)}`" if match else "-"
 
 
+def escape_stars(text: str) -> str:
+    """Every `*` outside backticks escaped: Markdown would read the stars of torch's shapes,
+    (*, H_in) -> (*, H_out), as emphasis (also used by griffe_examples.py on docstrings)."""
+    parts = text.split("`")  # odd parts are inside backticks
+    return "`".join(p if i % 2 else re.sub(r"(?<!\\)\*", r"\\*", p) for i, p in enumerate(parts))
+
+
 def _summary(obj) -> str:
     first = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ").strip()
-    parts = first.replace("|", "\\|").split("`")  # torch's shapes, (*, H): stars outside code are not emphasis
-    return "`".join(p if i % 2 else re.sub(r"(?<!\\)\*", r"\\*", p) for i, p in enumerate(parts))
+    return escape_stars(first.replace("|", "\\|"))
 
 
 def family_pages() -> dict[str, str]:

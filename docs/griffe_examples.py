@@ -11,9 +11,14 @@
 
 import importlib
 import inspect
+import os
 import re
+import sys
 
 import griffe
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_pages import escape_stars  # noqa: E402
 
 _EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
 _EXAMPLES_HEAD = re.compile(r"^\s*Examples?:\s*$")
@@ -23,8 +28,7 @@ _STAR_NAME = re.compile(r"^(\s*\*{1,2})(?=\w+:)")
 def _escape_stars(line):
     lead = _STAR_NAME.match(line)
     head, rest = (lead.group(1), line[lead.end():]) if lead else ("", line)
-    parts = rest.split("`")  # odd parts are inside backticks
-    return head + "`".join(p if i % 2 else re.sub(r"(?<!\\)\*", r"\\*", p) for i, p in enumerate(parts))
+    return head + escape_stars(rest)
 
 
 def _escape_shape_stars(doc):
