@@ -5,13 +5,24 @@ gradients w.r.t. every parameter and the input. Flax runs `nn.RNN(nn.OptimizedLS
 `nn.RNN(nn.GRUCell)` (bidirectional: `nn.Bidirectional`, stacked); Equinox its `eqx.nn.LSTMCell` /
 `eqx.nn.GRUCell` scanned over time with `lax.scan` and vmapped over the batch, what a user of those
 libraries writes.
+
+Torch runs its CPU LSTM (not its GRU or RNN) through oneDNN's fused RNN primitive. With
+`FUNCLAYERS_BENCH_TORCH_ONEDNN=0` in the environment, torch's workers disable oneDNN
+(`torch.backends.mkldnn.enabled = False`) and run its LSTM as its other layers run, one ATen op
+at a time: `FUNCLAYERS_BENCH_TORCH_ONEDNN=0 python -m benchmarks.run --only LSTM --frameworks
+funclayers torch --output /tmp/no_onednn.md`. This is what separates the LSTM rows from the GRU
+row (benchmarks/README.md, ninth session).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
+
+TORCH_ONEDNN_ENV = "FUNCLAYERS_BENCH_TORCH_ONEDNN"
 
 # name -> (kind, input_size, hidden_size, num_layers, bidirectional, (batch, length))
 CONFIGS = {
@@ -59,6 +70,8 @@ def _torch(config):
     def build():
         import torch
 
+        if os.environ.get(TORCH_ONEDNN_ENV, "1") == "0":
+            torch.backends.mkldnn.enabled = False
         kind, input_size, hidden, layers, bidirectional, _ = config
         module = getattr(torch.nn, kind)(input_size, hidden, num_layers=layers, bidirectional=bidirectional,
                                          batch_first=True).to(torch_device())
