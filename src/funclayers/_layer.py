@@ -2,7 +2,7 @@
 
 A layer is a NamedTuple of two pure functions (optax's GradientTransformation pattern):
 
-    params, state = layer.init(rng)
+    params, state = layer.init(rng)                     # or layer.init(rng, *example_inputs)
     out, new_state = layer.apply(params, state, *inputs, rng=None, training=False, **kwargs)
 
 `params` and `state` are nested plain dicts whose key paths, joined with ".", are torch's
@@ -11,6 +11,8 @@ A layer is a NamedTuple of two pure functions (optax's GradientTransformation pa
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -22,11 +24,47 @@ from ._utils import param_dtype
 
 Params = Any
 State = Any
-InitFn = Callable[[jax.Array], tuple[Params, State]]
+InitFn = Callable[..., tuple[Params, State]]
 ApplyFn = Callable[..., tuple[Any, State]]
 
 
-class Layer(NamedTuple):
+def _takes_examples(init: Callable) -> bool:
+    """Whether `init` accepts example inputs after the rng (a `*args` or a second positional)."""
+    if getattr(init, "_takes_examples", False):
+        return True
+    try:
+        parameters = inspect.signature(init).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: leave it as it is
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.kind == p.VAR_POSITIONAL for p in parameters) or len(positional) > 1
+
+
+_NO_RNG = object()
+
+
+def _accepting_examples(init: InitFn | None) -> InitFn | None:
+    """`init` made to accept (and ignore) example inputs, so every layer takes `init(rng, *examples)`."""
+    if init is None or not callable(init) or _takes_examples(init):
+        return init
+
+    @functools.wraps(init)
+    def init_ignoring_examples(rng=_NO_RNG, *example_inputs, **example_kwargs):
+        del example_inputs, example_kwargs  # only lazy layers and containers read them
+        return init() if rng is _NO_RNG else init(rng)
+
+    init_ignoring_examples._takes_examples = True
+    return init_ignoring_examples
+
+
+class _LayerFields(NamedTuple):
+    init: InitFn
+    apply: ApplyFn
+    name: str = "Layer"
+    children: tuple[tuple[str, Layer], ...] = ()
+
+
+class Layer(_LayerFields):
     """A layer as two pure functions, plus a description and its named children.
 
     Every funclayers constructor returns one; build one by hand for a layer of your own. The four
@@ -34,7 +72,9 @@ class Layer(NamedTuple):
 
     Args:
       init: `init(rng) -> (params, state)`: torch's parameters and persistent buffers, as nested
-        dicts keyed by torch's names.
+        dicts keyed by torch's names. An init written as `init(rng)` is wrapped to accept and
+        ignore example inputs, so every layer's init takes `init(rng, *example_inputs)`; a lazy
+        layer's init reads the sizes it lacks from their shapes.
       apply: `apply(params, state, *inputs, rng=None, training=False, **kwargs) -> (out, new_state)`.
       name: a torch-style description, e.g. `"Linear(in_features=4, out_features=2, bias=True)"`;
         the repr of a layer without children. Default "Layer".
@@ -54,12 +94,19 @@ class Layer(NamedTuple):
       >>> y, state = layer.apply(*layer.init(jax.random.PRNGKey(0)), jnp.arange(3.0))
       >>> y
       Array([0., 2., 4.], dtype=float32)
+      >>> layer.init(jax.random.PRNGKey(0), jnp.ones(3))[0]    # example inputs: accepted, ignored here
+      {'scale': Array([2., 2., 2.], dtype=float32)}
     """
 
-    init: InitFn
-    apply: ApplyFn
-    name: str = "Layer"
-    children: tuple[tuple[str, Layer], ...] = ()
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, apply: ApplyFn, name: str = "Layer",
+                children: tuple[tuple[str, Layer], ...] = ()) -> Layer:
+        return super().__new__(cls, _accepting_examples(init), apply, name, tuple(children))
+
+    @classmethod
+    def _make(cls, iterable) -> Layer:  # `layer._replace(init=...)` goes through __new__ too
+        return cls(*iterable)
 
     def __repr__(self) -> str:
         if not self.children:
@@ -108,14 +155,68 @@ def _named_children(layers: tuple, kind: str) -> tuple[tuple[str, Layer], ...]:
     return items
 
 
-def _init_children(children: tuple[tuple[str, Layer], ...]) -> InitFn:
-    def init(rng):
-        keys = jax.random.split(rng, max(len(children), 1))
-        params, state = {}, {}
-        for (child_name, child), key in zip(children, keys):
-            params[child_name], state[child_name] = child.init(key)
-        return params, state
+def _is_array(leaf: Any) -> bool:
+    return hasattr(leaf, "shape") and hasattr(leaf, "dtype")
 
+
+def _abstract(tree: Any) -> Any:
+    """Arrays (and tracers) in `tree` as ShapeDtypeStructs; other leaves (flags, None) as they are."""
+    return jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype)
+                                  if _is_array(leaf) else leaf, tree)
+
+
+def _eval_shape(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """`jax.eval_shape(fn, *args, **kwargs)` where only the array leaves are abstract (flags stay static)."""
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    arrays = [i for i, leaf in enumerate(leaves) if _is_array(leaf)]
+
+    def run(*values):
+        filled = list(leaves)
+        for i, value in zip(arrays, values):
+            filled[i] = value
+        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
+        return fn(*call_args, **call_kwargs)
+
+    return jax.eval_shape(run, *[_abstract(leaves[i]) for i in arrays])
+
+
+def _child_keys(rng: jax.Array, children: tuple) -> list:
+    return list(jax.random.split(rng, max(len(children), 1)))
+
+
+def _init_recorded(layer: Layer, rng: jax.Array, records: dict) -> tuple[Params, State]:
+    """Init `layer` with the example inputs recorded for it (path `()`) or for its descendants.
+
+    `records` maps paths relative to `layer` to the `(args, kwargs)` a composite's forward gave
+    them; a container whose own init splits the rng over its children (marked `_children`) is
+    descended into, so `m.blocks[0](x)` sizes the lazy child `blocks.0`; any other layer without a
+    record is initialised without examples.
+    """
+    if () in records:
+        args, kwargs = records[()]
+        return layer.init(rng, *args, **kwargs)
+    children = getattr(layer.init, "_children", None)
+    if not records or children is None:
+        return layer.init(rng)
+    return _init_children_recorded(children, rng, records)
+
+
+def _init_children_recorded(children: tuple, rng: jax.Array, records: dict) -> tuple[dict, dict]:
+    params, state = {}, {}
+    for (child_name, child), key in zip(children, _child_keys(rng, children)):
+        sub = {path[1:]: value for path, value in records.items() if path and path[0] == child_name}
+        params[child_name], state[child_name] = _init_recorded(child, key, sub)
+    return params, state
+
+
+def _init_children(children: tuple[tuple[str, Layer], ...]) -> InitFn:
+    """A container's init: one key per child, in order; example inputs reach no child (no forward)."""
+
+    def init(rng, *example_inputs, **example_kwargs):
+        del example_inputs, example_kwargs
+        return _init_children_recorded(children, rng, {})
+
+    init._children = children
     return init
 
 
@@ -134,6 +235,21 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
     """
     children = _named_children(layers, "Sequential")
 
+    def init(rng, *example_inputs):
+        # With an example input, child i is initialised on the shapes child i-1 returns
+        # (`jax.eval_shape` of its apply: nothing is computed), so lazy children size themselves.
+        if not example_inputs:
+            return _init_children_recorded(children, rng, {})
+        params, state = {}, {}
+        inputs = _abstract(example_inputs)
+        for (child_name, child), key in zip(children, _child_keys(rng, children)):
+            params[child_name], state[child_name] = child_params, child_state = child.init(key, *inputs)
+            inputs = (_eval_shape(lambda p, s, *xs, child=child: child.apply(p, s, *xs)[0],
+                                  (child_params, child_state) + tuple(inputs), {}),)
+        return params, state
+
+    init._children = children
+
     def apply(params, state, input, *, rng=None, training=False):
         new_state = {}
         for (child_name, child), key in zip(children, _split(rng, len(children))):
@@ -141,7 +257,7 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
                                                        rng=key, training=training)
         return input, new_state
 
-    return Layer(_init_children(children), apply, "Sequential", children)
+    return Layer(init, apply, "Sequential", children)
 
 
 def _container_apply(kind: str) -> ApplyFn:
@@ -251,13 +367,7 @@ class _Bound:
         self._scope, self._layer, self._path = scope, layer, path
 
     def __call__(self, *inputs, **kwargs):
-        scope = self._scope
-        params = _get(scope._params, self._path)
-        state = _get(scope._state, self._path)
-        out, new_state = self._layer.apply(params, state, *inputs, rng=scope._next_rng(),
-                                           training=scope.training, **kwargs)
-        _set(scope._state, self._path, new_state)
-        return out
+        return self._scope._call(self._layer, self._path, inputs, kwargs)
 
     def __getitem__(self, item):
         names = [n for n, _ in self._layer.children]
@@ -348,6 +458,12 @@ class Scope:
         """A fresh PRNG key derived from the caller's `rng`, or None when none was given."""
         return self._next_rng()
 
+    def _call(self, layer: Layer, path: tuple[str, ...], inputs: tuple, kwargs: dict) -> Any:
+        out, new_state = layer.apply(_get(self._params, path), _get(self._state, path), *inputs,
+                                     rng=self._next_rng(), training=self.training, **kwargs)
+        _set(self._state, path, new_state)
+        return out
+
     def _bind(self, layer: Layer, path: tuple[str, ...]):
         if layer.name == "Parameter":
             return _get(self._params, path)
@@ -373,6 +489,45 @@ class Scope:
 
     def __contains__(self, item) -> bool:
         return item in self._children
+
+
+class _InitScope(Scope):
+    """The Scope of a composite's forward traced by `init(rng, *example_inputs)` (under `jax.eval_shape`).
+
+    Each child reached is initialised abstractly on the inputs it is given, which are recorded
+    (as shapes) for the concrete init that follows; its abstract output goes on to the next child.
+    """
+
+    def __init__(self, children, rng):
+        super().__init__(children, {}, {}, None, False)
+        self._init_rng = rng
+        self.records: dict[tuple[str, ...], tuple[tuple, dict]] = {}
+        self._values: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def _variables(self, layer: Layer, path: tuple[str, ...], inputs: tuple, kwargs: dict):
+        if path not in self._values:
+            if inputs or kwargs:
+                self.records[path] = (_abstract(inputs), _abstract(kwargs))
+            self._values[path] = layer.init(self._init_rng, *inputs, **kwargs)
+        return self._values[path]
+
+    def _call(self, layer: Layer, path: tuple[str, ...], inputs: tuple, kwargs: dict) -> Any:
+        params, state = self._variables(layer, path, inputs, kwargs)
+        out, new_state = layer.apply(params, state, *inputs, rng=None, training=False, **kwargs)
+        self._values[path] = (params, new_state)
+        return out
+
+    def _bind(self, layer: Layer, path: tuple[str, ...]):
+        if layer.name == "Parameter":
+            return self._variables(layer, path, (), {})[0]
+        if layer.name == "Buffer":
+            return self._variables(layer, path, (), {})[1]
+        return _Bound(self, layer, path)
+
+    def set_buffer(self, name: str, value: Any) -> None:
+        if self._children.get(name, Layer(None, None)).name != "Buffer":
+            raise ValueError(f"set_buffer: {name!r} is not a fl.Buffer child of this composite.")
+        self._values[(name,)] = ({}, value)
 
 
 def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
@@ -413,12 +568,28 @@ def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
     label = getattr(forward, "__name__", "Module")
     label = "Module" if label == "<lambda>" else label
 
+    def init(rng, *example_inputs, **example_kwargs):
+        # With example inputs, the forward runs once under `jax.eval_shape` (nothing computed),
+        # initialising each child it reaches on the shapes it gets; then every child is
+        # initialised for real on those shapes, with the same keys as without examples.
+        if not example_inputs and not example_kwargs:
+            return _init_children_recorded(items, rng, {})
+        scope = _InitScope(items, rng)
+
+        def trace(*inputs, **kwargs):
+            forward(scope, *inputs, **kwargs)  # only the children's records are kept, not the output
+
+        _eval_shape(trace, example_inputs, example_kwargs)
+        return _init_children_recorded(items, rng, scope.records)
+
+    init._children = items
+
     def apply(params, state, *inputs, rng=None, training=False, **kwargs):
         scope = Scope(items, params, state, rng, training)
         out = forward(scope, *inputs, **kwargs)
         return out, scope._state
 
-    return Layer(_init_children(items), apply, label, items)
+    return Layer(init, apply, label, items)
 
 
 __all__ = ["Layer", "Sequential", "ModuleList", "ModuleDict", "Module", "Parameter", "Buffer", "Scope",

@@ -460,9 +460,9 @@ def Transformer(d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
 
     model = Module(_named(forward, "Transformer"), encoder=encoder, decoder=decoder)
 
-    def init(rng):
+    def init(rng, *example_inputs, **example_kwargs):
         k_children, k_reset = jax.random.split(rng)
-        params, state = model.init(k_children)
+        params, state = model.init(k_children, *example_inputs, **example_kwargs)
         return _reorder_like(_xavier_reset(params, k_reset), params), state
 
     return model._replace(init=init)

@@ -243,8 +243,8 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
     target = resolve_devices("DataParallel", [output_device], jax.local_devices())[0] \
         if output_device is not None else devices[0]
 
-    def init(rng):
-        params, state = module.init(rng)
+    def init(rng, *example_inputs, **example_kwargs):
+        params, state = module.init(rng, *example_inputs, **example_kwargs)
         return {"module": params}, {"module": state}
 
     def apply(params, state, *inputs, rng=None, training=False, **kwargs):

@@ -172,8 +172,8 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
             leaves[i] = jax.device_put(np.asarray(leaves[i]), replicated)
         return jax.tree_util.tree_unflatten(treedef, leaves)
 
-    def init(rng):
-        params, state = module.init(rng)
+    def init(rng, *example_inputs, **example_kwargs):
+        params, state = module.init(rng, *example_inputs, **example_kwargs)
         return {"module": params}, {"module": state}
 
     def apply(params, state, *inputs, rng=None, training=False, **kwargs):
