@@ -142,3 +142,15 @@ __all__ += ["from_torch", "register_torch_converter", "unregister_torch_converte
 # -- distance (_distance.py) --
 from ._distance import CosineSimilarity, PairwiseDistance
 __all__ += ["PairwiseDistance", "CosineSimilarity"]
+
+# -- issue 27: lazy layers, parameter containers, the last module classes (_lazy.py, _param_containers.py) --
+from ._lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d,
+                    LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d,
+                    LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear)
+from ._loss_modules import NLLLoss2d
+from ._param_containers import ParameterDict, ParameterList
+from ._rnn_cell import RNNCellBase
+
+__all__ += ["LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+            "LazyConvTranspose3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyInstanceNorm1d",
+            "LazyInstanceNorm2d", "LazyInstanceNorm3d", "ParameterList", "ParameterDict", "RNNCellBase", "NLLLoss2d"]

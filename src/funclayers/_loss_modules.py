@@ -498,6 +498,30 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
         input, target, state.get("weight"), ignore_index=ignore_index, reduction=reduction), {"weight": weight})
 
 
+def NLLLoss2d(weight: Any = None, size_average: bool | None = None, ignore_index: int = -100,
+              reduce: bool | None = None, reduction: str = "mean") -> Layer:
+    """torch's deprecated alias of NLLLoss (the same loss, spatial targets included); torch.nn.NLLLoss2d.
+
+    Args:
+      weight: optional (C,) class weights, kept in `state` as torch's buffer.
+      size_average: deprecated; see `reduction` (default None).
+      ignore_index: a target value that contributes nothing (default -100).
+      reduce: deprecated; see `reduction` (default None).
+      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+
+    Shape:
+      input (N, C, d1, ..., dK) (or any shape NLLLoss takes) log-probabilities; target (N, d1, ..., dK)
+      integer -> () with reduction 'mean' or 'sum', the target's shape with 'none'.
+
+    Example:
+      >>> x = jnp.log(jnp.full((1, 4, 2, 2), 0.25))
+      >>> loss, _ = fl.NLLLoss2d().apply({}, {}, x, jnp.zeros((1, 2, 2), int))
+      >>> loss   # log 4
+      Array(1.3862944, dtype=float32)
+    """
+    return NLLLoss(weight, size_average, ignore_index, reduce, reduction)._replace(name="NLLLoss2d()")
+
+
 def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignore_index: int = -100,
                      reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0) -> Layer:
     """Cross entropy of logits against class indices or probabilities; torch.nn.CrossEntropyLoss (`weight` in state).

@@ -199,6 +199,41 @@ def _cell_layer(kind: str, chunks: int, input_size: int, hidden_size: int, bias:
     return Layer(init, apply, name)
 
 
+def RNNCellBase(input_size: int, hidden_size: int, bias: bool, num_chunks: int, device: Any = None,
+                dtype: Any = None) -> Layer:
+    """The parameters RNNCell, LSTMCell and GRUCell share, without a forward; torch.nn.RNNCellBase.
+
+    As torch's base class, it registers `weight_ih` (num_chunks * H, H_in), `weight_hh`
+    (num_chunks * H, H) and, with `bias`, `bias_ih` and `bias_hh` (num_chunks * H,), all
+    U(-1/sqrt(H), 1/sqrt(H)); its `apply` raises NotImplementedError, as torch's missing forward.
+
+    Args:
+      input_size: H_in, the features of the input.
+      hidden_size: H, the features of the hidden state.
+      bias: learn the biases bias_ih and bias_hh (no default, as in torch).
+      num_chunks: the gates stacked in each weight (1 for RNNCell, 4 for LSTMCell, 3 for GRUCell).
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype (default float32).
+
+    Shape: no forward; the params are (num_chunks * H, H_in), (num_chunks * H, H) and (num_chunks * H,).
+
+    Example:
+      >>> base = fl.RNNCellBase(10, 20, True, 4)
+      >>> params, state = base.init(jax.random.PRNGKey(0))
+      >>> {name: w.shape for name, w in params.items()}
+      {'weight_ih': (80, 10), 'weight_hh': (80, 20), 'bias_ih': (80,), 'bias_hh': (80,)}
+    """
+    del device
+    if isinstance(num_chunks, bool) or not isinstance(num_chunks, int) or num_chunks < 1:
+        raise ValueError(f"RNNCellBase: num_chunks must be a positive int, got {num_chunks!r}.")
+
+    def apply(params, state, *inputs, rng=None, training=False, **kwargs):
+        raise NotImplementedError('RNNCellBase: Module [RNNCellBase] is missing the required "forward" function '
+                                  "(as in torch, the base class has none: use RNNCell, LSTMCell or GRUCell).")
+
+    return _cell_layer("RNNCellBase", num_chunks, input_size, hidden_size, bias, dtype, None)._replace(apply=apply)
+
+
 def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device: Any = None,
             dtype: Any = None) -> Layer:
     """One Elman step, h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh); torch.nn.RNNCell.
@@ -273,4 +308,4 @@ def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = 
     del device
     return _cell_layer("GRUCell", 3, input_size, hidden_size, bias, dtype, gru_cell)
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell"]
+__all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell"]
