@@ -32,15 +32,16 @@ def _renamed(kind: str, label: str, error: ValueError) -> ValueError:
 
 def _lazy_layer(kind: str, label: str, what: str, build: Callable[[int], Layer],
                 infer: Callable[[tuple], int], size_of: Callable[[dict, dict], int | None],
-                needs_example: bool = True) -> Layer:
+                needs_example: bool = True, probe: int = 1) -> Layer:
     """A lazy layer: `build(size)` is the materialised layer once `infer(example shape)` gives the size.
 
     `size_of(params, state)` reads the size back from the materialised params (None when they
-    carry none, e.g. a norm without affine parameters or running statistics: torch's size 0).
+    carry none, e.g. a norm without affine parameters or running statistics: torch's size 0);
+    `probe` is a size valid for any configuration, built once to raise configuration errors.
     """
     build = functools.cache(build)
     try:  # configuration errors at construction, as torch raises them
-        build(1)
+        build(probe)
     except ValueError as error:
         raise _renamed(kind, label, error) from None
 
@@ -127,11 +128,11 @@ def _lazy_conv(n: int, out_channels, kernel_size, stride, padding, dilation, gro
     plain = {1: Conv1d, 2: Conv2d, 3: Conv3d}[n]
 
     def build(size: int) -> Layer:
-        return plain(size or groups, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                     padding_mode, dtype=dtype)
+        return plain(size, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                     dtype=dtype)
 
     return _lazy_layer(kind, label, "in_channels", build, _in_channels(label, n),
-                       lambda params, state: params["weight"].shape[1] * groups)
+                       lambda params, state: params["weight"].shape[1] * groups, probe=groups)
 
 
 def _lazy_conv_transpose(n: int, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
@@ -143,11 +144,11 @@ def _lazy_conv_transpose(n: int, out_channels, kernel_size, stride, padding, out
     plain = {1: ConvTranspose1d, 2: ConvTranspose2d, 3: ConvTranspose3d}[n]
 
     def build(size: int) -> Layer:
-        return plain(size or groups, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
-                     dilation, padding_mode, dtype=dtype)
+        return plain(size, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
+                     padding_mode, dtype=dtype)
 
     return _lazy_layer(kind, label, "in_channels", build, _in_channels(label, n),
-                       lambda params, state: params["weight"].shape[0])
+                       lambda params, state: params["weight"].shape[0], probe=groups)
 
 
 _CONV_DOC = """A {kind} whose `in_channels` comes from the example input; torch.nn.Lazy{kind}.

@@ -11,6 +11,8 @@ live in `state`, so a loaded state_dict replaces them:
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable
 from typing import Any
 
@@ -513,12 +515,16 @@ def NLLLoss2d(weight: Any = None, size_average: bool | None = None, ignore_index
       input (N, C, d1, ..., dK) (or any shape NLLLoss takes) log-probabilities; target (N, d1, ..., dK)
       integer -> () with reduction 'mean' or 'sum', the target's shape with 'none'.
 
+    Constructing it warns (FutureWarning), as torch's does.
+
     Example:
       >>> x = jnp.log(jnp.full((1, 4, 2, 2), 0.25))
       >>> loss, _ = fl.NLLLoss2d().apply({}, {}, x, jnp.zeros((1, 2, 2), int))
       >>> loss   # log 4
       Array(1.3862944, dtype=float32)
     """
+    warnings.warn("`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in replacement "
+                  "(torch warns the same at construction).", FutureWarning, stacklevel=2)
     return NLLLoss(weight, size_average, ignore_index, reduce, reduction)._replace(name="NLLLoss2d()")
 
 
