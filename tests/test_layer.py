@@ -11,6 +11,8 @@ import torch
 import funclayers as fl
 from funclayers._layer import stateless
 
+KEY = jax.random.PRNGKey(0)
+
 
 def _affine(n_in, n_out):
     """A tiny Linear-like layer for container tests that must not depend on the linear family."""
@@ -178,3 +180,83 @@ def test_load_state_dict_dtype(x64):
     assert params["weight"].dtype == jnp.float32  # torch's copy_: the model keeps its dtype
     params, _ = fl.load_state_dict(model, sd, dtype=jnp.float64)
     assert params["weight"].dtype == jnp.float64 and float(params["weight"][0, 0]) == 1 / 3
+
+
+# -- init(rng, *example_inputs): every layer accepts them, containers pass them through (CONTRACT.md, 2) --
+
+
+def _same(a, b):
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(
+        np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_every_init_accepts_example_inputs_and_ignores_them():
+    layer = _affine(3, 2)  # its init is written as init(rng)
+    x = jnp.ones((4, 3))
+    assert _same(layer.init(KEY), layer.init(KEY, x))
+    assert _same(layer.init(KEY), layer.init(KEY, x, mask=None))
+    assert _same(layer.init(KEY), layer._replace(name="Renamed").init(KEY, x))  # _replace keeps the wrapper
+    assert fl._layer.no_params() == ({}, {})
+    assert fl.Layer(fl._layer.no_params, None).init() == ({}, {})  # an rng-optional init stays so
+
+
+@pytest.mark.parametrize("make, inputs", [
+    (lambda: fl.Sequential(_affine(3, 4), fl.ReLU(), _counter(), _affine(4, 2)), lambda: (jnp.ones((2, 3)),)),
+    (lambda: fl.Sequential(fl.Conv2d(2, 3, 3), fl.BatchNorm2d(3), fl.Flatten(), fl.Linear(12, 2)),
+     lambda: (jax.ShapeDtypeStruct((5, 2, 4, 4), jnp.float32),)),
+    (lambda: fl.Module(lambda m, x: m.blocks[1](m.blocks[0](x)) + m.bias,
+                       blocks=fl.ModuleList([_affine(3, 3), _affine(3, 3)]), bias=fl.Parameter(jnp.ones(3)),
+                       spare=_affine(2, 2)), lambda: (jnp.ones((2, 3)),)),
+    (lambda: fl.Transformer(d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=8),
+     lambda: (jnp.ones((3, 2, 8)), jnp.ones((4, 2, 8)))),
+    (lambda: fl.TransformerEncoder(fl.TransformerEncoderLayer(8, 2, 16), 2), lambda: (jnp.ones((3, 2, 8)),)),
+    (lambda: fl.DataParallel(fl.Sequential(fl.Linear(3, 4), fl.Tanh())), lambda: (jnp.ones((2, 3)),)),
+    (lambda: fl.LSTM(3, 4, batch_first=True), lambda: (jnp.ones((2, 5, 3)),)),
+])
+def test_init_with_examples_is_deterministic_and_equal_to_init_without(make, inputs):
+    layer = make()
+    assert _same(layer.init(KEY), layer.init(KEY, *inputs()))
+
+
+def test_sequential_init_feeds_each_child_the_previous_output_shape():
+    seen = []
+
+    def probe(n_out):
+        def init(rng, *examples):
+            seen.append(tuple(jnp.shape(x) for x in examples))
+            return {}, {}
+
+        return fl.Layer(init, lambda p, s, x, *, rng=None, training=False: (x[..., :n_out], s), "Probe")
+
+    model = fl.Sequential(probe(3), fl.Flatten(0), probe(4), fl.Unflatten(0, (2, 2)), probe(1))
+    model.init(KEY, jnp.ones((2, 5)))
+    assert seen == [((2, 5),), ((6,),), ((2, 2),)]
+    seen.clear()
+    model.init(KEY)
+    assert seen == [(), (), ()]
+
+
+def test_composite_init_with_examples_traces_the_forward_once_without_computing():
+    recorded, calls = [], []
+
+    def sized(rng, *examples, **kwargs):
+        recorded.append((tuple(x.shape for x in examples), sorted(kwargs)))
+        return {"w": jnp.ones(examples[0].shape[-1]) if examples else jnp.ones(1)}, {"n": jnp.zeros((), jnp.int32)}
+
+    def apply(params, state, x, scale=1.0, *, rng=None, training=False):
+        return x * params["w"] * scale, {"n": state["n"] + 1}
+
+    def forward(m, x, scale):
+        calls.append(type(x).__name__)
+        assert m.rng() is None and not m.training
+        m.set_buffer("seen", m.seen + 1)
+        return m.child(m.child(x, scale=scale)) * m.counter_param
+
+    net = fl.Module(forward, child=fl.Layer(sized, apply, "Sized"), counter_param=fl.Parameter(jnp.ones(())),
+                    seen=fl.Buffer(jnp.zeros((), jnp.int32)))
+    params, state = net.init(KEY, jnp.ones((2, 4)), scale=2.0)
+    assert len(calls) == 1 and calls[0] != "ArrayImpl"  # one abstract trace of the forward
+    assert recorded[-1] == (((2, 4),), ["scale"])  # the first call's inputs, keyword ones included
+    assert params["child"]["w"].shape == (4,) and int(state["child"]["n"]) == 0 and int(state["seen"]) == 0
+    out, new_state = net.apply(params, state, jnp.ones((2, 4)), 2.0)
+    assert out.shape == (2, 4) and int(new_state["child"]["n"]) == 2 and int(new_state["seen"]) == 1

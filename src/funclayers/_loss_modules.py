@@ -12,7 +12,6 @@ live in `state`, so a loaded state_dict replaces them:
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable
 from typing import Any
 
