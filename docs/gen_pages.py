@@ -24,10 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (slug, title, the private modules whose public names the page lists, one line of introduction)
 FAMILIES = [
-    ("containers", "Layers and containers", ["funclayers._layer"],
+    ("containers", "Layers and containers", ["funclayers._layer", "funclayers._param_containers"],
      "`Layer` (the init/apply pair every layer is), torch's containers and `Module`, the composite "
      "that reads like a torch `nn.Module`."),
     ("linear", "Linear", ["funclayers._linear"], "torch.nn's linear.py and flatten.py."),
+    ("lazy", "Lazy layers", ["funclayers._lazy"],
+     "torch.nn's lazy modules: `init(rng, x)` reads the size they leave open from an example input's shape."),
     ("activation", "Activations and softmax",
      ["funclayers._activation", "funclayers._activation_leaky", "funclayers._activation_smooth",
       "funclayers._softmax"],

@@ -94,8 +94,9 @@ class Layer(_LayerFields):
       >>> y, state = layer.apply(*layer.init(jax.random.PRNGKey(0)), jnp.arange(3.0))
       >>> y
       Array([0., 2., 4.], dtype=float32)
-      >>> layer.init(jax.random.PRNGKey(0), jnp.ones(3))[0]    # example inputs: accepted, ignored here
-      {'scale': Array([2., 2., 2.], dtype=float32)}
+      >>> params, _ = layer.init(jax.random.PRNGKey(0), jnp.ones(3))   # example inputs: accepted, ignored here
+      >>> params["scale"].shape
+      (3,)
     """
 
     __slots__ = ()
