@@ -32,6 +32,9 @@ def _takes_examples(init: Callable) -> bool:
     """Whether `init` accepts example inputs after the rng (a `*args` or a second positional)."""
     if getattr(init, "_takes_examples", False):
         return True
+    if inspect.isfunction(init) and not hasattr(init, "__wrapped__"):  # a plain function: read its code, fast
+        code = init.__code__
+        return bool(code.co_flags & inspect.CO_VARARGS) or code.co_argcount > 1
     try:
         parameters = inspect.signature(init).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: leave it as it is
