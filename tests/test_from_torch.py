@@ -157,6 +157,9 @@ def test_module_db_case(info, index, training):
     torch.manual_seed(0)
     module = info.module_cls(*case.constructor_input.args, **case.constructor_input.kwargs)
     assert case.forward_input is not None
+    if isinstance(module, torch.nn.modules.lazy.LazyModuleMixin):  # torch sizes a lazy module on its first call
+        with torch.no_grad():
+            module.to(torch.float64).eval()(*case.forward_input.args, **case.forward_input.kwargs)
     if training and _is_random(module):
         training = False  # random streams differ: compare the eval forward of the same module
     _check_case(module, case.forward_input.args, case.forward_input.kwargs, training, grad=index == 0)
