@@ -257,6 +257,22 @@ def test_rnn_cell_base_has_torch_params_and_no_forward():
         fl.RNNCellBase(5, 8, True, 0)
 
 
+def test_from_torch_of_rnn_cell_base_nll_loss_2d_and_an_unrun_lazy_module():
+    module = torch.nn.RNNCellBase(5, 8, False, 3)
+    layer, params, state = fl.from_torch(module)
+    assert layer.name == "RNNCellBase(5, 8, bias=False)"
+    for name, value in module.state_dict().items():
+        np.testing.assert_array_equal(fl.state_dict(params, state)[name], value.numpy())
+    with pytest.warns(FutureWarning):
+        loss = torch.nn.NLLLoss2d(ignore_index=0)
+    layer, _, _ = fl.from_torch(loss)
+    x, target = randn(2, 3, 4, 4), np.random.default_rng(0).integers(0, 3, (2, 4, 4))
+    expected = loss(to_torch(x), torch.from_numpy(target))
+    assert_close(layer.apply({}, {}, jnp.asarray(x), jnp.asarray(target))[0], expected, "loss", **tolerance(np.float32))
+    with pytest.raises(TypeError, match="LazyConv2d has not inferred its shapes yet; run one forward pass in torch"):
+        fl.from_torch(torch.nn.LazyConv2d(2, 3))
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"ignore_index": 1, "reduction": "sum"}, {"reduction": "none"}])
 def test_nll_loss_2d_is_torch_alias(kwargs, dtype):
     weight = np.array([0.5, 2.0, 1.0], dtype)

@@ -225,7 +225,7 @@ def _convert(module: Any, path: str) -> Layer:
                                    f"{type(module).__name__}.")
     fn = _lookup(module)
     cls = type(module)
-    if fn is None and cls.__name__.startswith("Lazy") and getattr(torch.nn, cls.__name__, None) is cls:
+    if cls.__name__.startswith("Lazy") and getattr(torch.nn, cls.__name__, None) is cls:  # fl.Lazy* exist now
         raise TorchConversionError(f"from_torch: {_path_label(path)}: {cls.__name__} has not inferred its shapes "
                                    f"yet; run one forward pass in torch first (it then becomes "
                                    f"{cls.__name__.removeprefix('Lazy')}), and convert after.")

@@ -48,6 +48,7 @@ def _distance_function(module: Any, conv: Any) -> Any:
 
 
 _OVERRIDES: dict[str, dict[str, Callable[[Any, Any], Any]]] = {
+    "RNNCellBase": {"num_chunks": lambda m, conv: m.weight_ih.shape[0] // max(m.hidden_size, 1)},
     "MultiheadAttention": {"bias": _bias_of("in_proj_bias"), "add_bias_kv": _bias_of("bias_k")},
     # torch appends n_classes to the cutoffs it stores
     "AdaptiveLogSoftmaxWithLoss": {"cutoffs": lambda m, conv: list(m.cutoffs[:-1]),
