@@ -227,6 +227,9 @@ def _init_children(children: tuple[tuple[str, Layer], ...]) -> InitFn:
 def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
     """Chains layers, feeding each output to the next; torch.nn.Sequential.
 
+    `init(rng, x)` initialises child i on the output shapes of child i-1 (`jax.eval_shape`:
+    nothing is computed), so lazy children size themselves from one example batch.
+
     Args:
       *layers: layers, named "0", "1", ... as in torch, or one `OrderedDict` of named layers.
 
@@ -234,8 +237,16 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
 
     Example:
       >>> model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
-      >>> params, state = model.init(jax.random.PRNGKey(0))   # params["0"]["weight"] ...
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> params["0"]["weight"].shape
+      (8, 4)
       >>> y, state = model.apply(params, state, jnp.ones((3, 4)))
+      >>> y.shape
+      (3, 2)
+      >>> lazy = fl.Sequential(fl.LazyConv2d(16, 3), fl.ReLU(), fl.Flatten(), fl.LazyLinear(10))
+      >>> params, state = lazy.init(jax.random.PRNGKey(0), jnp.ones((2, 3, 8, 8)))
+      >>> params["3"]["weight"].shape
+      (10, 576)
     """
     children = _named_children(layers, "Sequential")
 
@@ -540,6 +551,9 @@ def Module(forward: Callable[..., Any], /, **children: Layer) -> Layer:
     Params and state are keyed by the child names exactly as torch keys a module with those
     attributes, so the torch module's `state_dict` loads unchanged. The forward receives a
     `Scope` `m`: calling `m.<child>(...)` applies that child, threading its state and an rng.
+    `init(rng, *example_inputs, **example_kwargs)` runs the forward once under `jax.eval_shape`
+    (nothing computed) and initialises each child on the shapes it is called with (lazy children
+    size themselves; a child never called gets `init(rng)`), with the same keys as `init(rng)`.
 
     Args:
       forward: `forward(m, *inputs, **kwargs)`, returning the output; `m` is a `Scope`.
