@@ -212,7 +212,7 @@ def test_every_init_accepts_example_inputs_and_ignores_them():
     (lambda: fl.TransformerEncoder(fl.TransformerEncoderLayer(8, 2, 16), 2), lambda: (jnp.ones((3, 2, 8)),)),
     (lambda: fl.DataParallel(fl.Sequential(fl.Linear(3, 4), fl.Tanh())), lambda: (jnp.ones((2, 3)),)),
     (lambda: fl.LSTM(3, 4, batch_first=True), lambda: (jnp.ones((2, 5, 3)),)),
-])
+], ids=["sequential", "sequential-shapes", "composite", "transformer", "encoder", "data-parallel", "lstm"])
 def test_init_with_examples_is_deterministic_and_equal_to_init_without(make, inputs):
     layer = make()
     assert _same(layer.init(KEY), layer.init(KEY, *inputs()))
