@@ -48,7 +48,7 @@ def _materialised_torch(make, shape, dtype=np.float32):
 def test_lazy_layer_matches_torch(make, shape, training, dtype):
     module, x = _materialised_torch(make, shape)
     layer = make(fl)
-    sized = layer._replace(init=lambda rng: layer.init(rng, x))  # what load_state_dict sizes itself on
+    sized = layer._replace(init=lambda rng: layer.init(rng, x))  # oracle.check_layer inits without examples
     check_layer(module, sized, [x], dtype=dtype, training=training, steps=2 if training else 1)
 
 
@@ -69,6 +69,19 @@ def test_lazy_init_is_torch_materialised_module(make, shape, training):
     # the same params as the plain layer built with the inferred size: torch's distributions
     again = layer.init(KEY, np.zeros(shape, np.float32))
     jax.tree_util.tree_map(np.testing.assert_array_equal, (params, state), again)
+
+
+def test_load_state_dict_sizes_lazy_layers_from_example_inputs():
+    module, x = _materialised_torch(lambda m: m.Sequential(m.LazyConv1d(4, 3), m.Flatten(), m.LazyLinear(2)), (2, 3, 6))
+    model = fl.Sequential(fl.LazyConv1d(4, 3), fl.Flatten(), fl.LazyLinear(2))
+    with pytest.raises(ValueError, match=r"LazyConv1d\(.*\) needs an example input"):
+        fl.load_state_dict(model, module.state_dict())
+    example = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    params, state = fl.load_state_dict(model, module.state_dict(), example_inputs=(example,))
+    assert_close(model.apply(params, state, jnp.asarray(x))[0], module(to_torch(x)), "output", **tolerance(np.float32))
+    partial = {k: v for k, v in module.state_dict().items() if k != "2.bias"}
+    params, _ = fl.load_state_dict(model, partial, strict=False, example_inputs=(x,))
+    assert params["2"]["bias"].shape == (2,)
 
 
 def test_lazy_linear_distribution_is_torch_kaiming_uniform():

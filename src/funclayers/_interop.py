@@ -96,12 +96,12 @@ def _shapes(tree: Any) -> Any:
     return jax.ShapeDtypeStruct(tree.shape, tree.dtype)
 
 
-def _init_shapes(layer: Layer) -> tuple[Any, Any]:
+def _init_shapes(layer: Layer, example_inputs: tuple = ()) -> tuple[Any, Any]:
     """The layer's params and state as shapes, in torch's registration order, without computing."""
     captured = []
 
     def init(rng):
-        params, state = layer.init(rng)
+        params, state = layer.init(rng, *example_inputs)
         captured.append((_shapes(params), _shapes(state)))
         return params, state
 
@@ -110,7 +110,7 @@ def _init_shapes(layer: Layer) -> tuple[Any, Any]:
 
 
 def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = True,
-                    *, dtype: Any = None) -> tuple[Any, Any]:
+                    *, dtype: Any = None, example_inputs: tuple = ()) -> tuple[Any, Any]:
     """Params and state for `layer` from a torch `state_dict` (any mapping of names to arrays).
 
     Args:
@@ -120,6 +120,8 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
         `strict=False` missing entries keep the layer's initial values and extra keys are ignored.
       dtype: floating entries are cast to the layer's own parameter dtypes (torch's copy
         semantics); pass `dtype=jnp.float64` to keep a float64 checkpoint's precision.
+      example_inputs: keyword only: the example inputs `layer.init(rng, *example_inputs)` sizes
+        lazy layers from (arrays or `jax.ShapeDtypeStruct`s; default none).
 
     Returns: `(params, state)`.
 
@@ -137,7 +139,7 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
       >>> params["0"]["weight"].shape
       (2, 4)
     """
-    params_t, state_t = _init_shapes(layer)
+    params_t, state_t = _init_shapes(layer, tuple(example_inputs))
     template = dict(_leaves(params_t, state_t))
     given = {str(k): v for k, v in state_dict.items()}
     missing = [k for k in template if k not in given]
@@ -168,7 +170,7 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
         raise StateDictError(f"Error(s) in loading state_dict for {layer.name.split('(')[0]}:\n\t"
                              + "\n\t".join(errors))
     if missing:  # strict=False: keep the layer's own initial values
-        init_params, init_state = layer.init(jax.random.PRNGKey(0))
+        init_params, init_state = layer.init(jax.random.PRNGKey(0), *example_inputs)
         for name, value in _leaves(init_params, init_state):
             arrays.setdefault(name, value if dtype is None or not jnp.issubdtype(value.dtype, jnp.inexact)
                               else value.astype(dtype))
