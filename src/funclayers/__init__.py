@@ -142,3 +142,7 @@ __all__ += ["from_torch", "register_torch_converter", "unregister_torch_converte
 # -- distance (_distance.py) --
 from ._distance import CosineSimilarity, PairwiseDistance
 __all__ += ["PairwiseDistance", "CosineSimilarity"]
+
+# -- torch.nn.utils (utils/: torch/nn/utils/) --
+from . import utils
+__all__ += ["utils"]
