@@ -15,7 +15,8 @@ import funclayers as fl
 
 def _grads(dtype, scale=1.0):
     """A gradient pytree and torch parameters whose .grad are the same arrays (torch's order)."""
-    arrays = {"weight": randn(4, 3, dtype=dtype, seed=1, scale=scale), "bias": randn(4, dtype=dtype, seed=2, scale=scale),
+    arrays = {"weight": randn(4, 3, dtype=dtype, seed=1, scale=scale),
+              "bias": randn(4, dtype=dtype, seed=2, scale=scale),
               "block": {"kernel": randn(2, 2, 3, dtype=dtype, seed=3, scale=scale)}}
     torch_params = []
     for a in (arrays["weight"], arrays["bias"], arrays["block"]["kernel"]):
