@@ -21,9 +21,9 @@ __all__ = ["weight_norm", "spectral_norm", "orthogonal"]
 
 
 def _tensor_shape(who: str, module: Layer, name: str) -> tuple[int, ...]:
-    where = tensor_location(who, module, name)
-    params, state = init_shapes(parametrize._info(module).inner if parametrize.is_parametrized(module, name)
-                                else module)
+    layer = parametrize._info(module).inner if parametrize.is_parametrized(module, name) else module
+    where = tensor_location(who, layer, name)
+    params, state = init_shapes(layer)
     return tuple((params if where == "params" else state)[name].shape)
 
 
@@ -200,9 +200,10 @@ def _geqrf_reflectors(Q: jax.Array) -> jax.Array:
         tau = jnp.where(zero, 0.0, (beta - alpha) / safe_beta)
         v = jnp.where(rows > i, x / jnp.where(zero, 1.0, alpha - beta)[..., None], 0)
         v = jnp.where(rows == i, 1.0, v)
-        # apply H = I - tau v v^T to the remaining columns
+        # apply H = I - tau v v^T to the columns right of i (the left ones hold R and earlier reflectors)
         vA = jnp.einsum("...n,...nk->...k", v, A)
-        A = A - (tau[..., None] * v)[..., :, None] * vA[..., None, :]
+        update = (tau[..., None] * v)[..., :, None] * vA[..., None, :]
+        A = A - jnp.where(jnp.arange(k) > i, update, 0)
         r = jnp.where(zero, alpha, beta)
         # column i: R's entry on the diagonal, the reflector below it
         col = jnp.where(rows == i, r[..., None], jnp.where(rows > i, v, A[..., :, i]))

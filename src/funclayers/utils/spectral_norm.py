@@ -34,7 +34,8 @@ def weight_matrix(weight: jax.Array, dim: int) -> jax.Array:
 
 def default_dim(layer: Layer) -> int:
     """torch's default: 1 for ConvTranspose (its weight is (in, out, ...)), 0 otherwise."""
-    return 1 if layer.name.startswith("ConvTranspose") else 0
+    kind = layer.name.split("(")[0].removeprefix("Parametrized")
+    return 1 if kind.startswith("ConvTranspose") else 0
 
 
 def check_power_iterations(who: str, n_power_iterations: Any) -> int:
