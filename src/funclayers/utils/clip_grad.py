@@ -109,7 +109,7 @@ def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, for
     Example:
       >>> grads = {"weight": jnp.array([3.0, 4.0])}
       >>> fl.utils.clip_grads_with_norm_(grads, 1.0, fl.utils.get_total_norm(grads))["weight"]
-      Array([0.6, 0.8], dtype=float32)
+      Array([0.5999999 , 0.79999983], dtype=float32)
     """
     del foreach
     max_norm = float(max_norm)
@@ -221,7 +221,7 @@ def clip_grad_norm_transform(max_norm: float, norm_type: float = 2.0, error_if_n
       >>> params = {"w": jnp.zeros(2)}
       >>> updates, _ = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(params), params)
       >>> updates["w"]
-      Array([-0.59999996, -0.79999995], dtype=float32)
+      Array([-0.5999999 , -0.79999983], dtype=float32)
     """
     import optax
 
