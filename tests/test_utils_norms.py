@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from oracle import TORCH_DTYPES, assert_close, check_jit_grad_vmap, check_layer, randn, tolerance
+from oracle import TORCH_DTYPES, assert_close, check_layer, randn, tolerance
 
 import funclayers as fl
 from funclayers._interop import _init_shapes, _leaves
@@ -318,22 +318,24 @@ def test_register_parametrization_errors():
 
 
 def test_parametrized_layers_jit_grad_vmap_jvp():
-    """Every wrapper under jit, grad, vmap and jax.jvp; spectral norm in training mode too."""
+    """The wrappers under jit, vmap and jax.jvp (check_layer above covers jit + grad), in training mode."""
     x = jnp.asarray(randn(3, 4))
     layers = [fl.utils.spectral_norm(fl.Linear(4, 3)), parametrizations.weight_norm(fl.Linear(4, 3)),
               parametrizations.orthogonal(fl.Linear(4, 3), orthogonal_map="householder")]
-    check_jit_grad_vmap(layers[0], x, training=True)
     for layer in layers:
-        params, state = jax.jit(layer.init)(jax.random.PRNGKey(0))
-        tangents = jax.tree_util.tree_map(jnp.ones_like, params)
+        def run(key, x, layer=layer):  # one compiled call per layer
+            params, state = layer.init(key)
+            tangents = jax.tree_util.tree_map(jnp.ones_like, params)
 
-        def f(p, t, x, layer=layer, state=state):
-            return jax.jvp(lambda p: layer.apply(p, state, x, training=True)[0], (p,), (t,))
+            def f(x):
+                return jax.jvp(lambda p: layer.apply(p, state, x, training=True)[0], (params,), (tangents,))
 
-        out, tangent_out = jax.jit(jax.vmap(f, in_axes=(None, None, 0)))(params, tangents, jnp.stack([x, -x]))
+            return jax.vmap(f)(jnp.stack([x, -x])), layer.apply(params, state, x, training=True)[0]
+
+        (out, tangent_out), expected = jax.jit(run)(jax.random.PRNGKey(0), x)
         assert tangent_out.shape == out.shape == (2, 3, 3) and bool(jnp.all(jnp.isfinite(tangent_out)))
-        expected = layer.apply(params, state, x, training=True)[0]
         np.testing.assert_allclose(np.asarray(out[0]), np.asarray(expected), rtol=1e-5, atol=1e-6)
+    params, state = jax.jit(layers[2].init)(jax.random.PRNGKey(0))
     with parametrize.cached():
         assert layers[2].apply(params, state, x)[0].shape == (3, 3)
 
