@@ -47,6 +47,7 @@ def test_fuse_conv_bn_eval_matches_torch(make_conv, make_bn, shape, transpose, d
     fused, fp = fl.utils.fuse_conv_bn_eval(conv_l, cp, bn_l, bp, bs, transpose=transpose)
     for name, value in fused_t.state_dict().items():
         assert_close(fp[name], value, name, **tolerance(dtype))
+    assert list(fl.load_state_dict(fused, fused_t.state_dict())[0]) == ["weight", "bias"]  # loads as torch's
     x = randn(*shape, dtype=dtype)
     out = jax.jit(lambda p, x: fused.apply(p, {}, x)[0])(fp, jnp.asarray(x))
     assert_close(out, fused_t(torch.from_numpy(x)), "fused output", **tolerance(dtype))

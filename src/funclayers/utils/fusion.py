@@ -110,13 +110,13 @@ def _bn_arrays(who: str, bn: Layer, bn_params: Any, bn_state: Any) -> tuple:
     return bn_state["running_mean"], bn_state["running_var"], eps, bn_params.get("weight"), bn_params.get("bias")
 
 
-def _with_bias(layer: Layer, channel_axis: int, rank: int) -> Layer:
+def _with_bias(layer: Layer, channel_axis: int, rank: int, bias_like: jax.Array) -> Layer:
     """`layer` (built with bias=False) plus a `bias` param added along the output channels, as torch's
-    fused module gains one."""
+    fused module gains one (init gives it zeros, after the weight as torch registers it)."""
 
     def init(rng, *example_inputs):
-        raise ValueError(f"{layer.name} with a fused bias: take its params from the fusion function; it has no "
-                         f"initialiser of its own.")
+        params, state = layer.init(rng, *example_inputs) if example_inputs else layer.init(rng)
+        return {**params, "bias": jnp.zeros(bias_like.shape, bias_like.dtype)}, state
 
     def apply(params, state, input, *args, **kwargs):
         bias = params["bias"]
@@ -170,7 +170,7 @@ def fuse_conv_bn_eval(conv: Layer, conv_params: Any, bn: Layer, bn_params: Any, 
     rm, rv, eps, bn_w, bn_b = _bn_arrays(who, bn, bn_params, bn_state)
     weight, bias = fuse_conv_bn_weights(conv_params["weight"], conv_params.get("bias"), rm, rv, eps, bn_w, bn_b,
                                         transpose)
-    layer = conv if "bias" in conv_params else _with_bias(conv, 1, int(match.group(2)) + 2)
+    layer = conv if "bias" in conv_params else _with_bias(conv, 1, int(match.group(2)) + 2, bias)
     return layer, {"weight": weight, "bias": bias}
 
 
@@ -211,5 +211,5 @@ def fuse_linear_bn_eval(linear: Layer, linear_params: Any, bn: Layer, bn_params:
                          f"linear.out_features={out_features} and bn.num_features={rm.shape[0]}")
     weight, bias = fuse_linear_bn_weights(linear_params["weight"], linear_params.get("bias"), rm, rv, eps, bn_w,
                                           bn_b)
-    layer = linear if "bias" in linear_params else _with_bias(linear, -1, 0)
+    layer = linear if "bias" in linear_params else _with_bias(linear, -1, 0, bias)
     return layer, {"weight": weight, "bias": bias}
