@@ -346,3 +346,19 @@ def test_dtype_follows_params(x64):
                                                      training=True))(jax.random.PRNGKey(0))
     assert out.dtype == jnp.float64 and new_state["parametrizations"]["weight"]["0"]["_u"].dtype == jnp.float64
     assert TORCH_DTYPES  # the oracle's dtype map is what check_layer used above
+
+
+class _Double(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+def test_parametrized_buffer_matches_torch(dtype):
+    """A buffer's original is a buffer too (`parametrizations.running_var.original` in state)."""
+    torch.manual_seed(0)
+    module = torch.nn.BatchNorm1d(3)
+    torch.nn.utils.parametrize.register_parametrization(module, "running_var", _Double())
+    layer = parametrize.register_parametrization(fl.BatchNorm1d(3), "running_var", lambda x: x * 2)
+    assert _names(layer) == list(module.state_dict())
+    out = check_layer(module, layer, [randn(4, 3)], dtype=dtype)
+    assert "original" in out["state"]["parametrizations"]["running_var"]
