@@ -145,18 +145,22 @@ def test_parametrized_spectral_norm_of_a_vector_and_its_init(x64):
     pytest.param("cayley", (4, 4), False, id="cayley-square-direct"),
     pytest.param("householder", (3, 5), True, id="householder-tall-trivialization"),
     pytest.param("householder", (5, 3), False, id="householder-wide-direct"),
+    pytest.param("householder", "conv1d", True, id="householder-batch_of_matrices"),
 ])
 def test_orthogonal_matches_torch(orthogonal_map, features, use_trivialization, dtype):
     torch.manual_seed(0)
-    module = P.orthogonal(torch.nn.Linear(*features), orthogonal_map=orthogonal_map,
-                          use_trivialization=use_trivialization)
-    layer = parametrizations.orthogonal(fl.Linear(*features), orthogonal_map=orthogonal_map,
+    # a Conv1d's (out, in, k) weight is a batch of `out` (in, k) matrices
+    make, x = ((lambda t: t.Conv1d(2, 3, 4)), randn(1, 2, 6)) if features == "conv1d" else \
+        ((lambda t: t.Linear(*features)), randn(2, features[0]))
+    module = P.orthogonal(make(torch.nn), orthogonal_map=orthogonal_map, use_trivialization=use_trivialization)
+    layer = parametrizations.orthogonal(make(fl), orthogonal_map=orthogonal_map,
                                         use_trivialization=use_trivialization)
     assert _names(layer) == list(module.state_dict())
     # a generic point of the parametrization, not only torch's starting one
     with torch.no_grad():
-        module.parametrizations.weight.original.add_(0.3 * torch.randn(features[::-1]))
-    check_layer(module, layer, [randn(2, features[0])], dtype=dtype)
+        original = module.parametrizations.weight.original
+        original.add_(0.3 * torch.randn(original.shape))
+    check_layer(module, layer, [x], dtype=dtype)
 
 
 @pytest.mark.parametrize("orthogonal_map, features", [pytest.param("matrix_exp", (5, 3), id="matrix_exp-wide"),
