@@ -9,7 +9,8 @@ Nothing generated is committed, so the site cannot go stale:
   sections, and `benchmarks.md` from benchmarks/README.md.
 
 Every public name (`funclayers.__all__`, the public functions of `funclayers.functional`,
-`funclayers.init`, `funclayers.rnn` and `funclayers.parallel`) must belong to exactly one family:
+`funclayers.init`, `funclayers.rnn`, `funclayers.parallel` and `funclayers.utils` with its
+`parametrize`, `parametrizations` and `stateless`) must belong to exactly one family:
 a name no family claims fails the build (tests/test_docs.py checks the same without mkdocs).
 """
 
@@ -68,6 +69,15 @@ FAMILIES = [
     ("parallel", "Data parallelism",
      ["funclayers.parallel._data_parallel", "funclayers.parallel._distributed"],
      "torch.nn.parallel on `jax.shard_map` (one process) and `jax.distributed` (several)."),
+    ("utils", "torch.nn.utils (funclayers.utils)",
+     ["funclayers.utils.clip_grad", "funclayers.utils.convert_parameters", "funclayers.utils.weight_norm",
+      "funclayers.utils.spectral_norm", "funclayers.utils.parametrize", "funclayers.utils.parametrizations",
+      "funclayers.utils.fusion", "funclayers.utils.stateless", "funclayers.utils.init",
+      "funclayers.utils.memory_format"],
+     "torch.nn.utils as pure functions of pytrees (gradient clipping, with an optax transformation; "
+     "parameters to one vector and back; BatchNorm fusion; `functional_call`) and as layer wrappers that "
+     "keep torch's names (weight and spectral norm, `parametrize`, `parametrizations`). Packed sequences, "
+     "torch.nn.utils.rnn, are on the Recurrent page."),
     ("init", "Initialisers (funclayers.init)", ["funclayers.init"],
      "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`."),
     ("interop", "Interop: state dicts and from_torch",
@@ -94,7 +104,8 @@ def public_names() -> list[tuple[str, object]]:
         obj = getattr(fl, name)
         if not isinstance(obj, types.ModuleType):
             add(f"funclayers.{name}", obj)
-    for mod in (fl.functional, fl.init, fl.rnn, fl.parallel):
+    for mod in (fl.functional, fl.init, fl.rnn, fl.parallel, fl.utils, fl.utils.parametrize, fl.utils.parametrizations,
+                fl.utils.stateless):
         names = getattr(mod, "__all__", None) or sorted(n for n in vars(mod) if not n.startswith("_"))
         for name in names:
             obj = getattr(mod, name)

@@ -154,3 +154,7 @@ from ._rnn_cell import RNNCellBase
 __all__ += ["LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
             "LazyConvTranspose3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyInstanceNorm1d",
             "LazyInstanceNorm2d", "LazyInstanceNorm3d", "ParameterList", "ParameterDict", "RNNCellBase", "NLLLoss2d"]
+
+# -- torch.nn.utils (utils/: torch/nn/utils/) --
+from . import utils
+__all__ += ["utils"]
