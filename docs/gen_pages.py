@@ -30,7 +30,7 @@ FAMILIES = [
     ("linear", "Linear", ["funclayers._linear"], "torch.nn's linear.py and flatten.py."),
     ("activation", "Activations and softmax",
      ["funclayers._activation", "funclayers._activation_leaky", "funclayers._activation_smooth",
-      "funclayers._softmax"],
+      "funclayers._softmax", "funclayers._activation_inplace"],
      "torch.nn's activation.py (without MultiheadAttention: see Attention and transformer)."),
     ("dropout", "Dropout", ["funclayers._dropout"],
      "Random in training only: `apply(..., rng=key, training=True)`."),
@@ -53,7 +53,7 @@ FAMILIES = [
     ("recurrent", "Recurrent layers and packed sequences",
      ["funclayers._rnn", "funclayers._rnn_cell", "funclayers.rnn"],
      "torch.nn's rnn.py and torch.nn.utils.rnn (`funclayers.rnn`)."),
-    ("sparse", "Embeddings", ["funclayers._sparse"], "torch.nn's sparse.py."),
+    ("sparse", "Embeddings", ["funclayers._sparse", "funclayers._one_hot"], "torch.nn's sparse.py, and `F.one_hot`."),
     ("vision", "Vision: pixel shuffle, upsampling, grid sampling",
      ["funclayers._pixelshuffle", "funclayers._upsampling", "funclayers._vision"],
      "torch.nn's pixelshuffle.py, channelshuffle.py and upsampling.py, and torch.nn.functional's "
