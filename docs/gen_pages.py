@@ -66,8 +66,9 @@ FAMILIES = [
     ("parallel", "Data parallelism",
      ["funclayers.parallel._data_parallel", "funclayers.parallel._distributed"],
      "torch.nn.parallel on `jax.shard_map` (one process) and `jax.distributed` (several)."),
-    ("init", "Initialisers (funclayers.init)", ["funclayers.init"],
-     "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`."),
+    ("init", "Initialisers (funclayers.init)", ["funclayers.init", "funclayers._init_inplace"],
+     "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`, and torch's in-place names as "
+     "`(key, tensor, ...)` returning a new array like the tensor."),
     ("interop", "Interop: state dicts and from_torch",
      ["funclayers._interop", "funclayers._from_torch"],
      "torch's `state_dict` in and out, and whole torch models converted in one call "
