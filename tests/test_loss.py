@@ -730,6 +730,13 @@ def test_cross_entropy_mean_with_every_target_ignored_like_torch(label_smoothing
             lambda a: F.nll_loss(a, jax_int(t), w, ignore_index=2), [x], dtype)
 
 
+def test_linear_cross_entropy_mean_with_every_target_ignored_like_torch(dtype):
+    x, lin = randn(3, 5, dtype=dtype, seed=6), randn(4, 5, dtype=dtype, seed=7)
+    t = np.full(3, 2, np.int64)
+    compare(lambda a, b: TF.linear_cross_entropy(a, b, torch.from_numpy(t), ignore_index=2),
+            lambda a, b: F.linear_cross_entropy(a, b, jax_int(t), ignore_index=2), [x, lin], dtype, diff=(0, 1))
+
+
 def test_cross_entropy_mean_with_zero_total_weight_like_torch(dtype):
     """Targets that are not ignored but weigh 0: torch's gradient is w_t * grad / 0 = nan on their rows (on the
     target entry for nll_loss), 0 on the ignored rows."""

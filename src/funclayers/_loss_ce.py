@@ -325,7 +325,9 @@ def _lce_total_jvp(ignore_index, eps, rows, mean, primals, tangents):
     x, w_lin, b, t, weight = primals
     dx, dw_lin, db = tangents[:3]
     xs, ts, wts, valids, denom = _lce_prepare(x, t, weight, ignore_index, rows)
-    scale = 1 / denom if mean else jnp.ones((), x.dtype)
+    # torch with every target ignored: a nan mean whose gradient is 0 (see _weighted_mean)
+    any_valid = jnp.any(t != ignore_index)
+    scale = jnp.where(any_valid, 1 / denom, 0) if mean else jnp.ones((), x.dtype)
 
     def body(carry, chunk):
         g_w, g_b = carry
@@ -340,6 +342,8 @@ def _lce_total_jvp(ignore_index, eps, rows, mean, primals, tangents):
     (g_w, g_b), (losses, g_x) = lax.scan(body, init, (xs, ts, wts, valids))
     g_x = g_x.reshape(-1, x.shape[1])[: x.shape[0]]
     out = jnp.sum(losses) * scale
+    if mean:
+        out = jnp.where(any_valid, out, jnp.asarray(jnp.nan, out.dtype))
     tangent = jnp.sum(g_x * dx) + jnp.sum(g_w * dw_lin) + jnp.sum(g_b * db)
     return out, tangent.astype(out.dtype)
 
