@@ -11,6 +11,7 @@ import pytest
 import torch
 from oracle import assert_close, randn, tolerance
 
+import funclayers as fl
 import funclayers.functional as F
 
 TF = torch.nn.functional
@@ -337,3 +338,33 @@ def test_every_torch_functional_is_here():
     missing = public - set(dir(F))
     assert missing == NOT_OPS | NOT_YET, f"missing from funclayers.functional: {sorted(missing - NOT_OPS - NOT_YET)}"
 
+
+
+# -- mixed dtypes: where torch raises and we follow the input (issue 27's module_db decision) -----------------
+# torch raises for a float64 input into a float32 Linear, Conv, norm, PReLU or weighted loss ("mat1 and mat2 must
+# have the same dtype", "Input type (double) and bias type (float) should be the same", "mixed dtype (CPU)",
+# "expected scalar type Double but found Float"). The contract's "dtype follows the inputs" keeps these casting
+# the params to the input's dtype (JAX's mixed-precision idiom: float32 master params, bfloat16 activations);
+# only the recurrent layers raise, as torch's RNNBase.check_input does on purpose (tests/test_rnn.py).
+
+MIXED = {
+    "Linear": (lambda: fl.Linear(3, 2), (4, 3)),
+    "Conv1d": (lambda: fl.Conv1d(3, 2, 2), (1, 3, 5)),
+    "LayerNorm": (lambda: fl.LayerNorm(3), (4, 3)),
+    "BatchNorm1d": (lambda: fl.BatchNorm1d(3), (4, 3)),
+    "PReLU": (lambda: fl.PReLU(), (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_layers_cast_float32_params_to_a_float64_input(name, x64):
+    factory, shape = MIXED[name]
+    layer = factory()
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.asarray(randn(*shape, dtype=np.float64, seed=1))
+    out, _ = layer.apply(params, state, x)
+    params64, state64 = jax.tree.map(lambda p: p.astype(jnp.float64) if jnp.issubdtype(p.dtype, jnp.floating)
+                                     else p, (params, state))
+    expected, _ = layer.apply(params64, state64, x)
+    assert out.dtype == jnp.float64
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
