@@ -33,7 +33,7 @@ FAMILIES = [
      "torch.nn's lazy modules: `init(rng, x)` reads the size they leave open from an example input's shape."),
     ("activation", "Activations and softmax",
      ["funclayers._activation", "funclayers._activation_leaky", "funclayers._activation_smooth",
-      "funclayers._softmax"],
+      "funclayers._softmax", "funclayers._activation_inplace"],
      "torch.nn's activation.py (without MultiheadAttention: see Attention and transformer)."),
     ("dropout", "Dropout", ["funclayers._dropout"],
      "Random in training only: `apply(..., rng=key, training=True)`."),
@@ -56,7 +56,7 @@ FAMILIES = [
     ("recurrent", "Recurrent layers and packed sequences",
      ["funclayers._rnn", "funclayers._rnn_cell", "funclayers.rnn"],
      "torch.nn's rnn.py and torch.nn.utils.rnn (`funclayers.rnn`)."),
-    ("sparse", "Embeddings", ["funclayers._sparse"], "torch.nn's sparse.py."),
+    ("sparse", "Embeddings", ["funclayers._sparse", "funclayers._one_hot"], "torch.nn's sparse.py, and `F.one_hot`."),
     ("vision", "Vision: pixel shuffle, upsampling, grid sampling",
      ["funclayers._pixelshuffle", "funclayers._upsampling", "funclayers._vision"],
      "torch.nn's pixelshuffle.py, channelshuffle.py and upsampling.py, and torch.nn.functional's "
@@ -78,8 +78,9 @@ FAMILIES = [
      "parameters to one vector and back; BatchNorm fusion; `functional_call`) and as layer wrappers that "
      "keep torch's names (weight and spectral norm, `parametrize`, `parametrizations`). Packed sequences, "
      "torch.nn.utils.rnn, are on the Recurrent page."),
-    ("init", "Initialisers (funclayers.init)", ["funclayers.init"],
-     "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`."),
+    ("init", "Initialisers (funclayers.init)", ["funclayers.init", "funclayers._init_inplace"],
+     "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`, and torch's in-place names as "
+     "`(key, tensor, ...)` returning a new array like the tensor."),
     ("interop", "Interop: state dicts and from_torch",
      ["funclayers._interop", "funclayers._from_torch"],
      "torch's `state_dict` in and out, and whole torch models converted in one call "

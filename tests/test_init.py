@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from oracle import TORCH_DTYPES
 
 from funclayers import init
 
@@ -146,3 +147,139 @@ def test_kaiming_mode_error_like_torch():
 def test_dirac_groups_must_divide():
     with pytest.raises(ValueError, match="dim 0 must be divisible by groups"):
         init.dirac(KEY, (5, 3, 3), groups=2)
+
+
+# -- torch's in-place names: (key, tensor, ...) -> a new array like tensor -------------------------------------
+
+INPLACE = ["uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+           "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_"]
+
+
+def test_inplace_names_are_torchs_public_list():
+    torchs = {n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")}
+    assert torchs == set(INPLACE)
+
+
+@pytest.mark.parametrize("name", INPLACE)
+def test_inplace_signature_is_torchs_after_the_key(name):
+    import inspect
+
+    ours = list(inspect.signature(getattr(init, name)).parameters.values())
+    theirs = list(inspect.signature(getattr(torch.nn.init, name)).parameters.values())
+    assert ours[0].name == "key"
+    assert [(p.name, p.default) for p in ours[1:]] == [(p.name, p.default) for p in theirs]
+
+
+def _torch_like(fn, shape, dtype, *args, **kwargs):
+    torch.manual_seed(0)
+    t = torch.empty(shape, dtype=TORCH_DTYPES[np.dtype(dtype)])
+    fn(t, *args, **kwargs)
+    return t.numpy()
+
+
+@pytest.mark.parametrize("name,shape,args", [
+    ("constant_", (3, 5), (0.3,)), ("ones_", (4,), ()), ("zeros_", (2, 3, 4), ()), ("eye_", (3, 5), ()),
+    ("eye_", (5, 3), ()), ("dirac_", (6, 3, 3, 3), (2,)), ("dirac_", (4, 6, 3), ()), ("dirac_", (6, 2, 3, 3, 3), (3,)),
+])
+def test_inplace_deterministic_match_torch_exactly(name, shape, args, dtype):
+    tensor = np.full(shape, 7.0, dtype)
+    got = getattr(init, name)(None, jnp.asarray(tensor), *args)
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_array_equal(got, _torch_like(getattr(torch.nn.init, name), shape, dtype, *args))
+    np.testing.assert_array_equal(tensor, np.full(shape, 7.0, dtype))  # the argument is left alone
+
+
+def test_inplace_deterministic_keep_integer_dtypes():
+    idx = jnp.arange(6, dtype=jnp.int32).reshape(2, 3)
+    for name, args in (("zeros_", ()), ("ones_", ()), ("constant_", (4,)), ("eye_", ())):
+        got = getattr(init, name)(None, idx, *args)
+        t = torch.from_numpy(np.asarray(idx).copy())
+        getattr(torch.nn.init, name)(t, *args)
+        assert got.dtype == jnp.int32
+        np.testing.assert_array_equal(got, t.numpy())
+
+
+def _truncnorm_moments(mean, std, a, b):
+    """Mean and standard deviation of N(mean, std^2) truncated to [a, b]."""
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    z = cdf(beta) - cdf(alpha)
+    m = (pdf(alpha) - pdf(beta)) / z
+    var = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / z - m * m
+    return mean + std * m, std * math.sqrt(var)
+
+
+_W = (128, 64, 2, 2)  # 32768 values; fan_in 256, fan_out 512
+_FAN_IN, _FAN_OUT = 256, 512
+# (name, torch's other arguments, theoretical mean, std, kurtosis bound, support bound or None)
+RANDOM = [
+    ("uniform_", dict(a=-0.5, b=1.5), 0.5, 2 / math.sqrt(12), 1.8, (-0.5, 1.5)),
+    ("normal_", dict(mean=0.5, std=2.0), 0.5, 2.0, 3.0, None),
+    ("trunc_normal_", dict(mean=0.2, std=1.0, a=-1.0, b=1.5), *_truncnorm_moments(0.2, 1.0, -1.0, 1.5), 3.0,
+     (-1.0, 1.5)),
+    ("xavier_uniform_", dict(gain=2.0), 0.0, 2.0 * math.sqrt(2.0 / (_FAN_IN + _FAN_OUT)), 1.8,
+     (-2.0 * math.sqrt(6.0 / (_FAN_IN + _FAN_OUT)), 2.0 * math.sqrt(6.0 / (_FAN_IN + _FAN_OUT)))),
+    ("xavier_normal_", dict(gain=0.5), 0.0, 0.5 * math.sqrt(2.0 / (_FAN_IN + _FAN_OUT)), 3.0, None),
+    ("kaiming_uniform_", dict(a=math.sqrt(5)), 0.0, 1 / math.sqrt(3 * _FAN_IN), 1.8,
+     (-1 / math.sqrt(_FAN_IN), 1 / math.sqrt(_FAN_IN))),
+    ("kaiming_normal_", dict(mode="fan_out", nonlinearity="relu"), 0.0, math.sqrt(2.0 / _FAN_OUT), 3.0, None),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,mean,std,kurtosis,support", RANDOM, ids=[r[0] for r in RANDOM])
+def test_inplace_random_follow_torchs_distribution(name, kwargs, mean, std, kurtosis, support, dtype):
+    """Ours and torch's samples both within 5 standard errors of the distribution's mean and std."""
+    got = getattr(init, name)(KEY, jnp.empty(_W, dtype), **kwargs, generator=None)
+    assert got.shape == _W and got.dtype == dtype
+    theirs = _torch_like(getattr(torch.nn.init, name), _W, dtype, **kwargs)
+    n = math.prod(_W)
+    mean_tol = 5 * std / math.sqrt(n)
+    std_tol = 5 * std * math.sqrt((kurtosis - 1) / (4 * n))  # the standard error of a sample std
+    for who, sample in (("ours", np.asarray(got, np.float64)), ("torch", theirs.astype(np.float64))):
+        assert abs(sample.mean() - mean) < mean_tol, (who, sample.mean(), mean)
+        assert abs(sample.std() - std) < std_tol, (who, sample.std(), std)
+        if support is not None:
+            lo, hi = support
+            slack = 1e-6 * (hi - lo)  # the bounds' rounding in float32
+            assert lo - slack <= sample.min() and sample.max() <= hi + slack, (who, sample.min(), sample.max())
+            # the sample reaches within 50 / n of the width from each bound: it misses with probability
+            # exp(-50 * width * density there), below e^-25 for these distributions (uniform: e^-50)
+            near = 50 * (hi - lo) / n
+            assert sample.min() < lo + near and sample.max() > hi - near, (who, sample.min(), sample.max())
+
+
+@pytest.mark.parametrize("shape", [(10, 6), (4, 3, 2, 2)])  # orthonormal columns; rows (of the flattened weight)
+def test_inplace_orthogonal_is_orthogonal(shape, dtype):
+    w = init.orthogonal_(KEY, jnp.empty(shape, dtype), gain=1.5)
+    assert w.shape == shape and w.dtype == dtype
+    flat = np.asarray(w).reshape(shape[0], -1)
+    gram = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+    np.testing.assert_allclose(gram, 2.25 * np.eye(min(flat.shape)), atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("rows,cols,sparsity", [(100, 20, 0.3), (7, 5, 0.05)])
+def test_inplace_sparse_zero_count_per_column_is_torchs(rows, cols, sparsity, dtype):
+    w = np.asarray(init.sparse_(KEY, jnp.empty((rows, cols), dtype), sparsity, std=0.5))
+    expected = _torch_like(torch.nn.init.sparse_, (rows, cols), dtype, sparsity, 0.5)
+    assert w.dtype == dtype
+    np.testing.assert_array_equal((w == 0).sum(0), (expected == 0).sum(0))
+    np.testing.assert_array_equal((w == 0).sum(0), np.full(cols, math.ceil(sparsity * rows)))
+
+
+def test_inplace_errors():
+    with pytest.raises(TypeError, match="init.normal_ draws floating-point values and needs a floating array"):
+        init.normal_(KEY, jnp.zeros((3, 4), jnp.int32))
+    with pytest.raises(ValueError, match="Only tensors with 2 dimensions are supported"):
+        init.eye_(None, jnp.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="Only tensors with 2 dimensions are supported"):
+        init.sparse_(KEY, jnp.zeros((2, 3, 4)), 0.1)
+    with pytest.raises(ValueError, match="Mode fan_avg not supported"):
+        init.kaiming_normal_(KEY, jnp.zeros((3, 4)), mode="fan_avg")
+
+
+def test_inplace_under_jit_and_on_shape_structs():
+    w = jnp.zeros((8, 4))
+    jitted = jax.jit(init.kaiming_uniform_)(KEY, w)
+    np.testing.assert_array_equal(jitted, init.kaiming_uniform_(KEY, w))
+    assert init.xavier_normal_(KEY, jax.ShapeDtypeStruct((3, 4), jnp.float32)).shape == (3, 4)

@@ -4,6 +4,7 @@ shapes); buffers in state; jit, vmap and forward mode; torch's errors."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import jax
@@ -694,3 +695,64 @@ def test_traced_out_of_range_targets_are_not_checked_but_ignored_values_are_fine
     eager = F.cross_entropy(x, t)
     np.testing.assert_allclose(jax.jit(F.cross_entropy)(x, t), eager, rtol=1e-6)
 
+
+
+# -- module_db's last misses (issue 27): torch's values and gradients at the degenerate points -------------------
+
+
+@pytest.mark.parametrize("ignore_index", [0, 3])
+def test_cross_entropy_probabilities_reject_ignore_index_like_torch(ignore_index):
+    x, probs = np.zeros((3, 4), np.float32), np.full((3, 4), 0.25, np.float32)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point target"):
+        TF.cross_entropy(torch.from_numpy(x), torch.from_numpy(probs), ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="cross_entropy: ignore_index is not supported for floating point target"):
+        F.cross_entropy(x, probs, ignore_index=ignore_index)
+    layer = fl.CrossEntropyLoss(ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="ignore_index is not supported for floating point target"):
+        layer.apply(*layer.init(jax.random.PRNGKey(0)), x, probs)
+    np.testing.assert_allclose(F.cross_entropy(x, probs, ignore_index=-5), math.log(4), rtol=1e-6)  # negative: fine
+
+
+@pytest.mark.parametrize("label_smoothing,use_weight", [(0.0, False), (0.2, True)], ids=["plain", "weight-smoothing"])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 4, 3)], ids=["NC", "NCd"])
+def test_cross_entropy_mean_with_every_target_ignored_like_torch(label_smoothing, use_weight, shape, dtype):
+    """torch: the loss is nan (0 / 0), its gradient 0 (no element reaches the backward)."""
+    x = randn(*shape, dtype=dtype, seed=3)
+    t = np.full((shape[0],) + shape[2:], 2, np.int64)
+    w = np.arange(1.0, 5.0).astype(dtype) if use_weight else None
+    out = compare(lambda a: TF.cross_entropy(a, torch.from_numpy(t), tensor(w, dtype), ignore_index=2,
+                                             label_smoothing=label_smoothing),
+                  lambda a: F.cross_entropy(a, jax_int(t), w, ignore_index=2, label_smoothing=label_smoothing),
+                  [x], dtype)
+    assert np.isnan(out)
+    compare(lambda a: TF.nll_loss(a, torch.from_numpy(t), tensor(w, dtype), ignore_index=2),
+            lambda a: F.nll_loss(a, jax_int(t), w, ignore_index=2), [x], dtype)
+
+
+def test_linear_cross_entropy_mean_with_every_target_ignored_like_torch(dtype):
+    x, lin = randn(3, 5, dtype=dtype, seed=6), randn(4, 5, dtype=dtype, seed=7)
+    t = np.full(3, 2, np.int64)
+    compare(lambda a, b: TF.linear_cross_entropy(a, b, torch.from_numpy(t), ignore_index=2),
+            lambda a, b: F.linear_cross_entropy(a, b, jax_int(t), ignore_index=2), [x, lin], dtype, diff=(0, 1))
+
+
+def test_cross_entropy_mean_with_zero_total_weight_like_torch(dtype):
+    """Targets that are not ignored but weigh 0: torch's gradient is w_t * grad / 0 = nan on their rows (on the
+    target entry for nll_loss), 0 on the ignored rows."""
+    x = randn(3, 4, dtype=dtype, seed=4)
+    t, w = np.array([1, 2, 3]), np.array([1.0, 0.0, 0.0, 1.0], dtype)
+    compare(lambda a: TF.cross_entropy(a, torch.from_numpy(t), torch.from_numpy(w), ignore_index=3),
+            lambda a: F.cross_entropy(a, jax_int(t), w, ignore_index=3), [x], dtype)
+    compare(lambda a: TF.nll_loss(a, torch.from_numpy(t), torch.from_numpy(w), ignore_index=3),
+            lambda a: F.nll_loss(a, jax_int(t), w, ignore_index=3), [x], dtype)
+
+
+@pytest.mark.parametrize("log_input", [True, False])
+def test_poisson_nll_full_target_gradient_at_0_and_1_like_torch(log_input, dtype):
+    """torch masks the Stirling term where target <= 1 after computing it: its target gradient is 0 * inf = nan
+    at target 0 (and below), 0 on (0, 1]."""
+    x = randn(2, 3, dtype=dtype, seed=5) if log_input else (0.5 + _rng(5).random((2, 3))).astype(dtype)
+    y = np.array([[0.0, 1.0, 0.5], [2.0, -1.0, 1.5]], dtype)
+    compare(lambda a, b: TF.poisson_nll_loss(a, b, log_input=log_input, full=True, reduction="none"),
+            lambda a, b: F.poisson_nll_loss(a, b, log_input=log_input, full=True, reduction="none"), [x, y], dtype,
+            diff=(0, 1))

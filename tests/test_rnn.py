@@ -465,7 +465,7 @@ def test_forward_errors():
 
 def test_second_order(x64):
     """grad of grad and the Hessian go through the scan (and the lengths mask)."""
-    layer = fl.LSTM(2, 3, bidirectional=True)
+    layer = fl.LSTM(2, 3, bidirectional=True, dtype=jnp.float64)  # the input's dtype, as torch requires
     params, state = layer.init(jax.random.PRNGKey(0))
     x = jnp.asarray(np.random.default_rng(8).standard_normal((4, 2, 2)))
 
@@ -482,3 +482,38 @@ def test_second_order(x64):
     fd = (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
     np.testing.assert_allclose(hess @ v.reshape(-1), fd.reshape(-1), rtol=1e-6, atol=1e-8)
     assert float(jnp.abs(hess.reshape(x.shape + x.shape)[2:, 1]).max()) == 0.0  # padding has no influence
+
+
+# -- mixed dtypes: torch's RNNBase.check_input raises where the input's dtype is not the weights' -------------
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_rnn_input_dtype_must_match_weight_dtype_like_torch(kind, x64):
+    module = getattr(torch.nn, kind)(3, 5)
+    with pytest.raises(ValueError, match=r"RNN input dtype \(torch.float64\) does not match weight dtype "
+                                         r"\(torch.float32\)"):
+        module(torch.zeros(2, 4, 3, dtype=torch.float64))
+    layer = getattr(fl, kind)(3, 5)
+    params, state = layer.init(jax.random.PRNGKey(0))  # float32, torch's default
+    with pytest.raises(ValueError, match=rf"{kind}\(3, 5\): RNN input dtype \(float64\) does not match weight dtype "
+                                         r"\(float32\). Convert input: input.astype\(float32\)"):
+        layer.apply(params, state, jnp.zeros((2, 4, 3), jnp.float64))
+    packed = fl.rnn.pack_padded_sequence(jnp.zeros((4, 2, 3), jnp.float64), [4, 2])
+    with pytest.raises(ValueError, match="RNN input dtype"):
+        layer.apply(params, state, packed)
+    params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+    with pytest.raises(ValueError, match=r"RNN input dtype \(float32\) does not match weight dtype \(float64\)"):
+        layer.apply(params64, state, jnp.zeros((2, 4, 3), jnp.float32))
+    out, _ = layer.apply(params64, state, jnp.zeros((2, 4, 3), jnp.float64))  # matching dtypes run
+    assert jax.tree.leaves(out)[0].dtype == jnp.float64
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cell_input_dtype_must_match_weight_dtype_like_torch(kind, x64):
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype"):
+        getattr(torch.nn, kind)(3, 5)(torch.zeros(2, 3, dtype=torch.float64))
+    layer = getattr(fl, kind)(3, 5)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=rf"{kind}\(3, 5\): mat1 and mat2 must have the same dtype, but got float64 "
+                                         r"input and float32 weights"):
+        layer.apply(params, state, jnp.zeros((2, 3), jnp.float64))

@@ -317,6 +317,53 @@ def conv3d(
     return conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+def conv_tbc(input: Any, weight: Any, bias: Any, pad: int = 0) -> jax.Array:
+    """1-D convolution over a (time, batch, channels) sequence; torch.nn.functional.conv_tbc.
+
+    out[t, b, o] = bias[o] + sum over k, c of x[t + k - pad, b, c] weight[k, c, o], x zero outside
+    [0, T): fairseq's layout, computed as `conv1d` on the transposed input.
+
+    Args:
+      input: the (T, B, C_in) sequence: time first, then batch, then channels.
+      weight: the (K, C_in, C_out) kernel: width first.
+      bias: the (C_out,) bias (None for none).
+      pad: zeros added at both ends of the time axis (default 0).
+
+    Shape:
+      input (T, B, C_in), weight (K, C_in, C_out) -> (T + 2 pad - K + 1, B, C_out).
+
+    Example:
+      >>> y = F.conv_tbc(jnp.ones((5, 2, 3)), jnp.ones((3, 3, 4)), jnp.zeros(4), pad=1)
+      >>> y.shape, y[:, 0, 0]   # 2 taps at the padded ends, 3 inside, of 3 channels each
+      ((5, 2, 4), Array([6., 9., 9., 9., 6.], dtype=float32))
+    """
+    in_shape, w_shape = fmt_shape(input), fmt_shape(weight)
+    if len(in_shape) != 3:
+        raise ValueError(f"conv_tbc: Input must have 3 dims: time, batch, in_channel; got shape {in_shape}.")
+    if len(w_shape) != 3:
+        raise ValueError(f"conv_tbc: Weight tensor must have 3 dims: kernel_width, in_channels, out_channels; "
+                         f"got shape {w_shape}.")
+    if bias is not None and len(fmt_shape(bias)) != 1:
+        raise ValueError(f"conv_tbc: Bias must be 1-D, got shape {fmt_shape(bias)}.")
+    if in_shape[2] != w_shape[1]:
+        raise ValueError(f"conv_tbc: Input dim 2 (input channels, {in_shape[2]}) is not == dim 1 in the weight "
+                         f"tensor ({w_shape[1]}); input {in_shape}, weight {w_shape}.")
+    if bias is not None and fmt_shape(bias)[0] != w_shape[2]:
+        raise ValueError(f"conv_tbc: Bias size must equal dim 2 in the weight tensor (output channels): bias "
+                         f"{fmt_shape(bias)}, weight {w_shape}.")
+    check_floating("conv_tbc", input)
+    length = in_shape[0] + 2 * pad - w_shape[0] + 1
+    if length < 0:
+        raise ValueError(f"conv_tbc: the output length T + 2 pad - K + 1 = {in_shape[0]} + 2 * {pad} - {w_shape[0]} "
+                         f"+ 1 is negative; pad the input or use a shorter kernel.")
+    x = jnp.asarray(input)
+    weight, bias = cast_like(x, weight, bias)
+    if length == 0:
+        return jnp.zeros((0, in_shape[1], w_shape[2]), x.dtype)
+    out = conv_nd("conv_tbc", 1, jnp.transpose(x, (1, 2, 0)), jnp.transpose(weight, (2, 1, 0)), bias, 1, pad, 1, 1)
+    return jnp.transpose(out, (2, 0, 1))
+
+
 # -- the layers ----------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,13 @@
-"""Distance layers (torch.nn.modules.distance): PairwiseDistance, CosineSimilarity, and their functional twins."""
+"""Distance layers (torch.nn.modules.distance): PairwiseDistance, CosineSimilarity, their functional twins; pdist."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ._layer import Layer, no_params
@@ -80,6 +82,50 @@ def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8, *,
         return x / clamped
 
     return jnp.sum(unit(x1) * unit(x2), axis=dim)
+
+
+def _pdist_norm(diff: jax.Array, p: float) -> jax.Array:
+    """The p-norm over the last axis with torch's _pdist_backward: sign(diff) with sign(0) = 0 for p = 1,
+    and for p = inf the full gradient to every entry that attains the maximum (torch does not split ties)."""
+    if p == 1:
+        return jnp.sum(diff * lax.stop_gradient(jnp.sign(diff)), axis=-1)
+    if p == math.inf:
+        magnitude = jnp.abs(diff)
+        top = lax.stop_gradient(jnp.max(magnitude, axis=-1, keepdims=True))
+        ties = lax.stop_gradient((magnitude == top) * jnp.sign(diff))
+        return top[..., 0] + jnp.sum(ties * (diff - lax.stop_gradient(diff)), axis=-1)
+    return _norm(diff, p)
+
+
+def pdist(input: Any, p: float = 2) -> jax.Array:
+    """The p-norm distance between every pair of rows, the upper triangle flattened; torch.nn.functional.pdist.
+
+    Pairs come in torch's order (0, 1), (0, 2), ..., (0, N-1), (1, 2), ...: `scipy.spatial.distance.pdist`'s
+    condensed form. The gradient at a zero distance is zero, as torch's.
+
+    Args:
+      input: an (N, M) floating array: N rows of M features.
+      p: the norm's degree, >= 0 (0 counts differing features, inf takes the largest difference); default 2.
+
+    Shape:
+      (N, M) -> (N (N - 1) / 2,).
+
+    Example:
+      >>> F.pdist(jnp.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]]))   # pairs (0, 1), (0, 2), (1, 2)
+      Array([ 5., 10.,  5.], dtype=float32)
+    """
+    shape = fmt_shape(input)
+    if len(shape) != 2:
+        raise TorchRuntimeError(f"pdist only supports 2D tensors (N, M), got: {len(shape)}D input of shape {shape}.")
+    if not jnp.issubdtype(jnp.result_type(input), jnp.floating):
+        raise TypeError(f"pdist only supports floating-point dtypes, got dtype {jnp.result_type(input)}.")
+    if not p >= 0:
+        raise TorchRuntimeError(f"pdist only supports non-negative p values, got p={p}.")
+    x = jnp.asarray(input)
+    rows, cols = np.triu_indices(shape[0], 1)
+    if rows.size == 0:
+        return jnp.zeros((0,), x.dtype)
+    return _pdist_norm(x[rows] - x[cols], p)
 
 
 def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Layer:

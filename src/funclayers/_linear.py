@@ -212,6 +212,94 @@ def _check_unflattened_size(who: str, sizes: Any) -> None:
         raise ValueError(f"{who}: invalid size in unflattened_size={sizes}; sizes must be >= 0 or -1.")
 
 
+def grouped_mm(mat_a: Any, mat_b: Any, *, offs: Any = None, bias: Any = None, out_dtype: Any = None) -> jax.Array:
+    """Matrix products of groups sharing shapes, with jagged group sizes; torch.nn.functional.grouped_mm.
+
+    The grouped product of mixture-of-experts layers. `offs` (G,) holds the cumulative ends of the
+    groups along the jagged dimension of a 2-D operand (group g spans [offs[g-1], offs[g]), offs[-1]
+    = 0): tokens sorted by expert times each expert's weight.
+
+    - 2-D x 3-D, `(M, K) x (G, K, N) -> (M, N)`: row block g of mat_a times mat_b[g].
+    - 3-D x 2-D, `(G, M, K) x (K, N) -> (M, N)`: mat_a[g] times column block g of mat_b.
+    - 2-D x 2-D, `(M, K) x (K, N) -> (G, M, N)`: the K block g of each (weight gradients).
+    - 3-D x 3-D, `(G, M, K) x (G, K, N) -> (G, M, N)`: a batched product, `offs` None.
+
+    Rows (columns) past offs[-1] are zero here; torch leaves them uninitialised. Torch runs this for
+    float32, float16 and bfloat16 only; here any floating dtype works (float64 too), under jit, vmap
+    and every autodiff mode.
+
+    Args:
+      mat_a: the left operand, 2-D or 3-D, floating.
+      mat_b: the right operand, 2-D or 3-D, of mat_a's dtype.
+      offs: (G,) increasing integer group ends, keyword-only; required when an operand is 2-D, None
+        when both are 3-D.
+      bias: must be None (torch: "Bias not supported yet").
+      out_dtype: the result's dtype; the products accumulate in it (default: mat_a's dtype).
+
+    Shape:
+      as listed above.
+
+    Example:
+      >>> tokens = jnp.ones((5, 2))                        # 5 tokens sorted by expert: 2, 3
+      >>> experts = jnp.stack([jnp.eye(2), 2 * jnp.eye(2)])  # 2 experts' (K, N) weights
+      >>> F.grouped_mm(tokens, experts, offs=jnp.array([2, 5], jnp.int32))[:, 0]
+      Array([1., 1., 2., 2., 2.], dtype=float32)
+    """
+    a_shape, b_shape = fmt_shape(mat_a), fmt_shape(mat_b)
+    for name, shape in (("mat_a", a_shape), ("mat_b", b_shape)):
+        if len(shape) not in (2, 3):
+            raise TorchRuntimeError(f"grouped_mm: {name} has to be 2 or 3d, got shape {shape}.")
+    if bias is not None:
+        raise TorchRuntimeError("grouped_mm: Bias not supported yet (torch 2.13 raises the same); add it to the "
+                                "result.")
+    if (offs is None) != (len(a_shape) == len(b_shape) == 3):
+        raise TorchRuntimeError(f"grouped_mm: Have to provide offsets if there is a 2d matrix, or no offset if both "
+                                f"matrices are 3d; got mat_a {a_shape}, mat_b {b_shape} and offs "
+                                f"{'None' if offs is None else fmt_shape(offs)}.")
+    check_floating("grouped_mm", mat_a, "mat_a")
+    a, b = jnp.asarray(mat_a), jnp.asarray(mat_b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"grouped_mm: expected mat_a and mat_b to have the same dtype, but got: {a.dtype} != "
+                        f"{b.dtype}.")
+    if a_shape[-1] != b_shape[-2]:
+        raise TorchRuntimeError(f"grouped_mm: contraction dimension of mat_a and mat_b must match: mat_a {a_shape}, "
+                                f"mat_b {b_shape}.")
+    out_dtype = a.dtype if out_dtype is None else jnp.dtype(out_dtype)
+    if offs is None:
+        if a_shape[0] != b_shape[0]:
+            raise TorchRuntimeError(f"grouped_mm: batched dimension has to match: mat_a {a_shape}, mat_b {b_shape}.")
+        return jnp.matmul(a, b, preferred_element_type=out_dtype).astype(out_dtype)
+    offs = jnp.asarray(offs)
+    if offs.ndim != 1 or not jnp.issubdtype(offs.dtype, jnp.integer):
+        raise TypeError(f"grouped_mm: offs must be a 1-D integer (int32) array of group ends, got shape "
+                        f"{fmt_shape(offs)} and dtype {offs.dtype}.")
+    groups = offs.shape[0]
+    if len(a_shape) + len(b_shape) == 5 and groups != (b_shape[0] if len(b_shape) == 3 else a_shape[0]):
+        raise TorchRuntimeError(f"grouped_mm: matrix batch sizes have to match: {groups} offsets for mat_a "
+                                f"{a_shape} and mat_b {b_shape}.")
+    offs = offs.astype(jnp.int32)
+    sizes = jnp.diff(offs, prepend=jnp.zeros((1,), jnp.int32))
+    # Each case is one masked matrix product contracting over (group, K) at once: a single GEMM of G times
+    # the work, differentiable in every mode and batchable by vmap (lax.ragged_dot is neither, in JAX 0.10).
+    ends = offs[:, None]
+
+    def member(length):  # (G, length): index i lies in group g, [offs[g-1], offs[g])
+        index = jnp.arange(length, dtype=jnp.int32)
+        return (index >= ends - sizes[:, None]) & (index < ends)
+
+    zero = jnp.zeros((), a.dtype)
+    if len(b_shape) == 3:  # row block g of mat_a times mat_b[g]
+        rows = jnp.where(member(a_shape[0])[:, :, None], a[None], zero)
+        out = jnp.einsum("gmk,gkn->mn", rows, b, preferred_element_type=out_dtype)
+    elif len(a_shape) == 3:  # mat_a[g] times column block g of mat_b
+        cols = jnp.where(member(b_shape[1])[:, None, :], b[None], zero)
+        out = jnp.einsum("gmk,gkn->mn", a, cols, preferred_element_type=out_dtype)
+    else:  # both 2-D: group g contracts over K in [offs[g-1], offs[g])
+        out = jnp.matmul(jnp.where(member(a_shape[1])[:, None, :], a[None], zero), b,
+                         preferred_element_type=out_dtype)
+    return out.astype(out_dtype)
+
+
 # -- the layers --------------------------------------------------------------------------------------
 
 

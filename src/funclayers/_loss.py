@@ -304,9 +304,10 @@ def poisson_nll_loss(input: Any, target: Any, log_input: bool = True, full: bool
     input, target = float_inputs("poisson_nll_loss", input, target)
     loss = jnp.exp(input) - target * input if log_input else input - target * jnp.log(input + eps)
     if full:
-        def stirling(t):
-            return t * jnp.log(t) - t + 0.5 * jnp.log(2 * math.pi * t)
-        loss = loss + safe_where(target > 1, stirling, target, 2.0, jnp.zeros_like(target))
+        # torch's stirling_term.masked_fill(target <= 1, 0), computed on every target: its gradient w.r.t. the
+        # target is 0 * d(stirling) there, NaN where target <= 0 (log 0, log of a negative), 0 on (0, 1]
+        stirling = target * jnp.log(target) - target + 0.5 * jnp.log(2 * math.pi * target)
+        loss = loss + jnp.where(target <= 1, jnp.zeros_like(target), stirling)
     return reduce_loss(loss, reduction)
 
 

@@ -67,6 +67,16 @@ def _check_index_target(who: str, shape: tuple, target: Any, ignore_index: int) 
     return target
 
 
+def _weighted_mean(loss: jax.Array, w_target: jax.Array, valid: jax.Array) -> jax.Array:
+    """torch's weighted mean sum(loss) / sum(w_target), with its values and gradients where the total weight is 0:
+    NaN when every target is ignored, with a zero gradient (torch's backward visits no element); NaN gradients
+    for the targets that are not ignored but weigh 0 (torch's w_t * grad / 0). Divided term by term so that
+    ignored terms never see the zero denominator."""
+    total = jnp.sum(w_target)
+    terms = jnp.where(valid, loss / jnp.where(valid, total, 1), 0)
+    return jnp.where(jnp.any(valid), jnp.sum(terms), jnp.asarray(jnp.nan, loss.dtype))
+
+
 def _index_loss(logp: jax.Array, target: jax.Array, weight: Any, ignore_index: int, label_smoothing: float,
                 reduction: str) -> jax.Array:
     """torch's nll_loss_nd (+ cross_entropy_loss_label_smoothing) on log-probabilities (N, C, *d)."""
@@ -85,7 +95,7 @@ def _index_loss(logp: jax.Array, target: jax.Array, weight: Any, ignore_index: i
         smooth = -jnp.sum(logp if weight is None else logp * w, axis=1) * valid
         loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
     if reduction == "mean":
-        return jnp.sum(loss) / jnp.sum(w_target)  # torch's weighted mean; 0/0 = nan when all are ignored
+        return _weighted_mean(loss, w_target, valid)
     return reduce_loss(loss, reduction)
 
 
@@ -121,7 +131,7 @@ def _index_loss_logits(x: jax.Array, target: jax.Array, weight: Any, ignore_inde
             smooth = (jnp.sum(w) * lse - jnp.sum(x * w, axis=1)) * valid
         loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
     if reduction == "mean":
-        return jnp.sum(loss) / jnp.sum(w_target)
+        return _weighted_mean(loss, w_target, valid)
     return reduce_loss(loss, reduction)
 
 
@@ -224,6 +234,10 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
         if not jnp.issubdtype(jnp.result_type(target), jnp.floating):
             raise TypeError(f"{who}: Expected floating point type for target with class probabilities, got "
                             f"{jnp.result_type(target)} (a target of the input's shape {shape} holds probabilities).")
+        if ignore_index >= 0:  # torch: only the default (or another negative) ignore_index goes with probabilities
+            raise TorchRuntimeError(f"{who}: ignore_index is not supported for floating point target (class "
+                                    f"probabilities of shape {shape}); got ignore_index={ignore_index}, leave it "
+                                    f"at -100.")
     else:
         target = _check_index_target(who, shape, target, ignore_index)
     x = jnp.asarray(input)
@@ -311,7 +325,9 @@ def _lce_total_jvp(ignore_index, eps, rows, mean, primals, tangents):
     x, w_lin, b, t, weight = primals
     dx, dw_lin, db = tangents[:3]
     xs, ts, wts, valids, denom = _lce_prepare(x, t, weight, ignore_index, rows)
-    scale = 1 / denom if mean else jnp.ones((), x.dtype)
+    # torch with every target ignored: a nan mean whose gradient is 0 (see _weighted_mean)
+    any_valid = jnp.any(t != ignore_index)
+    scale = jnp.where(any_valid, 1 / denom, 0) if mean else jnp.ones((), x.dtype)
 
     def body(carry, chunk):
         g_w, g_b = carry
@@ -326,6 +342,8 @@ def _lce_total_jvp(ignore_index, eps, rows, mean, primals, tangents):
     (g_w, g_b), (losses, g_x) = lax.scan(body, init, (xs, ts, wts, valids))
     g_x = g_x.reshape(-1, x.shape[1])[: x.shape[0]]
     out = jnp.sum(losses) * scale
+    if mean:
+        out = jnp.where(any_valid, out, jnp.asarray(jnp.nan, out.dtype))
     tangent = jnp.sum(g_x * dx) + jnp.sum(g_w * dw_lin) + jnp.sum(g_b * db)
     return out, tangent.astype(out.dtype)
 

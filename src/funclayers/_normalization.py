@@ -23,7 +23,8 @@ from . import init as _init
 from ._kernels._layernorm import layer_norm_rows
 from ._kernels._norm import _cross_map_lrn2d, _group_norm_fused
 from ._layer import Layer, no_params
-from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
+from ._loss_margin import _norm as _lp_norm  # the p-norm with torch's zero subgradient at 0
+from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, normalize_dim, param_dtype
 
 
 def _affine(y: jax.Array, weight: Any, bias: Any, shape: tuple[int, ...]) -> jax.Array:
@@ -68,6 +69,48 @@ def verify_batch_size(where: str, size: Sequence[int]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # functional ops
+
+
+def normalize(input: Any, p: float = 2.0, dim: int | Sequence[int] = 1, eps: float = 1e-12,
+              out: Any = None) -> jax.Array:
+    """x / max(||x||_p, eps) along `dim`; torch.nn.functional.normalize.
+
+    The norm's gradient follows torch's (zero at the zero vector, sign(0) = 0 for p = 1), and below
+    `eps` the denominator is the constant eps, as torch's `clamp_min`.
+
+    Args:
+      input: the input array, floating, any shape.
+      p: the norm's degree (default 2; 0 counts non-zeros, inf takes the largest magnitude).
+      dim: the dimension, or tuple of dimensions, the norm runs over (default 1).
+      eps: the smallest denominator (default 1e-12).
+      out: must be None: JAX arrays are immutable, the result is returned.
+
+    Shape:
+      `(*)` -> `(*)`, same shape.
+
+    Example:
+      >>> F.normalize(jnp.array([[3.0, 4.0], [0.0, 0.0]]))   # rows of unit length; zero stays zero
+      Array([[0.6, 0.8],
+             [0. , 0. ]], dtype=float32)
+      >>> F.normalize(jnp.array([[1.0, 3.0]]), p=1)
+      Array([[0.25, 0.75]], dtype=float32)
+    """
+    if out is not None:
+        raise TypeError("normalize: `out` is not supported (JAX arrays are immutable); use the returned array.")
+    check_floating("normalize", input)
+    x = jnp.asarray(input)
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    axes = sorted({normalize_dim(f"normalize(dim={dim})", d, x.ndim) for d in dims})
+    base = x.reshape(1) if x.ndim == 0 else x
+    moved = jnp.moveaxis(base, axes, range(-len(axes), 0))
+    flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
+    if p == 1:  # torch's sgn(0) = 0 in the norm's backward (jnp.abs passes 1 at 0)
+        norm = jnp.sum(flat * lax.stop_gradient(jnp.sign(flat)), axis=-1)
+    else:
+        norm = _lp_norm(flat, p)
+    norm = jnp.expand_dims(norm, tuple(axes)) if x.ndim else norm.reshape(())
+    eps = jnp.asarray(eps, x.dtype)
+    return x / jnp.where(norm < eps, eps, norm)  # torch's clamp_min: the gradient passes at norm == eps
 
 
 def layer_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: jax.Array | None = None,

@@ -137,6 +137,25 @@ def _channel_shuffle(who: str, input: Any, groups: int) -> jax.Array:
     return jnp.swapaxes(x, 1, 2).reshape(shape)
 
 
+def native_channel_shuffle(input: Any, groups: int) -> jax.Array:
+    """Channel shuffle without torch's quantised-kernel dispatch; torch.nn.functional.native_channel_shuffle.
+
+    The same permutation as `channel_shuffle`: (N, g, C/g, *) -> (N, C/g, g, *).
+
+    Args:
+      input: the (N, C, *) array, at least 3 axes.
+      groups: g, a positive int dividing C.
+
+    Shape:
+      (N, C, *) -> (N, C, *); output channel i g + j is input channel j (C / g) + i.
+
+    Example:
+      >>> F.native_channel_shuffle(jnp.arange(6.0).reshape(1, 6, 1), 3)[0, :, 0]   # groups [0 1], [2 3], [4 5]
+      Array([0., 2., 4., 1., 3., 5.], dtype=float32)
+    """
+    return _channel_shuffle("native_channel_shuffle", input, groups)
+
+
 # -- the layers --------------------------------------------------------------------------------------
 
 

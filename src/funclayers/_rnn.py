@@ -186,6 +186,17 @@ def _describe(kind: str, input_size: int, hidden_size: int, num_layers: int, bia
     return f"{kind}({', '.join(parts)}{extra})"
 
 
+def _check_input_dtype(name: str, x: Any, params: dict) -> None:
+    """torch's RNNBase.check_input: the input's dtype must be the weights' (no silent cast, as torch)."""
+    weight = params.get("weight_ih_l0")
+    x_dtype = jnp.asarray(x).dtype
+    if weight is not None and x_dtype != jnp.asarray(weight).dtype:
+        w_dtype = jnp.asarray(weight).dtype
+        raise ValueError(f"{name}: RNN input dtype ({x_dtype}) does not match weight dtype ({w_dtype}). Convert "
+                         f"input: input.astype({w_dtype}), or convert the params: jax.tree.map(lambda p: "
+                         f"p.astype({x_dtype}), params).")
+
+
 def _hx_shape_error(message: str, expected: tuple, got: Any) -> TorchRuntimeError:
     return TorchRuntimeError(message.format(expected, list(fmt_shape(got))))
 
@@ -275,6 +286,7 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
             raise TorchRuntimeError(f"{name}: input must have 2 dimensions, got {len(fmt_shape(data))} "
                                     "(the data of a PackedSequence is (sum(lengths), input_size)).")
         check_floating(name, data)
+        _check_input_dtype(name, data, params)
         check_input_size(data)
         padded, lengths = pad_packed_sequence(packed)  # (T, B, I) in the original batch order
         out, h_n, c_n = run(params, padded, hx, jnp.asarray(lengths), training, rng)
@@ -295,6 +307,7 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
             raise ValueError(f"{name}: Expected input to be 2D or 3D, got {len(shape)}D tensor instead "
                              f"(input of shape {shape}; 3D is (L, N, H_in), or (N, L, H_in) with batch_first).")
         check_floating(name, input)
+        _check_input_dtype(name, input, params)
         x = jnp.asarray(input)
         batched = x.ndim == 3
         if hx is not None:

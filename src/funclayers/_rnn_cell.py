@@ -178,6 +178,10 @@ def _cell_layer(kind: str, chunks: int, input_size: int, hidden_size: int, bias:
                     raise ValueError(f"{kind}: Expected {what} to be 1D or 2D, got {len(fmt_shape(h))}D instead")
         check_floating(name, input)
         x = jnp.asarray(input)
+        if x.dtype != jnp.asarray(params["weight_ih"]).dtype:  # torch's matmul raises; no silent cast
+            w_dtype = jnp.asarray(params["weight_ih"]).dtype
+            raise TorchRuntimeError(f"{name}: mat1 and mat2 must have the same dtype, but got {x.dtype} input and "
+                                    f"{w_dtype} weights; cast the input (input.astype({w_dtype})) or the params.")
         batched = x.ndim == 2
         if not batched:
             x = x[None]

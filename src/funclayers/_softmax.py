@@ -14,9 +14,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ._layer import Layer, no_params
-from ._utils import check_floating, fmt_shape, normalize_dim
+from ._utils import check_floating, fmt_shape, normalize_dim, require_rng
 
 _HALF = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
@@ -151,6 +152,51 @@ def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype:
     """
     x, axis, out_dtype = _prepare("log_softmax", "log_softmax", input, dim, dtype, _stacklevel)
     return _apply(_log_softmax_along, x, axis, out_dtype)
+
+
+def gumbel_softmax(logits: Any, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1, *,
+                   rng: jax.Array | None = None) -> jax.Array:
+    """A sample of the Gumbel-softmax (Concrete) distribution over `dim`; torch.nn.functional.gumbel_softmax.
+
+    softmax((logits + g) / tau) along `dim` with g ~ Gumbel(0, 1) drawn from `rng` (torch draws
+    -log(Exponential(1)), the same distribution). With `hard=True` the forward value is the one-hot
+    of that sample's argmax, and the gradient is the soft sample's (straight-through:
+    `y_hard - stop_gradient(y_soft) + y_soft`, as torch computes it).
+
+    Args:
+      logits: unnormalised log-probabilities, floating, any shape.
+      tau: the temperature, > 0 (default 1); small values approach one-hot samples.
+      hard: return one-hot samples with the soft sample's gradient (default False).
+      eps: deprecated and unused, as in torch (a value other than 1e-10 warns).
+      dim: the dimension the categories lie along (default -1).
+      rng: a PRNG key for the Gumbel noise, keyword-only and required (torch uses its global generator).
+
+    Shape:
+      `(*)` -> `(*)`, same shape; the output sums to 1 along `dim`.
+
+    Example:
+      >>> y = F.gumbel_softmax(jnp.log(jnp.array([[0.1, 0.6, 0.3]])), tau=0.5, rng=jax.random.PRNGKey(0))
+      >>> y.shape, bool(jnp.allclose(y.sum(-1), 1.0))
+      ((1, 3), True)
+      >>> F.gumbel_softmax(jnp.zeros((2, 4)), hard=True, rng=jax.random.PRNGKey(1)).sum(-1)   # one-hot rows
+      Array([1., 1.], dtype=float32)
+    """
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    check_floating("gumbel_softmax", logits, "logits")
+    rng = require_rng("gumbel_softmax", rng)
+    x = jnp.asarray(logits)
+    axis = normalize_dim("gumbel_softmax", dim, x.ndim)
+    gumbels = jax.random.gumbel(rng, x.shape, x.dtype)
+    y_soft = softmax((x + gumbels) / tau, axis)
+    if not hard:
+        return y_soft
+    if x.ndim == 0:  # a single category: the one-hot is 1
+        y_hard = jnp.ones_like(y_soft)
+    else:
+        index = jnp.argmax(y_soft, axis=axis, keepdims=True)
+        y_hard = (lax.broadcasted_iota(jnp.int32, y_soft.shape, axis) == index).astype(y_soft.dtype)
+    return y_hard - lax.stop_gradient(y_soft) + y_soft
 
 
 # -- the layers ---------------------------------------------------------------------------------------

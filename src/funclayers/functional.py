@@ -7,7 +7,7 @@
 # Each family re-exports its ops in its own block below (one block per family module).
 
 # -- linear (_linear.py) --
-from ._linear import bilinear, linear
+from ._linear import bilinear, grouped_mm, linear
 
 # -- activations (_activation.py) --
 from ._activation import hardshrink, hardsigmoid, hardswish, hardtanh, relu, relu6, softshrink, threshold
@@ -17,13 +17,15 @@ from ._activation_leaky import leaky_relu, prelu, rrelu
 from ._activation_smooth import (celu, elu, gelu, glu, logsigmoid, mish, selu, sigmoid, silu, softplus, softsign,
                                  tanh, tanhshrink)
 # -- activations: softmax (_softmax.py) --
-from ._softmax import log_softmax, softmax, softmin
+from ._softmax import gumbel_softmax, log_softmax, softmax, softmin
+# -- activations: torch's in-place names, out of place (_activation_inplace.py) --
+from ._activation_inplace import celu_, elu_, hardtanh_, leaky_relu_, relu_, rrelu_, selu_, threshold_
 
 # -- dropout (_dropout.py) --
 from ._dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 
 # -- convolution, fold/unfold, padding (_conv.py, _fold.py, _padding.py) --
-from ._conv import conv1d, conv2d, conv3d
+from ._conv import conv1d, conv2d, conv3d, conv_tbc
 from ._conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from ._fold import fold, unfold
 from ._padding import pad
@@ -47,7 +49,7 @@ from ._fractional_pooling import (fractional_max_pool2d, fractional_max_pool2d_w
                                   fractional_max_pool3d, fractional_max_pool3d_with_indices)
 
 # -- normalization (_normalization.py) --
-from ._normalization import group_norm, layer_norm, local_response_norm, rms_norm
+from ._normalization import group_norm, layer_norm, local_response_norm, normalize, rms_norm
 # -- normalization: batch norm (_batchnorm.py) --
 from ._batchnorm import batch_norm
 # -- normalization: instance norm (_instancenorm.py) --
@@ -67,8 +69,10 @@ from ._rnn_cell import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
 
 # -- sparse (_sparse.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
 from ._sparse import embedding, embedding_bag, embedding_renorm
+# -- one-hot encoding (_one_hot.py) --
+from ._one_hot import one_hot
 # -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
-from ._pixelshuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+from ._pixelshuffle import channel_shuffle, native_channel_shuffle, pixel_shuffle, pixel_unshuffle
 
 # -- upsampling and vision (_upsampling.py, _vision.py) --
 from ._upsampling import interpolate, upsample, upsample_bilinear, upsample_nearest
@@ -79,4 +83,4 @@ from ._attention import multi_head_attention_forward
 from ._sdpa import scaled_dot_product_attention
 
 # -- distance (_distance.py) --
-from ._distance import cosine_similarity, pairwise_distance
+from ._distance import cosine_similarity, pairwise_distance, pdist

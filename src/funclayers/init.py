@@ -1,7 +1,8 @@
 """torch.nn.init's initialisers as pure functions of (key, shape, dtype).
 
 Each `name_` of torch becomes `name(key, shape, dtype=float32, *torch's other arguments)` and
-returns a new array instead of filling a tensor in place. Fans follow torch's
+returns a new array instead of filling a tensor in place; torch's own names, `name_(key, tensor,
+*torch's other arguments)`, return a new array of the tensor's shape and dtype. Fans follow torch's
 `_calculate_fan_in_and_fan_out`: dim 1 is fan-in, dim 0 fan-out, times the receptive field.
 
 Example:
@@ -476,6 +477,26 @@ def bias_uniform(key: jax.Array, shape: Shape, fan_in: int, dtype: Any = None) -
     return uniform(key, shape, dtype, -bound, bound)
 
 
+# torch's in-place names, (key, tensor, ...) -> a new array like tensor (_init_inplace.py builds on the above)
+from ._init_inplace import (  # noqa: E402
+    constant_,
+    dirac_,
+    eye_,
+    kaiming_normal_,
+    kaiming_uniform_,
+    normal_,
+    ones_,
+    orthogonal_,
+    sparse_,
+    trunc_normal_,
+    uniform_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
+
 __all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "uniform", "normal", "trunc_normal", "constant",
            "ones", "zeros", "eye", "dirac", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-           "kaiming_normal", "orthogonal", "sparse", "bias_uniform"]
+           "kaiming_normal", "orthogonal", "sparse", "bias_uniform",
+           "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+           "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_"]
