@@ -49,7 +49,7 @@ def _fl_layer(make, shape, self_attention):
                     out = layer.apply(params, state, x)[0]
                 return jnp.sum(out * ct)
 
-            return jax.grad(loss, argnums=(0, 1))(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
 
         return jax_step(step, params, x, ct)
 
@@ -66,7 +66,7 @@ def _fl_sdpa():
 
     @jax.jit
     def step(q, k, v, ct):
-        return jax.grad(lambda q, k, v: jnp.sum(F.scaled_dot_product_attention(q, k, v, is_causal=True) * ct),
+        return jax.value_and_grad(lambda q, k, v: jnp.sum(F.scaled_dot_product_attention(q, k, v, is_causal=True) * ct),
                         argnums=(0, 1, 2))(q, k, v)
 
     return jax_step(step, q, k, v, ct)
@@ -86,21 +86,21 @@ def _fl_encoder_train():
     x, target = (jnp.asarray(a) for a in _data(ENC_SHAPE, ENC_SHAPE))
 
     @jax.jit
-    def train_step(params, opt_state, rng):
+    def train_step(params, opt_state, rng, x, target):  # x, target: arguments, not constants (harness.py)
         def loss(params):
             out, _ = model.apply(params, state, x, rng=rng, training=True)
             return jnp.mean((out - target) ** 2)
 
-        grads = jax.grad(loss)(params)
+        value, grads = jax.value_and_grad(loss)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return optax.apply_updates(params, updates), opt_state, value
 
     carry = {"params": params, "opt": opt_state, "rng": jax.random.PRNGKey(1)}
 
     def step():
         carry["rng"], key = jax.random.split(carry["rng"])
-        carry["params"], carry["opt"] = train_step(carry["params"], carry["opt"], key)
-        jax.block_until_ready(carry["params"])
+        carry["params"], carry["opt"], value = train_step(carry["params"], carry["opt"], key, x, target)
+        jax.block_until_ready((carry["params"], value))
 
     return step
 
@@ -171,7 +171,8 @@ def _flax_mha():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(module.apply({"params": p}, x, x, x) * ct), argnums=(0, 1))(params, x)
+        loss = lambda p, x: jnp.sum(module.apply({"params": p}, x, x, x) * ct)  # noqa: E731
+        return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
 
     return jax_step(step, params, x, ct)
 
@@ -190,7 +191,7 @@ def _eqx_mha():
             module, x = both
             return jnp.sum(jax.vmap(lambda s: module(s, s, s))(x) * ct)
 
-        return eqx.filter_grad(loss)((module, x))
+        return eqx.filter_value_and_grad(loss)((module, x))
 
     return jax_step(step, module, x, ct)
 

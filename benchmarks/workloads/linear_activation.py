@@ -37,7 +37,7 @@ def _linear_fl():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(layer.apply(p, state, x)[0] * ct), argnums=(0, 1))(params, x)
+        return jax.value_and_grad(lambda p, x: jnp.sum(layer.apply(p, state, x)[0] * ct), argnums=(0, 1))(params, x)
 
     return jax_step(step, params, x, ct)
 
@@ -70,7 +70,7 @@ def _linear_flax():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(module.apply(p, x) * ct), argnums=(0, 1))(params, x)
+        return jax.value_and_grad(lambda p, x: jnp.sum(module.apply(p, x) * ct), argnums=(0, 1))(params, x)
 
     return jax_step(step, params, x, ct)
 
@@ -86,7 +86,7 @@ def _linear_equinox():
 
     @jax.jit
     def step(model, x, ct):
-        return jax.grad(lambda m, x: jnp.sum(jax.vmap(m)(x) * ct), argnums=(0, 1))(model, x)
+        return jax.value_and_grad(lambda m, x: jnp.sum(jax.vmap(m)(x) * ct), argnums=(0, 1))(model, x)
 
     return jax_step(step, model, x, ct)
 
@@ -106,7 +106,7 @@ def _activation_fl(kind, shape):
 
         @jax.jit
         def step(x, ct):
-            return jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
+            return jax.value_and_grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
 
         return jax_step(step, x, ct)
 
@@ -139,7 +139,7 @@ def _activation_jax_nn(kind, shape):
 
         @jax.jit
         def step(x, ct):
-            return jax.grad(lambda x: jnp.sum(fn(x) * ct))(x)
+            return jax.value_and_grad(lambda x: jnp.sum(fn(x) * ct))(x)
 
         return jax_step(step, x, ct)
 

@@ -59,7 +59,7 @@ def _fl(config):
             def loss(p, x):
                 return jnp.sum(layer.apply(p, state, x)[0][0] * ct)
 
-            return jax.grad(loss, argnums=(0, 1))(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
 
         return jax_step(step, params, x, ct)
 
@@ -115,7 +115,7 @@ def _flax(config):
 
         @jax.jit
         def step(params, x, ct):
-            return jax.grad(lambda p, x: jnp.sum(model.apply(p, x) * ct), argnums=(0, 1))(params, x)
+            return jax.value_and_grad(lambda p, x: jnp.sum(model.apply(p, x) * ct), argnums=(0, 1))(params, x)
 
         return jax_step(step, params, x, ct)
 
@@ -159,7 +159,8 @@ def _equinox(config):
 
         @jax.jit
         def step(cells, x, ct):
-            return jax.grad(lambda c, x: jnp.sum(jax.vmap(lambda s: model(c, s))(x) * ct), argnums=(0, 1))(cells, x)
+            loss = lambda c, x: jnp.sum(jax.vmap(lambda s: model(c, s))(x) * ct)  # noqa: E731
+            return jax.value_and_grad(loss, argnums=(0, 1))(cells, x)
 
         return jax_step(step, cells, x, ct)
 
