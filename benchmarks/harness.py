@@ -6,7 +6,10 @@ parameters, and returns `step()`: one forward + backward (or whatever the worklo
 blocks until its results are ready.
 
 What a JAX step must do to time the work torch's eager step does (issue 28):
-- return the loss value (or the outputs) WITH the gradients (`jax.value_and_grad`, not `jax.grad`).
+- return the loss value or the outputs WITH the gradients, not the gradients alone: where torch's
+  row runs `(out * ct).sum().backward()` (or a loss), `jax.value_and_grad` of that loss; where it
+  runs `out.backward(ct)`, the outputs and their vjp (`outputs_and_vjp`), which adds no reduction
+  torch does not run (a full sum of `upsample(x) * ct` costs XLA:CPU more than the step itself).
   For a layer linear in its input (convolution, linear, average pooling, upsampling, padding,
   fold, embedding) the gradient does not need the forward result, so a step returning only the
   gradients lets XLA delete the forward pass, which torch's row runs;
@@ -85,17 +88,30 @@ def torch_step(fn):
     return step
 
 
-def jax_input_grad_step(forward, x, ct):
-    """A blocking step computing, under jit, sum(forward(x) * ct) and its gradient w.r.t. x.
+def outputs_and_vjp(fn, primals, ct):
+    """`fn(*primals)` and `ct` pulled back to every primal, for use inside a jitted step.
 
-    The loss is returned with the gradient and `ct` is an argument (see the module docstring).
+    The work of torch's `out = fn(*primals); out.backward(ct)`, the outputs returned with the
+    gradients so that XLA keeps the forward pass (see the module docstring).
+    """
+    import jax
+
+    out, pullback = jax.vjp(fn, *primals)
+    return out, pullback(ct)
+
+
+def jax_input_grad_step(forward, x, ct):
+    """A blocking step computing, under jit, forward(x) and the vjp of the cotangent `ct` w.r.t. x.
+
+    The outputs are returned with the gradient and `ct` is an argument (see the module docstring):
+    torch_input_grad_step's work.
     """
     import jax
     import jax.numpy as jnp
 
     @jax.jit
     def step(x, ct):
-        return jax.value_and_grad(lambda x: jnp.sum(forward(x) * ct))(x)
+        return outputs_and_vjp(forward, (x,), ct)
 
     return jax_step(step, jnp.asarray(x), jnp.asarray(ct))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
+from benchmarks.harness import Workload, jax_step, outputs_and_vjp, to_torch, torch_device, torch_step
 
 MHA_SHAPE, ENC_SHAPE, SDPA_SHAPE = (8, 128, 256), (16, 128, 256), (2, 8, 4096, 64)
 
@@ -42,14 +42,12 @@ def _fl_layer(make, shape, self_attention):
 
         @jax.jit
         def step(params, x, ct):
-            def loss(params, x):
+            def forward(params, x):
                 if self_attention:
-                    out = layer.apply(params, state, x, x, x, need_weights=False)[0][0]
-                else:
-                    out = layer.apply(params, state, x)[0]
-                return jnp.sum(out * ct)
+                    return layer.apply(params, state, x, x, x, need_weights=False)[0][0]
+                return layer.apply(params, state, x)[0]
 
-            return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+            return outputs_and_vjp(forward, (params, x), ct)  # torch: out.backward(ct)
 
         return jax_step(step, params, x, ct)
 
@@ -66,8 +64,7 @@ def _fl_sdpa():
 
     @jax.jit
     def step(q, k, v, ct):
-        return jax.value_and_grad(lambda q, k, v: jnp.sum(F.scaled_dot_product_attention(q, k, v, is_causal=True) * ct),
-                        argnums=(0, 1, 2))(q, k, v)
+        return outputs_and_vjp(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), (q, k, v), ct)
 
     return jax_step(step, q, k, v, ct)
 
@@ -171,8 +168,7 @@ def _flax_mha():
 
     @jax.jit
     def step(params, x, ct):
-        loss = lambda p, x: jnp.sum(module.apply({"params": p}, x, x, x) * ct)  # noqa: E731
-        return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+        return outputs_and_vjp(lambda p, x: module.apply({"params": p}, x, x, x), (params, x), ct)
 
     return jax_step(step, params, x, ct)
 
@@ -187,11 +183,12 @@ def _eqx_mha():
 
     @eqx.filter_jit
     def step(module, x, ct):
-        def loss(both):
+        def forward(both):
             module, x = both
-            return jnp.sum(jax.vmap(lambda s: module(s, s, s))(x) * ct)
+            return jax.vmap(lambda s: module(s, s, s))(x)
 
-        return eqx.filter_value_and_grad(loss)((module, x))
+        out, pullback = eqx.filter_vjp(forward, (module, x))
+        return out, pullback(ct)
 
     return jax_step(step, module, x, ct)
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_input_grad_step, jax_step, to_torch, torch_input_grad_step, torch_step
+from benchmarks.harness import (
+    Workload,
+    jax_input_grad_step,
+    jax_step,
+    outputs_and_vjp,
+    to_torch,
+    torch_input_grad_step,
+    torch_step,
+)
 
 UPSAMPLE = "Upsample(scale_factor=2, bilinear) (16,64,32,32)"
 NEAREST = "Upsample(scale_factor=2, nearest) (16,64,32,32)"
@@ -100,8 +108,7 @@ def _fl_grid():
 
     @jax.jit
     def step(x, grid, ct):  # gradients w.r.t. the input and the grid
-        loss = lambda x, g: jnp.sum(F.grid_sample(x, g, align_corners=False) * ct)  # noqa: E731
-        return jax.value_and_grad(loss, argnums=(0, 1))(x, grid)
+        return outputs_and_vjp(lambda x, g: F.grid_sample(x, g, align_corners=False), (x, grid), ct)
 
     return jax_step(step, *map(jnp.asarray, _grid_data()))
 
