@@ -76,6 +76,13 @@ def _conv_output_elements():
     return math.prod(conv._out_shape(conv.SPECS[CONV]))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def on_cpu():
+    """The HLO readers know XLA:CPU's programs (the CPU record's); on a GPU machine too, compile for the CPU."""
+    with jax.default_device(jax.devices("cpu")[0]):
+        yield
+
+
 @pytest.fixture(scope="module")
 def conv_step():
     return conv._fl(conv.SPECS[CONV])()
