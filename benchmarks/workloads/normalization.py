@@ -84,7 +84,7 @@ def _flax(make_module, shape, batch_norm=False):
         extra = {k: v for k, v in variables.items() if k != "params"}
 
         @jax.jit
-        def step(params, x, ct):
+        def step(params, extra, x, ct):  # extra (batch_stats): an argument, as every array (harness.py)
             def loss(params, x):
                 if batch_norm:
                     out, updates = module.apply({"params": params, **extra}, x, mutable=["batch_stats"])
@@ -93,7 +93,7 @@ def _flax(make_module, shape, batch_norm=False):
 
             return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
 
-        return jax_step(step, params, x, ct)
+        return jax_step(step, params, extra, x, ct)
 
     return build
 
