@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root: benchmarks/
 
 import funclayers as fl  # noqa: E402
-from benchmarks import harness  # noqa: E402
+from benchmarks import harness, run  # noqa: E402
 from benchmarks.workloads import conv, upsampling  # noqa: E402
 
 CONV = "conv2d 64->64 k3 p1 (32,64,32,32)"
@@ -162,3 +162,15 @@ def test_hlo_readers_flag_a_constant_cotangent(nearest_step):
         return jax.grad(lambda x: jnp.sum(upsample.apply({}, {}, x)[0] * ct))(x)
 
     assert _largest_constant(_hlo(harness.jax_step(closed_over, x))) >= x.size
+
+
+LINEAR_WORKLOADS = ["AdaptiveAvgPool2d(7) (32,256,10,10)", "ReflectionPad2d(2) (32,64,32,32)",
+                    "Unfold(3, padding=1) (16,64,32,32)", "pixel_shuffle 2 (16,256,32,32)",
+                    "Upsample(scale_factor=2, bilinear) (16,64,32,32)", "embedding 30000x256 (32,128)"]
+
+
+@pytest.mark.parametrize("name", LINEAR_WORKLOADS)
+def test_linear_workload_step_reads_every_argument(name):
+    """Layers linear in their input (or, for Embedding, in the weight): a gradient-only step reads no input."""
+    step = run.all_workloads()[name].builders["funclayers"]()
+    assert _every_argument_is_used(step, _hlo(step))
