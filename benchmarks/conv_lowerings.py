@@ -39,7 +39,7 @@ def time_method(x, w, stride, padding, groups, method, iters=20):
 
     @jax.jit
     def step(x, w):
-        return jax.grad(lambda x, w: jnp.sum(lowering.conv(x, w, *args, method=method) ** 2), (0, 1))(x, w)
+        return jax.value_and_grad(lambda x, w: jnp.sum(lowering.conv(x, w, *args, method=method) ** 2), (0, 1))(x, w)
 
     jax.block_until_ready(step(x, w))
     times = []

@@ -41,7 +41,7 @@ def worker(framework: str) -> dict:
         criterion = fl.LinearCrossEntropyLoss(d, c)
         params, state = criterion.init(jax.random.PRNGKey(0))
         x, t = jnp.asarray(x_np), jnp.asarray(t_np, jnp.int32)
-        grad = jax.jit(jax.grad(lambda p, x, t: criterion.apply(p, state, x, t)[0], argnums=(0, 1)))
+        grad = jax.jit(jax.value_and_grad(lambda p, x, t: criterion.apply(p, state, x, t)[0], argnums=(0, 1)))
         compiled = grad.lower(params, x, t).compile()
         analysis = compiled.memory_analysis()
         out["xla_temp_mib"] = analysis.temp_size_in_bytes / 2**20

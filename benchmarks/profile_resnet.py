@@ -106,7 +106,7 @@ def funclayers_times(iters):
             return layer.apply(params, state, x, training=True)[0]
 
         y = jax.eval_shape(forward, params, x)
-        ct = jnp.ones(y.shape, y.dtype)
+        ct = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape), y.dtype)  # random, an argument
 
         @jax.jit
         def grad(params, x, ct, layer=layer, state=state):
@@ -114,7 +114,7 @@ def funclayers_times(iters):
                 out, new_state = layer.apply(params, state, x, training=True)
                 return jnp.sum(out * ct), new_state
 
-            return jax.grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
 
         def step(grad=grad, params=params, x=x, ct=ct):
             jax.block_until_ready(grad(params, x, ct))

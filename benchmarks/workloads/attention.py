@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
+from benchmarks.harness import Workload, jax_step, outputs_and_vjp, to_torch, torch_device, torch_step
 
 MHA_SHAPE, ENC_SHAPE, SDPA_SHAPE = (8, 128, 256), (16, 128, 256), (2, 8, 4096, 64)
 
@@ -42,14 +42,12 @@ def _fl_layer(make, shape, self_attention):
 
         @jax.jit
         def step(params, x, ct):
-            def loss(params, x):
+            def forward(params, x):
                 if self_attention:
-                    out = layer.apply(params, state, x, x, x, need_weights=False)[0][0]
-                else:
-                    out = layer.apply(params, state, x)[0]
-                return jnp.sum(out * ct)
+                    return layer.apply(params, state, x, x, x, need_weights=False)[0][0]
+                return layer.apply(params, state, x)[0]
 
-            return jax.grad(loss, argnums=(0, 1))(params, x)
+            return outputs_and_vjp(forward, (params, x), ct)  # torch: out.backward(ct)
 
         return jax_step(step, params, x, ct)
 
@@ -66,8 +64,7 @@ def _fl_sdpa():
 
     @jax.jit
     def step(q, k, v, ct):
-        return jax.grad(lambda q, k, v: jnp.sum(F.scaled_dot_product_attention(q, k, v, is_causal=True) * ct),
-                        argnums=(0, 1, 2))(q, k, v)
+        return outputs_and_vjp(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), (q, k, v), ct)
 
     return jax_step(step, q, k, v, ct)
 
@@ -86,21 +83,21 @@ def _fl_encoder_train():
     x, target = (jnp.asarray(a) for a in _data(ENC_SHAPE, ENC_SHAPE))
 
     @jax.jit
-    def train_step(params, opt_state, rng):
+    def train_step(params, opt_state, rng, x, target):  # x, target: arguments, not constants (harness.py)
         def loss(params):
             out, _ = model.apply(params, state, x, rng=rng, training=True)
             return jnp.mean((out - target) ** 2)
 
-        grads = jax.grad(loss)(params)
+        value, grads = jax.value_and_grad(loss)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return optax.apply_updates(params, updates), opt_state, value
 
     carry = {"params": params, "opt": opt_state, "rng": jax.random.PRNGKey(1)}
 
     def step():
         carry["rng"], key = jax.random.split(carry["rng"])
-        carry["params"], carry["opt"] = train_step(carry["params"], carry["opt"], key)
-        jax.block_until_ready(carry["params"])
+        carry["params"], carry["opt"], value = train_step(carry["params"], carry["opt"], key, x, target)
+        jax.block_until_ready((carry["params"], value))
 
     return step
 
@@ -171,7 +168,7 @@ def _flax_mha():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(module.apply({"params": p}, x, x, x) * ct), argnums=(0, 1))(params, x)
+        return outputs_and_vjp(lambda p, x: module.apply({"params": p}, x, x, x), (params, x), ct)
 
     return jax_step(step, params, x, ct)
 
@@ -186,11 +183,12 @@ def _eqx_mha():
 
     @eqx.filter_jit
     def step(module, x, ct):
-        def loss(both):
+        def forward(both):
             module, x = both
-            return jnp.sum(jax.vmap(lambda s: module(s, s, s))(x) * ct)
+            return jax.vmap(lambda s: module(s, s, s))(x)
 
-        return eqx.filter_grad(loss)((module, x))
+        out, pullback = eqx.filter_vjp(forward, (module, x))
+        return out, pullback(ct)
 
     return jax_step(step, module, x, ct)
 

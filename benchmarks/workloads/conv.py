@@ -57,7 +57,7 @@ def _fl(spec):
             def loss(params, x):
                 return jnp.sum(layer.apply(params, state, x)[0] * ct)
 
-            return jax.grad(loss, argnums=(0, 1))(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
 
         return jax_step(step, params, x, ct)
 
@@ -103,7 +103,7 @@ def _flax(spec):
 
         @jax.jit
         def step(params, x, ct):
-            return jax.grad(lambda params, x: jnp.sum(module.apply(params, x) * ct), argnums=(0, 1))(
+            return jax.value_and_grad(lambda params, x: jnp.sum(module.apply(params, x) * ct), argnums=(0, 1))(
                 params, x
             )
 
@@ -131,7 +131,7 @@ def _equinox(spec):
             def loss(model, x):
                 return jnp.sum(jax.vmap(model)(x) * ct)
 
-            return jax.grad(loss, argnums=(0, 1))(model, x)
+            return jax.value_and_grad(loss, argnums=(0, 1))(model, x)
 
         return jax_step(step, model, x, ct)
 

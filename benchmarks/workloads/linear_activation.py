@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_input_grad_step, torch_step
+from benchmarks.harness import (
+    Workload,
+    jax_step,
+    outputs_and_vjp,
+    to_torch,
+    torch_device,
+    torch_input_grad_step,
+    torch_step,
+)
 
 LINEAR = (256, 1024, 1024)  # batch, in_features, out_features
 ACTIVATION_SHAPES = {"(32,128,1024)": (32, 128, 1024), "(32,8,128,128)": (32, 8, 128, 128)}
@@ -37,7 +45,7 @@ def _linear_fl():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(layer.apply(p, state, x)[0] * ct), argnums=(0, 1))(params, x)
+        return outputs_and_vjp(lambda p, x: layer.apply(p, state, x)[0], (params, x), ct)
 
     return jax_step(step, params, x, ct)
 
@@ -70,7 +78,7 @@ def _linear_flax():
 
     @jax.jit
     def step(params, x, ct):
-        return jax.grad(lambda p, x: jnp.sum(module.apply(p, x) * ct), argnums=(0, 1))(params, x)
+        return outputs_and_vjp(module.apply, (params, x), ct)
 
     return jax_step(step, params, x, ct)
 
@@ -86,7 +94,7 @@ def _linear_equinox():
 
     @jax.jit
     def step(model, x, ct):
-        return jax.grad(lambda m, x: jnp.sum(jax.vmap(m)(x) * ct), argnums=(0, 1))(model, x)
+        return outputs_and_vjp(lambda m, x: jax.vmap(m)(x), (model, x), ct)
 
     return jax_step(step, model, x, ct)
 
@@ -106,7 +114,7 @@ def _activation_fl(kind, shape):
 
         @jax.jit
         def step(x, ct):
-            return jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
+            return outputs_and_vjp(lambda x: layer.apply({}, {}, x)[0], (x,), ct)
 
         return jax_step(step, x, ct)
 
@@ -139,7 +147,7 @@ def _activation_jax_nn(kind, shape):
 
         @jax.jit
         def step(x, ct):
-            return jax.grad(lambda x: jnp.sum(fn(x) * ct))(x)
+            return outputs_and_vjp(fn, (x,), ct)
 
         return jax_step(step, x, ct)
 

@@ -33,7 +33,7 @@ def _ce_fl():
 
     criterion = fl.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
     x, t = _ce_data()
-    step = jax.jit(jax.grad(lambda x, t: criterion.apply({}, {}, x, t)[0]))
+    step = jax.jit(jax.value_and_grad(lambda x, t: criterion.apply({}, {}, x, t)[0]))
     return jax_step(step, jnp.asarray(x), jnp.asarray(t, jnp.int32))
 
 
@@ -63,7 +63,7 @@ def _ce_optax():
         mask = t != 0
         return jnp.sum(jnp.where(mask, optax.softmax_cross_entropy(x, labels), 0)) / jnp.sum(mask)
 
-    return jax_step(jax.jit(jax.grad(loss)), jnp.asarray(x), jnp.asarray(t, jnp.int32))
+    return jax_step(jax.jit(jax.value_and_grad(loss)), jnp.asarray(x), jnp.asarray(t, jnp.int32))
 
 
 def _ctc_data():
@@ -86,7 +86,7 @@ def _ctc_fl():
 
     @jax.jit
     def step(x, targets, lin, ltg):
-        return jax.grad(lambda x: criterion.apply({}, {}, jax.nn.log_softmax(x, -1), targets, lin, ltg)[0])(x)
+        return jax.value_and_grad(lambda x: criterion.apply({}, {}, jax.nn.log_softmax(x, -1), targets, lin, ltg)[0])(x)
 
     return jax_step(step, logits, targets, lin, ltg)
 
@@ -121,7 +121,7 @@ def _ctc_optax():
                                      jnp.zeros((batch, length)))
             return jnp.mean(per_seq / length)  # torch's 'mean': divided by the target lengths
 
-        return jax.grad(loss)(x)
+        return jax.value_and_grad(loss)(x)
 
     return jax_step(step, jnp.asarray(logits), jnp.asarray(targets, jnp.int32))
 
@@ -142,7 +142,7 @@ def _lce_fl():
     criterion = fl.LinearCrossEntropyLoss(d, c)
     params, state = criterion.init(jax.random.PRNGKey(0))
     x, t = _lce_data()
-    step = jax.jit(jax.grad(lambda p, x, t: criterion.apply(p, state, x, t)[0], argnums=(0, 1)))
+    step = jax.jit(jax.value_and_grad(lambda p, x, t: criterion.apply(p, state, x, t)[0], argnums=(0, 1)))
     return jax_step(step, params, jnp.asarray(x), jnp.asarray(t, jnp.int32))
 
 

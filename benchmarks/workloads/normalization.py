@@ -39,7 +39,7 @@ def _fl(make_layer, shape, training):
                 out, new_state = layer.apply(params, state, x, training=training)
                 return jnp.sum(out * ct), new_state
 
-            return jax.grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
 
         return jax_step(step, params, state, x, ct)
 
@@ -84,16 +84,16 @@ def _flax(make_module, shape, batch_norm=False):
         extra = {k: v for k, v in variables.items() if k != "params"}
 
         @jax.jit
-        def step(params, x, ct):
+        def step(params, extra, x, ct):  # extra (batch_stats): an argument, as every array (harness.py)
             def loss(params, x):
                 if batch_norm:
                     out, updates = module.apply({"params": params, **extra}, x, mutable=["batch_stats"])
                     return jnp.sum(out * ct), updates
                 return jnp.sum(module.apply({"params": params}, x) * ct), None
 
-            return jax.grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
 
-        return jax_step(step, params, x, ct)
+        return jax_step(step, params, extra, x, ct)
 
     return build
 
@@ -151,7 +151,7 @@ def _eqx(make_module, shape, batch_norm=False, depth=1):
                 return jnp.sum(fn(x) * ct), None
 
             # gradients w.r.t. the input too, as for the other frameworks
-            return eqx.filter_grad(lambda both: loss(*both), has_aux=True)((module, x))
+            return eqx.filter_value_and_grad(lambda both: loss(*both), has_aux=True)((module, x))
 
         return jax_step(step, module, state, x, ct)
 

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, to_torch, torch_device, torch_step
+from benchmarks.harness import Workload, jax_step, outputs_and_vjp, to_torch, torch_device, torch_step
 
 TORCH_ONEDNN_ENV = "FUNCLAYERS_BENCH_TORCH_ONEDNN"
 
@@ -56,10 +56,7 @@ def _fl(config):
 
         @jax.jit
         def step(params, x, ct):
-            def loss(p, x):
-                return jnp.sum(layer.apply(p, state, x)[0][0] * ct)
-
-            return jax.grad(loss, argnums=(0, 1))(params, x)
+            return outputs_and_vjp(lambda p, x: layer.apply(p, state, x)[0][0], (params, x), ct)
 
         return jax_step(step, params, x, ct)
 
@@ -115,7 +112,7 @@ def _flax(config):
 
         @jax.jit
         def step(params, x, ct):
-            return jax.grad(lambda p, x: jnp.sum(model.apply(p, x) * ct), argnums=(0, 1))(params, x)
+            return outputs_and_vjp(model.apply, (params, x), ct)
 
         return jax_step(step, params, x, ct)
 
@@ -159,7 +156,7 @@ def _equinox(config):
 
         @jax.jit
         def step(cells, x, ct):
-            return jax.grad(lambda c, x: jnp.sum(jax.vmap(lambda s: model(c, s))(x) * ct), argnums=(0, 1))(cells, x)
+            return outputs_and_vjp(lambda c, x: jax.vmap(lambda s: model(c, s))(x), (cells, x), ct)
 
         return jax_step(step, cells, x, ct)
 

@@ -3,8 +3,8 @@
 Embedding(30000, 256) on int (32, 128) and EmbeddingBag(100000, 64, mode="mean") on int (512, 40):
 the gradient w.r.t. the weight (a dense (num_embeddings, dim) array in every framework: torch's
 default sparse=False). PixelShuffle(2) on (16, 256, 32, 32): the gradient w.r.t. the input. Every
-framework backpropagates the same random cotangent; the JAX steps return the loss sum(out * ct)
-with the gradient (jax.value_and_grad), so XLA cannot drop the forward pass, which torch runs.
+framework backpropagates the same random cotangent; the JAX steps return the outputs with the
+gradient (harness.outputs_and_vjp), so XLA cannot drop the forward pass, which torch runs.
 Flax (nn.Embed) and Equinox (eqx.nn.Embedding) have an embedding layer; neither has a bag or a
 pixel shuffle.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_step, to_torch, torch_input_grad_step, torch_step
+from benchmarks.harness import Workload, jax_step, outputs_and_vjp, to_torch, torch_input_grad_step, torch_step
 
 EMBEDDING = (30000, 256, (32, 128))  # num_embeddings, embedding_dim, index shape
 BAG = (100000, 64, (512, 40))
@@ -43,7 +43,7 @@ def _lookup_fl(bag):
 
         @jax.jit
         def step(params, idx, ct):
-            return jax.value_and_grad(lambda p: jnp.sum(layer.apply(p, state, idx)[0] * ct))(params)
+            return outputs_and_vjp(lambda p: layer.apply(p, state, idx)[0], (params,), ct)
 
         return jax_step(step, params, idx, ct)
 
@@ -82,7 +82,7 @@ def _embedding_flax():
 
     @jax.jit
     def step(params, idx, ct):
-        return jax.value_and_grad(lambda p: jnp.sum(module.apply(p, idx) * ct))(params)
+        return outputs_and_vjp(lambda p: module.apply(p, idx), (params,), ct)
 
     return jax_step(step, params, idx, ct)
 
@@ -100,7 +100,7 @@ def _embedding_equinox():
     @jax.jit
     def step(model, idx, ct):
         # eqx.nn.Embedding looks up one index: vmapped over both index axes
-        return jax.value_and_grad(lambda m: jnp.sum(jax.vmap(jax.vmap(m))(idx) * ct))(model)
+        return outputs_and_vjp(lambda m: jax.vmap(jax.vmap(m))(idx), (model,), ct)
 
     return jax_step(step, model, idx, ct)
 
@@ -118,7 +118,7 @@ def _shuffle_fl():
 
     @jax.jit
     def step(x, ct):
-        return jax.value_and_grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * ct))(x)
+        return outputs_and_vjp(lambda x: layer.apply({}, {}, x)[0], (x,), ct)
 
     return jax_step(step, x, ct)
 

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import Workload, jax_input_grad_step, jax_step, to_torch, torch_input_grad_step, torch_step
+from benchmarks.harness import (
+    Workload,
+    jax_input_grad_step,
+    jax_step,
+    outputs_and_vjp,
+    to_torch,
+    torch_input_grad_step,
+    torch_step,
+)
 
 UPSAMPLE = "Upsample(scale_factor=2, bilinear) (16,64,32,32)"
+NEAREST = "Upsample(scale_factor=2, nearest) (16,64,32,32)"
 AA_DOWN = "interpolate bicubic antialias (16,3,224,224)->112"
 GRID = "grid_sample bilinear (16,64,32,32) grid (16,32,32,2)"
 
@@ -37,25 +46,34 @@ def _grid_data():
     return x, grid, rng.standard_normal((16, 64, 32, 32)).astype(np.float32)
 
 
-def _fl_upsample():
-    import funclayers as fl
+def _fl_upsample(mode="bilinear"):
+    def build():
+        import funclayers as fl
 
-    layer = fl.Upsample(scale_factor=2, mode="bilinear")
-    return jax_input_grad_step(lambda x: layer.apply({}, {}, x)[0], *_upsample_data())
+        layer = fl.Upsample(scale_factor=2, mode=mode)
+        return jax_input_grad_step(lambda x: layer.apply({}, {}, x)[0], *_upsample_data())
 
-
-def _torch_upsample():
-    import torch
-
-    return torch_input_grad_step(torch.nn.Upsample(scale_factor=2, mode="bilinear"), *_upsample_data())
+    return build
 
 
-def _jax_resize_upsample():
-    import jax
+def _torch_upsample(mode="bilinear"):
+    def build():
+        import torch
 
-    x, ct = _upsample_data()
-    x, ct = x.transpose(0, 2, 3, 1), ct.transpose(0, 2, 3, 1)
-    return jax_input_grad_step(lambda x: jax.image.resize(x, (16, 64, 64, 64), "bilinear"), x, ct)
+        return torch_input_grad_step(torch.nn.Upsample(scale_factor=2, mode=mode), *_upsample_data())
+
+    return build
+
+
+def _jax_resize_upsample(mode="bilinear"):
+    def build():
+        import jax
+
+        x, ct = _upsample_data()
+        x, ct = x.transpose(0, 2, 3, 1), ct.transpose(0, 2, 3, 1)
+        return jax_input_grad_step(lambda x: jax.image.resize(x, (16, 64, 64, 64), mode), x, ct)
+
+    return build
 
 
 def _fl_aa():
@@ -90,8 +108,7 @@ def _fl_grid():
 
     @jax.jit
     def step(x, grid, ct):  # gradients w.r.t. the input and the grid
-        loss = lambda x, g: jnp.sum(F.grid_sample(x, g, align_corners=False) * ct)  # noqa: E731
-        return jax.grad(loss, argnums=(0, 1))(x, grid)
+        return outputs_and_vjp(lambda x, g: F.grid_sample(x, g, align_corners=False), (x, grid), ct)
 
     return jax_step(step, *map(jnp.asarray, _grid_data()))
 
@@ -110,7 +127,10 @@ def _torch_grid():
 
 
 WORKLOADS = [
-    Workload(UPSAMPLE, {"funclayers": _fl_upsample, "torch": _torch_upsample, "flax": _jax_resize_upsample},
+    Workload(UPSAMPLE, {"funclayers": _fl_upsample(), "torch": _torch_upsample(), "flax": _jax_resize_upsample()},
+             note="flax column: jax.image.resize (NHWC)"),
+    Workload(NEAREST, {"funclayers": _fl_upsample("nearest"), "torch": _torch_upsample("nearest"),
+                       "flax": _jax_resize_upsample("nearest")},
              note="flax column: jax.image.resize (NHWC)"),
     Workload(AA_DOWN, {"funclayers": _fl_aa, "torch": _torch_aa, "flax": _jax_resize_aa},
              note="flax column: jax.image.resize (NHWC)"),

@@ -29,7 +29,8 @@ Differences from torch, all forced by JAX's purity and all documented on the lay
 
 Lowering (measured on CPU, `benchmarks/workloads/sparse.py`): a plain XLA gather forward, whose
 transpose (a scatter-add into the dense gradient) is the backward. It beat a sorted-index gather
-(1.3 vs 2.3 ms for Embedding(30000, 256) on (32, 128), forward + backward) and torch (2.9 ms);
+(1.3 vs 2.3 ms for Embedding(30000, 256) on (32, 128), forward + backward) and torch (2.9 ms)
+(timed before issue 28's harness fix, by a step that may have dropped the forward gather);
 one-hot products cost O(num_embeddings * tokens * dim) and are out of the question at these sizes.
 The options that change the gradient (padding_idx, scale_grad_by_freq, max_norm) are expressed
 with `stop_gradient`, so every transformation (jvp, vmap, hessian) sees plain, linear JAX.

@@ -3,9 +3,11 @@
 Used by: `Conv1d/2d/3d`, `ConvTranspose1d/2d/3d` and `F.conv*d` / `F.conv_transpose*d`. Why
 (benchmarks/README.md): XLA's CPU weight-gradient and grouped convolutions are slow; with these
 lowerings the convolution rows run at 0.69-0.95x of torch's step where Flax runs at 0.7-20x
-(depthwise 1.41x, Flax 15.4x). Measured per lowering: the RGB stem's weight gradient ("patches")
-26.8 -> 8 ms inside the small CNN step; "gemm" forward 3x3 s2 23.5 -> 18.1 ms, 1x1 s2 6.2 -> 2.4;
-"taps" weight gradient 3-5x faster than XLA's.
+(depthwise 1.41x, Flax 15.4x), ratios from the harness before issue 28, whose steps returned the
+gradients only (see benchmarks/README.md, issue 28, for the rows as the fixed harness times them).
+Measured per lowering: the RGB stem's weight gradient ("patches") 26.8 -> 8 ms inside the small
+CNN step; "gemm" forward 3x3 s2 23.5 -> 18.1 ms, 1x1 s2 6.2 -> 2.4; "taps" weight gradient 3-5x
+faster than XLA's.
 
 The public ops in `_conv.py` and `_conv_transpose.py` check arguments in torch's terms and then
 call `conv` or `conv_transpose` here with batched, channels-first input, torch-layout weights and

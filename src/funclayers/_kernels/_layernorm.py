@@ -20,7 +20,8 @@ output and the incoming gradient:
 
 Used by: `LayerNorm` and `F.layer_norm` (`_normalization.py`). Why: LayerNorm(512) forward +
 backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standardize` + affine
-(the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session).
+(the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session; a harness whose steps
+returned the gradients only: see benchmarks/README.md, issue 28, for the rows the fixed harness times).
 """
 
 from __future__ import annotations

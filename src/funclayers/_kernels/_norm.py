@@ -13,8 +13,9 @@ JAX's own transpose of the tangent is the slow form). Measured on the 2-core CPU
 (`benchmarks/README.md`): the instance norms ~3x faster than autodiff of the formula; training
 BatchNorm2d(32) on (64, 32, 32, 32) 0.31-0.41x of torch's step (differentiating the plain formula,
 or transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.38-0.76x of
-torch (the generic JVP transposed ~2x slower). CrossMapLRN2d reproduces torch's legacy Function,
-whose backward is not the derivative of its forward.
+torch (the generic JVP transposed ~2x slower); these ratios are from the harness before issue 28,
+whose steps returned the gradients only (benchmarks/README.md, issue 28). CrossMapLRN2d reproduces
+torch's legacy Function, whose backward is not the derivative of its forward.
 """
 
 from __future__ import annotations
