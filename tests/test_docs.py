@@ -176,6 +176,82 @@ def test_docs_build(tmp_path):
     assert "bit-exact: True" in train  # rendered with its outputs
 
 
+def _readme_code_blocks(text):
+    """The code blocks of a Markdown text, as (kind, first line, body): the fenced ones (```), and
+    the indented ones (4 spaces, after a blank line, outside a list item's continuation)."""
+    blocks, lines, i, prev_blank, in_list = [], text.splitlines(), 0, True, False
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            j = i + 1
+            while not lines[j].lstrip().startswith("```"):
+                j += 1
+            blocks.append(("fenced", lines[i + 1], "\n".join(lines[i + 1:j])))
+            i, prev_blank = j + 1, False
+            continue
+        if line.startswith("    ") and line.strip() and prev_blank and not in_list:
+            j = i
+            while j < len(lines) and (lines[j].startswith("    ") or not lines[j].strip()):
+                j += 1
+            blocks.append(("indented", line, "\n".join(lines[i:j]).rstrip()))
+            i, prev_blank = j, False
+            continue
+        if line.strip():
+            in_list = bool(re.match(r"\s*(?:[-*+]|\d+\.)\s", line)) or (in_list and line.startswith(" "))
+        prev_blank = not line.strip()
+        i += 1
+    return blocks
+
+
+def test_readme_code_blocks_stay_code_blocks_on_the_site():
+    """Every code block of README.md that a generated page (index.md, interop.md, ...) carries is a
+    code block there too: an indented block keeps its blank line before and its first line's 4
+    spaces. The Getting started page once ran the Install block's pip lines into one paragraph
+    (its section was `.strip()`ped, taking the first line's indent)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    blocks = _readme_code_blocks(readme)
+    assert any(kind == "indented" and "pip install" in first for kind, first, _ in blocks)  # the Install block
+    pages = gen_pages.text_pages()
+    carried = 0
+    for path, text in pages.items():
+        for kind, first, body in blocks:
+            if first.strip() not in text:
+                continue
+            carried += 1
+            if kind == "indented":
+                assert ("\n\n" + body in text) or text.startswith(body), (
+                    f"{path}: README's indented code block starting {first.strip()!r} is not an indented code "
+                    "block on the page (lost its first line's indent or the blank line before it)")
+            else:
+                assert "```" in text.split(first, 1)[0].rsplit("\n", 2)[-2], (
+                    f"{path}: README's fenced code block starting {first.strip()!r} lost its fence")
+    assert carried >= 5, "the pages carry (nearly) none of README's code blocks: has the README changed shape?"
+
+
+def test_readme_code_blocks_render_as_code():
+    """The same, rendered as mkdocs renders it: each README code block on a page is a <pre><code>."""
+    markdown = pytest.importorskip("markdown")
+    import html
+
+    extensions = (["tables", "pymdownx.superfences", "pymdownx.highlight"] if _has_module("pymdownx")  # mkdocs.yml's
+                  else ["tables", "fenced_code"])
+    code = re.compile(r"<pre[^>]*>(.*?)</pre>", re.S)
+    blocks = _readme_code_blocks(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())
+    for path, text in gen_pages.text_pages().items():
+        rendered = markdown.markdown(text, extensions=extensions)
+        in_code = "\n".join(html.unescape(re.sub(r"<[^>]+>", "", c)) for c in code.findall(rendered))
+        for _, first, _ in blocks:
+            if first.strip() in text:
+                assert first.strip() in in_code, f"{path}: {first.strip()!r} is not rendered as code"
+
+
+def _has_module(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def test_contract_page_is_the_contract():
     """docs/contract.md is the project's contract (../shared/CONTRACT.md), kept as a copy because
     the docs build sees only this repository; where the original is present, the two are the same."""
