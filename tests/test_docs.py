@@ -136,6 +136,68 @@ def test_docstring_sections(path):
         assert _SHAPE.search(doc), f"{path}: its docstring has no 'Shape:' section (or list it in NO_ARRAYS with why)"
 
 
+# A trailing comment on an example line that is a value where doctest output belongs: the comment
+# is nothing but `-> ...`, a number (`# 0.0`, `# ~0.5`), a tuple with a number in it (`# (20, 33, 24)`,
+# `# (2, D)`, `# (4,)`; `# unbatched (C, H, W)` names a layout) or a list of numbers
+# (`# [0.125, 2.5]`; `# [log 2, 3 log 2]` is a formula), the last two perhaps after one word
+# (`# data (10, 4)`). Explanatory comments (`# log 4`, `# (3 + 3) / 4`, `# eval: the identity`) stay.
+_VALUE_COMMENT = re.compile(
+    r"#\s*(?:->.*"
+    r"|~?-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"
+    r"|(?:[A-Za-z_]\w*:?\s+)?~?\((?=[^)]*\d)\s*(?:[\w*.-]+\s*,\s*)*[\w*.-]*\s*\)"
+    r"|(?:[A-Za-z_]\w*:?\s+)?~?\[[-+\d.,\se\[\]]*\])\s*$")
+
+
+def _code_and_comment(line):
+    """An example line split at its comment's `#` (not one inside a string): (code, comment or '')."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#":
+            return line[:i], line[i:]
+    return line, ""
+
+
+def _value_comments(doc):
+    out = []
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.startswith((">>> ", "... ")):
+            _, comment = _code_and_comment(stripped[4:])
+            if comment and _VALUE_COMMENT.fullmatch(comment):
+                out.append(stripped)
+    return out
+
+
+def test_value_comment_rule():
+    """The rule of test_examples_show_values_as_output, on lines it must and must not flag."""
+    flagged = [">>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))   # (20, 33, 24)",
+               ">>> y.shape  # (1, 8, 9, 9)", ">>> F.l1_loss(jnp.ones(3), jnp.zeros(3))   # 1.0",
+               ">>> d, _ = layer.apply({}, {}, x1, x2)   # (4,)", ">>> F.huber_loss(x, y)   # [0.125, 2.5]",
+               ">>> w = F.embedding(i, w)   # (2, D)", ">>> y = f(x)  # -> (2, 3)", ">>> t(a)   # ~[0, 0.5]",
+               ">>> p.data   # [1 4 6 2 5 3]", ">>> F.pad(x, (2, 1), mode='reflect')   # [[2, 1, 0, 1, 2, 1]]",
+               ">>> packed = pack_padded_sequence(x, [5, 3, 2])   # data (10, 4)", ">>> y.shape   # shape: (2, 3)"]
+    kept = [">>> loss   # log 4", ">>> y[0, 0, 0]   # sqrt(3)", ">>> F.l1_loss(a, b, weight=w)   # (3 + 3) / 4",
+            ">>> y   # eval: the identity", ">>> layer.apply(p, s, x)[0]   # the padding row starts at zero",
+            '>>> d["# (1, 2)"]', ">>> F.layer_norm(x, (3,))   # (x - 2) / sqrt(2/3 + 1e-5)",
+            ">>> x = jnp.ones(3)   # (N, C, L) = (1, 2, 2)", ">>> x = jnp.ones((1, 3, 4))   # unbatched (C, H, W)",
+            "...    reduction='none')   # [log 2, 3 log 2]"]
+    assert [line for line in flagged if not _value_comments(line)] == []
+    assert [line for line in kept if _value_comments(line)] == []
+
+
+@pytest.mark.parametrize("path", [path for path, obj in PUBLIC if ">>>" in (inspect.getdoc(obj) or "")])
+def test_examples_show_values_as_output(path):
+    """An example shows a value as doctest output (`>>> y.shape` then `(20, 33, 24)`), where the
+    doctest checks it, never as a trailing comment (`>>> y, _ = layer.apply(...)   # (20, 33, 24)`)."""
+    bad = _value_comments(inspect.getdoc(dict(PUBLIC)[path]) or "")
+    assert not bad, f"{path}: example lines ending in a value as a comment (show it as output instead): {bad}"
+
+
 @pytest.mark.parametrize("path", [
     pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="example not yet runnable (NOT_YET_RUNNABLE)"))
     if path in NOT_YET_RUNNABLE else path

@@ -102,7 +102,7 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       >>> asm = fl.AdaptiveLogSoftmaxWithLoss(16, 100, [10, 40])
       >>> params, state = asm.init(jax.random.PRNGKey(0))
       >>> (out, loss), _ = asm.apply(params, state, jnp.ones((4, 16)), jnp.array([1, 15, 50, 99]))
-      >>> asm.log_prob(params, jnp.ones((4, 16))).shape   # (4, 100)
+      >>> asm.log_prob(params, jnp.ones((4, 16))).shape
       (4, 100)
     """
     del device

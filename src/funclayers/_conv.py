@@ -260,7 +260,9 @@ def conv1d(
     Shape: (N, C_in, L) -> (N, C_out, L_out), L_out = (L + 2p - d(k-1) - 1) // s + 1.
 
     Example:
-      >>> y = conv1d(jnp.ones((2, 4, 10)), jnp.ones((8, 4, 3)), padding="same")   # (2, 8, 10)
+      >>> y = conv1d(jnp.ones((2, 4, 10)), jnp.ones((8, 4, 3)), padding="same")
+      >>> y.shape
+      (2, 8, 10)
     """
     return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
@@ -286,7 +288,9 @@ def conv2d(
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
 
     Example:
-      >>> y = conv2d(jnp.ones((2, 3, 8, 8)), jnp.ones((16, 3, 3, 3)), stride=2, padding=1)  # (2, 16, 4, 4)
+      >>> y = conv2d(jnp.ones((2, 3, 8, 8)), jnp.ones((16, 3, 3, 3)), stride=2, padding=1)
+      >>> y.shape
+      (2, 16, 4, 4)
     """
     return conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
@@ -312,7 +316,9 @@ def conv3d(
     Shape: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out).
 
     Example:
-      >>> y = conv3d(jnp.ones((1, 2, 4, 4, 4)), jnp.ones((4, 2, 3, 3, 3)), padding=1)  # (1, 4, 4, 4, 4)
+      >>> y = conv3d(jnp.ones((1, 2, 4, 4, 4)), jnp.ones((4, 2, 3, 3, 3)), padding=1)
+      >>> y.shape
+      (1, 4, 4, 4, 4)
     """
     return conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
@@ -404,7 +410,9 @@ def Conv1d(
     Example:
       >>> conv = fl.Conv1d(16, 33, 3, stride=2)
       >>> params, state = conv.init(jax.random.PRNGKey(0))
-      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))   # (20, 33, 24)
+      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))
+      >>> y.shape
+      (20, 33, 24)
     """
     del device
     return _conv_layer(

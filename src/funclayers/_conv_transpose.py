@@ -163,7 +163,9 @@ def conv_transpose1d(
     Shape: L_out = (L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
 
     Example:
-      >>> y = conv_transpose1d(jnp.ones((2, 4, 10)), jnp.ones((4, 8, 3)), stride=2)   # (2, 8, 21)
+      >>> y = conv_transpose1d(jnp.ones((2, 4, 10)), jnp.ones((4, 8, 3)), stride=2)
+      >>> y.shape
+      (2, 8, 21)
     """
     return conv_transpose_nd(
         "conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding, groups, dilation
@@ -193,7 +195,7 @@ def conv_transpose2d(
 
     Example:
       >>> y = conv_transpose2d(jnp.ones((1, 4, 5, 5)), jnp.ones((4, 8, 3, 3)), stride=2, padding=1)
-      >>> y.shape  # (1, 8, 9, 9)
+      >>> y.shape
       (1, 8, 9, 9)
     """
     return conv_transpose_nd(
@@ -225,7 +227,7 @@ def conv_transpose3d(
 
     Example:
       >>> y = conv_transpose3d(jnp.ones((1, 2, 3, 3, 3)), jnp.ones((2, 4, 2, 2, 2)), stride=2)
-      >>> y.shape  # (1, 4, 6, 6, 6)
+      >>> y.shape
       (1, 4, 6, 6, 6)
     """
     return conv_transpose_nd(
@@ -323,7 +325,9 @@ def ConvTranspose1d(
     Example:
       >>> up = fl.ConvTranspose1d(16, 8, 4, stride=2, padding=1)
       >>> params, state = up.init(jax.random.PRNGKey(0))
-      >>> y, _ = up.apply(params, state, jnp.ones((2, 16, 10)))   # (2, 8, 20)
+      >>> y, _ = up.apply(params, state, jnp.ones((2, 16, 10)))
+      >>> y.shape
+      (2, 8, 20)
     """
     del device
     return _conv_transpose_layer(

@@ -94,7 +94,9 @@ def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -
 
     Example:
       >>> layer = fl.PairwiseDistance()
-      >>> d, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.zeros((4, 3)))   # (4,)
+      >>> d, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.zeros((4, 3)))
+      >>> d.shape
+      (4,)
     """
     name = f"PairwiseDistance(p={p}, eps={eps}, keepdim={keepdim})"
 
@@ -117,7 +119,9 @@ def CosineSimilarity(dim: int = 1, eps: float = 1e-8) -> Layer:
 
     Example:
       >>> layer = fl.CosineSimilarity(dim=1)
-      >>> s, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.ones((4, 3)))   # [1, 1, 1, 1]
+      >>> s, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.ones((4, 3)))
+      >>> s
+      Array([1., 1., 1., 1.], dtype=float32)
     """
     name = f"CosineSimilarity(dim={dim}, eps={eps})"
 

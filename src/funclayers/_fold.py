@@ -158,7 +158,9 @@ def unfold(input: Any, kernel_size: int | Sequence[int], dilation: int | Sequenc
       (C, H, W) -> (C * kh * kw, L).
 
     Example:
-      >>> cols = F.unfold(jnp.ones((2, 5, 3, 4)), kernel_size=(2, 3))   # (2, 30, 4)
+      >>> cols = F.unfold(jnp.ones((2, 5, 3, 4)), kernel_size=(2, 3))
+      >>> cols.shape
+      (2, 30, 4)
     """
     return _unfold(input, kernel_size, dilation, padding, stride, "unfold")
 
@@ -198,7 +200,9 @@ def fold(input: Any, output_size: int | Sequence[int], kernel_size: int | Sequen
       blocks_h * blocks_w computed from `output_size` as in `unfold`.
 
     Example:
-      >>> img = F.fold(jnp.ones((1, 12, 12)), output_size=(4, 5), kernel_size=2)   # (1, 3, 4, 5)
+      >>> img = F.fold(jnp.ones((1, 12, 12)), output_size=(4, 5), kernel_size=2)
+      >>> img.shape
+      (1, 3, 4, 5)
     """
     return _fold(input, output_size, kernel_size, dilation, padding, stride, "fold")
 
@@ -251,7 +255,9 @@ def Unfold(kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
 
     Example:
       >>> layer = fl.Unfold(kernel_size=(2, 3))
-      >>> cols, _ = layer.apply({}, {}, jnp.ones((2, 5, 3, 4)))   # (2, 30, 4)
+      >>> cols, _ = layer.apply({}, {}, jnp.ones((2, 5, 3, 4)))
+      >>> cols.shape
+      (2, 30, 4)
     """
     name = f"Unfold(kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride})"
     _parse("Unfold", kernel_size, dilation, padding, stride)
@@ -276,7 +282,9 @@ def Fold(output_size: int | Sequence[int], kernel_size: int | Sequence[int],
 
     Example:
       >>> layer = fl.Fold(output_size=(4, 5), kernel_size=(2, 2))
-      >>> img, _ = layer.apply({}, {}, jnp.ones((1, 12, 12)))   # (1, 3, 4, 5)
+      >>> img, _ = layer.apply({}, {}, jnp.ones((1, 12, 12)))
+      >>> img.shape
+      (1, 3, 4, 5)
     """
     name = (f"Fold(output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, "
             f"padding={padding}, stride={stride})")

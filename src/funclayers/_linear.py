@@ -52,7 +52,9 @@ def linear(input: Any, weight: Any, bias: Any = None) -> jax.Array:
       `(*, in_features)` -> `(*, out_features)`, or `(*)` with a 1-D weight.
 
     Example:
-      >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))   # (8, 2)
+      >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))
+      >>> y.shape
+      (8, 2)
     """
     return _linear("linear", input, weight, bias)
 
@@ -97,7 +99,9 @@ def bilinear(input1: Any, input2: Any, weight: Any, bias: Any = None) -> jax.Arr
       `(*, in1)`, `(*, in2)` -> `(*, out)`.
 
     Example:
-      >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))   # (8, 4)
+      >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))
+      >>> y.shape
+      (8, 4)
     """
     return _bilinear("bilinear", input1, input2, weight, bias)
 
@@ -260,7 +264,9 @@ def Linear(
     Example:
       >>> layer = fl.Linear(20, 30)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)))   # (128, 30)
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)))
+      >>> y.shape
+      (128, 30)
     """
     del device
     _check_features("Linear", in_features=in_features, out_features=out_features)
@@ -308,7 +314,9 @@ def Bilinear(
     Example:
       >>> layer = fl.Bilinear(20, 30, 40)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)), jnp.ones((128, 30)))   # (128, 40)
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)), jnp.ones((128, 30)))
+      >>> y.shape
+      (128, 40)
     """
     del device
     _check_features(

@@ -160,7 +160,7 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))   # 1.0
+      >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))
       Array(1., dtype=float32)
       >>> F.l1_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), weight=jnp.array([3.0, 1.0]))   # (3 + 3) / 4
       Array(1.5, dtype=float32)
@@ -190,7 +190,7 @@ def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: 
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))   # 4.0
+      >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))
       Array(4., dtype=float32)
       >>> F.mse_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), reduction="none")
       Array([1., 9.], dtype=float32)
@@ -224,9 +224,9 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")
       Array([0.125, 2.5  ], dtype=float32)
-      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", delta=2.0)   # [0.125, 4.0]
+      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", delta=2.0)
       Array([0.125, 4.   ], dtype=float32)
     """
     reduction = resolve_reduction("huber_loss", reduction)
@@ -257,9 +257,9 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")
       Array([0.125, 2.5  ], dtype=float32)
-      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", beta=2.0)   # [0.0625, 2.0]
+      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", beta=2.0)
       Array([0.0625, 2.    ], dtype=float32)
     """
     reduction = resolve_reduction("smooth_l1_loss", reduction, size_average, reduce)
@@ -330,7 +330,7 @@ def gaussian_nll_loss(input: Any, target: Any, var: Any, full: bool = False, eps
       or with one dimension of size 1 -> () with reduction 'mean' or 'sum', the input's shape with 'none'.
 
     Example:
-      >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))   # 0.0
+      >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))
       Array(0., dtype=float32)
       >>> F.gaussian_nll_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.full((2, 1), 2.0))   # (log 2 + 1/2) / 2
       Array(0.5965736, dtype=float32)
@@ -497,7 +497,7 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
       by the size of dimension 0), (*) with 'none'.
 
     Example:
-      >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")   # 0.0
+      >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")
       Array(0., dtype=float32)
       >>> p = jnp.array([[0.25, 0.75], [0.5, 0.5]])
       >>> F.kl_div(jnp.log(jnp.full((2, 2), 0.5)), p, reduction="batchmean")   # KL(p || 1/2) per row, averaged

@@ -100,7 +100,7 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
       input (C,) or (N, C), target alike -> () with reduction 'mean' or 'sum', () or (N,) with 'none'.
 
     Example:
-      >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))   # 0.85
+      >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))
       Array(0.85, dtype=float32)
     """
     who = "multilabel_margin_loss"
@@ -155,7 +155,7 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       (N,) or () with 'none'.
 
     Example:
-      >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))   # 0.325
+      >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))
       Array(0.325, dtype=float32)
       >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]), p=2, margin=0.5)   # 0.1^2 / 4
       Array(0.0025, dtype=float32)
@@ -210,7 +210,7 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
       input1 (N,) or (), input2 and target alike -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
-      >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))   # 0.0
+      >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))
       Array(0., dtype=float32)
       >>> F.margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.ones(2), margin=0.5,
       ...                       reduction="none")   # the second pair is ranked the wrong way
@@ -275,7 +275,7 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
       (N,) or () with 'none'.
 
     Example:
-      >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))   # 0.0
+      >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))
       Array(0., dtype=float32)
       >>> x1, x2 = jnp.array([[1.0, 0.0], [1.0, 0.0]]), jnp.array([[1.0, 1.0], [1.0, 1.0]])
       >>> F.cosine_embedding_loss(x1, x2, jnp.array([1, -1]), reduction="none")   # cos = 1 / sqrt 2
@@ -353,10 +353,10 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
       (N,) or () with 'none'.
 
     Example:
-      >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))   # ~0.0
+      >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))
       Array(0., dtype=float32)
       >>> a = jnp.zeros((2, 2))
-      >>> F.triplet_margin_loss(a, a, jnp.array([[2.0, 0.0], [0.5, 0.0]]), reduction="none")   # ~[0, 0.5]
+      >>> F.triplet_margin_loss(a, a, jnp.array([[2.0, 0.0], [0.5, 0.0]]), reduction="none")
       Array([0.        , 0.50000244], dtype=float32)
     """
     who = "triplet_margin_loss"

@@ -263,7 +263,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
     Shape: each padded dim grows by `before + after`; other dims are unchanged.
 
     Example:
-      >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")   # [[2, 1, 0, 1, 2, 1]]
+      >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")
       Array([[2., 1., 0., 1., 2., 1.]], dtype=float32)
     """
     return _pad(input, pad, mode, value, "pad")

@@ -262,7 +262,9 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
 
     Example:
       >>> q = k = v = jnp.ones((2, 8, 128, 64))
-      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (2, 8, 128, 64)
+      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+      >>> out.shape
+      (2, 8, 128, 64)
     """
     who = "scaled_dot_product_attention"
     for name, x in (("query", query), ("key", key), ("value", value)):

@@ -185,7 +185,7 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
       input (*) integer, weight (num_embeddings, embedding_dim) -> (*, embedding_dim).
 
     Example:
-      >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
+      >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))
       Array([[[1., 0., 0.],
               [0., 0., 1.]],
       <BLANKLINE>
@@ -301,7 +301,7 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
 
     Example:
       >>> w = jnp.arange(30.0).reshape(10, 3)
-      >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")   # (2, D)
+      >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")
       Array([[36., 40., 44.],
              [21., 23., 25.]], dtype=float32)
     """
@@ -492,7 +492,9 @@ def _embedding_from_pretrained(embeddings: Any, freeze: bool = True, padding_idx
     Example:
       >>> layer = fl.Embedding.from_pretrained(jnp.array([[1, 2.3, 3], [4, 5.1, 6.3]]))
       >>> params, state = layer.init(None)          # params == {}, state == {"weight": ...}
-      >>> y, _ = layer.apply(params, state, jnp.array([1]))   # [[4, 5.1, 6.3]]
+      >>> y, _ = layer.apply(params, state, jnp.array([1]))
+      >>> y
+      Array([[4. , 5.1, 6.3]], dtype=float32)
     """
     weight = _pretrained_weight("Embedding", embeddings)
     rows, cols = weight.shape

@@ -60,7 +60,7 @@ def affine_grid(theta: jax.Array, size: Any, align_corners: bool | None = None) 
 
     Example:
       >>> theta = jnp.array([[[1., 0., 0.], [0., 1., 0.]]])
-      >>> F.affine_grid(theta, (1, 3, 4, 5), align_corners=False).shape   # (1, 4, 5, 2)
+      >>> F.affine_grid(theta, (1, 3, 4, 5), align_corners=False).shape
       (1, 4, 5, 2)
     """
     if align_corners is None:
@@ -235,7 +235,7 @@ def grid_sample(input: jax.Array, grid: jax.Array, mode: str = "bilinear", paddi
     Example:
       >>> theta, images = jnp.tile(jnp.eye(2, 3), (2, 1, 1)), jnp.ones((2, 3, 16, 16))
       >>> grid = F.affine_grid(theta, (2, 3, 16, 16), align_corners=False)
-      >>> F.grid_sample(images, grid, align_corners=False).shape   # (2, 3, 16, 16)
+      >>> F.grid_sample(images, grid, align_corners=False).shape
       (2, 3, 16, 16)
     """
     input, grid = jnp.asarray(input), jnp.asarray(grid)

@@ -171,7 +171,9 @@ def pack_padded_sequence(input: Any, lengths: Any, batch_first: bool = False,
     Shape: (T, B, *) -> PackedSequence with data (sum(lengths), *).
 
     Example:
-      >>> packed = pack_padded_sequence(jnp.ones((5, 3, 4)), [5, 3, 2])   # data (10, 4)
+      >>> packed = pack_padded_sequence(jnp.ones((5, 3, 4)), [5, 3, 2])
+      >>> packed.data.shape
+      (10, 4)
     """
     x = jnp.asarray(input)
     lengths = _int_array(lengths, "lengths")
@@ -265,7 +267,7 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
     Shape: [(L_i, *)] -> (T, B, *) with T = max L_i.
 
     Example:
-      >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape   # (25, 2, 300)
+      >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape
       (25, 2, 300)
     """
     if isinstance(sequences, (jax.Array, np.ndarray)):
@@ -326,7 +328,7 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
     Shape: [(L_i, *)] -> PackedSequence with data (sum L_i, *).
 
     Example:
-      >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data   # [1 4 6 2 5 3]
+      >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data
       Array([1, 4, 6, 2, 5, 3], dtype=int32)
     """
     lengths = [int(jnp.shape(s)[0]) for s in sequences]
