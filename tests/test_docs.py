@@ -136,6 +136,100 @@ def test_docstring_sections(path):
         assert _SHAPE.search(doc), f"{path}: its docstring has no 'Shape:' section (or list it in NO_ARRAYS with why)"
 
 
+# Names whose Args section does not yet give each parameter its own entry; each xfails strictly
+# below (fixing one makes it XPASS, i.e. fail, until it is removed from here). Shrink this list.
+ARGS_NOT_YET_PER_PARAMETER: set[str] = {
+    "funclayers.AdaptiveLogSoftmaxWithLoss", "funclayers.MultiheadAttention",
+    "funclayers.functional.multi_head_attention_forward", "funclayers.SyncBatchNorm",
+    "funclayers.functional.batch_norm", "funclayers.Conv1d", "funclayers.Conv2d", "funclayers.Conv3d",
+    "funclayers.functional.conv1d", "funclayers.functional.conv2d", "funclayers.functional.conv3d",
+    "funclayers.ConvTranspose1d", "funclayers.ConvTranspose2d", "funclayers.ConvTranspose3d",
+    "funclayers.functional.conv_transpose1d", "funclayers.functional.conv_transpose2d",
+    "funclayers.functional.conv_transpose3d", "funclayers.CosineSimilarity", "funclayers.PairwiseDistance",
+    "funclayers.functional.cosine_similarity", "funclayers.functional.pairwise_distance", "funclayers.Fold",
+    "funclayers.functional.fold", "funclayers.functional.unfold", "funclayers.functional.instance_norm",
+    "funclayers.Scope", "funclayers.Bilinear", "funclayers.Identity",
+    "funclayers.functional.binary_cross_entropy", "funclayers.functional.binary_cross_entropy_with_logits",
+    "funclayers.functional.kl_div", "funclayers.functional.l1_loss", "funclayers.functional.mse_loss",
+    "funclayers.functional.poisson_nll_loss", "funclayers.functional.smooth_l1_loss",
+    "funclayers.functional.cross_entropy", "funclayers.functional.linear_cross_entropy",
+    "funclayers.functional.nll_loss", "funclayers.functional.ctc_loss",
+    "funclayers.functional.cosine_embedding_loss", "funclayers.functional.hinge_embedding_loss",
+    "funclayers.functional.margin_ranking_loss", "funclayers.functional.multi_margin_loss",
+    "funclayers.functional.multilabel_margin_loss", "funclayers.functional.multilabel_soft_margin_loss",
+    "funclayers.functional.soft_margin_loss", "funclayers.functional.triplet_margin_loss",
+    "funclayers.functional.triplet_margin_with_distance_loss", "funclayers.BCELoss",
+    "funclayers.BCEWithLogitsLoss", "funclayers.CosineEmbeddingLoss", "funclayers.CrossEntropyLoss",
+    "funclayers.HingeEmbeddingLoss", "funclayers.KLDivLoss", "funclayers.L1Loss",
+    "funclayers.LinearCrossEntropyLoss", "funclayers.MSELoss", "funclayers.MarginRankingLoss",
+    "funclayers.MultiLabelMarginLoss", "funclayers.MultiLabelSoftMarginLoss", "funclayers.MultiMarginLoss",
+    "funclayers.NLLLoss", "funclayers.PoissonNLLLoss", "funclayers.SmoothL1Loss", "funclayers.SoftMarginLoss",
+    "funclayers.TripletMarginLoss", "funclayers.functional.group_norm", "funclayers.functional.layer_norm",
+    "funclayers.GRU", "funclayers.LSTM", "funclayers.RNN", "funclayers.RNNBase", "funclayers.GRUCell",
+    "funclayers.LSTMCell", "funclayers.RNNCell", "funclayers.functional.gru_cell",
+    "funclayers.functional.lstm_cell", "funclayers.functional.rnn_relu_cell",
+    "funclayers.functional.rnn_tanh_cell", "funclayers.functional.scaled_dot_product_attention",
+    "funclayers.Embedding", "funclayers.EmbeddingBag", "funclayers.functional.embedding_bag",
+    "funclayers.Transformer", "funclayers.TransformerEncoder", "funclayers.init.normal",
+    "funclayers.init.trunc_normal", "funclayers.init.uniform", "funclayers.DistributedDataParallel",
+    "funclayers.rnn.pad_sequence"}
+
+# `name: meaning` or `name (type): meaning`, at the Args section's own indentation; `*inputs:` and
+# `**kwargs:` with their stars or without. One name per entry, but `device, dtype:` together.
+_ARG_ENTRY = re.compile(r"(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: \([^)]*\))?:(?:\s|$)")
+_SHARED_ENTRIES = ({"device", "dtype"},)
+
+
+def _args_entries(doc):
+    """The parameter names an `Args:` section documents one per entry (a list, repeats kept)."""
+    lines = doc.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == "Args:"), None)
+    if start is None:
+        return []
+    body = []
+    for line in lines[start + 1:]:
+        if line.strip() and not line.startswith((" ", "\t")):
+            break
+        body.append(line)
+    indents = [len(line) - len(line.lstrip()) for line in body if line.strip()]
+    names = []
+    for line in body:
+        if line.strip() and len(line) - len(line.lstrip()) == min(indents):
+            match = _ARG_ENTRY.match(line.strip())
+            if match:
+                entry = [name.strip().lstrip("*") for name in match.group(1).split(",")]
+                if len(entry) == 1 or set(entry) in _SHARED_ENTRIES:
+                    names += entry
+    return names
+
+
+def test_args_entries_rule():
+    """The rule of test_args_lists_each_parameter, on small sections."""
+    doc = "Summary.\n\nArgs:\n  x: input.\n  dim: the axis,\n    default: 1.\n  *inputs: more.\n" \
+          "  device, dtype: ignored.\n  a, b: grouped.\n\nShape:\n  x: (N,)\n"
+    assert _args_entries(doc) == ["x", "dim", "inputs", "device", "dtype"]
+    assert _args_entries("Args: as torch.nn.Conv1d (in_channels, ...).") == []
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="Args not yet one entry per parameter"))
+    if path in ARGS_NOT_YET_PER_PARAMETER else path for path in PATHS])
+def test_args_lists_each_parameter(path):
+    """The Args section gives each parameter of the signature its own entry (`name: meaning`), so
+    the site's parameter table (which takes each default from the signature) has a row for every
+    one; only `device` and `dtype` may share an entry. Entries for names not in the signature (a
+    layer's forward arguments, `**kwargs` spelled out) are allowed."""
+    obj = dict(PUBLIC)[path]
+    try:
+        params = [p.name for p in inspect.signature(obj).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        params = []
+    documented = _args_entries(inspect.getdoc(obj) or "")
+    missing = [name for name in params if name not in documented]
+    assert not missing, (f"{path}: the Args section has no entry of its own for {missing} "
+                         f"(one `name: meaning` line per parameter; found entries for {documented})")
+
+
 # A trailing comment on an example line that is a value where doctest output belongs: the comment
 # is nothing but `-> ...`, a number (`# 0.0`, `# ~0.5`), a tuple with a number in it (`# (20, 33, 24)`,
 # `# (2, D)`, `# (4,)`; `# unbatched (C, H, W)` names a layout) or a list of numbers
