@@ -134,8 +134,11 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
       target: integer class indices (N,), () or (N, d1, ..., dK), in [0, C) or `ignore_index`
         (checked when concrete).
       weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       ignore_index: a target value that contributes nothing, neither loss nor weight (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean'; the weighted mean, NaN when every target is ignored).
 
@@ -192,8 +195,11 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
         class probabilities of the input's shape (floating).
       weight: optional (C,) class weights; with index targets 'mean' divides by the sum of the
         non-ignored targets' weights, with probabilities by N * d1 * ... * dK.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       ignore_index: an index-target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       label_smoothing: in [0, 1]; mixes the target with the uniform distribution over the C classes,
@@ -345,8 +351,9 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
       linear_weight: the classifier's weight, (C, in_features) or (C, d1, ..., dK, in_features).
       target: class indices (), (N,) or (N, d1, ..., dK); or probabilities of the logits' shape.
       linear_bias: optional (C,) or (C, d1, ..., dK) classifier bias.
-      weight, reduction, label_smoothing: as `cross_entropy` (weight is (C,), reduction 'none' |
-        'mean' | 'sum', label_smoothing in [0, 1]).
+      weight: optional (C,) class weights, as `cross_entropy`'s.
+      reduction: 'none' | 'mean' | 'sum', as `cross_entropy`'s (default 'mean').
+      label_smoothing: in [0, 1], as `cross_entropy`'s (default 0.0).
       ignore_index: as `cross_entropy` (None means -100); must stay None with probability targets.
       options: anything with a `batch_chunk_size` attribute (torch's LinearCrossEntropyOptions), or None.
 

@@ -23,8 +23,11 @@ def soft_margin_loss(input: Any, target: Any, size_average: bool | None = None, 
     Args:
       input: scores, floating, any shape.
       target: labels 1 or -1, the input's shape; an integer target is promoted to the input's dtype.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -51,8 +54,11 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
       input: scores (N, C) or (C,).
       target: the input's shape, 1 for the sample's labels and 0 elsewhere.
       weight: optional (C,) rescaling weight of each class.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -92,8 +98,11 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
       input: (C,) or (N, C) scores, floating.
       target: integer, the input's shape: the target class indices of each sample, ended by the
         first -1 (the rest is ignored).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -146,8 +155,11 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
       weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -199,11 +211,15 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
     target 1 means input1 should rank higher than input2 by at least `margin`, -1 the reverse.
 
     Args:
-      input1, input2: the two scores, floating, (N,) or () (any shapes of equal rank that broadcast).
+      input1: the first scores, floating, (N,) or () (any shape of input2's rank that broadcasts).
+      input2: the second scores, floating, of input1's rank.
       target: 1 or -1, of their shape; an integer target is promoted.
       margin: the required gap (default 0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -236,8 +252,11 @@ def hinge_embedding_loss(input: Any, target: Any, margin: float = 1.0, size_aver
       input: floating, any shape (e.g. distances).
       target: 1 or -1, the input's shape.
       margin: the distance dissimilar pairs are pushed beyond (default 1.0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -263,11 +282,15 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
     torch.nn.functional.cosine_embedding_loss.
 
     Args:
-      input1, input2: (N, D) or (D,) embeddings, floating.
+      input1: (N, D) or (D,) embeddings, floating.
+      input2: (N, D) or (D,) embeddings, floating, of input1's shape.
       target: 1 (similar) or -1 (dissimilar), (N,) or ().
       margin: in [-1, 1]; dissimilar pairs are penalised above this cosine (default 0; 0 to 0.5 suggested).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -339,13 +362,18 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
     """max(0, margin + d(a, p) - d(a, n)) with the pairwise p-norm distance; torch.nn.functional.triplet_margin_loss.
 
     Args:
-      anchor, positive, negative: (N, D) or (D,) embeddings of equal rank, floating.
+      anchor: (N, D) or (D,) embeddings, floating.
+      positive: embeddings of anchor's rank, the ones to be near it.
+      negative: embeddings of anchor's rank, the ones to be far from it.
       margin: the gap wanted between d(a, n) and d(a, p) (default 1.0).
       p: the norm degree of the distance ||x - y + eps||_p (default 2).
       eps: added to the difference before the norm, for stability (default 1e-6).
       swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
+        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
+        `reduction` with torch's warning.
+      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
+        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -373,7 +401,9 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
     torch.nn.functional.triplet_margin_with_distance_loss.
 
     Args:
-      anchor, positive, negative: embeddings of equal rank, (N, D) or (D,) for the default distance.
+      anchor: embeddings, (N, D) or (D,) for the default distance.
+      positive: embeddings of anchor's rank, the ones to be near it.
+      negative: embeddings of anchor's rank, the ones to be far from it.
       distance_function: a JAX function of two arrays giving their distances (the last dimension
         reduced); None means pairwise_distance (||x - y + 1e-6||_2).
       margin: the gap wanted between d(a, n) and d(a, p); must be positive (default 1.0).
