@@ -151,7 +151,10 @@ def unfold(input: Any, kernel_size: int | Sequence[int], dilation: int | Sequenc
 
     Args:
       input: (N, C, H, W) or unbatched (C, H, W), floating.
-      kernel_size, dilation, padding, stride: ints or pairs, as in `Conv2d`; zero padding.
+      kernel_size: the size of the sliding blocks, an int or a pair.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the input, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C, H, W) -> (N, C * kh * kw, L), L = blocks_h * blocks_w with
       blocks = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1;
@@ -194,7 +197,11 @@ def fold(input: Any, output_size: int | Sequence[int], kernel_size: int | Sequen
     Args:
       input: (N, C * kh * kw, L) or unbatched (C * kh * kw, L) columns, floating.
       output_size: (H, W) of the image (an int means square).
-      kernel_size, dilation, padding, stride: as given to the `unfold` that made the columns.
+      kernel_size: the size of the sliding blocks, an int or a pair, as given to the `unfold` that
+        made the columns.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the image, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C * kh * kw, L) -> (N, C, H, W); (C * kh * kw, L) -> (C, H, W). L must equal
       blocks_h * blocks_w computed from `output_size` as in `unfold`.
@@ -276,7 +283,11 @@ def Fold(output_size: int | Sequence[int], kernel_size: int | Sequence[int],
 
     Args:
       output_size: the image's (H, W), an int for square.
-      kernel_size, dilation, padding, stride: as for the `Unfold` that produced the columns.
+      kernel_size: the size of the sliding blocks, an int or a pair, as for the `Unfold` that
+        produced the columns.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the image, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C * kh * kw, L) -> (N, C, H, W); (C * kh * kw, L) -> (C, H, W).
 
