@@ -69,8 +69,10 @@ def instance_norm(input: jax.Array, running_mean: jax.Array | None = None,
 
     Args:
       input: the (N, C, *) floating-point array.
-      running_mean, running_var: optional (C,) buffers (default None).
-      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      running_mean: optional (C,) running mean buffer. Default: None.
+      running_var: optional (C,) running variance buffer. Default: None.
+      weight: optional per-channel scale of shape (C,). Default: None.
+      bias: optional per-channel shift of shape (C,). Default: None.
       use_input_stats: normalise with each instance's statistics and update the running ones (default
         True); else normalise with the running statistics.
       momentum: the running-average factor, running = (1 - momentum) running + momentum (batch average

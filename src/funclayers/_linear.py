@@ -223,7 +223,9 @@ def Identity(*args: Any, **kwargs: Any) -> Layer:
     """Returns its input unchanged; torch.nn.Identity.
 
     Args:
-      *args, **kwargs: accepted and ignored, as torch's Identity does (handy when swapping it in for a layer).
+      *args: any positional arguments, accepted and ignored as torch's Identity does (handy when
+        swapping it in for a layer).
+      **kwargs: any keyword arguments, accepted and ignored likewise.
 
     Shape:
       `(*)` -> `(*)`, the input itself.
@@ -302,7 +304,8 @@ def Bilinear(
     Initialised as torch: weight and bias U(-1/sqrt(in1_features), 1/sqrt(in1_features)).
 
     Args:
-      in1_features, in2_features: sizes of the two inputs (in1_features must be > 0).
+      in1_features: size of each first input sample (must be > 0).
+      in2_features: size of each second input sample.
       out_features: output size.
       bias: learn an additive bias, default True.
       device: ignored.

@@ -77,7 +77,8 @@ def layer_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: 
     Args:
       input: the (*, *normalized_shape) floating-point array.
       normalized_shape: the trailing shape to normalise over (an int means the last axis).
-      weight, bias: optional elementwise affine, each of shape `normalized_shape` (default None).
+      weight: optional elementwise scale of shape `normalized_shape`. Default: None.
+      bias: optional elementwise shift of shape `normalized_shape`. Default: None.
       eps: added to the biased variance (default 1e-5).
 
     Shape:
@@ -113,7 +114,8 @@ def group_norm(input: jax.Array, num_groups: int, weight: jax.Array | None = Non
     Args:
       input: the (N, C, *) floating-point array.
       num_groups: number of channel groups; must divide C.
-      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      weight: optional per-channel scale of shape (C,). Default: None.
+      bias: optional per-channel shift of shape (C,). Default: None.
       eps: added to the biased variance (default 1e-5).
 
     Shape:
