@@ -353,7 +353,8 @@ def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, b
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
       bidirectional: also run each layer back to front and concatenate both directions (D = 2).
       proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM).
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: as RNN's (LSTM's for mode "LSTM").
 
@@ -383,7 +384,8 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
         h_n keep (D * num_layers, N, H_out).
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
       bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
@@ -430,7 +432,8 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       bidirectional: also run each layer back to front and concatenate both directions (D = 2).
       proj_size: > 0 projects each h_t to proj_size features (weight_hr_l{k}), which then
         is H_out; default 0, no projection.
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
@@ -468,7 +471,8 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
         h_n keep (D * num_layers, N, H_out).
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
       bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx

@@ -262,7 +262,8 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
     Args:
       sequences: arrays of shape (L_i, *) with the same trailing dims.
       batch_first: return (B, T, *) instead of (T, B, *).
-      padding_value: the value of the padding. padding_side: "right" (default) or "left".
+      padding_value: the value of the padding elements. Default: 0.0.
+      padding_side: the side to pad the sequences on, "right" or "left". Default: "right".
 
     Shape: [(L_i, *)] -> (T, B, *) with T = max L_i.
 
