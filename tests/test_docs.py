@@ -138,41 +138,7 @@ def test_docstring_sections(path):
 
 # Names whose Args section does not yet give each parameter its own entry; each xfails strictly
 # below (fixing one makes it XPASS, i.e. fail, until it is removed from here). Shrink this list.
-ARGS_NOT_YET_PER_PARAMETER: set[str] = {
-    "funclayers.AdaptiveLogSoftmaxWithLoss", "funclayers.MultiheadAttention",
-    "funclayers.functional.multi_head_attention_forward", "funclayers.SyncBatchNorm",
-    "funclayers.functional.batch_norm", "funclayers.Conv1d", "funclayers.Conv2d", "funclayers.Conv3d",
-    "funclayers.functional.conv1d", "funclayers.functional.conv2d", "funclayers.functional.conv3d",
-    "funclayers.ConvTranspose1d", "funclayers.ConvTranspose2d", "funclayers.ConvTranspose3d",
-    "funclayers.functional.conv_transpose1d", "funclayers.functional.conv_transpose2d",
-    "funclayers.functional.conv_transpose3d", "funclayers.CosineSimilarity", "funclayers.PairwiseDistance",
-    "funclayers.functional.cosine_similarity", "funclayers.functional.pairwise_distance", "funclayers.Fold",
-    "funclayers.functional.fold", "funclayers.functional.unfold", "funclayers.functional.instance_norm",
-    "funclayers.Scope", "funclayers.Bilinear", "funclayers.Identity",
-    "funclayers.functional.binary_cross_entropy", "funclayers.functional.binary_cross_entropy_with_logits",
-    "funclayers.functional.kl_div", "funclayers.functional.l1_loss", "funclayers.functional.mse_loss",
-    "funclayers.functional.poisson_nll_loss", "funclayers.functional.smooth_l1_loss",
-    "funclayers.functional.cross_entropy", "funclayers.functional.linear_cross_entropy",
-    "funclayers.functional.nll_loss", "funclayers.functional.ctc_loss",
-    "funclayers.functional.cosine_embedding_loss", "funclayers.functional.hinge_embedding_loss",
-    "funclayers.functional.margin_ranking_loss", "funclayers.functional.multi_margin_loss",
-    "funclayers.functional.multilabel_margin_loss", "funclayers.functional.multilabel_soft_margin_loss",
-    "funclayers.functional.soft_margin_loss", "funclayers.functional.triplet_margin_loss",
-    "funclayers.functional.triplet_margin_with_distance_loss", "funclayers.BCELoss",
-    "funclayers.BCEWithLogitsLoss", "funclayers.CosineEmbeddingLoss", "funclayers.CrossEntropyLoss",
-    "funclayers.HingeEmbeddingLoss", "funclayers.KLDivLoss", "funclayers.L1Loss",
-    "funclayers.LinearCrossEntropyLoss", "funclayers.MSELoss", "funclayers.MarginRankingLoss",
-    "funclayers.MultiLabelMarginLoss", "funclayers.MultiLabelSoftMarginLoss", "funclayers.MultiMarginLoss",
-    "funclayers.NLLLoss", "funclayers.PoissonNLLLoss", "funclayers.SmoothL1Loss", "funclayers.SoftMarginLoss",
-    "funclayers.TripletMarginLoss", "funclayers.functional.group_norm", "funclayers.functional.layer_norm",
-    "funclayers.GRU", "funclayers.LSTM", "funclayers.RNN", "funclayers.RNNBase", "funclayers.GRUCell",
-    "funclayers.LSTMCell", "funclayers.RNNCell", "funclayers.functional.gru_cell",
-    "funclayers.functional.lstm_cell", "funclayers.functional.rnn_relu_cell",
-    "funclayers.functional.rnn_tanh_cell", "funclayers.functional.scaled_dot_product_attention",
-    "funclayers.Embedding", "funclayers.EmbeddingBag", "funclayers.functional.embedding_bag",
-    "funclayers.Transformer", "funclayers.TransformerEncoder", "funclayers.init.normal",
-    "funclayers.init.trunc_normal", "funclayers.init.uniform", "funclayers.DistributedDataParallel",
-    "funclayers.rnn.pad_sequence"}
+ARGS_NOT_YET_PER_PARAMETER: set[str] = set()
 
 # `name: meaning` or `name (type): meaning`, at the Args section's own indentation; `*inputs:` and
 # `**kwargs:` with their stars or without. One name per entry, but `device, dtype:` together.

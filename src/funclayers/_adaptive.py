@@ -92,7 +92,9 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       cutoffs: increasing class boundaries in [1, n_classes - 1]: classes below cutoffs[0] are in the
         head, [cutoffs[i], cutoffs[i + 1]) form cluster i (the last ends at n_classes).
       div_value: each cluster's hidden size is in_features // div_value ** (i + 1).
-      head_bias: the head Linear has a bias. dtype: parameter dtype; device: ignored.
+      head_bias: if True, adds a bias term to the 'head' of the adaptive softmax. Default: False.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: input (N, in_features) and target (N,) integer -> output (N,), loss (); unbatched
     input (in_features,) and target () -> output (), loss ().

@@ -245,8 +245,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     """softmax(Q K^T * scale + mask) V; torch.nn.functional.scaled_dot_product_attention.
 
     Args:
-      query: (..., L, E). key: (..., S, E). value: (..., S, Ev); the same leading dims (with
-        `enable_gqa`, the head dim -3 of key and value may divide query's).
+      query: (..., L, E).
+      key: (..., S, E), with query's leading dims (with `enable_gqa`, its head dim -3 may divide
+        query's).
+      value: (..., S, Ev), with key's leading dims.
       attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
         broadcastable to (..., L, S).
       dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`).

@@ -289,7 +289,12 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
         are checked as torch does (offsets[0] == 0, non-decreasing, offsets[-1] <= N, == N with
         include_last_offset); traced ones are not: positions before offsets[0], or from offsets[-1]
         on with include_last_offset, then belong to no bag.
-      max_norm, norm_type, scale_grad_by_freq, sparse: as in `embedding`.
+      max_norm: rows of norm above max_norm are renormalised to it in the output, as in
+        `embedding`. Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
+        Default: False.
+      sparse: accepted; gradients are dense in JAX. Default: False.
       mode: "sum", "mean" or "max" (per feature).
       per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only).
       include_last_offset: offsets has B + 1 entries (CSR layout).
@@ -424,15 +429,19 @@ def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int | None =
     (in `state` instead when frozen: `_freeze=True` or `Embedding.from_pretrained(..., freeze=True)`).
 
     Args:
-      num_embeddings, embedding_dim: the table's size.
+      num_embeddings: size of the dictionary of embeddings.
+      embedding_dim: the size of each embedding vector.
       padding_idx: that row gets no gradient and starts at zero; negative counts from the end.
-      max_norm, norm_type: output rows of norm above max_norm are renormalised to it; torch does
-        that to the weight in place, here the weight is unchanged (`fl.functional.embedding_renorm`
-        returns it).
+      max_norm: output rows of norm above max_norm are renormalised to it; torch does that to the
+        weight in place, here the weight is unchanged (`fl.functional.embedding_renorm` returns it).
+        Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
       scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
       sparse: accepted; gradients are dense in JAX.
-      _weight: an initial weight (any array); _freeze: keep the weight in `state` (no gradient,
-        untouched by optimizers). dtype: parameter dtype; device: ignored.
+      _weight: an initial weight (any array). Default: None.
+      _freeze: keep the weight in `state` (no gradient, untouched by optimizers). Default: False.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape:
       input (*) integer -> (*, embedding_dim). Out-of-range indices raise outside jit and give NaN
@@ -518,11 +527,20 @@ def EmbeddingBag(num_embeddings: int, embedding_dim: int, max_norm: float | None
     `fl.functional.embedding_bag` (offsets may be traced under jit; empty bags give zeros).
 
     Args:
-      num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse, _weight: as Embedding.
+      num_embeddings: size of the dictionary of embeddings.
+      embedding_dim: the size of each embedding vector.
+      max_norm: rows of norm above max_norm are renormalised to it in the output (the weight is
+        unchanged, see Embedding). Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the
+        mini-batch (not with mode="max"). Default: False.
       mode: "sum", "mean" or "max".
       include_last_offset: offsets has one entry per bag plus the end of the last bag.
       padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero.
-      dtype: parameter dtype; device: ignored.
+      sparse: accepted; gradients are dense in JAX. Default: False.
+      _weight: an initial weight (num_embeddings, embedding_dim). Default: None.
+      device: ignored (JAX places arrays itself).
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape:
       input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); per_sample_weights

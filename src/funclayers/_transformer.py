@@ -283,8 +283,11 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int, norm: Layer | None
         initialised from its own key.
       num_layers: number of copies (at least 1).
       norm: an optional final layer, usually `fl.LayerNorm(d_model)`.
-      enable_nested_tensor, mask_check: select torch's inference fast path; accepted and without
-        effect here (torch's regular path is computed, see the module docstring).
+      enable_nested_tensor: selects torch's nested-tensor inference fast path; accepted and
+        without effect here (torch's regular path is computed, see the module docstring).
+        Default: True.
+      mask_check: torch's check of the masks for that fast path; accepted and without effect.
+        Default: True.
 
     Shape:
       src as `encoder_layer` takes it ((S, N, E), (N, S, E) with batch_first, (S, E) unbatched) ->
@@ -399,12 +402,15 @@ def Transformer(d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
     Args:
       d_model: the embedding size E (default 512).
       nhead: attention heads per attention layer (default 8).
-      num_encoder_layers, num_decoder_layers: layers of each stack (default 6 each).
+      num_encoder_layers: the number of sub-encoder-layers in the encoder (default 6).
+      num_decoder_layers: the number of sub-decoder-layers in the decoder (default 6).
       dim_feedforward: hidden size of every feed-forward block (default 2048).
       dropout: dropout rate everywhere (default 0.1); active with `training=True` and an `rng`.
       activation: "relu" (default), "gelu" or a callable, as in `TransformerEncoderLayer`.
-      custom_encoder, custom_decoder: layers used instead of the default stacks; called as
-        `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)` and `decoder(tgt, memory, ...)`.
+      custom_encoder: a layer used instead of the default encoder stack, called as
+        `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)` (default None).
+      custom_decoder: a layer used instead of the default decoder stack, called as
+        `decoder(tgt, memory, ...)` (default None).
       layer_norm_eps: the LayerNorms' eps (default 1e-5).
       batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
       norm_first: pre-norm layers.

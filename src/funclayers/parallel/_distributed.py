@@ -83,20 +83,31 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       device_ids: indices into each process's `jax.local_devices()` (the same on every process);
         default all. torch's one-device-per-process setup is `device_ids=[0]`.
       dim: the batch dimension of the inputs and outputs.
-      broadcast_buffers / forward_sync_buffers: True (the default) takes the buffers from rank 0
-        at each forward, as torch: host-local buffers are broadcast from process 0, and the
-        buffers returned are those of rank 0's first replica (inside jit every process then holds
-        them). False keeps each process's own buffers as given.
+      broadcast_buffers: True (the default, None) takes the buffers from rank 0 at each forward,
+        as torch: host-local buffers are broadcast from process 0, and the buffers returned are
+        those of rank 0's first replica (inside jit every process then holds them). False keeps
+        each process's own buffers as given.
+      forward_sync_buffers: torch's newer switch for the same; when given it overrides broadcast_buffers.
+        Default: None.
       init_sync: True (the default) takes host-local params (and optimizer state) from rank 0
         when `make_train_step` first makes them global, as torch's DDP broadcasts its params.
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
       device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
-      output_device: accepted for torch's signature, as are bucket_cap_mb, bucket_cap_mb_list,
-        find_unused_parameters, check_reduction, gradient_as_bucket_view, static_graph,
-        delay_all_reduce_named_params, param_to_hook_all_reduce, mixed_precision,
-        skip_all_reduce_unused_params and batched_grad_copy; XLA schedules the all-reduce inside
-        the compiled step (no buckets or hooks) and unused parameters simply get zero gradients.
+      output_device: accepted for torch's signature. Default: None.
+      bucket_cap_mb: accepted: XLA schedules the all-reduce inside the compiled step, without
+        buckets. Default: None.
+      find_unused_parameters: accepted: unused parameters simply get zero gradients. Default: False.
+      check_reduction: accepted (deprecated in torch). Default: False.
+      gradient_as_bucket_view: accepted: there are no buckets. Default: False.
+      static_graph: accepted: a jitted step is a static graph. Default: False.
+      delay_all_reduce_named_params: accepted: no per-parameter hooks. Default: None.
+      param_to_hook_all_reduce: accepted: no per-parameter hooks. Default: None.
+      mixed_precision: accepted and ignored; cast params and inputs yourself. Default: None.
+      skip_all_reduce_unused_params: accepted: unused parameters get zero gradients, all-reduced
+        with the rest. Default: False.
+      bucket_cap_mb_list: accepted: there are no buckets. Default: None.
+      batched_grad_copy: accepted: there is no gradient copy. Default: False.
 
     `apply(params, state, *inputs, rng=None, training=False, **kwargs)` takes this process's local
     batch (numpy or a process-local jax array; it becomes this process's block of the global
