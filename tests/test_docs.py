@@ -273,6 +273,9 @@ def test_docstring_example_runs(path):
     assert runner.failures == 0, "".join(report)
 
 
+_PARAM_ROW = re.compile(r'<tr class="doc-section-item">\s*<td>\s*<code>([^<]*)</code>')  # mkdocstrings' table
+
+
 @pytest.mark.docs
 def test_docs_build(tmp_path):
     """The site builds with warnings as errors, the notebooks executed; every family page is there."""
@@ -292,6 +295,24 @@ def test_docs_build(tmp_path):
     assert emphasis <= {"required"}, f"text set in italics on the API pages (unescaped '*'?): {sorted(emphasis)[:5]}"
     conv = (site / "api" / "convolution" / "index.html").read_text()
     assert 'id="funclayers.Conv2d"' in conv and "torch.nn.Conv2d" in conv
+    # every parameter of every public name is a row of its parameter table (name, meaning, default)
+    rows_missing = []
+    pages = {slug: (site / "api" / slug / "index.html").read_text() for slug, *_ in gen_pages.FAMILIES}
+    for path, obj in PUBLIC:
+        text = pages[gen_pages.family_of(obj)]
+        start = text.index(f'id="{path}"')
+        end = re.search(r'<h[23] id="funclayers\.', text[start + 1:])
+        section = text[start:start + 1 + end.start()] if end else text[start:]
+        rows = {r.lstrip("*") for r in _PARAM_ROW.findall(section)}
+        try:
+            params = [p.name for p in inspect.signature(obj).parameters.values() if p.name != "self"]
+        except (TypeError, ValueError):
+            params = []
+        rows_missing += [f"{path}({name})" for name in params if name not in rows]
+    assert not rows_missing, f"parameters without a row in their name's parameter table: {rows_missing[:10]}"
+    # the Getting started page's install lines are a code block, not a paragraph
+    index = (site / "index.html").read_text()
+    assert re.search(r"<pre[^>]*>(?:(?!</pre>).)*pip install -e \.", index, re.S), "index.html: install block not code"
     for name in gen_pages.NOTEBOOKS:
         assert (site / "notebooks" / name[:-len(".ipynb")] / "index.html").exists(), name
     train = (site / "notebooks" / "02_train_cnn" / "index.html").read_text()
