@@ -258,6 +258,24 @@ def test_examples_show_values_as_output(path):
     assert not bad, f"{path}: example lines ending in a value as a comment (show it as output instead): {bad}"
 
 
+# Examples that show no value, with why (every other example shows at least one, as doctest output).
+SHOWS_NO_VALUE = {
+    "funclayers.unregister_torch_converter": "returns None; its effect shows only in from_torch of a torch module",
+}
+
+
+@pytest.mark.parametrize("path", [path for path, obj in PUBLIC if ">>>" in (inspect.getdoc(obj) or "")])
+def test_example_shows_a_value(path):
+    """An example shows what the name gives (`>>> y.shape` then `(20, 33, 24)`), not only runs it:
+    at least one of its lines has doctest output, unless listed in SHOWS_NO_VALUE with why."""
+    examples = doctest.DocTestParser().get_examples(inspect.getdoc(dict(PUBLIC)[path]) or "")
+    shows = any(example.want.strip() for example in examples)
+    if path in SHOWS_NO_VALUE:
+        assert not shows, f"{path} shows a value now: remove it from SHOWS_NO_VALUE"
+    else:
+        assert shows, f"{path}: its example shows no value (end it with e.g. `>>> y.shape` and the shape)"
+
+
 @pytest.mark.parametrize("path", [
     pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="example not yet runnable (NOT_YET_RUNNABLE)"))
     if path in NOT_YET_RUNNABLE else path

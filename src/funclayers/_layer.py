@@ -129,8 +129,12 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
 
     Example:
       >>> model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
-      >>> params, state = model.init(jax.random.PRNGKey(0))   # params["0"]["weight"] ...
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> params["0"]["weight"].shape, sorted(params)
+      ((8, 4), ['0', '1', '2'])
       >>> y, state = model.apply(params, state, jnp.ones((3, 4)))
+      >>> y.shape
+      (3, 2)
     """
     children = _named_children(layers, "Sequential")
 

@@ -326,6 +326,8 @@ _DOC = """{what}; torch.nn.{name}.
       >>> x = jnp.ones({x_shape})
       >>> layer = fl.{name}({example})
       >>> y, _ = layer.apply({{}}, {{}}, x)
+      >>> y.shape
+      {y_shape}
 """
 
 _KINDS = {
@@ -347,7 +349,7 @@ def _document(fn, kind: str, n: int):
     unbatched, batched = _rank_names(n)
     fn.__doc__ = _DOC.format(what=what, name=f"{kind}{n}d", sides=_SIDES[n], extra=extra,
                              dims_unbatched=unbatched, dims_batched=batched, limit=limit, example=example,
-                             x_shape=(1, 2) + (5,) * n)
+                             x_shape=(1, 2) + (5,) * n, y_shape=(1, 2) + (9,) * n)
     return fn
 
 

@@ -482,6 +482,8 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
     Example:
       >>> gru = fl.GRU(10, 20, 2)
       >>> (output, h_n), _ = gru.apply(*gru.init(jax.random.PRNGKey(0)), jnp.ones((5, 3, 10)))
+      >>> output.shape, h_n.shape
+      ((5, 3, 20), (2, 3, 20))
     """
     del device
     if "proj_size" in kwargs:

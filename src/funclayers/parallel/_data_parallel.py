@@ -232,8 +232,12 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
 
     Example:
       >>> model = fl.DataParallel(fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2)))
-      >>> params, state = model.init(jax.random.PRNGKey(0))      # params["module"]["0"]["weight"]
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> params["module"]["0"]["weight"].shape
+      (8, 4)
       >>> y, state = jax.jit(model.apply)(params, state, jnp.ones((16, 4)))
+      >>> y.shape
+      (16, 2)
     """
     if not isinstance(module, Layer):
         raise TypeError(f"DataParallel: module must be a funclayers Layer, got {type(module).__name__}.")

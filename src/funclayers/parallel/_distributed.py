@@ -124,7 +124,9 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
     Example:
       >>> # One process, every local device
       >>> ddp = fl.DistributedDataParallel(fl.Sequential(fl.Linear(4, 8), fl.BatchNorm1d(8)))
-      >>> params, state = ddp.init(jax.random.PRNGKey(0))          # params["module"]["0"]["weight"]
+      >>> params, state = ddp.init(jax.random.PRNGKey(0))
+      >>> params["module"]["0"]["weight"].shape
+      (8, 4)
       >>> y, state = ddp.apply(params, state, jnp.ones((6, 4)), training=True)
       >>> y.shape
       (6, 8)
@@ -296,6 +298,8 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
       >>> params, state = model.init(jax.random.PRNGKey(0))
       >>> x, y = jnp.ones((8, 4)), jnp.arange(8) % 3
       >>> params, state, opt_state, loss = step(params, state, optimizer.init(params), x, y, rng=key)
+      >>> loss.shape, bool(jnp.isfinite(loss))
+      ((), True)
     """
     def loss(params, state, inputs, targets, rng):
         outputs, new_state = model.apply(params, state, inputs, rng=rng, training=True)
