@@ -147,53 +147,63 @@ _SHARED_ENTRIES = ({"device", "dtype"},)
 
 
 def _args_entries(doc):
-    """The parameter names an `Args:` section documents one per entry (a list, repeats kept)."""
+    """{parameter name: its entry's text} of an `Args:` section, for the names it documents one
+    per entry (or `device, dtype` together); an entry's text runs on over its indented lines."""
     lines = doc.splitlines()
     start = next((i for i, line in enumerate(lines) if line.rstrip() == "Args:"), None)
     if start is None:
-        return []
+        return {}
     body = []
     for line in lines[start + 1:]:
         if line.strip() and not line.startswith((" ", "\t")):
             break
         body.append(line)
-    indents = [len(line) - len(line.lstrip()) for line in body if line.strip()]
-    names = []
+    indent = min(len(line) - len(line.lstrip()) for line in body if line.strip())
+    entries, current = {}, []
     for line in body:
-        if line.strip() and len(line) - len(line.lstrip()) == min(indents):
+        if not line.strip():
+            continue
+        if len(line) - len(line.lstrip()) == indent:
             match = _ARG_ENTRY.match(line.strip())
-            if match:
-                entry = [name.strip().lstrip("*") for name in match.group(1).split(",")]
-                if len(entry) == 1 or set(entry) in _SHARED_ENTRIES:
-                    names += entry
-    return names
+            names = [name.strip().lstrip("*") for name in match.group(1).split(",")] if match else []
+            current = names if len(names) == 1 or set(names) in _SHARED_ENTRIES else []
+            for name in current:
+                entries[name] = line.strip()[match.end():]
+        else:
+            for name in current:
+                entries[name] += " " + line.strip()
+    return entries
 
 
 def test_args_entries_rule():
     """The rule of test_args_lists_each_parameter, on small sections."""
-    doc = "Summary.\n\nArgs:\n  x: input.\n  dim: the axis,\n    default: 1.\n  *inputs: more.\n" \
+    doc = "Summary.\n\nArgs:\n  x: input.\n  dim: the axis,\n    Default: 1.\n  *inputs: more.\n" \
           "  device, dtype: ignored.\n  a, b: grouped.\n\nShape:\n  x: (N,)\n"
-    assert _args_entries(doc) == ["x", "dim", "inputs", "device", "dtype"]
-    assert _args_entries("Args: as torch.nn.Conv1d (in_channels, ...).") == []
+    assert _args_entries(doc) == {"x": "input.", "dim": "the axis, Default: 1.", "inputs": "more.",
+                                  "device": "ignored.", "dtype": "ignored."}
+    assert _args_entries("Args: as torch.nn.Conv1d (in_channels, ...).") == {}
 
 
 @pytest.mark.parametrize("path", [
     pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="Args not yet one entry per parameter"))
     if path in ARGS_NOT_YET_PER_PARAMETER else path for path in PATHS])
 def test_args_lists_each_parameter(path):
-    """The Args section gives each parameter of the signature its own entry (`name: meaning`), so
-    the site's parameter table (which takes each default from the signature) has a row for every
-    one; only `device` and `dtype` may share an entry. Entries for names not in the signature (a
-    layer's forward arguments, `**kwargs` spelled out) are allowed."""
+    """The Args section gives each parameter of the signature its own entry, `name: meaning`, and
+    `... Default: value.` where it has a default (the word "default" in the entry, however put),
+    so `help()` and the site's parameter table (one row per entry) say what each one does. Only
+    `device` and `dtype` may share an entry. Entries for names not in the signature (a layer's
+    forward arguments, `**kwargs` spelled out) are allowed."""
     obj = dict(PUBLIC)[path]
     try:
-        params = [p.name for p in inspect.signature(obj).parameters.values() if p.name != "self"]
+        params = [p for p in inspect.signature(obj).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         params = []
-    documented = _args_entries(inspect.getdoc(obj) or "")
-    missing = [name for name in params if name not in documented]
+    entries = _args_entries(inspect.getdoc(obj) or "")
+    missing = [p.name for p in params if p.name not in entries]
     assert not missing, (f"{path}: the Args section has no entry of its own for {missing} "
-                         f"(one `name: meaning` line per parameter; found entries for {documented})")
+                         f"(one `name: meaning` line per parameter; found entries for {list(entries)})")
+    no_default = [p.name for p in params if p.default is not p.empty and "default" not in entries[p.name].lower()]
+    assert not no_default, f"{path}: the Args entries of {no_default} do not give their default (`Default: ...`)"
 
 
 # A trailing comment on an example line that is a value where doctest output belongs: the comment

@@ -91,9 +91,9 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       n_classes: number of classes.
       cutoffs: increasing class boundaries in [1, n_classes - 1]: classes below cutoffs[0] are in the
         head, [cutoffs[i], cutoffs[i + 1]) form cluster i (the last ends at n_classes).
-      div_value: each cluster's hidden size is in_features // div_value ** (i + 1).
+      div_value: each cluster's hidden size is in_features // div_value ** (i + 1). Default: 4.0.
       head_bias: if True, adds a bias term to the 'head' of the adaptive softmax. Default: False.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape: input (N, in_features) and target (N,) integer -> output (N,), loss (); unbatched

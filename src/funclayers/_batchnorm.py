@@ -371,7 +371,7 @@ _DOC = """Batch normalisation over {shape} input with torch's running statistics
       affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
       track_running_stats: keep the running statistics in `state`, update them in training and
         normalise with them in eval; else always use the batch's statistics (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' and running statistics' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
@@ -437,7 +437,7 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
       affine: learn per-channel `weight` and (if `bias`) `bias`. Default: True.
       track_running_stats: keep the running statistics in `state`, update them in training and
         normalise with them in eval; else always use the batch's statistics. Default: True.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' and running statistics' dtype. Default: None (float32).
       bias: keyword only: learn the additive `bias` too (only with affine). Default: True.
       process_group: the mapped axis name (or a tuple of names) of `jax.pmap`, `shard_map` or

@@ -423,7 +423,7 @@ def Conv1d(
         divisible by it. Default: 1.
       bias: if True, adds a learnable bias to the output. Default: True.
       padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
@@ -478,7 +478,7 @@ def Conv2d(
         divisible by it. Default: 1.
       bias: if True, adds a learnable bias to the output. Default: True.
       padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
@@ -533,7 +533,7 @@ def Conv3d(
         divisible by it. Default: 1.
       bias: if True, adds a learnable bias to the output. Default: True.
       padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.

@@ -346,7 +346,7 @@ def ConvTranspose1d(
       bias: if True, adds a learnable bias to the output. Default: True.
       dilation: spacing between kernel elements, an int or a 1-tuple. Default: 1.
       padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.
@@ -409,7 +409,7 @@ def ConvTranspose2d(
       bias: if True, adds a learnable bias to the output. Default: True.
       dilation: spacing between kernel elements, an int or a pair. Default: 1.
       padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.
@@ -472,7 +472,7 @@ def ConvTranspose3d(
       bias: if True, adds a learnable bias to the output. Default: True.
       dilation: spacing between kernel elements, an int or a triple. Default: 1.
       padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.

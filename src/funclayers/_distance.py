@@ -37,7 +37,7 @@ def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepd
       p: the norm degree, can be negative (0 counts non-zeros, inf takes the largest magnitude). Default: 2.
       eps: small value added to the difference x1 - x2 to avoid division by zero. Default: 1e-6.
       keepdim: keep the reduced vector dimension (as size 1). Default: False.
-      _who: internal: the name its errors report (the layer's, when a layer calls it).
+      _who: internal: the name its errors report (the layer's, when a layer calls it). Default: 'pairwise_distance'.
 
     Shape: (N, D) and (N, D) or (D,) -> (N,) ((N, 1) with keepdim); (D,) -> ().
 
@@ -65,7 +65,7 @@ def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8, *,
       x2: the second input, broadcastable with x1.
       dim: the dimension of their broadcast along which cosine similarity is computed. Default: 1.
       eps: small value to avoid division by zero: the smallest norm divided by. Default: 1e-8.
-      _who: internal: the name its errors report (the layer's, when a layer calls it).
+      _who: internal: the name its errors report (the layer's, when a layer calls it). Default: 'cosine_similarity'.
 
     Shape: (N, D, *) and (N, D, *) with dim=1 -> (N, *).
 

@@ -254,9 +254,9 @@ def Unfold(kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
 
     Args:
       kernel_size: the block size, an int or (kh, kw).
-      dilation: spacing between a block's elements.
-      padding: implicit zero padding on both sides of each spatial dim.
-      stride: step between blocks.
+      dilation: spacing between a block's elements. Default: 1.
+      padding: implicit zero padding on both sides of each spatial dim. Default: 0.
+      stride: step between blocks. Default: 1.
 
     Shape: (N, C, H, W) -> (N, C * kh * kw, L); (C, H, W) -> (C * kh * kw, L).
 

@@ -153,7 +153,7 @@ _DOC = """Instance normalisation of {shape} input; twin of torch.nn.{kind}.
         (batch average of the instance statistics) (default 0.1; None means 0).
       affine: learn per-channel `weight` and (if `bias`) `bias` (default False).
       track_running_stats: keep running statistics, updated in training and used in eval (default False).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' and running statistics' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 

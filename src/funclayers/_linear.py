@@ -46,7 +46,7 @@ def linear(input: Any, weight: Any, bias: Any = None) -> jax.Array:
     Args:
       input: `(*, in_features)`, at least 1-D.
       weight: (out_features, in_features), or (in_features,) for a single output without that dim.
-      bias: (out_features,) or None ((), or None, with a 1-D weight).
+      bias: (out_features,) or None ((), or None, with a 1-D weight). Default: None.
 
     Shape:
       `(*, in_features)` -> `(*, out_features)`, or `(*)` with a 1-D weight.
@@ -93,7 +93,7 @@ def bilinear(input1: Any, input2: Any, weight: Any, bias: Any = None) -> jax.Arr
       input1: `(*, in1_features)`.
       input2: `(*, in2_features)`, with the same leading dims as input1.
       weight: (out_features, in1_features, in2_features).
-      bias: (out_features,) or None.
+      bias: (out_features,) or None. Default: None.
 
     Shape:
       `(*, in1)`, `(*, in2)` -> `(*, out)`.
@@ -257,7 +257,7 @@ def Linear(
       in_features: size of each input sample.
       out_features: size of each output sample.
       bias: learn an additive bias, default True.
-      device: ignored.
+      device: ignored. Default: None.
       dtype: parameter dtype (default float32).
 
     Shape:
@@ -308,7 +308,7 @@ def Bilinear(
       in2_features: size of each second input sample.
       out_features: output size.
       bias: learn an additive bias, default True.
-      device: ignored.
+      device: ignored. Default: None.
       dtype: parameter dtype (default float32).
 
     Shape:

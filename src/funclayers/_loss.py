@@ -157,7 +157,7 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
       reduce: deprecated (see `reduction`): False gives a loss per element and ignores
         `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
+      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
@@ -190,7 +190,7 @@ def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: 
       reduce: deprecated (see `reduction`): False gives a loss per element and ignores
         `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
+      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
@@ -225,6 +225,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       delta: where the loss turns from quadratic to linear; positive (default 1.0).
       weight: optional elementwise weight of the input's shape; 'mean' still divides by the element count.
+        Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
@@ -408,7 +409,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     Args:
       input: probabilities in [0, 1] (checked when concrete, as torch checks).
       target: the input's shape (required: no broadcasting), floating, usually in [0, 1].
-      weight: optional rescaling weight, broadcast to the target's shape.
+      weight: optional rescaling weight, broadcast to the target's shape. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -457,7 +458,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     Args:
       input: logits, any shape.
       target: the input's shape (required), floating probabilities in [0, 1].
-      weight: optional rescaling weight, broadcast against the loss.
+      weight: optional rescaling weight, broadcast against the loss. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -465,7 +466,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
         `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive term t log sigmoid(x), broadcast against the
-        target along its last (class) dimension: (C,) for C classes; > 1 raises recall.
+        target along its last (class) dimension: (C,) for C classes; > 1 raises recall. Default: None.
 
     Shape:
       input (*), target (*), pos_weight (C,) with * = (..., C) -> () with reduction 'mean' or 'sum',

@@ -58,6 +58,7 @@ def ctc_loss(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: A
       zero_infinity: infinite losses (impossible alignments) and their gradients become 0
         (default False).
       reduction: 'mean' divides each loss by its target length (at least 1), then averages over the batch.
+        Default: 'mean'.
 
     Shape: -> () or (N,) (() unbatched) with reduction='none'.
 

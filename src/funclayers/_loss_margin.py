@@ -53,7 +53,7 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
     Args:
       input: scores (N, C) or (C,).
       target: the input's shape, 1 for the sample's labels and 0 elsewhere.
-      weight: optional (C,) rescaling weight of each class.
+      weight: optional (C,) rescaling weight of each class. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -154,7 +154,7 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       target: integer class indices in [0, C): (N,) or ().
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
-      weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight.
+      weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -368,7 +368,7 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
       margin: the gap wanted between d(a, n) and d(a, p) (default 1.0).
       p: the norm degree of the distance ||x - y + eps||_p (default 2).
       eps: added to the difference before the norm, for stability (default 1e-6).
-      swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance.
+      swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance. Default: False.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -405,9 +405,9 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
       positive: embeddings of anchor's rank, the ones to be near it.
       negative: embeddings of anchor's rank, the ones to be far from it.
       distance_function: a JAX function of two arrays giving their distances (the last dimension
-        reduced); None means pairwise_distance (||x - y + 1e-6||_2).
+        reduced); None means pairwise_distance (||x - y + 1e-6||_2). Default: None.
       margin: the gap wanted between d(a, n) and d(a, p); must be positive (default 1.0).
-      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance.
+      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance. Default: False.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:

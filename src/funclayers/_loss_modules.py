@@ -264,7 +264,7 @@ def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool |
     """Binary cross entropy of probabilities; torch.nn.BCELoss (`weight` is a buffer in state).
 
     Args:
-      weight: optional rescaling weight, broadcast to the target's shape.
+      weight: optional rescaling weight, broadcast to the target's shape. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -290,7 +290,7 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
     """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state).
 
     Args:
-      weight: optional rescaling weight, broadcast against the loss.
+      weight: optional rescaling weight, broadcast against the loss. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -298,7 +298,7 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
         `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive examples, broadcast along the target's last
-        (class) dimension: (C,) for C classes.
+        (class) dimension: (C,) for C classes. Default: None.
 
     Shape:
       input (*) logits, target (*) probabilities -> () with reduction 'mean' or 'sum', (*) with 'none'.
@@ -321,7 +321,7 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
     """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) rescaling weight of each class.
+      weight: optional (C,) rescaling weight of each class. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -349,7 +349,7 @@ def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_av
     Args:
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
-      weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight.
+      weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -493,7 +493,7 @@ def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, 
 
     Args:
       distance_function: a JAX function of two arrays giving their distances (the last dimension
-        reduced); None means pairwise_distance (Euclidean).
+        reduced); None means pairwise_distance (Euclidean). Default: None.
       margin: the gap wanted between d(a, n) and d(a, p); positive (default 1.0).
       swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
@@ -523,7 +523,7 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
     """Negative log likelihood of log-probabilities; torch.nn.NLLLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
+      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -551,7 +551,7 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
     """Cross entropy of logits against class indices or probabilities; torch.nn.CrossEntropyLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) class weights.
+      weight: optional (C,) class weights. Default: None.
       size_average: deprecated (see `reduction`): False sums the losses instead of averaging
         them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
         `reduction` with torch's warning.
@@ -590,6 +590,7 @@ def CTCLoss(blank: int = 0, reduction: str = "mean", zero_infinity: bool = False
       reduction: 'none' | 'mean' | 'sum' (default 'mean': each loss divided by its target length,
         then averaged over the batch).
       zero_infinity: set infinite losses (inputs too short for their targets) and their gradients to zero.
+        Default: False.
 
     Shape:
       log_probs (T, N, C) or (T, C) (log_softmax over C); targets padded (N, S) or concatenated
@@ -621,13 +622,13 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
       num_classes: C, the number of classes.
       out_features: (d1, ..., dK) extra class dimensions of a K-dimensional loss (default ()).
       bias: give the linear layer a bias (default False).
-      device: ignored.
+      device: ignored. Default: None.
       dtype: the parameters' dtype (default float32).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional (C,) class weights.
-      ignore_index: a class-index target that contributes nothing (None means -100).
+      weight: optional (C,) class weights. Default: None.
+      ignore_index: a class-index target that contributes nothing (None means -100). Default: None.
       label_smoothing: in [0, 1] (default 0.0).
-      options: anything with a `batch_chunk_size` attribute (rows per chunk), or None.
+      options: anything with a `batch_chunk_size` attribute (rows per chunk), or None. Default: None.
 
     Shape:
       input (in_features,) or (N, in_features); integer target (), (N,) or (N, d1, ..., dK), or

@@ -248,7 +248,7 @@ def LayerNorm(normalized_shape: int | Sequence[int], eps: float = 1e-5, elementw
       eps: added to the biased variance (default 1e-5).
       elementwise_affine: learn `weight` and (if `bias`) `bias` (default True).
       bias: learn the additive `bias` too (default True; only with elementwise_affine).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
 
     Shape:
@@ -296,7 +296,7 @@ def GroupNorm(num_groups: int, num_channels: int, eps: float = 1e-5, affine: boo
       num_channels: C, the channels expected at axis 1.
       eps: added to the biased variance (default 1e-5).
       affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
@@ -349,7 +349,7 @@ def RMSNorm(normalized_shape: int | Sequence[int], eps: float | None = None, ele
       normalized_shape: the trailing shape normalised over (an int means the last axis).
       eps: added to the mean square; None (default) means the input dtype's machine epsilon.
       elementwise_affine: learn `weight` (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
 
     Shape:

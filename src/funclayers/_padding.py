@@ -257,7 +257,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
       pad: `(left, right)`, `(left, right, top, bottom)`, ...: pairs from the last dim backwards.
         Negative values crop where torch allows it.
       mode: `"constant"`, `"reflect"` (mirror without repeating the edge; padding must be smaller
-        than the dim), `"replicate"` (repeat the edge) or `"circular"` (wrap around, at most once).
+        than the dim), `"replicate"` (repeat the edge) or `"circular"` (wrap around, at most once). Default: 'constant'.
       value: the fill value of `"constant"` padding (default 0).
 
     Shape: each padded dim grows by `before + after`; other dims are unchanged.

@@ -349,11 +349,11 @@ def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, b
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM).
-      device: ignored (JAX places arrays itself).
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM). Default: 0.
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape: as RNN's (LSTM's for mode "LSTM").
@@ -381,10 +381,10 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
       nonlinearity: "tanh" (default) or "relu".
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      device: ignored (JAX places arrays itself).
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
@@ -427,12 +427,12 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
       proj_size: > 0 projects each h_t to proj_size features (weight_hr_l{k}), which then
         is H_out; default 0, no projection.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
@@ -468,10 +468,10 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      device: ignored (JAX places arrays itself).
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 

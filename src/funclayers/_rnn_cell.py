@@ -214,7 +214,7 @@ def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: 
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
       nonlinearity: act, "tanh" (default) or "relu".
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
@@ -242,7 +242,7 @@ def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any =
       input_size: H_in, the features of the input.
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> ((h', c'), state); hx = (h, c), default zeros.
@@ -266,7 +266,7 @@ def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = 
       input_size: H_in, the features of the input.
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.

@@ -250,12 +250,12 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
         query's).
       value: (..., S, Ev), with key's leading dims.
       attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
-        broadcastable to (..., L, S).
-      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`).
-      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`.
+        broadcastable to (..., L, S). Default: None.
+      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`). Default: 0.0.
+      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`. Default: False.
       scale: default 1 / sqrt(E).
-      enable_gqa: grouped-query attention: key/value heads repeated to query's.
-      rng: PRNG key for the dropout.
+      enable_gqa: grouped-query attention: key/value heads repeated to query's. Default: False.
+      rng: PRNG key for the dropout. Default: None.
 
     A query whose every key is masked out gets 0 (torch's `_safe_softmax`, also what its CPU flash
     kernel gives), and zero gradients. Long sequences run blockwise (see the module docstring).

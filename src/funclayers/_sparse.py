@@ -174,12 +174,12 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
     Args:
       input: integer indices of any shape, in [0, num_embeddings).
       weight: (num_embeddings, embedding_dim).
-      padding_idx: the row that gets no gradient (negative counts from the end).
+      padding_idx: the row that gets no gradient (negative counts from the end). Default: None.
       max_norm: rows of norm above it are renormalised to max_norm in the output (torch does it to
-        the weight in place; see `embedding_renorm` for that weight).
-      norm_type: the p of the p-norm for max_norm.
-      scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`.
-      sparse: accepted for torch compatibility; gradients are dense.
+        the weight in place; see `embedding_renorm` for that weight). Default: None.
+      norm_type: the p of the p-norm for max_norm. Default: 2.0.
+      scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`. Default: False.
+      sparse: accepted for torch compatibility; gradients are dense. Default: False.
 
     Shape:
       input (*) integer, weight (num_embeddings, embedding_dim) -> (*, embedding_dim).
@@ -288,17 +288,18 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
         entry ending the last bag); may be traced under jit. Empty bags give zeros. Concrete offsets
         are checked as torch does (offsets[0] == 0, non-decreasing, offsets[-1] <= N, == N with
         include_last_offset); traced ones are not: positions before offsets[0], or from offsets[-1]
-        on with include_last_offset, then belong to no bag.
+        on with include_last_offset, then belong to no bag. Default: None.
       max_norm: rows of norm above max_norm are renormalised to it in the output, as in
         `embedding`. Default: None.
       norm_type: the p of the p-norm compared with max_norm. Default: 2.
       scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
         Default: False.
       sparse: accepted; gradients are dense in JAX. Default: False.
-      mode: "sum", "mean" or "max" (per feature).
-      per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only).
-      include_last_offset: offsets has B + 1 entries (CSR layout).
+      mode: "sum", "mean" or "max" (per feature). Default: 'mean'.
+      per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only). Default: None.
+      include_last_offset: offsets has B + 1 entries (CSR layout). Default: False.
       padding_idx: that index is left out of its bag (and of the mean's count); negative counts from the end.
+        Default: None.
 
     Shape:
       input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); weight
@@ -431,16 +432,16 @@ def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int | None =
     Args:
       num_embeddings: size of the dictionary of embeddings.
       embedding_dim: the size of each embedding vector.
-      padding_idx: that row gets no gradient and starts at zero; negative counts from the end.
+      padding_idx: that row gets no gradient and starts at zero; negative counts from the end. Default: None.
       max_norm: output rows of norm above max_norm are renormalised to it; torch does that to the
         weight in place, here the weight is unchanged (`fl.functional.embedding_renorm` returns it).
         Default: None.
       norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
-      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
-      sparse: accepted; gradients are dense in JAX.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input. Default: False.
+      sparse: accepted; gradients are dense in JAX. Default: False.
       _weight: an initial weight (any array). Default: None.
       _freeze: keep the weight in `state` (no gradient, untouched by optimizers). Default: False.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape:
@@ -534,12 +535,12 @@ def EmbeddingBag(num_embeddings: int, embedding_dim: int, max_norm: float | None
       norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
       scale_grad_by_freq: each row's gradient is divided by its index's frequency in the
         mini-batch (not with mode="max"). Default: False.
-      mode: "sum", "mean" or "max".
-      include_last_offset: offsets has one entry per bag plus the end of the last bag.
-      padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero.
+      mode: "sum", "mean" or "max". Default: 'mean'.
+      include_last_offset: offsets has one entry per bag plus the end of the last bag. Default: False.
+      padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero. Default: None.
       sparse: accepted; gradients are dense in JAX. Default: False.
       _weight: an initial weight (num_embeddings, embedding_dim). Default: None.
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype. Default: None (float32).
 
     Shape:

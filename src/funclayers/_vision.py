@@ -54,7 +54,7 @@ def affine_grid(theta: jax.Array, size: Any, align_corners: bool | None = None) 
     Args:
       theta: (N, 2, 3) for 2-D or (N, 3, 4) for 3-D affine matrices (floating).
       size: the target output size (N, C, H, W) or (N, C, D, H, W).
-      align_corners: as in grid_sample (None warns, as torch, and means False).
+      align_corners: as in grid_sample (None warns, as torch, and means False). Default: None.
 
     Shape: (N, H, W, 2) or (N, D, H, W, 3), last axis (x, y[, z]).
 
@@ -225,10 +225,10 @@ def grid_sample(input: jax.Array, grid: jax.Array, mode: str = "bilinear", paddi
       input: (N, C, H, W) or (N, C, D, H, W).
       grid: (N, H_out, W_out, 2) or (N, D_out, H_out, W_out, 3): (x, y[, z]) in [-1, 1] (-1 the left/top
         edge), same dtype as input.
-      mode: 'bilinear' (trilinear for 5-D) | 'nearest' | 'bicubic' (4-D only).
-      padding_mode: 'zeros' | 'border' | 'reflection', for positions outside the image.
+      mode: 'bilinear' (trilinear for 5-D) | 'nearest' | 'bicubic' (4-D only). Default: 'bilinear'.
+      padding_mode: 'zeros' | 'border' | 'reflection', for positions outside the image. Default: 'zeros'.
       align_corners: -1 and 1 are the corner pixels' centres (True) or their outer edges (False;
-        None warns, as torch, and means False).
+        None warns, as torch, and means False). Default: None.
 
     Shape: (N, C, *in) and (N, *out, d) -> (N, C, *out).
 

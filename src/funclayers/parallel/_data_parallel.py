@@ -210,7 +210,7 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
       device_ids: indices into `jax.local_devices()` (or jax Device objects); default all of them.
       output_device: where an eager (un-jitted) call gathers its outputs; default `device_ids[0]`.
         Under `jax.jit` XLA places the gathered output.
-      dim: the dimension to scatter the inputs and gather the outputs along.
+      dim: the dimension to scatter the inputs and gather the outputs along. Default: 0.
 
     `apply` splits every array input (positional, or keyword) along `dim` as torch's `scatter` does
     (`torch.chunk`: ceil(N / devices) rows per chunk, fewer devices when the batch is small), runs

@@ -82,7 +82,7 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       module: the funclayers layer; its params and buffers live under `module` (torch's `module.*`).
       device_ids: indices into each process's `jax.local_devices()` (the same on every process);
         default all. torch's one-device-per-process setup is `device_ids=[0]`.
-      dim: the batch dimension of the inputs and outputs.
+      dim: the batch dimension of the inputs and outputs. Default: 0.
       broadcast_buffers: True (the default, None) takes the buffers from rank 0 at each forward,
         as torch: host-local buffers are broadcast from process 0, and the buffers returned are
         those of rank 0's first replica (inside jit every process then holds them). False keeps
@@ -93,7 +93,7 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
         when `make_train_step` first makes them global, as torch's DDP broadcasts its params.
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
-      device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
+      device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used). Default: None.
       output_device: accepted for torch's signature. Default: None.
       bucket_cap_mb: accepted: XLA schedules the all-reduce inside the compiled step, without
         buckets. Default: None.
@@ -215,7 +215,7 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
       module: any funclayers layer (containers and composites included).
       process_group: as SyncBatchNorm's: None reduces over the enclosing DataParallel /
         DistributedDataParallel's devices (plain BatchNorm outside any wrapper), a name (or names)
-        over that mapped axis.
+        over that mapped axis. Default: None.
 
     Shape: the converted layer takes and returns what `module` does.
 
