@@ -151,11 +151,8 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
@@ -184,11 +181,8 @@ def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: 
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
@@ -255,11 +249,8 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       beta: where the loss turns from quadratic to linear (default 1.0, must be >= 0).
 
@@ -296,11 +287,8 @@ def poisson_nll_loss(input: Any, target: Any, log_input: bool = True, full: bool
       target: counts drawn from it, the input's shape; an integer target is promoted to the input's dtype.
       log_input: the input is the log-rate (default True); else the rate itself.
       full: add the Stirling approximation term of log(target!) (default False).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       eps: added to the input before the log when log_input=False (default 1e-8).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -410,11 +398,8 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
       input: probabilities in [0, 1] (checked when concrete, as torch checks).
       target: the input's shape (required: no broadcasting), floating, usually in [0, 1].
       weight: optional rescaling weight, broadcast to the target's shape. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -459,11 +444,8 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
       input: logits, any shape.
       target: the input's shape (required), floating probabilities in [0, 1].
       weight: optional rescaling weight, broadcast against the loss. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive term t log sigmoid(x), broadcast against the
         target along its last (class) dimension: (C,) for C classes; > 1 raises recall. Default: None.
@@ -505,11 +487,8 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
       input: log-probabilities, floating, any shape.
       target: probabilities (log-probabilities with log_target=True), broadcast against the input;
         floating (torch rejects an integer target here).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns: 'batchmean'
         gives the KL divergence).
       log_target: the target is given as log-probabilities (default False).

@@ -134,11 +134,8 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
       target: integer class indices (N,), () or (N, d1, ..., dK), in [0, C) or `ignore_index`
         (checked when concrete).
       weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: a target value that contributes nothing, neither loss nor weight (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean'; the weighted mean, NaN when every target is ignored).
 
@@ -195,11 +192,8 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
         class probabilities of the input's shape (floating).
       weight: optional (C,) class weights; with index targets 'mean' divides by the sum of the
         non-ignored targets' weights, with probabilities by N * d1 * ... * dK. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: an index-target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       label_smoothing: in [0, 1]; mixes the target with the uniform distribution over the C classes,

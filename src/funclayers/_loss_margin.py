@@ -23,11 +23,8 @@ def soft_margin_loss(input: Any, target: Any, size_average: bool | None = None, 
     Args:
       input: scores, floating, any shape.
       target: labels 1 or -1, the input's shape; an integer target is promoted to the input's dtype.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -54,11 +51,8 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
       input: scores (N, C) or (C,).
       target: the input's shape, 1 for the sample's labels and 0 elsewhere.
       weight: optional (C,) rescaling weight of each class. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -98,11 +92,8 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
       input: (C,) or (N, C) scores, floating.
       target: integer, the input's shape: the target class indices of each sample, ended by the
         first -1 (the rest is ignored).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -155,11 +146,8 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
       weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -215,11 +203,8 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
       input2: the second scores, floating, of input1's rank.
       target: 1 or -1, of their shape; an integer target is promoted.
       margin: the required gap (default 0).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -252,11 +237,8 @@ def hinge_embedding_loss(input: Any, target: Any, margin: float = 1.0, size_aver
       input: floating, any shape (e.g. distances).
       target: 1 or -1, the input's shape.
       margin: the distance dissimilar pairs are pushed beyond (default 1.0).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -286,11 +268,8 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
       input2: (N, D) or (D,) embeddings, floating, of input1's shape.
       target: 1 (similar) or -1 (dissimilar), (N,) or ().
       margin: in [-1, 1]; dissimilar pairs are penalised above this cosine (default 0; 0 to 0.5 suggested).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -369,11 +348,8 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
       p: the norm degree of the distance ||x - y + eps||_p (default 2).
       eps: added to the difference before the norm, for stability (default 1e-6).
       swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance. Default: False.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:

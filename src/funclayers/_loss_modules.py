@@ -39,11 +39,8 @@ def L1Loss(size_average: bool | None = None, reduce: bool | None = None, reducti
     """Mean absolute error |input - target|; torch.nn.L1Loss. apply(params, state, input, target).
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -61,11 +58,8 @@ def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduct
     """Mean squared error (input - target)^2; torch.nn.MSELoss. apply(params, state, input, target).
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -105,11 +99,8 @@ def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, r
     """Smooth L1: 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2; torch.nn.SmoothL1Loss.
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       beta: where the loss turns from quadratic to linear; >= 0, 0 gives the L1 loss (default 1.0).
 
@@ -130,11 +121,8 @@ def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
     """Two-class logistic loss log(1 + exp(-target input)); torch.nn.SoftMarginLoss.
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -153,11 +141,8 @@ def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None =
     """Multi-class multi-label hinge loss; torch.nn.MultiLabelMarginLoss (as F.multilabel_margin_loss).
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -178,11 +163,8 @@ def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, redu
     """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL).
 
     Args:
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns in the forward
         pass: it divides by the element count; 'batchmean' divides the sum by the batch size).
       log_target: the target is given as log-probabilities (default False).
@@ -212,11 +194,8 @@ def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: boo
       log_input: the input is the log-rate, loss exp(input) - target input (default True); else the
         rate, loss input - target log(input + eps).
       full: add the Stirling approximation term of log(target!) where target > 1 (default False).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       eps: added to the input before the log when log_input=False (default 1e-8).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -265,11 +244,8 @@ def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool |
 
     Args:
       weight: optional rescaling weight, broadcast to the target's shape. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -291,11 +267,8 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
 
     Args:
       weight: optional rescaling weight, broadcast against the loss. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive examples, broadcast along the target's last
         (class) dimension: (C,) for C classes. Default: None.
@@ -322,11 +295,8 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
 
     Args:
       weight: optional (C,) rescaling weight of each class. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -350,11 +320,8 @@ def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_av
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
       weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -381,11 +348,8 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
 
     Args:
       margin: the gap wanted between the two scores (default 0.0).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -409,11 +373,8 @@ def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, re
 
     Args:
       margin: the distance dissimilar pairs (target -1) are pushed beyond (default 1.0).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -435,11 +396,8 @@ def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, r
 
     Args:
       margin: in [-1, 1]; dissimilar pairs (target -1) are penalised above this cosine (default 0.0).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -465,11 +423,8 @@ def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, sw
       p: the norm degree of the pairwise distance (default 2.0).
       eps: added to the difference before the norm (default 1e-6).
       swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -524,11 +479,8 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
 
     Args:
       weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: a target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -552,11 +504,8 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
 
     Args:
       weight: optional (C,) class weights. Default: None.
-      size_average: deprecated (see `reduction`): False sums the losses instead of averaging
-        them; ignored when `reduce` is False. Default: None (torch's True); given, it overrides
-        `reduction` with torch's warning.
-      reduce: deprecated (see `reduction`): False gives a loss per element and ignores
-        `size_average`. Default: None (torch's True); given, it overrides `reduction` with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: an index-target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       label_smoothing: in [0, 1]; mixes the target with the uniform distribution (default 0.0).
