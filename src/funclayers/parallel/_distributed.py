@@ -221,7 +221,7 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
 
     Example:
       >>> model = fl.parallel.convert_sync_batchnorm(fl.Sequential(fl.Conv2d(3, 8, 3), fl.BatchNorm2d(8)))
-      >>> model                         # Sequential( (0): Conv2d(...) (1): SyncBatchNorm(8, ...) )
+      >>> model
       Sequential(
         (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))
         (1): SyncBatchNorm(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
