@@ -9,9 +9,17 @@
   The examples that do not run yet (they use inputs they do not define) are listed in
   NOT_YET_RUNNABLE and xfail strictly: fixing one makes its test XPASS, i.e. fail, until it is
   removed from the list.
+- `test_args_lists_each_parameter`: each parameter of a public name has its own `name: meaning`
+  entry in the docstring's Args section (only `device, dtype` may share one), saying its default
+  where it has one; the site renders each entry as a row of the parameter table.
+- `test_examples_show_values_as_output` / `test_example_shows_a_value`: an example shows values as
+  doctest output (`>>> y.shape` then `(20, 33, 24)`), never as a trailing comment
+  (`>>> y, _ = layer.apply(...)   # (20, 33, 24)`), and shows at least one.
+- `test_readme_code_blocks_*`: the README's code blocks stay code blocks on the pages made from it
+  (the Getting started page once ran the Install block's lines into one paragraph).
 - `test_docs_build`: `mkdocs build --strict` (warnings are errors: a docstring griffe cannot parse,
   a broken link or cross-reference), executing the tutorial notebooks so that the site shows their
-  outputs.
+  outputs; every parameter has its row on the built pages and the install block is code.
 """
 
 import doctest
