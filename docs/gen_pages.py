@@ -188,16 +188,28 @@ def family_pages() -> dict[str, str]:
 
 
 def _readme_sections(text: str) -> dict[str, str]:
-    """README.md split at its `## ` headings: {heading: body}; the text before the first is ''."""
+    """README.md split at its `## ` headings: {heading: body}; the text before the first is ''.
+
+    Each body loses its leading and trailing blank lines only: the README writes code blocks
+    indented by 4 spaces, and a body that opens with one (Install's pip lines) would turn into a
+    paragraph if its first line lost its indent (the site once ran those lines together)."""
     sections, current, body = {}, "", []
+    fenced = False
     for line in text.splitlines():
-        if line.startswith("## "):
-            sections[current] = "\n".join(body).strip() + "\n"
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if line.startswith("## ") and not fenced:
+            sections[current] = _strip_blank_lines(body)
             current, body = line[3:].strip(), []
         else:
             body.append(line)
-    sections[current] = "\n".join(body).strip() + "\n"
+    sections[current] = _strip_blank_lines(body)
     return sections
+
+
+def _strip_blank_lines(lines: list[str]) -> str:
+    """The lines joined, without the blank ones at either end, and the leading spaces of the first kept."""
+    return "\n".join(lines).strip("\n").rstrip() + "\n"
 
 
 def _read(*parts) -> str:
@@ -211,14 +223,14 @@ def text_pages() -> dict[str, str]:
     wanted = ["", "Install", "Ten lines", "Porting from torch", "The contract", "Layers", "Run it"]
     if missing := [h for h in wanted if h not in readme]:
         raise RuntimeError(f"README.md lacks the sections {missing} that docs/gen_pages.py builds pages from")
-    intro = readme[""].split("\n", 1)[1].strip()  # without the "# funclayers" title
+    intro = readme[""].split("\n", 1)[1].strip("\n").rstrip()  # without the "# funclayers" title
     contract = readme["The contract"]
     alloc_start = contract.index("**CPU memory allocator.**")
     allocator = contract[alloc_start:].split("\n\n")[0]
     pages = {
         "index.md": "\n\n".join([
             "# Getting started", intro, "## Install", readme["Install"], "## Ten lines", readme["Ten lines"],
-            "## The contract in short", contract[:alloc_start].strip(),
+            "## The contract in short", contract[:alloc_start].strip("\n").rstrip(),
             "The full contract is on [its own page](contract.md); every layer's page is under *API*; "
             "the tutorials are notebooks, rendered with their outputs.", "## Run it", readme["Run it"]]),
         "interop.md": "# Porting from torch\n\n" + readme["Porting from torch"]

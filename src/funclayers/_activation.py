@@ -84,7 +84,7 @@ def threshold(input: Any, threshold: float, value: float, inplace: bool = False)
       input: the input array, any shape, integer or floating.
       threshold: elements <= threshold are replaced.
       value: what replaces them.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -106,7 +106,7 @@ def relu(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, integer or floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -134,7 +134,7 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
       input: the input array, any shape, integer or floating.
       min_val: the lower end of the clipping range, default -1.
       max_val: the upper end, default 1; min_val must not exceed max_val.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -156,7 +156,7 @@ def relu6(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -174,7 +174,7 @@ def hardsigmoid(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -207,7 +207,7 @@ def hardswish(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -276,7 +276,7 @@ def Threshold(threshold: float, value: float, inplace: bool = False) -> Layer:
     Args:
       threshold: elements <= threshold are replaced.
       value: what replaces them.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -297,7 +297,7 @@ def ReLU(inplace: bool = False) -> Layer:
     """max(0, x); torch.nn.ReLU.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -322,9 +322,9 @@ def Hardtanh(
     Args:
       min_val: the lower end of the clipping range, default -1.
       max_val: the upper end, default 1; it must exceed min_val.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      min_value: deprecated alias of min_val; wins when given.
-      max_value: deprecated alias of max_val; wins when given.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      min_value: deprecated alias of min_val; wins when given. Default: None.
+      max_value: deprecated alias of max_val; wins when given. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -348,7 +348,7 @@ def ReLU6(inplace: bool = False) -> Layer:
     """min(max(0, x), 6); torch.nn.ReLU6.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -365,7 +365,7 @@ def Hardsigmoid(inplace: bool = False) -> Layer:
     """Piecewise-linear sigmoid: clip((x + 3) / 6, 0, 1); torch.nn.Hardsigmoid.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -383,7 +383,7 @@ def Hardswish(inplace: bool = False) -> Layer:
     """x * clip((x + 3) / 6, 0, 1); torch.nn.Hardswish.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.

@@ -26,7 +26,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
     Args:
       input: the input array, any shape, floating.
       negative_slope: the slope for x <= 0, default 0.01.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -113,8 +113,8 @@ def rrelu(
       lower: the lower bound of the random slopes, default 1/8.
       upper: the upper bound, default 1/3; lower <= upper.
       training: draw random slopes (True) or use the mean slope (False, the default).
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key for the slopes, keyword-only; required when training and lower < upper.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key for the slopes, keyword-only; required when training and lower < upper. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -151,7 +151,7 @@ def LeakyReLU(negative_slope: float = 1e-2, inplace: bool = False) -> Layer:
 
     Args:
       negative_slope: the slope for x <= 0, default 0.01.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -176,7 +176,7 @@ def RReLU(lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False)
     Args:
       lower: the lower bound of the random slopes, default 1/8.
       upper: the upper bound, default 1/3; lower <= upper.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -205,9 +205,9 @@ def PReLU(num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype
     """x if x > 0 else a * x with a learnable `a`; torch.nn.PReLU. Param: weight (num_parameters,).
 
     Args:
-      num_parameters: 1 (one shared slope) or the number of channels (dim 1 of the input).
+      num_parameters: 1 (one shared slope) or the number of channels (dim 1 of the input). Default: 1.
       init: the initial slope, default 0.25.
-      device: ignored.
+      device: ignored. Default: None.
       dtype: parameter dtype (default float32).
 
     Shape:

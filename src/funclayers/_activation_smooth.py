@@ -39,7 +39,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
     Args:
       input: the input array, any shape, floating.
       alpha: the negative branch's saturation value is -alpha; default 1.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -57,7 +57,7 @@ def selu(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -81,7 +81,7 @@ def celu(input: Any, alpha: float = 1.0, inplace: bool = False) -> jax.Array:
     Args:
       input: the input array, any shape, floating.
       alpha: the negative branch's scale and saturation (-alpha); nonzero, default 1.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -159,7 +159,7 @@ def silu(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -182,7 +182,7 @@ def mish(input: Any, inplace: bool = False) -> jax.Array:
 
     Args:
       input: the input array, any shape, floating.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -396,7 +396,7 @@ def SiLU(inplace: bool = False) -> Layer:
     """x * sigmoid(x) (swish); torch.nn.SiLU.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -414,7 +414,7 @@ def Mish(inplace: bool = False) -> Layer:
     """x * tanh(softplus(x)); torch.nn.Mish.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -433,7 +433,7 @@ def ELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
 
     Args:
       alpha: the negative branch's saturation value is -alpha; default 1.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -452,7 +452,7 @@ def CELU(alpha: float = 1.0, inplace: bool = False) -> Layer:
 
     Args:
       alpha: the negative branch's scale and saturation (-alpha); nonzero, default 1.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -472,7 +472,7 @@ def SELU(inplace: bool = False) -> Layer:
     """1.0507 * elu(x, 1.6733), the self-normalising ELU; torch.nn.SELU.
 
     Args:
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.

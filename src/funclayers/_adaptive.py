@@ -91,8 +91,10 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       n_classes: number of classes.
       cutoffs: increasing class boundaries in [1, n_classes - 1]: classes below cutoffs[0] are in the
         head, [cutoffs[i], cutoffs[i + 1]) form cluster i (the last ends at n_classes).
-      div_value: each cluster's hidden size is in_features // div_value ** (i + 1).
-      head_bias: the head Linear has a bias. dtype: parameter dtype; device: ignored.
+      div_value: each cluster's hidden size is in_features // div_value ** (i + 1). Default: 4.0.
+      head_bias: if True, adds a bias term to the 'head' of the adaptive softmax. Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: input (N, in_features) and target (N,) integer -> output (N,), loss (); unbatched
     input (in_features,) and target () -> output (), loss ().
@@ -102,7 +104,7 @@ def AdaptiveLogSoftmaxWithLoss(in_features: int, n_classes: int, cutoffs: Sequen
       >>> asm = fl.AdaptiveLogSoftmaxWithLoss(16, 100, [10, 40])
       >>> params, state = asm.init(jax.random.PRNGKey(0))
       >>> (out, loss), _ = asm.apply(params, state, jnp.ones((4, 16)), jnp.array([1, 15, 50, 99]))
-      >>> asm.log_prob(params, jnp.ones((4, 16))).shape   # (4, 100)
+      >>> asm.log_prob(params, jnp.ones((4, 16))).shape
       (4, 100)
     """
     del device

@@ -225,7 +225,7 @@ def adaptive_max_pool1d(input: jax.Array, output_size: Any, return_indices: bool
       input: the (N, C, L) or (C, L) array to pool.
       output_size: an int (or a 1-tuple), the target L_out.
       return_indices: also return the flat indices of the maxima over L (int64; int32
-        without jax_enable_x64), the input of MaxUnpool1d.
+        without jax_enable_x64), the input of MaxUnpool1d. Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over L.
@@ -249,7 +249,7 @@ def adaptive_max_pool2d(input: jax.Array, output_size: Any, return_indices: bool
       input: the (N, C, H, W) or (C, H, W) array to pool.
       output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32
-        without jax_enable_x64), the input of MaxUnpool2d.
+        without jax_enable_x64), the input of MaxUnpool2d. Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W.
@@ -279,7 +279,7 @@ def adaptive_max_pool3d(input: jax.Array, output_size: Any, return_indices: bool
       input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
       output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
       return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
-        without jax_enable_x64), the input of MaxUnpool3d.
+        without jax_enable_x64), the input of MaxUnpool3d. Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over D*H*W.
@@ -302,7 +302,7 @@ def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False) -
     Args:
       input: the (N, C, L) or (C, L) array to pool.
       output_size: an int (or a 1-tuple), the target L_out.
-      return_indices: ignored (torch's signature); the indices are always returned.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over L (int64; int32 without jax_enable_x64).
@@ -326,7 +326,7 @@ def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False) -
     Args:
       input: the (N, C, H, W) or (C, H, W) array to pool.
       output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
-      return_indices: ignored (torch's signature); the indices are always returned.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
@@ -350,7 +350,7 @@ def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False) -
     Args:
       input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
       output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
-      return_indices: ignored (torch's signature); the indices are always returned.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over D*H*W (int64; int32 without jax_enable_x64).
@@ -457,6 +457,7 @@ def AdaptiveMaxPool1d(output_size: Any, return_indices: bool = False) -> Layer:
       output_size: an int (or a 1-tuple), the target L_out.
       return_indices: also return the flat indices of the maxima over L (int64; int32
         without jax_enable_x64), the input of MaxUnpool1d: apply then returns `((output, indices), state)`.
+        Default: False.
 
     Shape:
       (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out),
@@ -479,6 +480,7 @@ def AdaptiveMaxPool2d(output_size: Any, return_indices: bool = False) -> Layer:
       output_size: an int (square output) or a pair (H_out, W_out); a None entry keeps that input size.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32
         without jax_enable_x64), the input of MaxUnpool2d: apply then returns `((output, indices), state)`.
+        Default: False.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out),
@@ -500,6 +502,7 @@ def AdaptiveMaxPool3d(output_size: Any, return_indices: bool = False) -> Layer:
       output_size: an int (cubic output) or a triple (D_out, H_out, W_out); a None entry keeps that input size.
       return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
         without jax_enable_x64), the input of MaxUnpool3d: apply then returns `((output, indices), state)`.
+        Default: False.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out),

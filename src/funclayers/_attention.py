@@ -115,24 +115,35 @@ def multi_head_attention_forward(
     """Multi-head attention in torch's (L, N, E) layout; torch.nn.functional.multi_head_attention_forward.
 
     Args:
-      query, key, value: the inputs, (L, N, E), (S, N, E_k), (S, N, E_v), or unbatched without N.
+      query: the queries, (L, N, E), or (L, E) unbatched.
+      key: the keys, (S, N, E_k), or (S, E_k) unbatched.
+      value: the values, (S, N, E_v), or (S, E_v) unbatched.
       embed_dim_to_check: E, checked against the query's last dimension.
       num_heads: H, the number of heads; each gets E // H features.
-      in_proj_weight, in_proj_bias: the packed q, k, v projection (3E, E) and its bias (3E,) or None.
-      bias_k, bias_v: (1, 1, E) biases appended to the keys and values as one more position, or None.
+      in_proj_weight: the packed q, k, v projection (3E, E) (None with use_separate_proj_weight).
+      in_proj_bias: its bias (3E,), or None.
+      bias_k: a (1, 1, E) bias appended to the keys as one more position, or None.
+      bias_v: a (1, 1, E) bias appended to the values as one more position, or None.
       add_zero_attn: append a zero position to the keys and values (after bias_k, bias_v).
       dropout_p: dropout probability on the attention weights.
       training: apply that dropout (default True, as torch's).
-      out_proj_weight, out_proj_bias: the output projection (E, E) and its bias (E,) or None.
-      key_padding_mask: (N, S) ((S,) unbatched), bool (True = ignore that key) or float (added).
-      need_weights: also return the attention weights.
-      attn_mask: (L, S) or (N * H, L, S), bool (True = not attended) or float (added).
-      use_separate_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight: project with the
-        separate (E, E), (E, E_k), (E, E_v) weights instead of in_proj_weight (kdim, vdim != E).
-      static_k, static_v: keys and values replacing the projected ones (below).
-      average_attn_weights: average the returned weights over the heads.
-      is_causal: torch's hint that attn_mask is the causal mask (attn_mask is still required).
-      rng: the dropout key, when `training` and `dropout_p > 0`.
+      out_proj_weight: the output projection (E, E).
+      out_proj_bias: its bias (E,), or None.
+      key_padding_mask: (N, S) ((S,) unbatched), bool (True = ignore that key) or float (added). Default: None.
+      need_weights: also return the attention weights. Default: True.
+      attn_mask: (L, S) or (N * H, L, S), bool (True = not attended) or float (added). Default: None.
+      use_separate_proj_weight: project with the separate q_proj_weight, k_proj_weight and
+        v_proj_weight instead of in_proj_weight (as when kdim, vdim != E). Default: False.
+      q_proj_weight: the (E, E) query projection, with use_separate_proj_weight. Default: None.
+      k_proj_weight: the (E, E_k) key projection, with use_separate_proj_weight. Default: None.
+      v_proj_weight: the (E, E_v) value projection, with use_separate_proj_weight. Default: None.
+      static_k: keys replacing the projected ones (below). Default: None.
+      static_v: values replacing the projected ones (below). Default: None.
+      average_attn_weights: average the returned weights over the heads. Default: True.
+      is_causal: torch's hint that attn_mask is the causal mask (attn_mask is still required). Default: False.
+      rng: the dropout key, when `training` and `dropout_p > 0`. Default: None.
+      _who: internal: the name its errors report (the layer's, when MultiheadAttention calls it).
+        Default: 'multi_head_attention_forward'.
 
     With `need_weights` the weights are computed densely and returned (a query whose every key is
     masked gets NaN, as torch's softmax gives); without, the attention runs through
@@ -284,11 +295,13 @@ def MultiheadAttention(embed_dim: int, num_heads: int, dropout: float = 0.0, bia
       num_heads: H, the number of heads; each gets E // H features (H must divide E).
       dropout: dropout probability on the attention weights in training (needs `rng`); default 0.
       bias: learn in_proj_bias and out_proj.bias; default True.
-      add_bias_kv: learn bias_k, bias_v, appended to the keys and values as one more position.
-      add_zero_attn: append a zero position to the keys and values too.
-      kdim, vdim: the feature sizes of key and value; default embed_dim.
-      batch_first: inputs and output are (N, L, E) instead of (L, N, E).
-      dtype: parameter dtype. device: ignored.
+      add_bias_kv: learn bias_k, bias_v, appended to the keys and values as one more position. Default: False.
+      add_zero_attn: append a zero position to the keys and values too. Default: False.
+      kdim: total number of features for keys. Default: None (uses kdim=embed_dim).
+      vdim: total number of features for values. Default: None (uses vdim=embed_dim).
+      batch_first: inputs and output are (N, L, E) instead of (L, N, E). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Params (torch's names and init): `in_proj_weight` (3E, E) xavier-uniform, or `q_proj_weight` (E, E),
     `k_proj_weight` (E, kdim), `v_proj_weight` (E, vdim) when kdim / vdim differ from E; `in_proj_bias`

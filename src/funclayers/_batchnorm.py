@@ -235,8 +235,10 @@ def batch_norm(input: jax.Array, running_mean: jax.Array | None, running_var: ja
 
     Args:
       input: the (N, C, *) floating-point array.
-      running_mean, running_var: (C,) buffers or None; normalise with them when not training.
-      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      running_mean: the (C,) running mean buffer or None; normalise with it when not training.
+      running_var: the (C,) running variance buffer or None; normalise with it when not training.
+      weight: optional per-channel scale of shape (C,). Default: None.
+      bias: optional per-channel shift of shape (C,). Default: None.
       training: normalise with the batch's statistics (and update the running ones) (default False).
       momentum: the running-average factor, running = (1 - momentum) running + momentum batch (default 0.1).
       eps: added to the variance (default 1e-5).
@@ -369,7 +371,7 @@ _DOC = """Batch normalisation over {shape} input with torch's running statistics
       affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
       track_running_stats: keep the running statistics in `state`, update them in training and
         normalise with them in eval; else always use the batch's statistics (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' and running statistics' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
@@ -428,8 +430,16 @@ def SyncBatchNorm(num_features: int, eps: float = 1e-5, momentum: float | None =
     Parameters and state: BatchNorm's.
 
     Args:
-      num_features, eps, momentum, affine, track_running_stats, bias: as BatchNorm1d's.
-      device: ignored (JAX places arrays itself). dtype: the parameters' and running statistics' dtype.
+      num_features: C, the channels at axis 1.
+      eps: added to the variance. Default: 1e-5.
+      momentum: the running statistics' update factor, running = (1 - momentum) running +
+        momentum batch; None for the cumulative average. Default: 0.1.
+      affine: learn per-channel `weight` and (if `bias`) `bias`. Default: True.
+      track_running_stats: keep the running statistics in `state`, update them in training and
+        normalise with them in eval; else always use the batch's statistics. Default: True.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' and running statistics' dtype. Default: None (float32).
+      bias: keyword only: learn the additive `bias` too (only with affine). Default: True.
       process_group: the mapped axis name (or a tuple of names) of `jax.pmap`, `shard_map` or
         `jax.vmap(..., axis_name=...)` to reduce over (the names not bound where the layer runs
         are skipped; none bound in training raises ValueError). None, torch's default group: the

@@ -253,14 +253,19 @@ def conv1d(
     Args:
       input: (N, C_in, L) or (C_in, L).
       weight: (C_out, C_in/groups, kW).
-      bias: optional (C_out,).
-      stride, padding, dilation: ints or 1-tuples; padding may be 'valid' or 'same'.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a 1-tuple. Default: 1.
+      padding: implicit zero padding on both sides of the input: an int, a 1-tuple, 'valid' (none) or
+        'same' (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: the spacing between kernel elements, an int or a 1-tuple. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: (N, C_in, L) -> (N, C_out, L_out), L_out = (L + 2p - d(k-1) - 1) // s + 1.
 
     Example:
-      >>> y = conv1d(jnp.ones((2, 4, 10)), jnp.ones((8, 4, 3)), padding="same")   # (2, 8, 10)
+      >>> y = conv1d(jnp.ones((2, 4, 10)), jnp.ones((8, 4, 3)), padding="same")
+      >>> y.shape
+      (2, 8, 10)
     """
     return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
@@ -279,14 +284,19 @@ def conv2d(
     Args:
       input: (N, C_in, H, W) or (C_in, H, W).
       weight: (C_out, C_in/groups, kH, kW).
-      bias: optional (C_out,).
-      stride, padding, dilation: ints or pairs; padding may be 'valid' or 'same'.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the input: an int, a pair, 'valid' (none) or
+        'same' (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: the spacing between kernel elements, an int or a pair. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
 
     Example:
-      >>> y = conv2d(jnp.ones((2, 3, 8, 8)), jnp.ones((16, 3, 3, 3)), stride=2, padding=1)  # (2, 16, 4, 4)
+      >>> y = conv2d(jnp.ones((2, 3, 8, 8)), jnp.ones((16, 3, 3, 3)), stride=2, padding=1)
+      >>> y.shape
+      (2, 16, 4, 4)
     """
     return conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
@@ -305,14 +315,19 @@ def conv3d(
     Args:
       input: (N, C_in, D, H, W) or (C_in, D, H, W).
       weight: (C_out, C_in/groups, kD, kH, kW).
-      bias: optional (C_out,).
-      stride, padding, dilation: ints or triples; padding may be 'valid' or 'same'.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a triple. Default: 1.
+      padding: implicit zero padding on both sides of the input: an int, a triple, 'valid' (none) or
+        'same' (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: the spacing between kernel elements, an int or a triple. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out).
 
     Example:
-      >>> y = conv3d(jnp.ones((1, 2, 4, 4, 4)), jnp.ones((4, 2, 3, 3, 3)), padding=1)  # (1, 4, 4, 4, 4)
+      >>> y = conv3d(jnp.ones((1, 2, 4, 4, 4)), jnp.ones((4, 2, 3, 3, 3)), padding=1)
+      >>> y.shape
+      (1, 4, 4, 4, 4)
     """
     return conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
@@ -443,15 +458,29 @@ def Conv1d(
 ) -> Layer:
     """1-D convolution layer; torch.nn.Conv1d. Params: weight (out, in/groups, k), bias (out,).
 
-    Args: as torch.nn.Conv1d (padding may be an int, a 1-tuple, 'valid' or 'same'; padding_mode one
-    of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a 1-tuple.
+      stride: stride of the convolution, an int or a 1-tuple. Default: 1.
+      padding: padding added to both sides of the input: an int, a 1-tuple, 'valid' (none) or 'same'
+        (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: spacing between kernel elements, an int or a 1-tuple. Default: 1.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
 
     Example:
       >>> conv = fl.Conv1d(16, 33, 3, stride=2)
       >>> params, state = conv.init(jax.random.PRNGKey(0))
-      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))   # (20, 33, 24)
+      >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50)))
+      >>> y.shape
+      (20, 33, 24)
     """
     del device
     return _conv_layer(
@@ -484,8 +513,20 @@ def Conv2d(
 ) -> Layer:
     """2-D convolution layer; torch.nn.Conv2d. Params: weight (out, in/groups, kH, kW), bias (out,).
 
-    Args: as torch.nn.Conv2d (padding may be an int, a pair, 'valid' or 'same'; padding_mode one of
-    'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a pair.
+      stride: stride of the convolution, an int or a pair. Default: 1.
+      padding: padding added to both sides of the input: an int, a pair, 'valid' (none) or 'same'
+        (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: spacing between kernel elements, an int or a pair. Default: 1.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
 
@@ -493,6 +534,8 @@ def Conv2d(
       >>> conv = fl.Conv2d(16, 33, (3, 5), stride=(2, 1), padding=(4, 2))
       >>> params, state = conv.init(jax.random.PRNGKey(0))
       >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 50, 100)))
+      >>> y.shape
+      (20, 33, 28, 100)
     """
     del device
     return _conv_layer(
@@ -525,8 +568,20 @@ def Conv3d(
 ) -> Layer:
     """3-D convolution layer; torch.nn.Conv3d. Params: weight (out, in/groups, kD, kH, kW), bias (out,).
 
-    Args: as torch.nn.Conv3d (padding may be an int, a triple, 'valid' or 'same'; padding_mode one
-    of 'zeros', 'reflect', 'replicate', 'circular'); `dtype` sets the parameter dtype.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a triple.
+      stride: stride of the convolution, an int or a triple. Default: 1.
+      padding: padding added to both sides of the input: an int, a triple, 'valid' (none) or 'same'
+        (the output keeps the input's size; stride 1 only). Default: 0.
+      dilation: spacing between kernel elements, an int or a triple. Default: 1.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
 
@@ -534,6 +589,8 @@ def Conv3d(
       >>> conv = fl.Conv3d(16, 33, 3, stride=2)
       >>> params, state = conv.init(jax.random.PRNGKey(0))
       >>> y, _ = conv.apply(params, state, jnp.ones((20, 16, 10, 50, 100)))
+      >>> y.shape
+      (20, 33, 4, 24, 49)
     """
     del device
     return _conv_layer(

@@ -156,14 +156,21 @@ def conv_transpose1d(
     Args:
       input: (N, C_in, L) or (C_in, L).
       weight: (C_in, C_out/groups, kW).
-      bias: optional (C_out,).
-      stride, padding, output_padding, dilation: ints or 1-tuples.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a 1-tuple. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input, an int or a 1-tuple. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an
+        int or a 1-tuple. Default: 0.
+      dilation: the spacing between kernel elements, an int or a 1-tuple. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: L_out = (L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
 
     Example:
-      >>> y = conv_transpose1d(jnp.ones((2, 4, 10)), jnp.ones((4, 8, 3)), stride=2)   # (2, 8, 21)
+      >>> y = conv_transpose1d(jnp.ones((2, 4, 10)), jnp.ones((4, 8, 3)), stride=2)
+      >>> y.shape
+      (2, 8, 21)
     """
     return conv_transpose_nd(
         "conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding, groups, dilation
@@ -185,15 +192,20 @@ def conv_transpose2d(
     Args:
       input: (N, C_in, H, W) or (C_in, H, W).
       weight: (C_in, C_out/groups, kH, kW).
-      bias: optional (C_out,).
-      stride, padding, output_padding, dilation: ints or pairs.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a pair. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input, an int or a pair. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an
+        int or a pair. Default: 0.
+      dilation: the spacing between kernel elements, an int or a pair. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: H_out = (H - 1) * stride - 2 * padding + dilation * (kH - 1) + output_padding + 1, same for W.
 
     Example:
       >>> y = conv_transpose2d(jnp.ones((1, 4, 5, 5)), jnp.ones((4, 8, 3, 3)), stride=2, padding=1)
-      >>> y.shape  # (1, 8, 9, 9)
+      >>> y.shape
       (1, 8, 9, 9)
     """
     return conv_transpose_nd(
@@ -216,16 +228,21 @@ def conv_transpose3d(
     Args:
       input: (N, C_in, D, H, W) or (C_in, D, H, W).
       weight: (C_in, C_out/groups, kD, kH, kW).
-      bias: optional (C_out,).
-      stride, padding, output_padding, dilation: ints or triples.
-      groups: number of blocked connections from input to output channels.
+      bias: optional (C_out,) bias. Default: None.
+      stride: the stride of the convolving kernel, an int or a triple. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input, an int or a triple. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an
+        int or a triple. Default: 0.
+      dilation: the spacing between kernel elements, an int or a triple. Default: 1.
+      groups: split the input into groups; C_in and C_out must be divisible by it. Default: 1.
 
     Shape: each spatial size becomes
       (size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1.
 
     Example:
       >>> y = conv_transpose3d(jnp.ones((1, 2, 3, 3, 3)), jnp.ones((2, 4, 2, 2, 2)), stride=2)
-      >>> y.shape  # (1, 4, 6, 6, 6)
+      >>> y.shape
       (1, 4, 6, 6, 6)
     """
     return conv_transpose_nd(
@@ -315,15 +332,33 @@ def ConvTranspose1d(
 ) -> Layer:
     """1-D transposed convolution layer; torch.nn.ConvTranspose1d. Params: weight (in, out/groups, k), bias.
 
-    Args: as torch.nn.ConvTranspose1d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a 1-tuple.
+      stride: stride of the convolution, an int or a 1-tuple. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input: the output loses `padding` on each side; an int or a 1-tuple. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an int
+        or a 1-tuple smaller than stride or dilation; `apply(..., output_size=...)` picks it instead. Default: 0.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      dilation: spacing between kernel elements, an int or a 1-tuple. Default: 1.
+      padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
+
+    Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.
 
     Shape: (N, C_in, L) or (C_in, L) -> (N, C_out, L_out) or (C_out, L_out).
 
     Example:
       >>> up = fl.ConvTranspose1d(16, 8, 4, stride=2, padding=1)
       >>> params, state = up.init(jax.random.PRNGKey(0))
-      >>> y, _ = up.apply(params, state, jnp.ones((2, 16, 10)))   # (2, 8, 20)
+      >>> y, _ = up.apply(params, state, jnp.ones((2, 16, 10)))
+      >>> y.shape
+      (2, 8, 20)
     """
     del device
     return _conv_transpose_layer(
@@ -360,8 +395,24 @@ def ConvTranspose2d(
 
     Params: weight (in, out/groups, kH, kW), bias (out,).
 
-    Args: as torch.nn.ConvTranspose2d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a pair.
+      stride: stride of the convolution, an int or a pair. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input: the output loses `padding` on each side; an int or a pair. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an int
+        or a pair smaller than stride or dilation; `apply(..., output_size=...)` picks it instead. Default: 0.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      dilation: spacing between kernel elements, an int or a pair. Default: 1.
+      padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
+
+    Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.
 
     Shape: (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, H_out, W_out) or (C_out, H_out, W_out).
 
@@ -369,6 +420,8 @@ def ConvTranspose2d(
       >>> up = fl.ConvTranspose2d(16, 33, 3, stride=2, padding=1)
       >>> params, state = up.init(jax.random.PRNGKey(0))
       >>> y, _ = up.apply(params, state, jnp.ones((1, 16, 12, 12)), output_size=(1, 33, 24, 24))
+      >>> y.shape
+      (1, 33, 24, 24)
     """
     del device
     return _conv_transpose_layer(
@@ -405,8 +458,24 @@ def ConvTranspose3d(
 
     Params: weight (in, out/groups, kD, kH, kW), bias (out,).
 
-    Args: as torch.nn.ConvTranspose3d (padding_mode must be 'zeros'); `dtype` sets the parameter dtype.
-    `apply(params, state, input, output_size=None)` picks the output padding for `output_size`.
+    Args:
+      in_channels: number of channels in the input image.
+      out_channels: number of channels produced by the convolution.
+      kernel_size: size of the convolving kernel, an int or a triple.
+      stride: stride of the convolution, an int or a triple. Default: 1.
+      padding: `dilation * (kernel_size - 1) - padding` zero-padding is added to both sides of each
+        dimension of the input: the output loses `padding` on each side; an int or a triple. Default: 0.
+      output_padding: additional size added to one side of each dimension of the output shape, an int
+        or a triple smaller than stride or dilation; `apply(..., output_size=...)` picks it instead. Default: 0.
+      groups: number of blocked connections from input channels to output channels; both must be
+        divisible by it. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
+      dilation: spacing between kernel elements, an int or a triple. Default: 1.
+      padding_mode: only 'zeros' is supported (as torch). Default: 'zeros'.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
+
+    Forward: `apply(params, state, input, output_size=None)`; `output_size` picks the output padding.
 
     Shape: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out) or unbatched.
 
@@ -414,6 +483,8 @@ def ConvTranspose3d(
       >>> up = fl.ConvTranspose3d(16, 33, (3, 5, 2), stride=(2, 1, 1), padding=(0, 4, 2))
       >>> params, state = up.init(jax.random.PRNGKey(0))
       >>> y, _ = up.apply(params, state, jnp.ones((2, 16, 5, 10, 10)))
+      >>> y.shape
+      (2, 33, 11, 6, 7)
     """
     del device
     return _conv_transpose_layer(

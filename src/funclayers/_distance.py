@@ -34,9 +34,12 @@ def pairwise_distance(x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6, keepd
     """||x1 - x2 + eps||_p over the last dimension; torch.nn.functional.pairwise_distance.
 
     Args:
-      x1, x2: broadcastable arrays; the norm runs over the last dimension of their broadcast.
-      p: the norm's degree (0 counts non-zeros, inf takes the largest magnitude). eps: added to the
-        difference (torch's). keepdim: keep the reduced dimension.
+      x1: the first input, broadcastable with x2.
+      x2: the second input, broadcastable with x1; the norm runs over the last dimension of their broadcast.
+      p: the norm degree, can be negative (0 counts non-zeros, inf takes the largest magnitude). Default: 2.
+      eps: small value added to the difference x1 - x2 to avoid division by zero. Default: 1e-6.
+      keepdim: keep the reduced vector dimension (as size 1). Default: False.
+      _who: internal: the name its errors report (the layer's, when a layer calls it). Default: 'pairwise_distance'.
 
     Shape: (N, D) and (N, D) or (D,) -> (N,) ((N, 1) with keepdim); (D,) -> ().
 
@@ -60,8 +63,11 @@ def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8, *,
     clamps it in place, outside autograd), so the gradients match torch's also for norms below `eps`.
 
     Args:
-      x1, x2: broadcastable arrays. dim: the dimension of their broadcast to reduce. eps: the
-        smallest norm divided by.
+      x1: the first input, broadcastable with x2.
+      x2: the second input, broadcastable with x1.
+      dim: the dimension of their broadcast along which cosine similarity is computed. Default: 1.
+      eps: small value to avoid division by zero: the smallest norm divided by. Default: 1e-8.
+      _who: internal: the name its errors report (the layer's, when a layer calls it). Default: 'cosine_similarity'.
 
     Shape: (N, D, *) and (N, D, *) with dim=1 -> (N, *).
 
@@ -134,13 +140,17 @@ def PairwiseDistance(p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -
     `apply(params, state, x1, x2)`; see `functional.pairwise_distance`.
 
     Args:
-      p: the norm's degree. eps: added to the difference. keepdim: keep the reduced dimension.
+      p: the norm degree, can be negative. Default: 2.
+      eps: small value added to the difference x1 - x2 to avoid division by zero. Default: 1e-6.
+      keepdim: keep the reduced vector dimension (as size 1). Default: False.
 
     Shape: (N, D) or (D,) inputs -> (N,) or () ((N, 1) / (1,) with keepdim).
 
     Example:
       >>> layer = fl.PairwiseDistance()
-      >>> d, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.zeros((4, 3)))   # (4,)
+      >>> d, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.zeros((4, 3)))
+      >>> d.shape
+      (4,)
     """
     name = f"PairwiseDistance(p={p}, eps={eps}, keepdim={keepdim})"
 
@@ -157,13 +167,16 @@ def CosineSimilarity(dim: int = 1, eps: float = 1e-8) -> Layer:
     `apply(params, state, x1, x2)`; see `functional.cosine_similarity`.
 
     Args:
-      dim: the dimension reduced. eps: the smallest norm divided by.
+      dim: dimension where cosine similarity is computed. Default: 1.
+      eps: small value to avoid division by zero: the smallest norm divided by. Default: 1e-8.
 
     Shape: (*, D, *) inputs (broadcastable) -> the broadcast shape without `dim`.
 
     Example:
       >>> layer = fl.CosineSimilarity(dim=1)
-      >>> s, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.ones((4, 3)))   # [1, 1, 1, 1]
+      >>> s, _ = layer.apply({}, {}, jnp.ones((4, 3)), jnp.ones((4, 3)))
+      >>> s
+      Array([1., 1., 1., 1.], dtype=float32)
     """
     name = f"CosineSimilarity(dim={dim}, eps={eps})"
 

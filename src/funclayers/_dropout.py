@@ -81,8 +81,8 @@ def dropout(
       input: the input array, floating, any shape.
       p: the probability of zeroing an element, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default True.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -107,8 +107,8 @@ def alpha_dropout(
       input: the input array, floating, any shape.
       p: the probability of dropping an element, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default False.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -132,8 +132,8 @@ def feature_alpha_dropout(
       input: the input array, floating, `(N, C, *)` (at least 2-D in training).
       p: the probability of dropping a channel, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default False.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       `(N, C, *)` -> `(N, C, *)`, same shape.
@@ -174,8 +174,8 @@ def dropout1d(
       input: the input array, floating, (N, C, L) or (C, L).
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default True.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       (N, C, L) or (C, L) -> same shape.
@@ -232,8 +232,8 @@ def dropout2d(
       input: the input array, floating, (N, C, H, W).
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default True.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       (N, C, H, W) -> same shape (3-D: (N, C, L), see above).
@@ -267,8 +267,8 @@ def dropout3d(
       input: the input array, floating, (N, C, D, H, W) or (C, D, H, W).
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
       training: apply dropout (True) or return the input unchanged (False); default True.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
-      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1.
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
+      rng: a PRNG key (keyword-only) for the random draws; required when training and 0 < p < 1. Default: None.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> same shape.
@@ -306,7 +306,7 @@ def Dropout(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of zeroing an element, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -335,7 +335,7 @@ def Dropout1d(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       (N, C, L) or (C, L) -> same shape.
@@ -356,7 +356,7 @@ def Dropout2d(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       (N, C, H, W) -> same shape. As in torch 2.13, a 3-D input is read as (N, C, L) with a
@@ -378,7 +378,7 @@ def Dropout3d(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of zeroing a channel, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> same shape.
@@ -400,7 +400,7 @@ def AlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of dropping an element, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -426,7 +426,7 @@ def FeatureAlphaDropout(p: float = 0.5, inplace: bool = False) -> Layer:
 
     Args:
       p: the probability of dropping a channel, in [0, 1], default 0.5.
-      inplace: accepted for torch's signature; no effect (JAX arrays are immutable).
+      inplace: accepted for torch's signature; no effect (JAX arrays are immutable). Default: False.
 
     Shape:
       `(N, C, *)` -> same shape (at least 2-D in training).

@@ -151,14 +151,19 @@ def unfold(input: Any, kernel_size: int | Sequence[int], dilation: int | Sequenc
 
     Args:
       input: (N, C, H, W) or unbatched (C, H, W), floating.
-      kernel_size, dilation, padding, stride: ints or pairs, as in `Conv2d`; zero padding.
+      kernel_size: the size of the sliding blocks, an int or a pair.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the input, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C, H, W) -> (N, C * kh * kw, L), L = blocks_h * blocks_w with
       blocks = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1;
       (C, H, W) -> (C * kh * kw, L).
 
     Example:
-      >>> cols = F.unfold(jnp.ones((2, 5, 3, 4)), kernel_size=(2, 3))   # (2, 30, 4)
+      >>> cols = F.unfold(jnp.ones((2, 5, 3, 4)), kernel_size=(2, 3))
+      >>> cols.shape
+      (2, 30, 4)
     """
     return _unfold(input, kernel_size, dilation, padding, stride, "unfold")
 
@@ -192,13 +197,19 @@ def fold(input: Any, output_size: int | Sequence[int], kernel_size: int | Sequen
     Args:
       input: (N, C * kh * kw, L) or unbatched (C * kh * kw, L) columns, floating.
       output_size: (H, W) of the image (an int means square).
-      kernel_size, dilation, padding, stride: as given to the `unfold` that made the columns.
+      kernel_size: the size of the sliding blocks, an int or a pair, as given to the `unfold` that
+        made the columns.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the image, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C * kh * kw, L) -> (N, C, H, W); (C * kh * kw, L) -> (C, H, W). L must equal
       blocks_h * blocks_w computed from `output_size` as in `unfold`.
 
     Example:
-      >>> img = F.fold(jnp.ones((1, 12, 12)), output_size=(4, 5), kernel_size=2)   # (1, 3, 4, 5)
+      >>> img = F.fold(jnp.ones((1, 12, 12)), output_size=(4, 5), kernel_size=2)
+      >>> img.shape
+      (1, 3, 4, 5)
     """
     return _fold(input, output_size, kernel_size, dilation, padding, stride, "fold")
 
@@ -243,15 +254,17 @@ def Unfold(kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
 
     Args:
       kernel_size: the block size, an int or (kh, kw).
-      dilation: spacing between a block's elements.
-      padding: implicit zero padding on both sides of each spatial dim.
-      stride: step between blocks.
+      dilation: spacing between a block's elements. Default: 1.
+      padding: implicit zero padding on both sides of each spatial dim. Default: 0.
+      stride: step between blocks. Default: 1.
 
     Shape: (N, C, H, W) -> (N, C * kh * kw, L); (C, H, W) -> (C * kh * kw, L).
 
     Example:
       >>> layer = fl.Unfold(kernel_size=(2, 3))
-      >>> cols, _ = layer.apply({}, {}, jnp.ones((2, 5, 3, 4)))   # (2, 30, 4)
+      >>> cols, _ = layer.apply({}, {}, jnp.ones((2, 5, 3, 4)))
+      >>> cols.shape
+      (2, 30, 4)
     """
     name = f"Unfold(kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride})"
     _parse("Unfold", kernel_size, dilation, padding, stride)
@@ -270,13 +283,19 @@ def Fold(output_size: int | Sequence[int], kernel_size: int | Sequence[int],
 
     Args:
       output_size: the image's (H, W), an int for square.
-      kernel_size, dilation, padding, stride: as for the `Unfold` that produced the columns.
+      kernel_size: the size of the sliding blocks, an int or a pair, as for the `Unfold` that
+        produced the columns.
+      dilation: the stride of elements within a block, an int or a pair. Default: 1.
+      padding: implicit zero padding on both sides of the image, an int or a pair. Default: 0.
+      stride: the stride of the sliding blocks, an int or a pair. Default: 1.
 
     Shape: (N, C * kh * kw, L) -> (N, C, H, W); (C * kh * kw, L) -> (C, H, W).
 
     Example:
       >>> layer = fl.Fold(output_size=(4, 5), kernel_size=(2, 2))
-      >>> img, _ = layer.apply({}, {}, jnp.ones((1, 12, 12)))   # (1, 3, 4, 5)
+      >>> img, _ = layer.apply({}, {}, jnp.ones((1, 12, 12)))
+      >>> img.shape
+      (1, 3, 4, 5)
     """
     name = (f"Fold(output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, "
             f"padding={padding}, stride={stride})")

@@ -141,15 +141,15 @@ def fractional_max_pool2d(
     Args:
       input: the (N, C, H, W) or (C, H, W) floating-point array to pool.
       kernel_size: window size, an int or a pair of ints.
-      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
+        Exactly one of output_size and output_ratio is given. Default: None.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32 without
-        jax_enable_x64), the input of MaxUnpool2d.
+        jax_enable_x64), the input of MaxUnpool2d. Default: False.
       _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
-        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`. Default: None.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
-        `_random_samples` is given.
+        `_random_samples` is given. Default: None.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W.
@@ -196,15 +196,15 @@ def fractional_max_pool3d(
     Args:
       input: the (N, C, T, H, W) or (C, T, H, W) floating-point array to pool.
       kernel_size: window size, an int or a triple of ints.
-      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
+        Exactly one of output_size and output_ratio is given. Default: None.
       return_indices: also return the flat indices of the maxima over T*H*W (int64; int32 without
-        jax_enable_x64), the input of MaxUnpool3d.
+        jax_enable_x64), the input of MaxUnpool3d. Default: False.
       _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
-        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`. Default: None.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
-        `_random_samples` is given.
+        `_random_samples` is given. Default: None.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over T*H*W.
@@ -246,14 +246,14 @@ def fractional_max_pool2d_with_indices(
     Args:
       input: the (N, C, H, W) or (C, H, W) floating-point array to pool.
       kernel_size: window size, an int or a pair of ints.
-      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
-      return_indices: ignored (torch's signature); the indices are always returned.
+        Exactly one of output_size and output_ratio is given. Default: None.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
       _random_samples: (N, C, 2) numbers in [0, 1), one per plane and axis
-        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`.
+        ([..., 0] for W and [..., 1] for H), placing the windows; when None they are drawn from `rng`. Default: None.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
-        `_random_samples` is given.
+        `_random_samples` is given. Default: None.
 
     Returns:
       `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
@@ -290,14 +290,14 @@ def fractional_max_pool3d_with_indices(
     Args:
       input: the (N, C, T, H, W) or (C, T, H, W) floating-point array to pool.
       kernel_size: window size, an int or a triple of ints.
-      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
-      return_indices: ignored (torch's signature); the indices are always returned.
+        Exactly one of output_size and output_ratio is given. Default: None.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
       _random_samples: (N, C, 3) numbers in [0, 1), one per plane and axis
-        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`.
+        ([..., 0:3] for T, H, W), placing the windows; when None they are drawn from `rng`. Default: None.
       rng: a jax PRNG key (keyword only; torch uses its global generator), needed unless
-        `_random_samples` is given.
+        `_random_samples` is given. Default: None.
 
     Returns:
       `(output, indices)`, the indices flat over T*H*W (int64; int32 without jax_enable_x64).
@@ -367,14 +367,14 @@ def FractionalMaxPool2d(
 
     Args:
       kernel_size: window size, an int or a pair of ints.
-      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a pair; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a pair in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
+        Exactly one of output_size and output_ratio is given. Default: None.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32 without
-        jax_enable_x64), the input of MaxUnpool2d: apply then returns `((output, indices), state)`.
+        jax_enable_x64), the input of MaxUnpool2d: apply then returns `((output, indices), state)`. Default: False.
       _random_samples: fixed (N, C, 2) samples in [0, 1) ([..., 0] for W and [..., 1] for H), held as torch's buffer
         `state["_random_samples"]`; without them every call (eval mode included, as in torch) draws
-        fresh ones from `apply(..., rng=key)`.
+        fresh ones from `apply(..., rng=key)`. Default: None.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), (H_out, W_out) = output_size
@@ -401,14 +401,14 @@ def FractionalMaxPool3d(
 
     Args:
       kernel_size: window size, an int or a triple of ints.
-      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input.
+      output_size: the output size, an int or a triple; each must satisfy output + kernel - 1 <= input. Default: None.
       output_ratio: instead of output_size, a number or a triple in (0, 1): output = int(input * ratio).
-        Exactly one of output_size and output_ratio is given.
+        Exactly one of output_size and output_ratio is given. Default: None.
       return_indices: also return the flat indices of the maxima over T*H*W (int64; int32 without
-        jax_enable_x64), the input of MaxUnpool3d: apply then returns `((output, indices), state)`.
+        jax_enable_x64), the input of MaxUnpool3d: apply then returns `((output, indices), state)`. Default: False.
       _random_samples: fixed (N, C, 3) samples in [0, 1) ([..., 0:3] for T, H, W), held as torch's buffer
         `state["_random_samples"]`; without them every call (eval mode included, as in torch) draws
-        fresh ones from `apply(..., rng=key)`.
+        fresh ones from `apply(..., rng=key)`. Default: None.
 
     Shape:
       (N, C, T, H, W) or (C, T, H, W) -> (N, C, T_out, H_out, W_out) or (C, T_out, H_out, W_out), the

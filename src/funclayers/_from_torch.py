@@ -67,7 +67,7 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
 
     Args:
       torch_class: a `torch.nn.Module` subclass.
-      fn: the converter; omit it to get a decorator.
+      fn: the converter; omit it to get a decorator. Default: None.
 
     Returns: `fn` (or the decorator).
 
@@ -281,7 +281,7 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
 
     Args:
       module: a `torch.nn.Module`.
-      strict: passed to `fl.load_state_dict` (keep True: the names must match exactly).
+      strict: passed to `fl.load_state_dict` (keep True: the names must match exactly). Default: True.
 
     Returns: `(layer, params, state)`; floating arrays keep the module's dtypes (float64
       needs `jax_enable_x64`).

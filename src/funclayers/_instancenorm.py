@@ -69,8 +69,10 @@ def instance_norm(input: jax.Array, running_mean: jax.Array | None = None,
 
     Args:
       input: the (N, C, *) floating-point array.
-      running_mean, running_var: optional (C,) buffers (default None).
-      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      running_mean: optional (C,) running mean buffer. Default: None.
+      running_var: optional (C,) running variance buffer. Default: None.
+      weight: optional per-channel scale of shape (C,). Default: None.
+      bias: optional per-channel shift of shape (C,). Default: None.
       use_input_stats: normalise with each instance's statistics and update the running ones (default
         True); else normalise with the running statistics.
       momentum: the running-average factor, running = (1 - momentum) running + momentum (batch average
@@ -151,7 +153,7 @@ _DOC = """Instance normalisation of {shape} input; twin of torch.nn.{kind}.
         (batch average of the instance statistics) (default 0.1; None means 0).
       affine: learn per-channel `weight` and (if `bias`) `bias` (default False).
       track_running_stats: keep running statistics, updated in training and used in eval (default False).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' and running statistics' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 

@@ -117,11 +117,11 @@ def load_state_dict(layer: Layer, state_dict: Mapping[str, Any], strict: bool = 
       layer: the funclayers layer the names refer to.
       state_dict: names to numpy arrays, jax arrays or torch tensors.
       strict: as in torch: raise on missing keys, unexpected keys and shape mismatches. With
-        `strict=False` missing entries keep the layer's initial values and extra keys are ignored.
+        `strict=False` missing entries keep the layer's initial values and extra keys are ignored. Default: True.
       dtype: floating entries are cast to the layer's own parameter dtypes (torch's copy
-        semantics); pass `dtype=jnp.float64` to keep a float64 checkpoint's precision.
+        semantics); pass `dtype=jnp.float64` to keep a float64 checkpoint's precision. Default: None.
       example_inputs: keyword only: the example inputs `layer.init(rng, *example_inputs)` sizes
-        lazy layers from (arrays or `jax.ShapeDtypeStruct`s; default none).
+        lazy layers from (arrays or `jax.ShapeDtypeStruct`s). Default: none.
 
     Returns: `(params, state)`.
 

@@ -443,8 +443,8 @@ class Scope:
 
     Args:
       children: the composite's `(name, layer)` pairs.
-      params, state: the composite's params and state (the state is copied, so the forward's
-        updates land in the returned state only).
+      params: the composite's params.
+      state: the composite's state (copied, so the forward's updates land in the returned state only).
       rng: the caller's PRNG key, or None; each child call gets its own key folded from it.
       training: the mode the children run in.
 

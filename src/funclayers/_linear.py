@@ -46,13 +46,15 @@ def linear(input: Any, weight: Any, bias: Any = None) -> jax.Array:
     Args:
       input: `(*, in_features)`, at least 1-D.
       weight: (out_features, in_features), or (in_features,) for a single output without that dim.
-      bias: (out_features,) or None ((), or None, with a 1-D weight).
+      bias: (out_features,) or None ((), or None, with a 1-D weight). Default: None.
 
     Shape:
       `(*, in_features)` -> `(*, out_features)`, or `(*)` with a 1-D weight.
 
     Example:
-      >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))   # (8, 2)
+      >>> y = F.linear(jnp.ones((8, 4)), jnp.ones((2, 4)), jnp.zeros(2))
+      >>> y.shape
+      (8, 2)
     """
     return _linear("linear", input, weight, bias)
 
@@ -91,13 +93,15 @@ def bilinear(input1: Any, input2: Any, weight: Any, bias: Any = None) -> jax.Arr
       input1: `(*, in1_features)`.
       input2: `(*, in2_features)`, with the same leading dims as input1.
       weight: (out_features, in1_features, in2_features).
-      bias: (out_features,) or None.
+      bias: (out_features,) or None. Default: None.
 
     Shape:
       `(*, in1)`, `(*, in2)` -> `(*, out)`.
 
     Example:
-      >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))   # (8, 4)
+      >>> y = F.bilinear(jnp.ones((8, 2)), jnp.ones((8, 3)), jnp.ones((4, 2, 3)))
+      >>> y.shape
+      (8, 4)
     """
     return _bilinear("bilinear", input1, input2, weight, bias)
 
@@ -307,7 +311,9 @@ def Identity(*args: Any, **kwargs: Any) -> Layer:
     """Returns its input unchanged; torch.nn.Identity.
 
     Args:
-      *args, **kwargs: accepted and ignored, as torch's Identity does (handy when swapping it in for a layer).
+      *args: any positional arguments, accepted and ignored as torch's Identity does (handy when
+        swapping it in for a layer).
+      **kwargs: any keyword arguments, accepted and ignored likewise.
 
     Shape:
       `(*)` -> `(*)`, the input itself.
@@ -339,7 +345,7 @@ def Linear(
       in_features: size of each input sample.
       out_features: size of each output sample.
       bias: learn an additive bias, default True.
-      device: ignored.
+      device: ignored. Default: None.
       dtype: parameter dtype (default float32).
 
     Shape:
@@ -348,7 +354,9 @@ def Linear(
     Example:
       >>> layer = fl.Linear(20, 30)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)))   # (128, 30)
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)))
+      >>> y.shape
+      (128, 30)
     """
     del device
     _check_features("Linear", in_features=in_features, out_features=out_features)
@@ -384,10 +392,11 @@ def Bilinear(
     Initialised as torch: weight and bias U(-1/sqrt(in1_features), 1/sqrt(in1_features)).
 
     Args:
-      in1_features, in2_features: sizes of the two inputs (in1_features must be > 0).
+      in1_features: size of each first input sample (must be > 0).
+      in2_features: size of each second input sample.
       out_features: output size.
       bias: learn an additive bias, default True.
-      device: ignored.
+      device: ignored. Default: None.
       dtype: parameter dtype (default float32).
 
     Shape:
@@ -396,7 +405,9 @@ def Bilinear(
     Example:
       >>> layer = fl.Bilinear(20, 30, 40)
       >>> params, state = layer.init(jax.random.PRNGKey(0))
-      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)), jnp.ones((128, 30)))   # (128, 40)
+      >>> y, _ = layer.apply(params, state, jnp.ones((128, 20)), jnp.ones((128, 30)))
+      >>> y.shape
+      (128, 40)
     """
     del device
     _check_features(

@@ -151,16 +151,16 @@ def l1_loss(input: Any, target: Any, size_average: bool | None = None, reduce: b
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
+      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))   # 1.0
+      >>> F.l1_loss(jnp.ones(3), jnp.zeros(3))
       Array(1., dtype=float32)
       >>> F.l1_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), weight=jnp.array([3.0, 1.0]))   # (3 + 3) / 4
       Array(1.5, dtype=float32)
@@ -181,16 +181,16 @@ def mse_loss(input: Any, target: Any, size_average: bool | None = None, reduce: 
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum.
+      weight: optional elementwise weight of the input's shape; 'mean' then divides by its sum. Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))   # 4.0
+      >>> F.mse_loss(jnp.full(3, 2.0), jnp.zeros(3))
       Array(4., dtype=float32)
       >>> F.mse_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), reduction="none")
       Array([1., 9.], dtype=float32)
@@ -219,14 +219,15 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       delta: where the loss turns from quadratic to linear; positive (default 1.0).
       weight: optional elementwise weight of the input's shape; 'mean' still divides by the element count.
+        Default: None.
 
     Shape:
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")
       Array([0.125, 2.5  ], dtype=float32)
-      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", delta=2.0)   # [0.125, 4.0]
+      >>> F.huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", delta=2.0)
       Array([0.125, 4.   ], dtype=float32)
     """
     reduction = resolve_reduction("huber_loss", reduction)
@@ -248,8 +249,8 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
       input: the predictions, floating, any shape.
       target: the input's shape (broadcast against it, with torch's warning, when it differs); an
         integer target is promoted to the input's dtype.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       beta: where the loss turns from quadratic to linear (default 1.0, must be >= 0).
 
@@ -257,9 +258,9 @@ def smooth_l1_loss(input: Any, target: Any, size_average: bool | None = None, re
       input (*), target (*) -> () with reduction 'mean' or 'sum', (*) with 'none'.
 
     Example:
-      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")   # [0.125, 2.5]
+      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none")
       Array([0.125, 2.5  ], dtype=float32)
-      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", beta=2.0)   # [0.0625, 2.0]
+      >>> F.smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none", beta=2.0)
       Array([0.0625, 2.    ], dtype=float32)
     """
     reduction = resolve_reduction("smooth_l1_loss", reduction, size_average, reduce)
@@ -286,8 +287,8 @@ def poisson_nll_loss(input: Any, target: Any, log_input: bool = True, full: bool
       target: counts drawn from it, the input's shape; an integer target is promoted to the input's dtype.
       log_input: the input is the log-rate (default True); else the rate itself.
       full: add the Stirling approximation term of log(target!) (default False).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       eps: added to the input before the log when log_input=False (default 1e-8).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -331,7 +332,7 @@ def gaussian_nll_loss(input: Any, target: Any, var: Any, full: bool = False, eps
       or with one dimension of size 1 -> () with reduction 'mean' or 'sum', the input's shape with 'none'.
 
     Example:
-      >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))   # 0.0
+      >>> F.gaussian_nll_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3))
       Array(0., dtype=float32)
       >>> F.gaussian_nll_loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.full((2, 1), 2.0))   # (log 2 + 1/2) / 2
       Array(0.5965736, dtype=float32)
@@ -397,9 +398,9 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     Args:
       input: probabilities in [0, 1] (checked when concrete, as torch checks).
       target: the input's shape (required: no broadcasting), floating, usually in [0, 1].
-      weight: optional rescaling weight, broadcast to the target's shape.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional rescaling weight, broadcast to the target's shape. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -443,12 +444,12 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     Args:
       input: logits, any shape.
       target: the input's shape (required), floating probabilities in [0, 1].
-      weight: optional rescaling weight, broadcast against the loss.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional rescaling weight, broadcast against the loss. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive term t log sigmoid(x), broadcast against the
-        target along its last (class) dimension: (C,) for C classes; > 1 raises recall.
+        target along its last (class) dimension: (C,) for C classes; > 1 raises recall. Default: None.
 
     Shape:
       input (*), target (*), pos_weight (C,) with * = (..., C) -> () with reduction 'mean' or 'sum',
@@ -487,8 +488,8 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
       input: log-probabilities, floating, any shape.
       target: probabilities (log-probabilities with log_target=True), broadcast against the input;
         floating (torch rejects an integer target here).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns: 'batchmean'
         gives the KL divergence).
       log_target: the target is given as log-probabilities (default False).
@@ -498,7 +499,7 @@ def kl_div(input: Any, target: Any, size_average: bool | None = None, reduce: bo
       by the size of dimension 0), (*) with 'none'.
 
     Example:
-      >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")   # 0.0
+      >>> F.kl_div(jnp.log(jnp.full(2, 0.5)), jnp.full(2, 0.5), reduction="sum")
       Array(0., dtype=float32)
       >>> p = jnp.array([[0.25, 0.75], [0.5, 0.5]])
       >>> F.kl_div(jnp.log(jnp.full((2, 2), 0.5)), p, reduction="batchmean")   # KL(p || 1/2) per row, averaged

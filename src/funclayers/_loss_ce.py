@@ -143,9 +143,9 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
       input: log-probabilities (N, C), (C,) or (N, C, d1, ..., dK), e.g. a log_softmax over dim 1.
       target: integer class indices (N,), () or (N, d1, ..., dK), in [0, C) or `ignore_index`
         (checked when concrete).
-      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: a target value that contributes nothing, neither loss nor weight (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean'; the weighted mean, NaN when every target is ignored).
 
@@ -201,9 +201,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: boo
       target: integer class indices (N,), () or (N, d1, ..., dK) in [0, C) or `ignore_index`; or
         class probabilities of the input's shape (floating).
       weight: optional (C,) class weights; with index targets 'mean' divides by the sum of the
-        non-ignored targets' weights, with probabilities by N * d1 * ... * dK.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+        non-ignored targets' weights, with probabilities by N * d1 * ... * dK. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: an index-target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       label_smoothing: in [0, 1]; mixes the target with the uniform distribution over the C classes,
@@ -362,11 +362,12 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
       input: (in_features,) or (N, in_features) features, floating.
       linear_weight: the classifier's weight, (C, in_features) or (C, d1, ..., dK, in_features).
       target: class indices (), (N,) or (N, d1, ..., dK); or probabilities of the logits' shape.
-      linear_bias: optional (C,) or (C, d1, ..., dK) classifier bias.
-      weight, reduction, label_smoothing: as `cross_entropy` (weight is (C,), reduction 'none' |
-        'mean' | 'sum', label_smoothing in [0, 1]).
-      ignore_index: as `cross_entropy` (None means -100); must stay None with probability targets.
-      options: anything with a `batch_chunk_size` attribute (torch's LinearCrossEntropyOptions), or None.
+      linear_bias: optional (C,) or (C, d1, ..., dK) classifier bias. Default: None.
+      weight: optional (C,) class weights, as `cross_entropy`'s. Default: None.
+      reduction: 'none' | 'mean' | 'sum', as `cross_entropy`'s (default 'mean').
+      label_smoothing: in [0, 1], as `cross_entropy`'s (default 0.0).
+      ignore_index: as `cross_entropy` (None means -100); must stay None with probability targets. Default: None.
+      options: anything with a `batch_chunk_size` attribute (torch's LinearCrossEntropyOptions), or None. Default: None.
 
     Shape:
       input (N, in_features) or (in_features,), linear_weight (C, [d1, ..., dK,] in_features); logits

@@ -50,10 +50,15 @@ def ctc_loss(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: A
     Args:
       log_probs: (T, N, C) or unbatched (T, C) log-probabilities (e.g. log_softmax over C).
       targets: padded (N, S) or concatenated (sum(target_lengths),) class indices, no blanks; (S,) unbatched.
-      input_lengths, target_lengths: (N,) (or () unbatched) integer arrays or sequences; may be traced.
-      blank: the blank class. zero_infinity: infinite losses (impossible alignments) and their
-        gradients become 0.
+      input_lengths: (N,) (or () unbatched) integer array or sequence, each input's length <= T;
+        may be traced.
+      target_lengths: (N,) (or () unbatched) integer array or sequence, each target's length <= S;
+        may be traced.
+      blank: the blank class (default 0).
+      zero_infinity: infinite losses (impossible alignments) and their gradients become 0
+        (default False).
       reduction: 'mean' divides each loss by its target length (at least 1), then averages over the batch.
+        Default: 'mean'.
 
     Shape: -> () or (N,) (() unbatched) with reduction='none'.
 

@@ -23,8 +23,8 @@ def soft_margin_loss(input: Any, target: Any, size_average: bool | None = None, 
     Args:
       input: scores, floating, any shape.
       target: labels 1 or -1, the input's shape; an integer target is promoted to the input's dtype.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -50,9 +50,9 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
     Args:
       input: scores (N, C) or (C,).
       target: the input's shape, 1 for the sample's labels and 0 elsewhere.
-      weight: optional (C,) rescaling weight of each class.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) rescaling weight of each class. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -92,15 +92,15 @@ def multilabel_margin_loss(input: Any, target: Any, size_average: bool | None = 
       input: (C,) or (N, C) scores, floating.
       target: integer, the input's shape: the target class indices of each sample, ended by the
         first -1 (the rest is ignored).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
       input (C,) or (N, C), target alike -> () with reduction 'mean' or 'sum', () or (N,) with 'none'.
 
     Example:
-      >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))   # 0.85
+      >>> F.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))
       Array(0.85, dtype=float32)
     """
     who = "multilabel_margin_loss"
@@ -145,9 +145,9 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       target: integer class indices in [0, C): (N,) or ().
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
-      weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) class weights; each sample's loss is scaled by its target class's weight. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -155,7 +155,7 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
       (N,) or () with 'none'.
 
     Example:
-      >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))   # 0.325
+      >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))
       Array(0.325, dtype=float32)
       >>> F.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]), p=2, margin=0.5)   # 0.1^2 / 4
       Array(0.0025, dtype=float32)
@@ -199,18 +199,19 @@ def margin_ranking_loss(input1: Any, input2: Any, target: Any, margin: float = 0
     target 1 means input1 should rank higher than input2 by at least `margin`, -1 the reverse.
 
     Args:
-      input1, input2: the two scores, floating, (N,) or () (any shapes of equal rank that broadcast).
+      input1: the first scores, floating, (N,) or () (any shape of input2's rank that broadcasts).
+      input2: the second scores, floating, of input1's rank.
       target: 1 or -1, of their shape; an integer target is promoted.
       margin: the required gap (default 0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
       input1 (N,) or (), input2 and target alike -> () with reduction 'mean' or 'sum', (N,) or () with 'none'.
 
     Example:
-      >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))   # 0.0
+      >>> F.margin_ranking_loss(jnp.ones(2), jnp.zeros(2), jnp.ones(2))
       Array(0., dtype=float32)
       >>> F.margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.ones(2), margin=0.5,
       ...                       reduction="none")   # the second pair is ranked the wrong way
@@ -236,8 +237,8 @@ def hinge_embedding_loss(input: Any, target: Any, margin: float = 1.0, size_aver
       input: floating, any shape (e.g. distances).
       target: 1 or -1, the input's shape.
       margin: the distance dissimilar pairs are pushed beyond (default 1.0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -263,11 +264,12 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
     torch.nn.functional.cosine_embedding_loss.
 
     Args:
-      input1, input2: (N, D) or (D,) embeddings, floating.
+      input1: (N, D) or (D,) embeddings, floating.
+      input2: (N, D) or (D,) embeddings, floating, of input1's shape.
       target: 1 (similar) or -1 (dissimilar), (N,) or ().
       margin: in [-1, 1]; dissimilar pairs are penalised above this cosine (default 0; 0 to 0.5 suggested).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -275,7 +277,7 @@ def cosine_embedding_loss(input1: Any, input2: Any, target: Any, margin: float =
       (N,) or () with 'none'.
 
     Example:
-      >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))   # 0.0
+      >>> F.cosine_embedding_loss(jnp.ones((1, 2)), jnp.ones((1, 2)), jnp.ones(1))
       Array(0., dtype=float32)
       >>> x1, x2 = jnp.array([[1.0, 0.0], [1.0, 0.0]]), jnp.array([[1.0, 1.0], [1.0, 1.0]])
       >>> F.cosine_embedding_loss(x1, x2, jnp.array([1, -1]), reduction="none")   # cos = 1 / sqrt 2
@@ -339,13 +341,15 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
     """max(0, margin + d(a, p) - d(a, n)) with the pairwise p-norm distance; torch.nn.functional.triplet_margin_loss.
 
     Args:
-      anchor, positive, negative: (N, D) or (D,) embeddings of equal rank, floating.
+      anchor: (N, D) or (D,) embeddings, floating.
+      positive: embeddings of anchor's rank, the ones to be near it.
+      negative: embeddings of anchor's rank, the ones to be far from it.
       margin: the gap wanted between d(a, n) and d(a, p) (default 1.0).
       p: the norm degree of the distance ||x - y + eps||_p (default 2).
       eps: added to the difference before the norm, for stability (default 1e-6).
-      swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      swap: the distance swap of Balntas et al.: use min(d(a, n), d(p, n)) as the negative distance. Default: False.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -353,10 +357,10 @@ def triplet_margin_loss(anchor: Any, positive: Any, negative: Any, margin: float
       (N,) or () with 'none'.
 
     Example:
-      >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))   # ~0.0
+      >>> F.triplet_margin_loss(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)))
       Array(0., dtype=float32)
       >>> a = jnp.zeros((2, 2))
-      >>> F.triplet_margin_loss(a, a, jnp.array([[2.0, 0.0], [0.5, 0.0]]), reduction="none")   # ~[0, 0.5]
+      >>> F.triplet_margin_loss(a, a, jnp.array([[2.0, 0.0], [0.5, 0.0]]), reduction="none")
       Array([0.        , 0.50000244], dtype=float32)
     """
     who = "triplet_margin_loss"
@@ -373,11 +377,13 @@ def triplet_margin_with_distance_loss(anchor: Any, positive: Any, negative: Any,
     torch.nn.functional.triplet_margin_with_distance_loss.
 
     Args:
-      anchor, positive, negative: embeddings of equal rank, (N, D) or (D,) for the default distance.
+      anchor: embeddings, (N, D) or (D,) for the default distance.
+      positive: embeddings of anchor's rank, the ones to be near it.
+      negative: embeddings of anchor's rank, the ones to be far from it.
       distance_function: a JAX function of two arrays giving their distances (the last dimension
-        reduced); None means pairwise_distance (||x - y + 1e-6||_2).
+        reduced); None means pairwise_distance (||x - y + 1e-6||_2). Default: None.
       margin: the gap wanted between d(a, n) and d(a, p); must be positive (default 1.0).
-      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance.
+      swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance. Default: False.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:

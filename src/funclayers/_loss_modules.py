@@ -40,8 +40,8 @@ def L1Loss(size_average: bool | None = None, reduce: bool | None = None, reducti
     """Mean absolute error |input - target|; torch.nn.L1Loss. apply(params, state, input, target).
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -59,8 +59,8 @@ def MSELoss(size_average: bool | None = None, reduce: bool | None = None, reduct
     """Mean squared error (input - target)^2; torch.nn.MSELoss. apply(params, state, input, target).
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -100,8 +100,8 @@ def SmoothL1Loss(size_average: bool | None = None, reduce: bool | None = None, r
     """Smooth L1: 0.5 d^2 / beta for |d| < beta, else |d| - beta / 2; torch.nn.SmoothL1Loss.
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       beta: where the loss turns from quadratic to linear; >= 0, 0 gives the L1 loss (default 1.0).
 
@@ -122,8 +122,8 @@ def SoftMarginLoss(size_average: bool | None = None, reduce: bool | None = None,
     """Two-class logistic loss log(1 + exp(-target input)); torch.nn.SoftMarginLoss.
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -142,8 +142,8 @@ def MultiLabelMarginLoss(size_average: bool | None = None, reduce: bool | None =
     """Multi-class multi-label hinge loss; torch.nn.MultiLabelMarginLoss (as F.multilabel_margin_loss).
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -164,8 +164,8 @@ def KLDivLoss(size_average: bool | None = None, reduce: bool | None = None, redu
     """KL divergence of target from log-probabilities; torch.nn.KLDivLoss ('batchmean' is the true KL).
 
     Args:
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'batchmean' | 'mean' | 'sum' (default 'mean', which warns in the forward
         pass: it divides by the element count; 'batchmean' divides the sum by the batch size).
       log_target: the target is given as log-probabilities (default False).
@@ -195,8 +195,8 @@ def PoissonNLLLoss(log_input: bool = True, full: bool = False, size_average: boo
       log_input: the input is the log-rate, loss exp(input) - target input (default True); else the
         rate, loss input - target log(input + eps).
       full: add the Stirling approximation term of log(target!) where target > 1 (default False).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       eps: added to the input before the log when log_input=False (default 1e-8).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -244,9 +244,9 @@ def BCELoss(weight: Any = None, size_average: bool | None = None, reduce: bool |
     """Binary cross entropy of probabilities; torch.nn.BCELoss (`weight` is a buffer in state).
 
     Args:
-      weight: optional rescaling weight, broadcast to the target's shape.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional rescaling weight, broadcast to the target's shape. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -267,12 +267,12 @@ def BCEWithLogitsLoss(weight: Any = None, size_average: bool | None = None, redu
     """Sigmoid + binary cross entropy; torch.nn.BCEWithLogitsLoss (`weight`, `pos_weight`: buffers in state).
 
     Args:
-      weight: optional rescaling weight, broadcast against the loss.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional rescaling weight, broadcast against the loss. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       pos_weight: optional weight of the positive examples, broadcast along the target's last
-        (class) dimension: (C,) for C classes.
+        (class) dimension: (C,) for C classes. Default: None.
 
     Shape:
       input (*) logits, target (*) probabilities -> () with reduction 'mean' or 'sum', (*) with 'none'.
@@ -295,9 +295,9 @@ def MultiLabelSoftMarginLoss(weight: Any = None, size_average: bool | None = Non
     """Multi-label one-versus-all logistic loss; torch.nn.MultiLabelSoftMarginLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) rescaling weight of each class.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) rescaling weight of each class. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -320,9 +320,9 @@ def MultiMarginLoss(p: int = 1, margin: float = 1.0, weight: Any = None, size_av
     Args:
       p: 1 or 2, the power of the hinge (default 1).
       margin: the margin (default 1.0).
-      weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) class weights (1-D), scaling each sample's loss by its target's weight. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -349,8 +349,8 @@ def MarginRankingLoss(margin: float = 0.0, size_average: bool | None = None, red
 
     Args:
       margin: the gap wanted between the two scores (default 0.0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -374,8 +374,8 @@ def HingeEmbeddingLoss(margin: float = 1.0, size_average: bool | None = None, re
 
     Args:
       margin: the distance dissimilar pairs (target -1) are pushed beyond (default 1.0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -397,8 +397,8 @@ def CosineEmbeddingLoss(margin: float = 0.0, size_average: bool | None = None, r
 
     Args:
       margin: in [-1, 1]; dissimilar pairs (target -1) are penalised above this cosine (default 0.0).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -424,8 +424,8 @@ def TripletMarginLoss(margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, sw
       p: the norm degree of the pairwise distance (default 2.0).
       eps: added to the difference before the norm (default 1e-6).
       swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
     Shape:
@@ -449,7 +449,7 @@ def TripletMarginWithDistanceLoss(*, distance_function: Callable | None = None, 
 
     Args:
       distance_function: a JAX function of two arrays giving their distances (the last dimension
-        reduced); None means pairwise_distance (Euclidean).
+        reduced); None means pairwise_distance (Euclidean). Default: None.
       margin: the gap wanted between d(a, n) and d(a, p); positive (default 1.0).
       swap: the distance swap: use min(d(a, n), d(p, n)) as the negative distance (default False).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
@@ -479,9 +479,9 @@ def NLLLoss(weight: Any = None, size_average: bool | None = None, ignore_index: 
     """Negative log likelihood of log-probabilities; torch.nn.NLLLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) class weights; 'mean' divides by the sum of the non-ignored targets' weights. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: a target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
 
@@ -532,9 +532,9 @@ def CrossEntropyLoss(weight: Any = None, size_average: bool | None = None, ignor
     """Cross entropy of logits against class indices or probabilities; torch.nn.CrossEntropyLoss (`weight` in state).
 
     Args:
-      weight: optional (C,) class weights.
-      size_average, reduce: deprecated; when either is given they override `reduction` as torch
-        maps them (reduce=False: 'none'; else size_average=False: 'sum'; else 'mean'), with torch's warning.
+      weight: optional (C,) class weights. Default: None.
+      size_average: deprecated; given, it overrides `reduction` (torch's warning); False sums. Default: None.
+      reduce: deprecated; given, it overrides `reduction`; False gives a loss per element. Default: None.
       ignore_index: an index-target value that contributes nothing (default -100).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
       label_smoothing: in [0, 1]; mixes the target with the uniform distribution (default 0.0).
@@ -568,6 +568,7 @@ def CTCLoss(blank: int = 0, reduction: str = "mean", zero_infinity: bool = False
       reduction: 'none' | 'mean' | 'sum' (default 'mean': each loss divided by its target length,
         then averaged over the batch).
       zero_infinity: set infinite losses (inputs too short for their targets) and their gradients to zero.
+        Default: False.
 
     Shape:
       log_probs (T, N, C) or (T, C) (log_softmax over C); targets padded (N, S) or concatenated
@@ -599,12 +600,13 @@ def LinearCrossEntropyLoss(in_features: int, num_classes: int, *, out_features: 
       num_classes: C, the number of classes.
       out_features: (d1, ..., dK) extra class dimensions of a K-dimensional loss (default ()).
       bias: give the linear layer a bias (default False).
-      device: ignored. dtype: the parameters' dtype.
+      device: ignored. Default: None.
+      dtype: the parameters' dtype (default float32).
       reduction: 'none' | 'mean' | 'sum' (default 'mean').
-      weight: optional (C,) class weights.
-      ignore_index: a class-index target that contributes nothing (None means -100).
+      weight: optional (C,) class weights. Default: None.
+      ignore_index: a class-index target that contributes nothing (None means -100). Default: None.
       label_smoothing: in [0, 1] (default 0.0).
-      options: anything with a `batch_chunk_size` attribute (rows per chunk), or None.
+      options: anything with a `batch_chunk_size` attribute (rows per chunk), or None. Default: None.
 
     Shape:
       input (in_features,) or (N, in_features); integer target (), (N,) or (N, d1, ..., dK), or

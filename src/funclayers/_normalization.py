@@ -120,7 +120,8 @@ def layer_norm(input: jax.Array, normalized_shape: Sequence[int] | int, weight: 
     Args:
       input: the (*, *normalized_shape) floating-point array.
       normalized_shape: the trailing shape to normalise over (an int means the last axis).
-      weight, bias: optional elementwise affine, each of shape `normalized_shape` (default None).
+      weight: optional elementwise scale of shape `normalized_shape`. Default: None.
+      bias: optional elementwise shift of shape `normalized_shape`. Default: None.
       eps: added to the biased variance (default 1e-5).
 
     Shape:
@@ -156,7 +157,8 @@ def group_norm(input: jax.Array, num_groups: int, weight: jax.Array | None = Non
     Args:
       input: the (N, C, *) floating-point array.
       num_groups: number of channel groups; must divide C.
-      weight, bias: optional per-channel affine, each of shape (C,) (default None).
+      weight: optional per-channel scale of shape (C,). Default: None.
+      bias: optional per-channel shift of shape (C,). Default: None.
       eps: added to the biased variance (default 1e-5).
 
     Shape:
@@ -289,7 +291,7 @@ def LayerNorm(normalized_shape: int | Sequence[int], eps: float = 1e-5, elementw
       eps: added to the biased variance (default 1e-5).
       elementwise_affine: learn `weight` and (if `bias`) `bias` (default True).
       bias: learn the additive `bias` too (default True; only with elementwise_affine).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
 
     Shape:
@@ -337,7 +339,7 @@ def GroupNorm(num_groups: int, num_channels: int, eps: float = 1e-5, affine: boo
       num_channels: C, the channels expected at axis 1.
       eps: added to the biased variance (default 1e-5).
       affine: learn per-channel `weight` and (if `bias`) `bias` (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
       bias: keyword only: learn the additive `bias` too (default True; only with affine).
 
@@ -390,7 +392,7 @@ def RMSNorm(normalized_shape: int | Sequence[int], eps: float | None = None, ele
       normalized_shape: the trailing shape normalised over (an int means the last axis).
       eps: added to the mean square; None (default) means the input dtype's machine epsilon.
       elementwise_affine: learn `weight` (default True).
-      device: ignored (JAX places arrays itself).
+      device: ignored (JAX places arrays itself). Default: None.
       dtype: the parameters' dtype (default float32).
 
     Shape:

@@ -257,13 +257,13 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float | N
       pad: `(left, right)`, `(left, right, top, bottom)`, ...: pairs from the last dim backwards.
         Negative values crop where torch allows it.
       mode: `"constant"`, `"reflect"` (mirror without repeating the edge; padding must be smaller
-        than the dim), `"replicate"` (repeat the edge) or `"circular"` (wrap around, at most once).
+        than the dim), `"replicate"` (repeat the edge) or `"circular"` (wrap around, at most once). Default: 'constant'.
       value: the fill value of `"constant"` padding (default 0).
 
     Shape: each padded dim grows by `before + after`; other dims are unchanged.
 
     Example:
-      >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")   # [[2, 1, 0, 1, 2, 1]]
+      >>> F.pad(jnp.arange(3.0)[None], (2, 1), mode="reflect")
       Array([[2., 1., 0., 1., 2., 1.]], dtype=float32)
     """
     return _pad(input, pad, mode, value, "pad")
@@ -326,6 +326,8 @@ _DOC = """{what}; torch.nn.{name}.
       >>> x = jnp.ones({x_shape})
       >>> layer = fl.{name}({example})
       >>> y, _ = layer.apply({{}}, {{}}, x)
+      >>> y.shape
+      {y_shape}
 """
 
 _KINDS = {
@@ -347,7 +349,7 @@ def _document(fn, kind: str, n: int):
     unbatched, batched = _rank_names(n)
     fn.__doc__ = _DOC.format(what=what, name=f"{kind}{n}d", sides=_SIDES[n], extra=extra,
                              dims_unbatched=unbatched, dims_batched=batched, limit=limit, example=example,
-                             x_shape=(1, 2) + (5,) * n)
+                             x_shape=(1, 2) + (5,) * n, y_shape=(1, 2) + (9,) * n)
     return fn
 
 

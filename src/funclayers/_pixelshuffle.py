@@ -115,7 +115,7 @@ def channel_shuffle(input: Any, groups: int) -> jax.Array:
       (N, C, *) -> (N, C, *), at least 3 axes; output channel i g + j is input channel j (C / g) + i.
 
     Example:
-      >>> F.channel_shuffle(jnp.arange(6.0).reshape(1, 6, 1), 2)[0, :, 0]   # groups [0 1 2], [3 4 5]
+      >>> F.channel_shuffle(jnp.arange(6.0).reshape(1, 6, 1), 2)[0, :, 0]   # the groups 0 1 2 and 3 4 5, interleaved
       Array([0., 3., 1., 4., 2., 5.], dtype=float32)
     """
     return _channel_shuffle("channel_shuffle", input, groups)

@@ -189,11 +189,11 @@ def max_pool1d(
       input: the (N, C, L) or (C, L) array to pool.
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: also return the flat indices of the maxima (the input of max_unpool1d).
+        right padding is dropped. Default: False.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool1d). Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over L
@@ -230,11 +230,11 @@ def max_pool2d(
       input: the (N, C, H, W) or (C, H, W) array to pool.
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: also return the flat indices of the maxima (the input of max_unpool2d).
+        right padding is dropped. Default: False.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool2d). Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over H*W
@@ -274,11 +274,11 @@ def max_pool3d(
       input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: also return the flat indices of the maxima (the input of max_unpool3d).
+        right padding is dropped. Default: False.
+      return_indices: also return the flat indices of the maxima (the input of max_unpool3d). Default: False.
 
     Returns:
       The pooled array; `(output, indices)` with `return_indices`, the indices flat over D*H*W
@@ -309,11 +309,11 @@ def max_pool1d_with_indices(
       input: the (N, C, L) or (C, L) array to pool.
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: ignored (torch's signature); the indices are always returned.
+        right padding is dropped. Default: False.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over L (int64; int32 without jax_enable_x64).
@@ -340,11 +340,11 @@ def max_pool2d_with_indices(
       input: the (N, C, H, W) or (C, H, W) array to pool.
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: ignored (torch's signature); the indices are always returned.
+        right padding is dropped. Default: False.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over H*W (int64; int32 without jax_enable_x64).
@@ -372,11 +372,11 @@ def max_pool3d_with_indices(
       input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
-      return_indices: ignored (torch's signature); the indices are always returned.
+        right padding is dropped. Default: False.
+      return_indices: ignored (torch's signature); the indices are always returned. Default: False.
 
     Returns:
       `(output, indices)`, the indices flat over D*H*W (int64; int32 without jax_enable_x64).
@@ -425,12 +425,13 @@ def MaxPool1d(
     Args:
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       return_indices: also return the flat indices of the maxima over L (int64; int32
         without jax_enable_x64), the input of `MaxUnpool1d`: apply then returns `((output, indices), state)`.
+        Default: False.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
 
     Shape:
       (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
@@ -459,12 +460,13 @@ def MaxPool2d(
     Args:
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       return_indices: also return the flat indices of the maxima over H*W (int64; int32
         without jax_enable_x64), the input of `MaxUnpool2d`: apply then returns `((output, indices), state)`.
+        Default: False.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
@@ -495,12 +497,13 @@ def MaxPool3d(
     Args:
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel.
-      dilation: spacing between window elements (1: contiguous windows).
+      padding: implicit -inf padding on both sides of each spatial axis, at most half the kernel. Default: 0.
+      dilation: spacing between window elements (1: contiguous windows). Default: 1.
       return_indices: also return the flat indices of the maxima over D*H*W (int64; int32
         without jax_enable_x64), the input of `MaxUnpool3d`: apply then returns `((output, indices), state)`.
+        Default: False.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with

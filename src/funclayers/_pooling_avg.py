@@ -76,9 +76,9 @@ def avg_pool1d(
       input: the (N, C, L) or (C, L) array to pool.
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
 
@@ -112,12 +112,12 @@ def avg_pool2d(
       input: the (N, C, H, W) or (C, H, W) array to pool.
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
-      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero). Default: None.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
@@ -154,12 +154,12 @@ def avg_pool3d(
       input: the (N, C, D, H, W) or (C, D, H, W) array to pool.
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
-      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero). Default: None.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
@@ -208,7 +208,7 @@ def lp_pool1d(
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
@@ -233,7 +233,7 @@ def lp_pool2d(
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
@@ -259,7 +259,7 @@ def lp_pool3d(
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
@@ -302,9 +302,9 @@ def AvgPool1d(
     Args:
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
 
@@ -337,12 +337,12 @@ def AvgPool2d(
     Args:
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
-      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero). Default: None.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
@@ -377,12 +377,12 @@ def AvgPool3d(
     Args:
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel.
+      padding: implicit zero padding on both sides of each spatial axis, at most half the kernel. Default: 0.
       ceil_mode: round the output size up instead of down; a last window that would start in the
-        right padding is dropped.
+        right padding is dropped. Default: False.
       count_include_pad: count the zero padding in each window's divisor (default True); the extra
         cells a ceil_mode window reaches past the padding never count.
-      divisor_override: when given, divide every window's sum by it instead (must be non-zero).
+      divisor_override: when given, divide every window's sum by it instead (must be non-zero). Default: None.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with
@@ -422,7 +422,7 @@ def LPPool1d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a 1-tuple of ints.
       stride: window step, an int or a 1-tuple; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, L) or (C, L) -> (N, C, L_out) or (C, L_out), with
@@ -445,7 +445,7 @@ def LPPool2d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a pair of ints.
       stride: window step, an int or a pair; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out), with
@@ -468,7 +468,7 @@ def LPPool3d(norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: 
         with a negative entry and a fractional p gives NaN (as torch).
       kernel_size: window size, an int or a triple of ints.
       stride: window step, an int or a triple; default (None) `kernel_size`.
-      ceil_mode: round the output size up instead of down (no padding: the last window may be partial).
+      ceil_mode: round the output size up instead of down (no padding: the last window may be partial). Default: False.
 
     Shape:
       (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out) or (C, D_out, H_out, W_out), with

@@ -362,11 +362,12 @@ def RNNBase(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, b
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM).
-      dtype: parameter dtype. device: ignored.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      proj_size: LSTM only: > 0 projects each h_t to proj_size features (see LSTM). Default: 0.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape: as RNN's (LSTM's for mode "LSTM").
 
@@ -393,10 +394,11 @@ def RNN(input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: st
       nonlinearity: "tanh" (default) or "relu".
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      dtype: parameter dtype. device: ignored.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
@@ -438,12 +440,13 @@ def LSTM(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tr
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
       proj_size: > 0 projects each h_t to proj_size features (weight_hr_l{k}), which then
         is H_out; default 0, no projection.
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None, *, rng=None, training=False, lengths=None)` ->
       `((output, (h_n, c_n)), state)`; hx is `(h_0, c_0)` with c_0 (D * num_layers, N, hidden_size).
@@ -478,10 +481,11 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
       num_layers: stacked recurrent layers, each reading the previous one's output; default 1.
       bias: learn the biases b_ih and b_hh; default True.
       batch_first: input and output are (N, L, features) instead of (L, N, features); hx and
-        h_n keep (D * num_layers, N, H_out).
+        h_n keep (D * num_layers, N, H_out). Default: False.
       dropout: dropout on every layer's output but the last, in training (needs `rng`); default 0.
-      bidirectional: also run each layer back to front and concatenate both directions (D = 2).
-      dtype: parameter dtype. device: ignored.
+      bidirectional: also run each layer back to front and concatenate both directions (D = 2). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
       **kwargs: none is accepted; `proj_size` raises torch's ValueError (LSTM only).
 
     Shape: input (L, N, H_in) (or (N, L, H_in) with batch_first, or unbatched (L, H_in)), hx
@@ -491,6 +495,8 @@ def GRU(input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = Tru
     Example:
       >>> gru = fl.GRU(10, 20, 2)
       >>> (output, h_n), _ = gru.apply(*gru.init(jax.random.PRNGKey(0)), jnp.ones((5, 3, 10)))
+      >>> output.shape, h_n.shape
+      ((5, 3, 20), (2, 3, 20))
     """
     del device
     if "proj_size" in kwargs:

@@ -49,8 +49,10 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     Args:
       input: x, the step's input.
       hx: h, the hidden state.
-      w_ih, w_hh: the input and hidden weights (an RNNCell's weight_ih, weight_hh).
-      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+      w_ih: the input-hidden weight (an RNNCell's weight_ih).
+      w_hh: the hidden-hidden weight (an RNNCell's weight_hh).
+      b_ih: the input-hidden bias, or None for none. Default: None.
+      b_hh: the hidden-hidden bias, or None for none. Default: None.
 
     Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
@@ -70,8 +72,10 @@ def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     Args:
       input: x, the step's input.
       hx: h, the hidden state.
-      w_ih, w_hh: the input and hidden weights (an RNNCell's weight_ih, weight_hh).
-      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+      w_ih: the input-hidden weight (an RNNCell's weight_ih).
+      w_hh: the hidden-hidden weight (an RNNCell's weight_hh).
+      b_ih: the input-hidden bias, or None for none. Default: None.
+      b_hh: the hidden-hidden bias, or None for none. Default: None.
 
     Shape: input (B, I), hx (B, H), w_ih (H, I), w_hh (H, H), biases (H,) -> (B, H).
 
@@ -91,9 +95,10 @@ def lstm_cell(input: Any, hx: tuple[Any, Any], w_ih: Any, w_hh: Any, b_ih: Any =
     Args:
       input: x, the step's input.
       hx: the pair (h, c), hidden and cell state.
-      w_ih, w_hh: the input and hidden weights, the four gates stacked (an LSTMCell's weight_ih,
-        weight_hh).
-      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+      w_ih: the input-hidden weight, the four gates stacked (an LSTMCell's weight_ih).
+      w_hh: the hidden-hidden weight, the four gates stacked (an LSTMCell's weight_hh).
+      b_ih: the input-hidden bias, or None for none. Default: None.
+      b_hh: the hidden-hidden bias, or None for none. Default: None.
 
     Shape: input (B, I), hx = (h (B, H), c (B, H)), w_ih (4H, I), w_hh (4H, H), biases (4H,)
       -> (h', c').
@@ -115,9 +120,10 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
     Args:
       input: x, the step's input.
       hx: h, the hidden state.
-      w_ih, w_hh: the input and hidden weights, the three gates stacked (a GRUCell's weight_ih,
-        weight_hh).
-      b_ih, b_hh: the input and hidden biases, or None (the default) for none.
+      w_ih: the input-hidden weight, the three gates stacked (a GRUCell's weight_ih).
+      w_hh: the hidden-hidden weight, the three gates stacked (a GRUCell's weight_hh).
+      b_ih: the input-hidden bias, or None for none. Default: None.
+      b_hh: the hidden-hidden bias, or None for none. Default: None.
 
     Shape: input (B, I), hx (B, H), w_ih (3H, I), w_hh (3H, H), biases (3H,) -> (B, H).
 
@@ -247,7 +253,8 @@ def RNNCell(input_size: int, hidden_size: int, bias: bool = True, nonlinearity: 
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
       nonlinearity: act, "tanh" (default) or "relu".
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 
@@ -274,7 +281,8 @@ def LSTMCell(input_size: int, hidden_size: int, bias: bool = True, device: Any =
       input_size: H_in, the features of the input.
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> ((h', c'), state); hx = (h, c), default zeros.
 
@@ -297,7 +305,8 @@ def GRUCell(input_size: int, hidden_size: int, bias: bool = True, device: Any = 
       input_size: H_in, the features of the input.
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh; default True.
-      dtype: parameter dtype. device: ignored.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Forward: `apply(params, state, input, hx=None)` -> (h', state); hx defaults to zeros.
 

@@ -245,15 +245,17 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     """softmax(Q K^T * scale + mask) V; torch.nn.functional.scaled_dot_product_attention.
 
     Args:
-      query: (..., L, E). key: (..., S, E). value: (..., S, Ev); the same leading dims (with
-        `enable_gqa`, the head dim -3 of key and value may divide query's).
+      query: (..., L, E).
+      key: (..., S, E), with query's leading dims (with `enable_gqa`, its head dim -3 may divide
+        query's).
+      value: (..., S, Ev), with key's leading dims.
       attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
-        broadcastable to (..., L, S).
-      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`).
-      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`.
+        broadcastable to (..., L, S). Default: None.
+      dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`). Default: 0.0.
+      is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`. Default: False.
       scale: default 1 / sqrt(E).
-      enable_gqa: grouped-query attention: key/value heads repeated to query's.
-      rng: PRNG key for the dropout.
+      enable_gqa: grouped-query attention: key/value heads repeated to query's. Default: False.
+      rng: PRNG key for the dropout. Default: None.
 
     A query whose every key is masked out gets 0 (torch's `_safe_softmax`, also what its CPU flash
     kernel gives), and zero gradients. Long sequences run blockwise (see the module docstring).
@@ -262,7 +264,9 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
 
     Example:
       >>> q = k = v = jnp.ones((2, 8, 128, 64))
-      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (2, 8, 128, 64)
+      >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+      >>> out.shape
+      (2, 8, 128, 64)
     """
     who = "scaled_dot_product_attention"
     for name, x in (("query", query), ("key", key), ("value", value)):

@@ -98,7 +98,7 @@ def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
       input: the input array, floating, any shape.
       dim: the dimension that sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
         else 1) with its warning.
-      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument). Default: 3.
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
@@ -119,7 +119,7 @@ def softmin(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any
       input: the input array, floating, any shape.
       dim: the dimension that sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
         else 1) with its warning.
-      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument). Default: 3.
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
@@ -140,7 +140,7 @@ def log_softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype:
       input: the input array, floating, any shape.
       dim: the dimension whose exp sums to 1; None picks torch's legacy default (0 for 0-, 1- and 3-D inputs,
         else 1) with its warning.
-      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument).
+      _stacklevel: internal: the stack level of the warning for dim=None (torch's private argument). Default: 3.
       dtype: cast the input to this dtype first (the output has it too); default: keep the input's.
 
     Shape:
@@ -218,7 +218,7 @@ def Softmax(dim: int | None = None) -> Layer:
 
     Args:
       dim: the dimension along which the output sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
-        3-D inputs and 1 otherwise, with torch's warning.
+        3-D inputs and 1 otherwise, with torch's warning. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -236,7 +236,7 @@ def Softmin(dim: int | None = None) -> Layer:
 
     Args:
       dim: the dimension along which the output sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
-        3-D inputs and 1 otherwise, with torch's warning.
+        3-D inputs and 1 otherwise, with torch's warning. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.
@@ -254,7 +254,7 @@ def LogSoftmax(dim: int | None = None) -> Layer:
 
     Args:
       dim: the dimension along which exp(output) sums to 1. None (deprecated in torch) picks 0 for 0-, 1- and
-        3-D inputs and 1 otherwise, with torch's warning.
+        3-D inputs and 1 otherwise, with torch's warning. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.

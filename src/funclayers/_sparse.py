@@ -175,18 +175,18 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm:
     Args:
       input: integer indices of any shape, in [0, num_embeddings).
       weight: (num_embeddings, embedding_dim).
-      padding_idx: the row that gets no gradient (negative counts from the end).
+      padding_idx: the row that gets no gradient (negative counts from the end). Default: None.
       max_norm: rows of norm above it are renormalised to max_norm in the output (torch does it to
-        the weight in place; see `embedding_renorm` for that weight).
-      norm_type: the p of the p-norm for max_norm.
-      scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`.
-      sparse: accepted for torch compatibility; gradients are dense.
+        the weight in place; see `embedding_renorm` for that weight). Default: None.
+      norm_type: the p of the p-norm for max_norm. Default: 2.0.
+      scale_grad_by_freq: divide each row's gradient by its index's frequency in `input`. Default: False.
+      sparse: accepted for torch compatibility; gradients are dense. Default: False.
 
     Shape:
       input (*) integer, weight (num_embeddings, embedding_dim) -> (*, embedding_dim).
 
     Example:
-      >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))   # (2, 2, 3)
+      >>> F.embedding(jnp.array([[0, 2], [1, 0]]), jnp.eye(3))
       Array([[[1., 0., 0.],
               [0., 0., 1.]],
       <BLANKLINE>
@@ -289,12 +289,18 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
         entry ending the last bag); may be traced under jit. Empty bags give zeros. Concrete offsets
         are checked as torch does (offsets[0] == 0, non-decreasing, offsets[-1] <= N, == N with
         include_last_offset); traced ones are not: positions before offsets[0], or from offsets[-1]
-        on with include_last_offset, then belong to no bag.
-      max_norm, norm_type, scale_grad_by_freq, sparse: as in `embedding`.
-      mode: "sum", "mean" or "max" (per feature).
-      per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only).
-      include_last_offset: offsets has B + 1 entries (CSR layout).
+        on with include_last_offset, then belong to no bag. Default: None.
+      max_norm: rows of norm above max_norm are renormalised to it in the output, as in
+        `embedding`. Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
+        Default: False.
+      sparse: accepted; gradients are dense in JAX. Default: False.
+      mode: "sum", "mean" or "max" (per feature). Default: 'mean'.
+      per_sample_weights: float weights of input's shape, scaling each looked-up row (mode="sum" only). Default: None.
+      include_last_offset: offsets has B + 1 entries (CSR layout). Default: False.
       padding_idx: that index is left out of its bag (and of the mean's count); negative counts from the end.
+        Default: None.
 
     Shape:
       input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); weight
@@ -302,7 +308,7 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
 
     Example:
       >>> w = jnp.arange(30.0).reshape(10, 3)
-      >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")   # (2, D)
+      >>> F.embedding_bag(jnp.array([1, 2, 4, 5, 4, 3]), w, jnp.array([0, 4]), mode="sum")
       Array([[36., 40., 44.],
              [21., 23., 25.]], dtype=float32)
     """
@@ -425,15 +431,19 @@ def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int | None =
     (in `state` instead when frozen: `_freeze=True` or `Embedding.from_pretrained(..., freeze=True)`).
 
     Args:
-      num_embeddings, embedding_dim: the table's size.
-      padding_idx: that row gets no gradient and starts at zero; negative counts from the end.
-      max_norm, norm_type: output rows of norm above max_norm are renormalised to it; torch does
-        that to the weight in place, here the weight is unchanged (`fl.functional.embedding_renorm`
-        returns it).
-      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input.
-      sparse: accepted; gradients are dense in JAX.
-      _weight: an initial weight (any array); _freeze: keep the weight in `state` (no gradient,
-        untouched by optimizers). dtype: parameter dtype; device: ignored.
+      num_embeddings: size of the dictionary of embeddings.
+      embedding_dim: the size of each embedding vector.
+      padding_idx: that row gets no gradient and starts at zero; negative counts from the end. Default: None.
+      max_norm: output rows of norm above max_norm are renormalised to it; torch does that to the
+        weight in place, here the weight is unchanged (`fl.functional.embedding_renorm` returns it).
+        Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the input. Default: False.
+      sparse: accepted; gradients are dense in JAX. Default: False.
+      _weight: an initial weight (any array). Default: None.
+      _freeze: keep the weight in `state` (no gradient, untouched by optimizers). Default: False.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape:
       input (*) integer -> (*, embedding_dim). Out-of-range indices raise outside jit and give NaN
@@ -493,7 +503,9 @@ def _embedding_from_pretrained(embeddings: Any, freeze: bool = True, padding_idx
     Example:
       >>> layer = fl.Embedding.from_pretrained(jnp.array([[1, 2.3, 3], [4, 5.1, 6.3]]))
       >>> params, state = layer.init(None)          # params == {}, state == {"weight": ...}
-      >>> y, _ = layer.apply(params, state, jnp.array([1]))   # [[4, 5.1, 6.3]]
+      >>> y, _ = layer.apply(params, state, jnp.array([1]))
+      >>> y
+      Array([[4. , 5.1, 6.3]], dtype=float32)
     """
     weight = _pretrained_weight("Embedding", embeddings)
     rows, cols = weight.shape
@@ -517,11 +529,20 @@ def EmbeddingBag(num_embeddings: int, embedding_dim: int, max_norm: float | None
     `fl.functional.embedding_bag` (offsets may be traced under jit; empty bags give zeros).
 
     Args:
-      num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse, _weight: as Embedding.
-      mode: "sum", "mean" or "max".
-      include_last_offset: offsets has one entry per bag plus the end of the last bag.
-      padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero.
-      dtype: parameter dtype; device: ignored.
+      num_embeddings: size of the dictionary of embeddings.
+      embedding_dim: the size of each embedding vector.
+      max_norm: rows of norm above max_norm are renormalised to it in the output (the weight is
+        unchanged, see Embedding). Default: None.
+      norm_type: the p of the p-norm compared with max_norm. Default: 2.0.
+      scale_grad_by_freq: each row's gradient is divided by its index's frequency in the
+        mini-batch (not with mode="max"). Default: False.
+      mode: "sum", "mean" or "max". Default: 'mean'.
+      include_last_offset: offsets has one entry per bag plus the end of the last bag. Default: False.
+      padding_idx: that index is left out of its bag and of the mean's count; its row starts at zero. Default: None.
+      sparse: accepted; gradients are dense in JAX. Default: False.
+      _weight: an initial weight (num_embeddings, embedding_dim). Default: None.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype. Default: None (float32).
 
     Shape:
       input (B, N), or (N,) with offsets (B,) ((B + 1,) with include_last_offset); per_sample_weights

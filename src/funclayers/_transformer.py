@@ -117,10 +117,10 @@ def TransformerEncoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
       activation: the feed-forward activation: "relu" (default), "gelu", a callable of one array, or a
         funclayers activation layer such as `fl.GELU("tanh")`.
       layer_norm_eps: the LayerNorms' eps (default 1e-5).
-      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E). Default: False.
       norm_first: pre-norm (LayerNorm before each block) instead of torch's default post-norm.
-      bias: whether the Linear, attention and LayerNorm layers have biases.
-      device: accepted for torch's signature; unused.
+      bias: whether the Linear, attention and LayerNorm layers have biases. Default: True.
+      device: accepted for torch's signature; unused. Default: None.
       dtype: dtype of the parameters (default float32).
 
     Shape:
@@ -193,10 +193,10 @@ def TransformerDecoderLayer(d_model: int, nhead: int, dim_feedforward: int = 204
       activation: the feed-forward activation: "relu" (default), "gelu", a callable of one array, or a
         funclayers activation layer such as `fl.GELU("tanh")`.
       layer_norm_eps: the LayerNorms' eps (default 1e-5).
-      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E). Default: False.
       norm_first: pre-norm (LayerNorm before each block) instead of torch's default post-norm.
-      bias: whether the Linear, attention and LayerNorm layers have biases.
-      device: accepted for torch's signature; unused.
+      bias: whether the Linear, attention and LayerNorm layers have biases. Default: True.
+      device: accepted for torch's signature; unused. Default: None.
       dtype: dtype of the parameters (default float32).
 
     Shape:
@@ -282,9 +282,12 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int, norm: Layer | None
       encoder_layer: the layer to copy, e.g. `fl.TransformerEncoderLayer(...)`; each copy is
         initialised from its own key.
       num_layers: number of copies (at least 1).
-      norm: an optional final layer, usually `fl.LayerNorm(d_model)`.
-      enable_nested_tensor, mask_check: select torch's inference fast path; accepted and without
-        effect here (torch's regular path is computed, see the module docstring).
+      norm: an optional final layer, usually `fl.LayerNorm(d_model)`. Default: None.
+      enable_nested_tensor: selects torch's nested-tensor inference fast path; accepted and
+        without effect here (torch's regular path is computed, see the module docstring).
+        Default: True.
+      mask_check: torch's check of the masks for that fast path; accepted and without effect.
+        Default: True.
 
     Shape:
       src as `encoder_layer` takes it ((S, N, E), (N, S, E) with batch_first, (S, E) unbatched) ->
@@ -331,7 +334,7 @@ def TransformerDecoder(decoder_layer: Layer, num_layers: int, norm: Layer | None
       decoder_layer: the layer to copy, e.g. `fl.TransformerDecoderLayer(...)`; each copy is
         initialised from its own key.
       num_layers: number of copies (at least 1).
-      norm: an optional final layer, usually `fl.LayerNorm(d_model)`.
+      norm: an optional final layer, usually `fl.LayerNorm(d_model)`. Default: None.
 
     Shape:
       tgt (T, N, E) and memory (S, N, E) (batch first or unbatched as `decoder_layer` is
@@ -399,18 +402,21 @@ def Transformer(d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
     Args:
       d_model: the embedding size E (default 512).
       nhead: attention heads per attention layer (default 8).
-      num_encoder_layers, num_decoder_layers: layers of each stack (default 6 each).
+      num_encoder_layers: the number of sub-encoder-layers in the encoder (default 6).
+      num_decoder_layers: the number of sub-decoder-layers in the decoder (default 6).
       dim_feedforward: hidden size of every feed-forward block (default 2048).
       dropout: dropout rate everywhere (default 0.1); active with `training=True` and an `rng`.
       activation: "relu" (default), "gelu" or a callable, as in `TransformerEncoderLayer`.
-      custom_encoder, custom_decoder: layers used instead of the default stacks; called as
-        `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)` and `decoder(tgt, memory, ...)`.
+      custom_encoder: a layer used instead of the default encoder stack, called as
+        `encoder(src, mask=..., src_key_padding_mask=..., is_causal=...)` (default None).
+      custom_decoder: a layer used instead of the default decoder stack, called as
+        `decoder(tgt, memory, ...)` (default None).
       layer_norm_eps: the LayerNorms' eps (default 1e-5).
-      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E).
-      norm_first: pre-norm layers.
-      bias: whether the Linear, attention and LayerNorm layers have biases.
-      device: accepted for torch's signature; unused.
-      dtype: dtype of the parameters.
+      batch_first: inputs and outputs are (N, S, E) instead of (S, N, E). Default: False.
+      norm_first: pre-norm layers. Default: False.
+      bias: whether the Linear, attention and LayerNorm layers have biases. Default: True.
+      device: accepted for torch's signature; unused. Default: None.
+      dtype: dtype of the parameters. Default: None.
 
     Shape:
       src (S, N, E) and tgt (T, N, E); (N, S, E) and (N, T, E) with batch_first; (S, E) and (T, E)

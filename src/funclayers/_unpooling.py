@@ -280,7 +280,9 @@ def MaxUnpool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer
 
     Example:
       >>> x = jnp.arange(20.0).reshape(1, 1, 4, 5)
-      >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)   # (1, 1, 2, 2)
+      >>> (y, idx), _ = fl.MaxPool2d(2, return_indices=True).apply({}, {}, x)
+      >>> y.shape
+      (1, 1, 2, 2)
       >>> restored, _ = fl.MaxUnpool2d(2).apply({}, {}, y, idx, output_size=x.shape)   # default would be 4 x 4
       >>> restored[0, 0]
       Array([[ 0.,  0.,  0.,  0.,  0.],

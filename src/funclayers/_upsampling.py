@@ -161,15 +161,15 @@ def interpolate(input: jax.Array, size: Any = None, scale_factor: Any = None, mo
 
     Args:
       input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
-      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis. Default: None.
       scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
       mode: 'nearest' (default) | 'nearest-exact' | 'linear' (3-D input) | 'bilinear' | 'bicubic' |
         'lanczos' (4-D) | 'trilinear' (5-D) | 'area' (adaptive average pooling).
       align_corners: linear and cubic modes only: map the corner pixel centres onto each other
         (default None, i.e. False).
       recompute_scale_factor: True computes the output size from scale_factor, then uses in/out in
-        the coordinate map instead of 1/scale_factor (torch's rule).
+        the coordinate map instead of 1/scale_factor (torch's rule). Default: None.
       antialias: bilinear/bicubic/lanczos on 4-D input: torch's (and PIL's) antialiased filters,
         whose support widens with the downsampling factor (default False).
 
@@ -236,11 +236,11 @@ def upsample(input: jax.Array, size: Any = None, scale_factor: Any = None, mode:
 
     Args:
       input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
-      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis. Default: None.
       scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
       mode: as `interpolate`'s (default 'nearest').
-      align_corners: linear and cubic modes only: map the corner pixel centres onto each other.
+      align_corners: linear and cubic modes only: map the corner pixel centres onto each other. Default: None.
 
     Shape:
       (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
@@ -260,9 +260,9 @@ def upsample_nearest(input: jax.Array, size: Any = None, scale_factor: Any = Non
 
     Args:
       input: the (N, C, L), (N, C, H, W) or (N, C, D, H, W) array to resize.
-      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis. Default: None.
       scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
 
     Shape:
       (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
@@ -284,9 +284,9 @@ def upsample_bilinear(input: jax.Array, size: Any = None, scale_factor: Any = No
 
     Args:
       input: the (N, C, H, W) array to resize.
-      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis. Default: None.
       scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
 
     Shape:
       (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or
@@ -331,15 +331,16 @@ def Upsample(size: Any = None, scale_factor: Any = None, mode: str = "nearest", 
     area mode, an unknown mode) are raised at construction, not at the first call.
 
     Args:
-      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis.
+      size: the output spatial size, an int (every axis) or a tuple of one int per spatial axis. Default: None.
       scale_factor: instead of size, a multiplier (float or one per spatial axis) of the input's
         spatial size, stored as torch stores it (floats; 0 means None). Exactly one of size and
-        scale_factor is given.
+        scale_factor is given. Default: None.
       mode: 'nearest' (default) | 'nearest-exact' | 'linear' (3-D input) | 'bilinear' | 'bicubic' |
         'lanczos' (4-D) | 'trilinear' (5-D) | 'area'; see `interpolate`.
       align_corners: linear and cubic modes only: map the corner pixel centres onto each other
         (default None, i.e. False).
       recompute_scale_factor: as `interpolate`'s: derive the coordinate map from the computed output size.
+        Default: None.
 
     Shape:
       (N, C, L), (N, C, H, W) or (N, C, D, H, W) -> (N, C, L_out), (N, C, H_out, W_out) or
@@ -362,9 +363,9 @@ def UpsamplingNearest2d(size: Any = None, scale_factor: Any = None) -> Layer:
     calling it does not warn (only the functional `upsample_*` do).
 
     Args:
-      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out).
+      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out). Default: None.
       scale_factor: instead of size, a multiplier (a float or a pair) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
 
     Shape:
       (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or
@@ -388,9 +389,9 @@ def UpsamplingBilinear2d(size: Any = None, scale_factor: Any = None) -> Layer:
     align_corners=True)`; like torch, it does not warn.
 
     Args:
-      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out).
+      size: the output spatial size, an int (every axis) or a tuple of a pair (H_out, W_out). Default: None.
       scale_factor: instead of size, a multiplier (a float or a pair) of the input's
-        spatial size. Exactly one of size and scale_factor is given.
+        spatial size. Exactly one of size and scale_factor is given. Default: None.
 
     Shape:
       (N, C, H, W) -> (N, C, H_out, W_out), with (H_out, W_out) = `size` or

@@ -54,13 +54,13 @@ def affine_grid(theta: jax.Array, size: Any, align_corners: bool | None = None) 
     Args:
       theta: (N, 2, 3) for 2-D or (N, 3, 4) for 3-D affine matrices (floating).
       size: the target output size (N, C, H, W) or (N, C, D, H, W).
-      align_corners: as in grid_sample (None warns, as torch, and means False).
+      align_corners: as in grid_sample (None warns, as torch, and means False). Default: None.
 
     Shape: (N, H, W, 2) or (N, D, H, W, 3), last axis (x, y[, z]).
 
     Example:
       >>> theta = jnp.array([[[1., 0., 0.], [0., 1., 0.]]])
-      >>> F.affine_grid(theta, (1, 3, 4, 5), align_corners=False).shape   # (1, 4, 5, 2)
+      >>> F.affine_grid(theta, (1, 3, 4, 5), align_corners=False).shape
       (1, 4, 5, 2)
     """
     if align_corners is None:
@@ -225,17 +225,17 @@ def grid_sample(input: jax.Array, grid: jax.Array, mode: str = "bilinear", paddi
       input: (N, C, H, W) or (N, C, D, H, W).
       grid: (N, H_out, W_out, 2) or (N, D_out, H_out, W_out, 3): (x, y[, z]) in [-1, 1] (-1 the left/top
         edge), same dtype as input.
-      mode: 'bilinear' (trilinear for 5-D) | 'nearest' | 'bicubic' (4-D only).
-      padding_mode: 'zeros' | 'border' | 'reflection', for positions outside the image.
+      mode: 'bilinear' (trilinear for 5-D) | 'nearest' | 'bicubic' (4-D only). Default: 'bilinear'.
+      padding_mode: 'zeros' | 'border' | 'reflection', for positions outside the image. Default: 'zeros'.
       align_corners: -1 and 1 are the corner pixels' centres (True) or their outer edges (False;
-        None warns, as torch, and means False).
+        None warns, as torch, and means False). Default: None.
 
     Shape: (N, C, *in) and (N, *out, d) -> (N, C, *out).
 
     Example:
       >>> theta, images = jnp.tile(jnp.eye(2, 3), (2, 1, 1)), jnp.ones((2, 3, 16, 16))
       >>> grid = F.affine_grid(theta, (2, 3, 16, 16), align_corners=False)
-      >>> F.grid_sample(images, grid, align_corners=False).shape   # (2, 3, 16, 16)
+      >>> F.grid_sample(images, grid, align_corners=False).shape
       (2, 3, 16, 16)
     """
     input, grid = jnp.asarray(input), jnp.asarray(grid)

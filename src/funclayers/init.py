@@ -116,7 +116,8 @@ def uniform(key: jax.Array, shape: Shape, dtype: Any = None, a: float = 0.0, b: 
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
       dtype: the result's dtype (default None: float32, torch's default).
-      a, b: the lower and upper bounds (default 0.0, 1.0).
+      a: the lower bound of the uniform distribution (default 0.0).
+      b: the upper bound of the uniform distribution (default 1.0).
 
     Shape:
       any shape -> an array of that shape.
@@ -136,7 +137,8 @@ def normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 0.0, s
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
       dtype: the result's dtype (default None: float32, torch's default).
-      mean, std: the mean and standard deviation (default 0.0, 1.0).
+      mean: the mean of the normal distribution (default 0.0).
+      std: the standard deviation of the normal distribution (default 1.0).
 
     Shape:
       any shape -> an array of that shape.
@@ -156,8 +158,10 @@ def trunc_normal(key: jax.Array, shape: Shape, dtype: Any = None, mean: float = 
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       shape: the result's shape, a sequence of ints, any (0-d and empty shapes included).
       dtype: the result's dtype (default None: float32, torch's default).
-      mean, std: the mean and standard deviation of the untruncated normal (default 0.0, 1.0).
-      a, b: the truncation bounds, in the values' units (default -2.0, 2.0).
+      mean: the mean of the untruncated normal distribution (default 0.0).
+      std: the standard deviation of the untruncated normal distribution (default 1.0).
+      a: the minimum cutoff value, in the values' units (default -2.0).
+      b: the maximum cutoff value, in the values' units (default 2.0).
 
     Shape:
       any shape -> an array of that shape.

@@ -49,9 +49,9 @@ class PackedSequence:
       data: the steps of all sequences, time-major: the first step of every sequence (longest
         first), then the second step of those that have one, and so on. Or a `(data, batch_sizes)`
         pair, as torch accepts.
-      batch_sizes: how many sequences have a step t (concrete; kept as an int64 numpy array).
+      batch_sizes: how many sequences have a step t (concrete; kept as an int64 numpy array). Default: None.
       sorted_indices: the batch order `data` is in, as indices into the original batch (None when
-        the batch came sorted).
+        the batch came sorted). Default: None.
       unsorted_indices: its inverse permutation; default computed from sorted_indices.
 
     Shape: data (sum(lengths), *); batch_sizes (T,) with T the longest length; sorted_indices and
@@ -164,14 +164,16 @@ def pack_padded_sequence(input: Any, lengths: Any, batch_first: bool = False,
     Args:
       input: (T, B, *) padded sequences, or (B, T, *) with batch_first.
       lengths: the length of each sequence (concrete: a list, numpy or jax array), each in [1, T].
-      batch_first: input is (B, T, *).
+      batch_first: input is (B, T, *). Default: False.
       enforce_sorted: lengths must come sorted, longest first (then sorted_indices is None);
-        with False the batch is sorted here (stably) and the order kept in sorted_indices.
+        with False the batch is sorted here (stably) and the order kept in sorted_indices. Default: True.
 
     Shape: (T, B, *) -> PackedSequence with data (sum(lengths), *).
 
     Example:
-      >>> packed = pack_padded_sequence(jnp.ones((5, 3, 4)), [5, 3, 2])   # data (10, 4)
+      >>> packed = pack_padded_sequence(jnp.ones((5, 3, 4)), [5, 3, 2])
+      >>> packed.data.shape
+      (10, 4)
     """
     x = jnp.asarray(input)
     lengths = _int_array(lengths, "lengths")
@@ -213,9 +215,9 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
 
     Args:
       sequence: the PackedSequence.
-      batch_first: return (B, T, *) instead of (T, B, *).
-      padding_value: the value past each sequence's end.
-      total_length: pad to this length (at least the longest sequence) instead of the longest.
+      batch_first: return (B, T, *) instead of (T, B, *). Default: False.
+      padding_value: the value past each sequence's end. Default: 0.0.
+      total_length: pad to this length (at least the longest sequence) instead of the longest. Default: None.
 
     Returns: (padded, lengths): the batch in its original order, and each sequence's length (int64
       numpy array, as torch's CPU tensor).
@@ -259,13 +261,14 @@ def pad_sequence(sequences: Sequence[Any], batch_first: bool = False, padding_va
 
     Args:
       sequences: arrays of shape (L_i, *) with the same trailing dims.
-      batch_first: return (B, T, *) instead of (T, B, *).
-      padding_value: the value of the padding. padding_side: "right" (default) or "left".
+      batch_first: return (B, T, *) instead of (T, B, *). Default: False.
+      padding_value: the value of the padding elements. Default: 0.0.
+      padding_side: the side to pad the sequences on, "right" or "left". Default: "right".
 
     Shape: [(L_i, *)] -> (T, B, *) with T = max L_i.
 
     Example:
-      >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape   # (25, 2, 300)
+      >>> pad_sequence([jnp.ones((25, 300)), jnp.ones((22, 300))]).shape
       (25, 2, 300)
     """
     if isinstance(sequences, (jax.Array, np.ndarray)):
@@ -298,7 +301,7 @@ def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = Fals
     Args:
       padded_sequences: the padded batch, (T, B, *) or (B, T, *) with batch_first.
       lengths: the length of each sequence (concrete).
-      batch_first: the batch is (B, T, *).
+      batch_first: the batch is (B, T, *). Default: False.
 
     Shape: (T, B, *) (or (B, T, *) with batch_first), lengths (B,) -> [(L_i, *)].
 
@@ -321,12 +324,12 @@ def pack_sequence(sequences: Sequence[Any], enforce_sorted: bool = True) -> Pack
     Args:
       sequences: arrays of shape (L_i, *) with the same trailing dims.
       enforce_sorted: the sequences must come longest first; with False they are sorted here and
-        the order kept in `sorted_indices`.
+        the order kept in `sorted_indices`. Default: True.
 
     Shape: [(L_i, *)] -> PackedSequence with data (sum L_i, *).
 
     Example:
-      >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data   # [1 4 6 2 5 3]
+      >>> pack_sequence([jnp.array([1, 2, 3]), jnp.array([4, 5]), jnp.array([6])]).data
       Array([1, 4, 6, 2, 5, 3], dtype=int32)
     """
     lengths = [int(jnp.shape(s)[0]) for s in sequences]

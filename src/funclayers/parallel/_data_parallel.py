@@ -210,7 +210,7 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
       device_ids: indices into `jax.local_devices()` (or jax Device objects); default all of them.
       output_device: where an eager (un-jitted) call gathers its outputs; default `device_ids[0]`.
         Under `jax.jit` XLA places the gathered output.
-      dim: the dimension to scatter the inputs and gather the outputs along.
+      dim: the dimension to scatter the inputs and gather the outputs along. Default: 0.
 
     `apply` splits every array input (positional, or keyword) along `dim` as torch's `scatter` does
     (`torch.chunk`: ceil(N / devices) rows per chunk, fewer devices when the batch is small), runs
@@ -232,8 +232,12 @@ def DataParallel(module: Layer, device_ids: Sequence[int | jax.Device] | None = 
 
     Example:
       >>> model = fl.DataParallel(fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2)))
-      >>> params, state = model.init(jax.random.PRNGKey(0))      # params["module"]["0"]["weight"]
+      >>> params, state = model.init(jax.random.PRNGKey(0))
+      >>> params["module"]["0"]["weight"].shape
+      (8, 4)
       >>> y, state = jax.jit(model.apply)(params, state, jnp.ones((16, 4)))
+      >>> y.shape
+      (16, 2)
     """
     if not isinstance(module, Layer):
         raise TypeError(f"DataParallel: module must be a funclayers Layer, got {type(module).__name__}.")

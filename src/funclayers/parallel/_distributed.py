@@ -82,21 +82,32 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
       module: the funclayers layer; its params and buffers live under `module` (torch's `module.*`).
       device_ids: indices into each process's `jax.local_devices()` (the same on every process);
         default all. torch's one-device-per-process setup is `device_ids=[0]`.
-      dim: the batch dimension of the inputs and outputs.
-      broadcast_buffers / forward_sync_buffers: True (the default) takes the buffers from rank 0
-        at each forward, as torch: host-local buffers are broadcast from process 0, and the
-        buffers returned are those of rank 0's first replica (inside jit every process then holds
-        them). False keeps each process's own buffers as given.
+      dim: the batch dimension of the inputs and outputs. Default: 0.
+      broadcast_buffers: True (the default, None) takes the buffers from rank 0 at each forward,
+        as torch: host-local buffers are broadcast from process 0, and the buffers returned are
+        those of rank 0's first replica (inside jit every process then holds them). False keeps
+        each process's own buffers as given.
+      forward_sync_buffers: torch's newer switch for the same; when given it overrides broadcast_buffers.
+        Default: None.
       init_sync: True (the default) takes host-local params (and optimizer state) from rank 0
         when `make_train_step` first makes them global, as torch's DDP broadcasts its params.
       process_group: the name of the mesh axis (default "distributed_data_parallel"); a
         `SyncBatchNorm(process_group=<that name>)` or with None reduces over all devices.
-      device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used).
-      output_device: accepted for torch's signature, as are bucket_cap_mb, bucket_cap_mb_list,
-        find_unused_parameters, check_reduction, gradient_as_bucket_view, static_graph,
-        delay_all_reduce_named_params, param_to_hook_all_reduce, mixed_precision,
-        skip_all_reduce_unused_params and batched_grad_copy; XLA schedules the all-reduce inside
-        the compiled step (no buckets or hooks) and unused parameters simply get zero gradients.
+      device_mesh: a 1-D `jax.sharding.Mesh` to run on instead (its axis name is used). Default: None.
+      output_device: accepted for torch's signature. Default: None.
+      bucket_cap_mb: accepted: XLA schedules the all-reduce inside the compiled step, without
+        buckets. Default: None.
+      find_unused_parameters: accepted: unused parameters simply get zero gradients. Default: False.
+      check_reduction: accepted (deprecated in torch). Default: False.
+      gradient_as_bucket_view: accepted: there are no buckets. Default: False.
+      static_graph: accepted: a jitted step is a static graph. Default: False.
+      delay_all_reduce_named_params: accepted: no per-parameter hooks. Default: None.
+      param_to_hook_all_reduce: accepted: no per-parameter hooks. Default: None.
+      mixed_precision: accepted and ignored; cast params and inputs yourself. Default: None.
+      skip_all_reduce_unused_params: accepted: unused parameters get zero gradients, all-reduced
+        with the rest. Default: False.
+      bucket_cap_mb_list: accepted: there are no buckets. Default: None.
+      batched_grad_copy: accepted: there is no gradient copy. Default: False.
 
     `apply(params, state, *inputs, rng=None, training=False, **kwargs)` takes this process's local
     batch (numpy or a process-local jax array; it becomes this process's block of the global
@@ -113,7 +124,9 @@ def DistributedDataParallel(module: Layer, device_ids: Sequence[int | jax.Device
     Example:
       >>> # One process, every local device
       >>> ddp = fl.DistributedDataParallel(fl.Sequential(fl.Linear(4, 8), fl.BatchNorm1d(8)))
-      >>> params, state = ddp.init(jax.random.PRNGKey(0))          # params["module"]["0"]["weight"]
+      >>> params, state = ddp.init(jax.random.PRNGKey(0))
+      >>> params["module"]["0"]["weight"].shape
+      (8, 4)
       >>> y, state = ddp.apply(params, state, jnp.ones((6, 4)), training=True)
       >>> y.shape
       (6, 8)
@@ -202,13 +215,13 @@ def convert_sync_batchnorm(module: Layer, process_group: str | tuple[str, ...] |
       module: any funclayers layer (containers and composites included).
       process_group: as SyncBatchNorm's: None reduces over the enclosing DataParallel /
         DistributedDataParallel's devices (plain BatchNorm outside any wrapper), a name (or names)
-        over that mapped axis.
+        over that mapped axis. Default: None.
 
     Shape: the converted layer takes and returns what `module` does.
 
     Example:
       >>> model = fl.parallel.convert_sync_batchnorm(fl.Sequential(fl.Conv2d(3, 8, 3), fl.BatchNorm2d(8)))
-      >>> model                         # Sequential( (0): Conv2d(...) (1): SyncBatchNorm(8, ...) )
+      >>> model
       Sequential(
         (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))
         (1): SyncBatchNorm(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
@@ -285,6 +298,8 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation,
       >>> params, state = model.init(jax.random.PRNGKey(0))
       >>> x, y = jnp.ones((8, 4)), jnp.arange(8) % 3
       >>> params, state, opt_state, loss = step(params, state, optimizer.init(params), x, y, rng=key)
+      >>> loss.shape, bool(jnp.isfinite(loss))
+      ((), True)
     """
     def loss(params, state, inputs, targets, rng):
         outputs, new_state = model.apply(params, state, inputs, rng=rng, training=True)
