@@ -148,10 +148,11 @@ def rrelu_(input: Any, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training:
 
     Args:
       input: the input array, any shape, floating.
-      lower: the lower bound of the random slopes, default 1/8.
-      upper: the upper bound, default 1/3; lower <= upper.
-      training: draw random slopes (True) or use the mean slope (False, the default).
+      lower: lower bound of the uniform distribution of the slopes. Default: 1/8.
+      upper: upper bound of the uniform distribution; lower <= upper. Default: 1/3.
+      training: draw random slopes (True) or use the mean slope (False). Default: False.
       rng: a PRNG key for the slopes, keyword-only; required when training and lower < upper.
+        Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.

@@ -81,9 +81,9 @@ def LazyLinear(out_features: int, bias: bool = True, device: Any = None, dtype: 
 
     Args:
       out_features: size of each output sample.
-      bias: learn an additive bias (default True).
-      device: ignored (JAX places arrays itself).
-      dtype: the parameters' dtype (default float32).
+      bias: if False, the layer will not learn an additive bias. Default: True.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype; None means float32. Default: None.
 
     Shape:
       `(*, in_features)` -> `(*, out_features)`, in_features inferred at init.
@@ -159,14 +159,14 @@ _CONV_DOC = """A {kind} whose `in_channels` comes from the example input; torch.
     Args:
       out_channels: channels produced by the convolution.
       kernel_size: size of the kernel (int or tuple).
-      stride: stride of the convolution (default 1).
+      stride: stride of the convolution. Default: 1.
       padding: {padding}
-{extra}      groups: blocked connections from input to output channels (default 1); must divide
-        in_channels and out_channels.
-      bias: learn an additive bias (default True).
+{extra}      groups: number of blocked connections from input channels to output channels; must
+        divide in_channels and out_channels. Default: 1.
+      bias: if True, adds a learnable bias to the output. Default: True.
 {dilation}      padding_mode: {padding_mode}
-      device: ignored (JAX places arrays itself).
-      dtype: the parameters' dtype (default float32).
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype; None means float32. Default: None.
 
     Shape:
       {shape}, C_in inferred at init.
@@ -182,14 +182,16 @@ _CONV_DOC = """A {kind} whose `in_channels` comes from the example input; torch.
     """
 
 _CONV_ARGS = dict(
-    padding="zero padding on both sides (int, tuple, 'valid' or 'same'; default 0).",
-    extra="", dilation="      dilation: spacing between kernel elements (default 1).\n",
-    padding_mode="'zeros', 'reflect', 'replicate' or 'circular' (default 'zeros').")
+    padding="padding added to all sides of the input (int, tuple, 'valid' or 'same'). Default: 0.",
+    extra="", dilation="      dilation: spacing between kernel elements. Default: 1.\n",
+    padding_mode="'zeros', 'reflect', 'replicate' or 'circular'. Default: 'zeros'.")
 _CONV_T_ARGS = dict(
-    padding="dilation * (kernel_size - 1) - padding zero padding on both sides (default 0).",
-    extra="      output_padding: extra size added to one side of each output dim (default 0).\n",
-    dilation="      dilation: spacing between kernel elements (default 1).\n",
-    padding_mode="only 'zeros' is supported, as in torch (default 'zeros').")
+    padding="dilation * (kernel_size - 1) - padding zeros added to both sides of each input dim.\n"
+            "        Default: 0.",
+    extra="      output_padding: additional size added to one side of each dimension in the output shape.\n"
+          "        Default: 0.\n",
+    dilation="      dilation: spacing between kernel elements. Default: 1.\n",
+    padding_mode="only 'zeros' is supported, as in torch. Default: 'zeros'.")
 
 
 def LazyConv1d(out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
@@ -321,13 +323,16 @@ _NORM_DOC = """A {kind} whose `num_features` comes from the example input; torch
     there is nothing to infer, and `init(rng)` needs no example (torch's num_features stays 0).
 
     Args:
-      eps: added to the variance for numerical stability (default 1e-5).
-      momentum: the running statistics' update factor (default 0.1{momentum_none}).
-      affine: learn per-channel `weight` and `bias` (default True, torch's default for the lazy class).
-      track_running_stats: keep running_mean / running_var, used in eval (default True).
-      device: ignored (JAX places arrays itself).
-      dtype: the parameters' and running statistics' dtype (default float32).
-      bias: keyword only: learn the additive `bias` too (default True; only with affine).
+      eps: a value added to the denominator for numerical stability. Default: 1e-5.
+      momentum: the value used for the running_mean and running_var computation{momentum_none}.
+        Default: 0.1.
+      affine: if True, the layer has learnable per-channel `weight` and `bias`. Default: True
+        (torch's default for the lazy class).
+      track_running_stats: if True, the layer keeps running_mean / running_var, used in eval.
+        Default: True.
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' and running statistics' dtype; None means float32. Default: None.
+      bias: keyword only: learn the additive `bias` too (only with affine). Default: True.
 
     Shape:
       {shape} -> the same shape, C inferred at init.

@@ -236,9 +236,9 @@ def grouped_mm(mat_a: Any, mat_b: Any, *, offs: Any = None, bias: Any = None, ou
       mat_a: the left operand, 2-D or 3-D, floating.
       mat_b: the right operand, 2-D or 3-D, of mat_a's dtype.
       offs: (G,) increasing integer group ends, keyword-only; required when an operand is 2-D, None
-        when both are 3-D.
-      bias: must be None (torch: "Bias not supported yet").
-      out_dtype: the result's dtype; the products accumulate in it (default: mat_a's dtype).
+        when both are 3-D. Default: None.
+      bias: must be None (torch: "Bias not supported yet"). Default: None.
+      out_dtype: the result's dtype; the products accumulate in it. Default: None (mat_a's dtype).
 
     Shape:
       as listed above.

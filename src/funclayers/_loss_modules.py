@@ -504,11 +504,13 @@ def NLLLoss2d(weight: Any = None, size_average: bool | None = None, ignore_index
     """torch's deprecated alias of NLLLoss (the same loss, spatial targets included); torch.nn.NLLLoss2d.
 
     Args:
-      weight: optional (C,) class weights, kept in `state` as torch's buffer.
-      size_average: deprecated; see `reduction` (default None).
-      ignore_index: a target value that contributes nothing (default -100).
-      reduce: deprecated; see `reduction` (default None).
-      reduction: 'none' | 'mean' | 'sum' (default 'mean').
+      weight: a manual rescaling weight given to each class, a (C,) array, kept in `state` as
+        torch's buffer. Default: None (all ones).
+      size_average: deprecated (see `reduction`). Default: None.
+      ignore_index: a target value that is ignored and does not contribute to the input
+        gradient. Default: -100.
+      reduce: deprecated (see `reduction`). Default: None.
+      reduction: 'none' | 'mean' | 'sum'. Default: 'mean'.
 
     Shape:
       input (N, C, d1, ..., dK) (or any shape NLLLoss takes) log-probabilities; target (N, d1, ..., dK)

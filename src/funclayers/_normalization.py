@@ -80,10 +80,11 @@ def normalize(input: Any, p: float = 2.0, dim: int | Sequence[int] = 1, eps: flo
 
     Args:
       input: the input array, floating, any shape.
-      p: the norm's degree (default 2; 0 counts non-zeros, inf takes the largest magnitude).
-      dim: the dimension, or tuple of dimensions, the norm runs over (default 1).
-      eps: the smallest denominator (default 1e-12).
-      out: must be None: JAX arrays are immutable, the result is returned.
+      p: the exponent value in the norm formulation (0 counts non-zeros, inf takes the largest
+        magnitude). Default: 2.
+      dim: the dimension, or tuple of dimensions, to reduce. Default: 1.
+      eps: small value to avoid division by zero. Default: 1e-12.
+      out: must be None: JAX arrays are immutable, the result is returned. Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape.

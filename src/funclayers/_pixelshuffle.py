@@ -150,7 +150,8 @@ def native_channel_shuffle(input: Any, groups: int) -> jax.Array:
       (N, C, *) -> (N, C, *); output channel i g + j is input channel j (C / g) + i.
 
     Example:
-      >>> F.native_channel_shuffle(jnp.arange(6.0).reshape(1, 6, 1), 3)[0, :, 0]   # groups [0 1], [2 3], [4 5]
+      >>> x = jnp.arange(6.0).reshape(1, 6, 1)   # 3 groups of 2 channels: 0 1 | 2 3 | 4 5
+      >>> F.native_channel_shuffle(x, 3)[0, :, 0]
       Array([0., 2., 4., 1., 3., 5.], dtype=float32)
     """
     return _channel_shuffle("native_channel_shuffle", input, groups)

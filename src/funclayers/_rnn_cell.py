@@ -222,8 +222,8 @@ def RNNCellBase(input_size: int, hidden_size: int, bias: bool, num_chunks: int, 
       hidden_size: H, the features of the hidden state.
       bias: learn the biases bias_ih and bias_hh (no default, as in torch).
       num_chunks: the gates stacked in each weight (1 for RNNCell, 4 for LSTMCell, 3 for GRUCell).
-      device: ignored (JAX places arrays itself).
-      dtype: the parameters' dtype (default float32).
+      device: ignored (JAX places arrays itself). Default: None.
+      dtype: the parameters' dtype; None means float32. Default: None.
 
     Shape: no forward; the params are (num_chunks * H, H_in), (num_chunks * H, H) and (num_chunks * H,).
 

@@ -165,11 +165,13 @@ def gumbel_softmax(logits: Any, tau: float = 1, hard: bool = False, eps: float =
 
     Args:
       logits: unnormalised log-probabilities, floating, any shape.
-      tau: the temperature, > 0 (default 1); small values approach one-hot samples.
-      hard: return one-hot samples with the soft sample's gradient (default False).
-      eps: deprecated and unused, as in torch (a value other than 1e-10 warns).
-      dim: the dimension the categories lie along (default -1).
-      rng: a PRNG key for the Gumbel noise, keyword-only and required (torch uses its global generator).
+      tau: non-negative scalar temperature, > 0; small values approach one-hot samples. Default: 1.
+      hard: if True, the returned samples are discretized as one-hot vectors, but differentiated
+        as if they were the soft sample in autograd. Default: False.
+      eps: deprecated and unused, as in torch (a value other than 1e-10 warns). Default: 1e-10.
+      dim: a dimension along which softmax will be computed. Default: -1.
+      rng: a PRNG key for the Gumbel noise, keyword-only; required although its default is None
+        (torch uses its global generator). Default: None.
 
     Shape:
       `(*)` -> `(*)`, same shape; the output sums to 1 along `dim`.
