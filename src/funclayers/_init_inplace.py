@@ -35,8 +35,9 @@ def uniform_(key: jax.Array, tensor: Any, a: float = 0.0, b: float = 1.0, genera
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array whose shape and dtype (floating) the result takes; it is not changed.
-      a, b: the lower and upper bounds (default 0.0, 1.0).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      a: the lower bound of the uniform distribution. Default: 0.0.
+      b: the upper bound of the uniform distribution. Default: 1.0.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape -> the same shape.
@@ -57,8 +58,9 @@ def normal_(key: jax.Array, tensor: Any, mean: float = 0.0, std: float = 1.0, ge
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array whose shape and dtype (floating) the result takes; it is not changed.
-      mean, std: the mean and standard deviation (default 0.0, 1.0).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      mean: the mean of the normal distribution. Default: 0.0.
+      std: the standard deviation of the normal distribution. Default: 1.0.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape -> the same shape.
@@ -79,9 +81,11 @@ def trunc_normal_(key: jax.Array, tensor: Any, mean: float = 0.0, std: float = 1
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array whose shape and dtype (floating) the result takes; it is not changed.
-      mean, std: the mean and standard deviation of the untruncated normal (default 0.0, 1.0).
-      a, b: the truncation bounds, in the values' units (default -2.0, 2.0).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      mean: the mean of the (untruncated) normal distribution. Default: 0.0.
+      std: the standard deviation of the (untruncated) normal distribution. Default: 1.0.
+      a: the minimum cutoff value, in the values' units. Default: -2.0.
+      b: the maximum cutoff value, in the values' units. Default: 2.0.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape -> the same shape.
@@ -180,7 +184,7 @@ def dirac_(key: jax.Array | None, tensor: Any, groups: int = 1) -> jax.Array:
       key: ignored (may be None); taken so that every in-place name is called as (key, tensor, ...).
       tensor: a (C_out, C_in, *kernel_size) array, 3 to 5 dimensions, whose shape and dtype the result
         takes; it is not changed.
-      groups: the conv's groups; C_out must be divisible by it (default 1).
+      groups: the number of groups in the conv layer; C_out must be divisible by it. Default: 1.
 
     Shape:
       (C_out, C_in, k1[, k2[, k3]]) -> the same shape.
@@ -201,8 +205,8 @@ def xavier_uniform_(key: jax.Array, tensor: Any, gain: float = 1.0, generator: A
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array (at least 2-D, floating) whose shape and dtype the result takes; not changed.
         Fans as `calculate_fan_in_and_fan_out`.
-      gain: a scaling factor (default 1.0).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      gain: an optional scaling factor. Default: 1.0.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape with at least 2 dims -> the same shape.
@@ -223,8 +227,8 @@ def xavier_normal_(key: jax.Array, tensor: Any, gain: float = 1.0, generator: An
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array (at least 2-D, floating) whose shape and dtype the result takes; not changed.
-      gain: a scaling factor (default 1.0).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      gain: an optional scaling factor. Default: 1.0.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape with at least 2 dims -> the same shape.
@@ -245,10 +249,12 @@ def kaiming_uniform_(key: jax.Array, tensor: Any, a: float = 0, mode: str = "fan
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array (at least 2-D, floating) whose shape and dtype the result takes; not changed.
-      a: the negative slope of the leaky_relu after this layer (default 0; used with leaky_relu only).
-      mode: "fan_in" (default; keeps the forward pass's variance) or "fan_out" (the backward pass's).
-      nonlinearity: the nonlinearity's name for `calculate_gain` (default "leaky_relu").
-      generator: torch's random generator: accepted and ignored (the key decides).
+      a: the negative slope of the rectifier used after this layer (only used with 'leaky_relu').
+        Default: 0.
+      mode: "fan_in" keeps the forward pass's variance, "fan_out" the backward pass's.
+        Default: "fan_in".
+      nonlinearity: the non-linear function's name for `calculate_gain`. Default: "leaky_relu".
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape with at least 2 dims -> the same shape.
@@ -270,10 +276,11 @@ def kaiming_normal_(key: jax.Array, tensor: Any, a: float = 0, mode: str = "fan_
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array (at least 2-D, floating) whose shape and dtype the result takes; not changed.
-      a: the negative slope of the leaky_relu after this layer (default 0; used with leaky_relu only).
-      mode: "fan_in" (default) or "fan_out".
-      nonlinearity: the nonlinearity's name for `calculate_gain` (default "leaky_relu").
-      generator: torch's random generator: accepted and ignored (the key decides).
+      a: the negative slope of the rectifier used after this layer (only used with 'leaky_relu').
+        Default: 0.
+      mode: "fan_in" or "fan_out". Default: "fan_in".
+      nonlinearity: the non-linear function's name for `calculate_gain`. Default: "leaky_relu".
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       any shape with at least 2 dims -> the same shape.
@@ -294,8 +301,8 @@ def orthogonal_(key: jax.Array, tensor: Any, gain: float = 1, generator: Any = N
     Args:
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: the array (at least 2-D, floating) whose shape and dtype the result takes; not changed.
-      gain: a scaling factor (default 1).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      gain: an optional scaling factor. Default: 1.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       (rows, *rest) with at least 2 dims -> the same shape.
@@ -317,8 +324,8 @@ def sparse_(key: jax.Array, tensor: Any, sparsity: float, std: float = 0.01, gen
       key: a jax.random key (`jax.random.PRNGKey(seed)`).
       tensor: a 2-D floating array whose shape and dtype the result takes (ValueError otherwise); not changed.
       sparsity: the fraction of each column set to zero.
-      std: the standard deviation of the non-zero entries (default 0.01).
-      generator: torch's random generator: accepted and ignored (the key decides).
+      std: the standard deviation of the normal distribution of the non-zero values. Default: 0.01.
+      generator: torch's random generator: accepted and ignored (the key decides). Default: None.
 
     Shape:
       (rows, cols) -> (rows, cols).
