@@ -56,11 +56,12 @@ def get_total_norm(tensors: Any, norm_type: float = 2.0, error_if_nonfinite: boo
       tensors: a pytree of arrays (e.g. gradients), a list of arrays or one array; None leaves
         are skipped, as torch skips parameters without a gradient.
       norm_type: the p of the p-norm: any float, `inf` / `float("inf")` / `"inf"` for the max of
-        the absolute values, `-inf` for their min. Default 2.0.
+        the absolute values, `-inf` for their min. Default: 2.0.
       error_if_nonfinite: raise when the total norm is NaN or infinite. Eagerly this raises a
         ValueError (also a RuntimeError, what torch raises); under `jax.jit` nothing can be
-        raised, and the returned norm is NaN instead (default False).
+        raised, and the returned norm is NaN instead. Default: False.
       foreach: accepted for torch's signature and ignored (XLA fuses the per-array norms).
+        Default: None.
 
     Shape: arrays of any shapes -> a scalar (0-d array).
 
@@ -102,7 +103,7 @@ def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any, for
       parameters: the gradients, a pytree of arrays (None leaves kept as None).
       max_norm: the largest norm the gradients may have.
       total_norm: their total norm (a scalar).
-      foreach: accepted and ignored.
+      foreach: accepted for torch's signature and ignored. Default: None.
 
     Shape: a pytree of arrays -> the same pytree, each array's shape and dtype kept.
 
@@ -133,11 +134,11 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0, er
       parameters: the gradients: a pytree of arrays (None leaves are skipped and kept).
       max_norm: the largest total norm.
       norm_type: the p of the p-norm (`inf` / `"inf"` for the max norm, `-inf` for the min).
-        Default 2.0.
+        Default: 2.0.
       error_if_nonfinite: raise when the total norm is NaN or infinite (eagerly a ValueError
         that is also a RuntimeError, as torch's; under `jax.jit` the norm, and so every clipped
-        gradient, comes back NaN instead). Default False: scale by the non-finite norm anyway.
-      foreach: accepted and ignored.
+        gradient, comes back NaN instead). Default: False (scale by the non-finite norm anyway).
+      foreach: accepted for torch's signature and ignored. Default: None.
 
     Returns: `(clipped_grads, total_norm)`: the gradients' pytree and the norm before clipping.
 
@@ -162,9 +163,9 @@ def clip_grad_norm(parameters: Any, max_norm: float, norm_type: float = 2.0, err
     Args:
       parameters: the gradients (a pytree of arrays).
       max_norm: the largest total norm.
-      norm_type: the p of the p-norm (default 2.0).
-      error_if_nonfinite: as in `clip_grad_norm_` (default False).
-      foreach: accepted and ignored.
+      norm_type: the p of the p-norm. Default: 2.0.
+      error_if_nonfinite: as in `clip_grad_norm_`. Default: False.
+      foreach: accepted for torch's signature and ignored. Default: None.
 
     Returns: `(clipped_grads, total_norm)`.
 
@@ -184,7 +185,7 @@ def clip_grad_value_(parameters: Any, clip_value: float, foreach: bool | None = 
     Args:
       parameters: the gradients, a pytree of arrays (None leaves kept).
       clip_value: the largest absolute value a gradient entry may have.
-      foreach: accepted and ignored.
+      foreach: accepted for torch's signature and ignored. Default: None.
 
     Returns: the clamped gradients (torch clamps `p.grad` in place and returns None).
 
@@ -210,8 +211,9 @@ def clip_grad_norm_transform(max_norm: float, norm_type: float = 2.0, error_if_n
 
     Args:
       max_norm: the largest total norm of the updates.
-      norm_type: the p of the p-norm (default 2.0; `inf` / `"inf"` for the max norm).
+      norm_type: the p of the p-norm (`inf` / `"inf"` for the max norm). Default: 2.0.
       error_if_nonfinite: as in `clip_grad_norm_` (eager: raise; under jit: NaN updates).
+        Default: False.
 
     Shape: updates (a pytree of arrays) -> the same pytree, scaled.
 

@@ -43,14 +43,17 @@ def functional_call(module: Layer, parameters_and_buffers: Any, args: Any = None
     Args:
       module: a funclayers layer.
       parameters_and_buffers: a dict (flat or nested) or a tuple of dicts of replacement arrays.
-      args: the positional inputs (one value, or a tuple of them).
+      args: the positional inputs (one value, or a tuple of them). Default: None (no inputs).
       kwargs: keyword arguments of `apply` (torch's forward kwargs, and `training`, `rng`).
+        Default: None.
       tie_weights: accepted for torch's signature: funclayers params have no tied entries (a
-        shared layer is one entry used twice), so there is nothing to tie.
-      strict: every parameter and buffer must be given, and no unknown name (as torch).
+        shared layer is one entry used twice), so there is nothing to tie. Default: True.
+      strict: if True, every parameter and buffer must be given, and no unknown name (as torch).
+        Default: False.
       base: `(params, state)` for the names not given; without it every name must be given.
-      return_state: also return the new state (training-mode buffer updates). Default False:
-        torch's return value, the output alone.
+        Default: None.
+      return_state: also return the new state (training-mode buffer updates). Default: False
+        (torch's return value, the output alone).
 
     Returns: the layer's output, or `(output, new_state)` with `return_state=True`.
 
