@@ -1,12 +1,13 @@
 """FlexAttention's kernel: a blockwise online softmax that visits only the key blocks a BlockMask lists.
 
 Layout: query rows `n = B * Hq` (batch-major, as torch's (B, Hq, L, E) flattens), query tiles of
-`bq` rows, key/value tiles of `bk` rows. An outer `lax.scan` runs over the query tiles; for tile
-`i` two inner scans run over the slots of its kv-block lists, first the partial blocks (mask_mod
-applied) then the full ones (mask_mod never evaluated). Slot `t` of a list is visited only where
-some row `r` has `t < num_blocks[r, i]` (`lax.cond`): blocks no row lists are skipped, in the
-forward and in the backward. Each row gathers its own kv tile (`kv_indices[r, i, t]`), so rows of
-different batches or heads may list different blocks (document masks).
+`bq` rows, key/value tiles of `bk` rows (the BlockMask's BLOCK_SIZE). An outer `lax.scan` runs over
+the query tiles, an inner one over the key tiles (the tiles are the scans' xs, so their cotangents
+come out stacked, never scattered). Key tile `j` of query tile `i` is visited (`lax.cond`) only if
+some row lists it, partial or full, in the BlockMask: blocks no row lists are skipped in the forward
+and in the backward. The mask_mod is evaluated only on a tile that some row lists as partial; rows
+that list it as full keep every entry, rows that list it nowhere none (rows of different batches or
+heads may list different blocks: document masks).
 
 Every query tile and every inner step is under `jax.checkpoint`: the backward recomputes a tile's
 scores instead of storing them, so memory stays O(L x block) per row, never O(L x S). The running
@@ -47,14 +48,13 @@ def _tile_mod(fn: Callable, with_score: bool) -> Callable:
 
 
 def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable | None, mask_mod: Callable,
-                 blocks: tuple, block_size: tuple[int, int], scale: float, n_static: tuple[int, int]
-                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+                 listed: tuple, block_size: tuple[int, int], scale: float) -> tuple[jax.Array, jax.Array, jax.Array]:
     """softmax(score_mod(q k^T * scale) masked) v over (B, Hq, L, E), (Bkv, Hkv, S, E), (Bkv, Hkv, S, Ev).
 
-    `blocks` = (num_partial (n, nq), idx_partial (n, nq, Tp), num_full, idx_full) broadcast to the
-    query rows (the full pair may be None); `n_static` = the static trip counts (Tp, Tf) of the
-    inner scans. Returns (out (B, Hq, L, Ev) in q's dtype, lse (B, Hq, L), max (B, Hq, L)) in the
-    working precision (float64 for float64, else float32).
+    `listed` = (partial, full): per query row (B * Hq) and (query block, key block), whether the
+    block is listed as partial (mask_mod applied) or full, bool arrays (n, nq, nk); `full` may be
+    None. Returns (out (B, Hq, L, Ev) in q's dtype, lse (B, Hq, L), max (B, Hq, L)) in the working
+    precision (float64 for float64, else float32).
     """
     B, Hq, L, E = q.shape
     Bkv, Hkv, S, _ = k.shape
@@ -66,75 +66,75 @@ def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable |
     groups = Hq // Hkv
     rows = jnp.arange(n, dtype=_INDEX)
     b_idx, h_idx = rows // Hq, rows % Hq
-    kv_row = (b_idx if Bkv > 1 else 0) * Hkv + h_idx // groups  # GQA: query head h reads kv head h // groups
 
-    def tiles(x, length, count, size):
+    def tiles(x, length, count, size):  # (n', length, d) -> (count, n', size, d): the scans' xs
         x = x.reshape((-1, x.shape[-2], x.shape[-1])).astype(work)
         x = jnp.pad(x, ((0, 0), (0, count * size - length), (0, 0)))
-        return x.reshape(x.shape[0], count, size, x.shape[-1])
+        return x.reshape(x.shape[0], count, size, x.shape[-1]).transpose(1, 0, 2, 3)
 
-    qt = tiles(q, L, nq, bq).transpose(1, 0, 2, 3)  # (nq, n, bq, E): the outer scan's xs
-    kt, vt = tiles(k, S, nk, bk), tiles(v, S, nk, bk)  # (Bkv * Hkv, nk, bk, E/Ev), gathered per row
-    num_p, idx_p, num_f, idx_f = blocks
+    kt, vt = tiles(k, S, nk, bk), tiles(v, S, nk, bk)
+    if Bkv != B or groups > 1:  # GQA / a key batch of 1: query row (b, h) reads kv row (b, h // groups)
+        kv_row = (b_idx if Bkv > 1 else 0) * Hkv + h_idx // groups
+        kt, vt = kt[:, kv_row], vt[:, kv_row]
+    partial, full = listed
     score_tile = _tile_mod(score_mod, True) if score_mod is not None else None
     mask_tile = _tile_mod(mask_mod, False)
     scale = jnp.asarray(scale, work)
 
     def q_tile(carry, xs):
-        qi, i, counts, lists = xs
+        qi, i, part_i, full_i = xs  # (n, bq, E), (), (n, nk), (n, nk)
         q_idx = i * bq + jnp.arange(bq, dtype=_INDEX)
 
-        def visit(state, t, num, idx, masked):
-            active = t < num  # (n,): the rows whose list has a slot t
+        def compute(state, kj, vj, j, part_j, full_j):
+            m, total, acc = state
+            s = jnp.einsum("nqe,nke->nqk", qi, kj, precision=_PRECISION) * scale
+            kv_idx = jnp.broadcast_to(j * bk + jnp.arange(bk, dtype=_INDEX), (n, bk))
+            if score_tile is not None:
+                s = score_tile(s, b_idx, h_idx, q_idx, kv_idx).astype(work)
+            keep = part_j[:, None, None] & lax.cond(  # mask_mod only where some row lists the block as partial
+                jnp.any(part_j), lambda: mask_tile(b_idx, h_idx, q_idx, kv_idx).astype(bool),
+                lambda: jnp.zeros((n, bq, bk), bool))
+            if full_j is not None:
+                keep = keep | full_j[:, None, None]
+            s = jnp.where(keep & (kv_idx < S)[:, None, :], s, -jnp.inf)
+            m_new = lax.stop_gradient(jnp.maximum(m, jnp.max(s, -1, keepdims=True)))  # any shift is exact
+            shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
+            p = jnp.exp(s - shift)
+            correction = jnp.exp(m - shift)
+            total = total * correction + jnp.sum(p, -1, keepdims=True)
+            acc = acc * correction + jnp.einsum("nqk,nkv->nqv", p, vj, precision=_PRECISION)
+            return m_new, total, acc
 
-            def compute(state):
-                m, total, acc = state
-                j = idx[:, t]
-                kj, vj = kt[kv_row, j], vt[kv_row, j]  # (n, bk, E), (n, bk, Ev)
-                s = jnp.einsum("nqe,nke->nqk", qi, kj, precision=_PRECISION) * scale
-                kv_idx = j[:, None] * bk + jnp.arange(bk, dtype=_INDEX)[None, :]
-                if score_tile is not None:
-                    s = score_tile(s, b_idx, h_idx, q_idx, kv_idx).astype(work)
-                keep = (kv_idx < S)[:, None, :] & active[:, None, None]
-                if masked:
-                    keep = keep & mask_tile(b_idx, h_idx, q_idx, kv_idx)
-                s = jnp.where(keep, s, -jnp.inf)
-                m_new = lax.stop_gradient(jnp.maximum(m, jnp.max(s, -1, keepdims=True)))
-                shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
-                p = jnp.exp(s - shift)
-                correction = jnp.exp(m - shift)
-                total = total * correction + jnp.sum(p, -1, keepdims=True)
-                acc = acc * correction + jnp.einsum("nqk,nkv->nqv", p, vj, precision=_PRECISION)
-                return m_new, total, acc
-
-            return lax.cond(jnp.any(active), compute, lambda c: c, state)
+        def step(state, ys):
+            kj, vj, j = ys
+            part_j = part_i[:, j]
+            full_j = None if full_i is None else full_i[:, j]
+            visited = jnp.any(part_j) if full_j is None else jnp.any(part_j) | jnp.any(full_j)
+            state = lax.cond(visited, lambda c: compute(c, kj, vj, j, part_j, full_j), lambda c: c, state)
+            return state, None
 
         state = (jnp.full((n, bq, 1), -jnp.inf, work), jnp.zeros((n, bq, 1), work), jnp.zeros((n, bq, Ev), work))
         state = varying_like(state, qi, kt, vt)
-        for (num, idx), masked, trips in zip(zip(counts, lists), (True, False), n_static):
-            if num is None or trips == 0:
-                continue
-            step = jax.checkpoint(lambda c, t, num=num, idx=idx, masked=masked: (visit(c, t, num, idx, masked), None))
-            state, _ = lax.scan(step, state, jnp.arange(trips, dtype=_INDEX))
-        m, total, acc = state
+        (m, total, acc), _ = lax.scan(jax.checkpoint(step), state, (kt, vt, jnp.arange(nk, dtype=_INDEX)))
         out = acc / jnp.where(total == 0, 1, total)
         shift = jnp.where(jnp.isneginf(m), 0, m)
         lse = jnp.where(total == 0, -jnp.inf, shift + jnp.log(jnp.where(total == 0, 1, total)))
         return carry, (out, lse[..., 0], m[..., 0])
 
-    xs = (qt, jnp.arange(nq, dtype=_INDEX),
-          (num_p.T, None if num_f is None else num_f.T),
-          (idx_p.transpose(1, 0, 2), None if idx_f is None else idx_f.transpose(1, 0, 2)))
+    xs = (tiles(q, L, nq, bq), jnp.arange(nq, dtype=_INDEX), partial.transpose(1, 0, 2),
+          None if full is None else full.transpose(1, 0, 2))
     _, (out, lse, mx) = lax.scan(jax.checkpoint(q_tile), None, xs)
-    out = out.transpose(1, 0, 2, 3).reshape(n, nq * bq, Ev)[:, :L].reshape(B, Hq, L, Ev)
-    lse = lse.transpose(1, 0, 2).reshape(n, nq * bq)[:, :L].reshape(B, Hq, L)
-    mx = mx.transpose(1, 0, 2).reshape(n, nq * bq)[:, :L].reshape(B, Hq, L)
-    return out.astype(q.dtype), lse, mx
+
+    def rows_first(x):  # (nq, n, bq, ...) -> (B, Hq, L, ...)
+        x = jnp.moveaxis(x, 0, 1).reshape((n, nq * bq) + x.shape[3:])[:, :L]
+        return x.reshape((B, Hq, L) + x.shape[2:])
+
+    return rows_first(out).astype(q.dtype), rows_first(lse), rows_first(mx)
 
 
-def broadcast_blocks(num: Any, idx: Any, B: int, Hq: int) -> tuple[jax.Array, jax.Array]:
-    """A BlockMask's (Bm, Hm, nq) counts and (Bm, Hm, nq, T) indices broadcast to (B * Hq, nq[, T])."""
+def listed_blocks(num: Any, idx: Any, B: int, Hq: int, nk: int) -> jax.Array:
+    """A BlockMask's (Bm, Hm, nq) counts and (Bm, Hm, nq, T) indices as a bool map (B * Hq, nq, nk)."""
     num, idx = jnp.asarray(num, _INDEX), jnp.asarray(idx, _INDEX)
-    num = jnp.broadcast_to(num, (B, Hq) + num.shape[2:]).reshape((B * Hq,) + num.shape[2:])
-    idx = jnp.broadcast_to(idx, (B, Hq) + idx.shape[2:]).reshape((B * Hq,) + idx.shape[2:])
-    return num, idx
+    slots = jnp.arange(idx.shape[-1]) < num[..., None]  # (Bm, Hm, nq, T): the listed slots
+    dense = ((idx[..., None] == jnp.arange(nk)) & slots[..., None]).any(-2)  # (Bm, Hm, nq, nk)
+    return jnp.broadcast_to(dense, (B, Hq) + dense.shape[2:]).reshape((B * Hq,) + dense.shape[2:])

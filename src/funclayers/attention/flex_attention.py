@@ -21,7 +21,7 @@ import numpy as np
 from jax import lax
 
 from .._utils import TorchRuntimeError, check_floating
-from ._flex_kernel import _INDEX, broadcast_blocks, flex_forward, vmap_bhqkv
+from ._flex_kernel import _INDEX, flex_forward, listed_blocks, vmap_bhqkv
 
 __all__ = ["BlockMask", "flex_attention", "AuxOutput", "AuxRequest", "FlexKernelOptions", "create_block_mask",
            "create_mask", "or_masks", "and_masks", "noop_mask"]
@@ -414,13 +414,6 @@ def create_block_mask(mask_mod: Callable, B: int | None, H: int | None, Q_LEN: i
                                     seq_lengths=(Q_LEN, KV_LEN))
 
 
-def _trips(num: Any, idx: Any) -> int:
-    """The static trip count of an inner scan: the longest list if the counts are known, else every slot."""
-    if isinstance(num, jax.core.Tracer):
-        return int(jnp.shape(idx)[-1])
-    return int(np.max(np.asarray(num), initial=0))
-
-
 def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None = None,
                    block_mask: BlockMask | None = None, scale: float | None = None, enable_gqa: bool = False,
                    return_lse: bool = False, kernel_options: dict | None = None, *,
@@ -516,15 +509,13 @@ def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None 
                          f"for q_len={L} and BLOCK_SIZE={block_mask.BLOCK_SIZE}.")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
 
-    num_p, idx_p = broadcast_blocks(rows(block_mask.kv_num_blocks, 3), rows(block_mask.kv_indices, 4), B, Hq)
-    trips = [_trips(block_mask.kv_num_blocks, block_mask.kv_indices), 0]
-    num_f = idx_f = None
+    nk = -(-S // block_mask.BLOCK_SIZE[1])
+    partial = listed_blocks(rows(block_mask.kv_num_blocks, 3), rows(block_mask.kv_indices, 4), B, Hq, nk)
+    full = None
     if block_mask.full_kv_num_blocks is not None:
-        num_f, idx_f = broadcast_blocks(rows(block_mask.full_kv_num_blocks, 3), rows(block_mask.full_kv_indices, 4),
-                                        B, Hq)
-        trips[1] = _trips(block_mask.full_kv_num_blocks, block_mask.full_kv_indices)
-    out, lse, mx = flex_forward(q, k, v, score_mod, block_mask.mask_mod, (num_p, idx_p, num_f, idx_f),
-                                block_mask.BLOCK_SIZE, scale, tuple(trips))
+        full = listed_blocks(rows(block_mask.full_kv_num_blocks, 3), rows(block_mask.full_kv_indices, 4), B, Hq, nk)
+    out, lse, mx = flex_forward(q, k, v, score_mod, block_mask.mask_mod, (partial, full), block_mask.BLOCK_SIZE,
+                                scale)
     if return_aux is not None:
         return out, AuxOutput(lse if return_aux.lse else None,
                               lax.stop_gradient(mx) if return_aux.max_scores else None)
