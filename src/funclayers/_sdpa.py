@@ -265,8 +265,8 @@ def _pick_backend(q, k, v, mask, dropout_p, backends=None) -> int:
     raise TorchRuntimeError(
         "scaled_dot_product_attention: No viable backend for scaled_dot_product_attention was found. This is "
         "likely due to turning off both the math kernel and the fused kernels. (enabled: "
-        f"{[_BACKEND_NAMES[b] for b in sorted(enabled)]}; flash needs no attn_mask and dropout_p=0, cudnn a GPU and float16/bfloat16 "
-        "without attn_mask or dropout, overrideable has no kernel in funclayers)")
+        f"{[_BACKEND_NAMES[b] for b in sorted(enabled)]}; flash needs no attn_mask and dropout_p=0, cudnn a GPU "
+        "and float16/bfloat16 without attn_mask or dropout, overrideable has no kernel in funclayers)")
 
 
 def _attend(q, k, v, mask, causal, scale, dropout_p, rng, fused=True, backends=None):

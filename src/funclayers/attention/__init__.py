@@ -75,7 +75,7 @@ def sdpa_kernel(backends: Any, set_priority: bool = False) -> Iterator[dict]:
       ...     F.scaled_dot_product_attention(q, q, q, attn_mask=jnp.ones((4, 4), bool))
       Traceback (most recent call last):
       ...
-      funclayers._utils.TorchRuntimeError: scaled_dot_product_attention: No viable backend for scaled_dot_product_attention was found. This is likely due to turning off both the math kernel and the fused kernels. (enabled: ['FLASH_ATTENTION']; flash needs no attn_mask and dropout_p=0, cudnn a GPU and float16/bfloat16 without attn_mask or dropout, overrideable has no kernel in funclayers)
+      funclayers._utils.TorchRuntimeError: scaled_dot_product_attention: No viable backend ...
     """
     if isinstance(backends, SDPBackend):
         backends = [backends]

@@ -19,7 +19,8 @@ A row whose every key is masked gets output 0 and log-sum-exp -inf (torch's sema
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, NamedTuple, TypedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -100,7 +101,7 @@ def _check_mods(who: str, mods: tuple) -> None:
 
 
 def or_masks(*mask_mods: Callable) -> Callable:
-    """A mask_mod that keeps what any of `mask_mods` keeps (their union); torch.nn.attention.flex_attention.or_masks.
+    """The union of mask_mods; torch.nn.attention.flex_attention.or_masks.
 
     Args:
       mask_mods: functions (b, h, q_idx, kv_idx) -> bool.
@@ -127,7 +128,7 @@ def or_masks(*mask_mods: Callable) -> Callable:
 
 
 def and_masks(*mask_mods: Callable) -> Callable:
-    """A mask_mod that keeps what all of `mask_mods` keep (their intersection); torch.nn.attention.flex_attention.and_masks.
+    """The intersection of mask_mods; torch.nn.attention.flex_attention.and_masks.
 
     Args:
       mask_mods: functions (b, h, q_idx, kv_idx) -> bool.
@@ -169,7 +170,7 @@ def _indices(*sizes: int) -> list[jax.Array]:
 
 def create_mask(mod_fn: Callable, B: int | None, H: int | None, Q_LEN: int, KV_LEN: int,
                 device: Any = None) -> jax.Array:
-    """The dense bool mask (True = may attend) a mask_mod or score_mod defines; torch.nn.attention.flex_attention.create_mask.
+    """The dense bool mask (True = may attend) of a mask_mod; torch.nn.attention.flex_attention.create_mask.
 
     A score_mod's mask is where it does not return -inf for a zero score.
 
@@ -359,7 +360,9 @@ def create_block_mask(mask_mod: Callable, B: int | None, H: int | None, Q_LEN: i
                       BLOCK_SIZE: int | tuple[int, int] = _DEFAULT_SPARSE_BLOCK_SIZE, _compile: bool = False,
                       separate_full_blocks: bool = True, compute_dq_write_order: bool = False,
                       dq_kv_order: bool = True) -> BlockMask:
-    """The BlockMask of a mask_mod: which blocks are empty, partial or full; torch.nn.attention.flex_attention.create_block_mask.
+    """The BlockMask of a mask_mod; torch.nn.attention.flex_attention.create_block_mask.
+
+    Which blocks are empty (skipped), partial (mask_mod applied) or full.
 
     The mask is evaluated one query block at a time (`lax.map`), so building it takes memory
     O(B x H x BLOCK_SIZE x KV_LEN), not the dense (B, H, Q_LEN, KV_LEN).
