@@ -34,6 +34,9 @@ class SDPBackend(enum.IntEnum):
       bfloat16, no mask or dropout);
     - `OVERRIDEABLE`: no kernel in funclayers (never applies); `ERROR`: none.
 
+    Args:
+      value: torch's integer value of the member (`SDPBackend(1)` is `FLASH_ATTENTION`).
+
     Example:
       >>> int(SDPBackend.FLASH_ATTENTION), SDPBackend.MATH.name
       (1, 'MATH')

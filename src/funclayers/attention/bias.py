@@ -18,6 +18,9 @@ class CausalVariant(enum.IntEnum):
     `tril(ones(L, S), diagonal=S - L)`, the last query sees every key (decoding with a cache).
     The two are the same when L == S.
 
+    Args:
+      value: 1 (`UPPER_LEFT`) or 2 (`LOWER_RIGHT`), torch's values.
+
     Example:
       >>> int(CausalVariant.UPPER_LEFT), int(CausalVariant.LOWER_RIGHT)
       (1, 2)

@@ -36,8 +36,6 @@ class FlexKernelOptions(TypedDict, total=False):
     Args:
       options: any of torch's keys; funclayers' kernel takes its tiles from the BlockMask.
 
-    Shape: none (a dict of options).
-
     Example:
       >>> FlexKernelOptions(BLOCK_M=64)
       {'BLOCK_M': 64}
