@@ -76,6 +76,8 @@ def _case(name, xp):
     }[name]
 
 
+# cases run with query tiles of two blocks (kernel_options BLOCK_M): tile-level visits, per-block verdicts
+TWO_BLOCK_TILES = {"document", "gqa_prefix_lm", "fully_masked_rows"}
 CASES = ["sliding_window", "document", "alibi_causal", "relative_position", "gqa_prefix_lm",
          "fully_masked_rows"]
 
@@ -98,7 +100,9 @@ def test_flex_attention_forward_matches_torch(name, dtype):
             np.testing.assert_array_equal(np.asarray(getattr(bm, attr)), getattr(tbm, attr).numpy(), err_msg=attr)
         np.testing.assert_array_equal(np.asarray(create_mask(mask_mod, mb, hq, L, S)),
                                       tflex.create_mask(tmask, mb, hq, L, S, device="cpu").numpy())
+    options = {"BLOCK_M": 2 * BLOCK} if name in TWO_BLOCK_TILES else None
     out, aux = jax.jit(lambda q, k, v, bm: flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv,
+                                                          kernel_options=options,
                                                           return_aux=AuxRequest(lse=True)))(q, k, v, bm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch: "flex_attention called without torch.compile()"
@@ -147,7 +151,8 @@ def test_flex_attention_grad_matches_torch_sdpa(name, dtype):
         slopes, table = closed.get("slopes"), closed.get("table")
         score_mod = {"alibi_causal": lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi),
                      "relative_position": lambda s, b, h, qi, kv: s + table[jnp.clip(qi - kv, -20, 20) + 20]}.get(name)
-        return jnp.sum(flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv) * cot)
+        options = {"BLOCK_M": 2 * BLOCK} if name in TWO_BLOCK_TILES else None
+        return jnp.sum(flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv, kernel_options=options) * cot)
 
     grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))(q, k, v, closed)
     tout, tins, leaves = _torch_reference(name, q, k, v, dtype)
@@ -161,25 +166,28 @@ def test_flex_attention_grad_matches_torch_sdpa(name, dtype):
 
 def test_flex_attention_skips_masked_blocks():
     """The mask_mod runs only on partial blocks and the score_mod only on listed ones: never on a block
-    the BlockMask leaves out (seen through jax.debug.callback, which reports each evaluated index)."""
+    the BlockMask leaves out (seen through a callback, called once per tile with the indices evaluated)."""
     L, seen = 96, {"mask": [], "score": []}
 
-    def record(kind):
-        return lambda q, kv: seen[kind].append((np.asarray(q).ravel(), np.asarray(kv).ravel()))
+    def record(kind, q, kv):
+        def note(q, kv):
+            seen[kind].append((np.asarray(q), np.asarray(kv)))
+            return np.zeros(np.broadcast_shapes(np.shape(q), np.shape(kv)), np.int32)
+
+        return jax.pure_callback(note, jax.ShapeDtypeStruct((), np.int32), q, kv, vmap_method="broadcast_all")
 
     def causal(b, h, q, kv):
-        jax.debug.callback(record("mask"), q, kv)
-        return q >= kv
+        return (q >= kv) & (record("mask", q, kv) == 0)
 
     def score_mod(s, b, h, q, kv):
-        jax.debug.callback(record("score"), q, kv)
-        return s
+        return s + record("score", q, kv)
 
     bm = create_block_mask(lambda b, h, q, kv: q >= kv, 1, 1, L, L, BLOCK_SIZE=BLOCK)
     bm = BlockMask.from_kv_blocks(bm.kv_num_blocks, bm.kv_indices, bm.full_kv_num_blocks, bm.full_kv_indices,
                                   BLOCK_SIZE=BLOCK, mask_mod=causal, seq_lengths=(L, L))
     q = randn(1, 1, L, 4)
-    jax.jit(lambda q, bm: flex_attention(q, q, q, score_mod=score_mod, block_mask=bm))(q, bm)
+    jax.jit(lambda q, bm: flex_attention(q, q, q, score_mod=score_mod, block_mask=bm,
+                                         kernel_options={"BLOCK_M": BLOCK}))(q, bm)
     blocks = {}
     for kind, calls in seen.items():
         pairs = np.concatenate([np.stack(np.broadcast_arrays(qi, kv), -1).reshape(-1, 2) for qi, kv in calls])
@@ -240,6 +248,8 @@ def test_flex_attention_errors():
         and_masks(lambda b, h, qi, kv: True, 3)
     with pytest.raises(ValueError, match="Cannot specify both return_lse and return_aux"):
         flex_attention(q, q, q, return_lse=True, return_aux=AuxRequest(lse=True))
+    with pytest.raises(ValueError, match=r"kernel_options BLOCK_M \(48\) must be a positive multiple"):
+        flex_attention(q, q, q, block_mask=bm, kernel_options={"BLOCK_M": 48})
     with pytest.raises(ValueError, match="does not broadcast to query's batch 1 and heads 4"):
         flex_attention(q, q, q, block_mask=create_block_mask(lambda b, h, qi, kv: qi >= kv, None, 3, 64, 64))
 

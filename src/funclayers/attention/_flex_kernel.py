@@ -49,18 +49,23 @@ def _tile_mod(fn: Callable, with_score: bool) -> Callable:
 
 
 def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable | None, mask_mod: Callable,
-                 listed: tuple, block_size: tuple[int, int], scale: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+                 listed: tuple, block_size: tuple[int, int], scale: float, q_tile_rows: int | None = None
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """softmax(score_mod(q k^T * scale) masked) v over (B, Hq, L, E), (Bkv, Hkv, S, E), (Bkv, Hkv, S, Ev).
 
     `listed` = (partial, full): per query row (B * Hq) and (query block, key block), whether the
     block is listed as partial (mask_mod applied) or full, bool arrays (n, nq, nk); `full` may be
-    None. Returns (out (B, Hq, L, Ev) in q's dtype, lse (B, Hq, L), max (B, Hq, L)) in the working
-    precision (float64 for float64, else float32).
+    None. Query tiles are `q_tile_rows` rows (a multiple of the query block; default the block):
+    tile-level decisions (visit, evaluate mask_mod) take the union over the tile's query blocks,
+    and every entry keeps exactly its own block's verdict. Returns (out (B, Hq, L, Ev) in q's dtype,
+    lse (B, Hq, L), max (B, Hq, L)) in the working precision (float64 for float64, else float32).
     """
     B, Hq, L, E = q.shape
     Bkv, Hkv, S, _ = k.shape
     Ev = v.shape[-1]
-    bq, bk = block_size
+    block_q, bk = block_size
+    bq = q_tile_rows or block_q
+    per_tile = bq // block_q  # query blocks per query tile
     nq, nk = -(-L // bq), -(-S // bk)
     work = jnp.float64 if q.dtype == jnp.float64 else jnp.float32
     n = B * Hq
@@ -77,13 +82,17 @@ def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable |
     if Bkv != B or groups > 1:  # GQA / a key batch of 1: query row (b, h) reads kv row (b, h // groups)
         kv_row = (b_idx if Bkv > 1 else 0) * Hkv + h_idx // groups
         kt, vt = kt[:, kv_row], vt[:, kv_row]
+    def per_tile_blocks(x):  # (n, blocks, nk) -> (nq, n, per_tile, nk), padded with unlisted blocks
+        x = jnp.pad(x, ((0, 0), (0, nq * per_tile - x.shape[1]), (0, 0)))
+        return x.reshape(n, nq, per_tile, nk).transpose(1, 0, 2, 3)
+
     partial, full = listed
     score_tile = _tile_mod(score_mod, True) if score_mod is not None else None
     mask_tile = _tile_mod(mask_mod, False)
     scale = jnp.asarray(scale, work)
 
     def q_tile(carry, xs):
-        qi, i, part_i, full_i = xs  # (n, bq, E), (), (n, nk), (n, nk)
+        qi, i, part_i, full_i = xs  # (n, bq, E), (), (n, per_tile, nk), (n, per_tile, nk)
         q_idx = i * bq + jnp.arange(bq, dtype=_INDEX)
 
         def compute(state, kj, vj, j, part_j, full_j):
@@ -92,11 +101,11 @@ def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable |
             kv_idx = jnp.broadcast_to(j * bk + jnp.arange(bk, dtype=_INDEX), (n, bk))
             if score_tile is not None:
                 s = score_tile(s, b_idx, h_idx, q_idx, kv_idx).astype(work)
-            keep = part_j[:, None, None] & lax.cond(  # mask_mod only where some row lists the block as partial
+            keep = jnp.repeat(part_j, block_q, axis=1)[:, :, None] & lax.cond(  # mask_mod only where listed partial
                 jnp.any(part_j), lambda: mask_tile(b_idx, h_idx, q_idx, kv_idx).astype(bool),
                 lambda: jnp.zeros((n, bq, bk), bool))
             if full_j is not None:
-                keep = keep | full_j[:, None, None]
+                keep = keep | jnp.repeat(full_j, block_q, axis=1)[:, :, None]
             s = jnp.where(keep & (kv_idx < S)[:, None, :], s, -jnp.inf)
             m_new = lax.stop_gradient(jnp.maximum(m, jnp.max(s, -1, keepdims=True)))  # any shift is exact
             shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
@@ -108,8 +117,8 @@ def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable |
 
         def step(state, ys):
             kj, vj, j = ys
-            part_j = part_i[:, j]
-            full_j = None if full_i is None else full_i[:, j]
+            part_j = part_i[:, :, j]
+            full_j = None if full_i is None else full_i[:, :, j]
             visited = jnp.any(part_j) if full_j is None else jnp.any(part_j) | jnp.any(full_j)
             state = lax.cond(visited, lambda c: compute(c, kj, vj, j, part_j, full_j), lambda c: c, state)
             return state, None
@@ -122,8 +131,8 @@ def flex_forward(q: jax.Array, k: jax.Array, v: jax.Array, score_mod: Callable |
         lse = jnp.where(total == 0, -jnp.inf, shift + jnp.log(jnp.where(total == 0, 1, total)))
         return carry, (out, lse[..., 0], m[..., 0])
 
-    xs = (tiles(q, L, nq, bq), jnp.arange(nq, dtype=_INDEX), partial.transpose(1, 0, 2),
-          None if full is None else full.transpose(1, 0, 2))
+    xs = (tiles(q, L, nq, bq), jnp.arange(nq, dtype=_INDEX), per_tile_blocks(partial),
+          None if full is None else per_tile_blocks(full))
     _, (out, lse, mx) = lax.scan(jax.checkpoint(q_tile), None, xs)
 
     def rows_first(x):  # (nq, n, bq, ...) -> (B, Hq, L, ...)
