@@ -22,6 +22,7 @@ import numpy as np
 from jax import lax
 
 from .._utils import TorchRuntimeError, check_floating
+from ._flex_flash import flex_flash
 from ._flex_kernel import _INDEX, flex_forward, listed_blocks, vmap_bhqkv
 
 __all__ = ["BlockMask", "flex_attention", "AuxOutput", "AuxRequest", "FlexKernelOptions", "create_block_mask",
@@ -546,8 +547,11 @@ def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None 
     full = None
     if block_mask.full_kv_num_blocks is not None:
         full = listed_blocks(rows(block_mask.full_kv_num_blocks, 3), rows(block_mask.full_kv_indices, 4), B, Hq, nk)
+    tile_rows = _q_tile_rows(who, kernel_options, block_mask, L)
+    if score_mod is None and not return_lse and return_aux is None:  # flash attention's closed-form tangent
+        return flex_flash(q, k, v, block_mask.mask_mod, (partial, full), block_mask.BLOCK_SIZE, scale, tile_rows)
     out, lse, mx = flex_forward(q, k, v, score_mod, block_mask.mask_mod, (partial, full), block_mask.BLOCK_SIZE,
-                                scale, _q_tile_rows(who, kernel_options, block_mask, L))
+                                scale, tile_rows)
     if return_aux is not None:
         return out, AuxOutput(lse if return_aux.lse else None,
                               lax.stop_gradient(mx) if return_aux.max_scores else None)
