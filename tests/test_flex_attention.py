@@ -164,9 +164,11 @@ def test_flex_attention_grad_matches_torch_sdpa(name, dtype):
         assert_close(grads[3][n], leaf.grad, f"{name} d{n}", **tol)
 
 
-def test_flex_attention_skips_masked_blocks():
+@pytest.mark.parametrize("with_score_mod", [True, False], ids=["score_mod", "mask_only"])
+def test_flex_attention_skips_masked_blocks(with_score_mod):
     """The mask_mod runs only on partial blocks and the score_mod only on listed ones: never on a block
-    the BlockMask leaves out (seen through a callback, called once per tile with the indices evaluated)."""
+    the BlockMask leaves out (seen through a callback, called once per tile with the indices evaluated),
+    in the forward and the backward; without a score_mod, on the flash-attention path."""
     L, seen = 96, {"mask": [], "score": []}
 
     def record(kind, q, kv):
@@ -186,14 +188,17 @@ def test_flex_attention_skips_masked_blocks():
     bm = BlockMask.from_kv_blocks(bm.kv_num_blocks, bm.kv_indices, bm.full_kv_num_blocks, bm.full_kv_indices,
                                   BLOCK_SIZE=BLOCK, mask_mod=causal, seq_lengths=(L, L))
     q = randn(1, 1, L, 4)
-    jax.jit(lambda q, bm: flex_attention(q, q, q, score_mod=score_mod, block_mask=bm,
-                                         kernel_options={"BLOCK_M": BLOCK}))(q, bm)
+    jax.jit(jax.grad(lambda q, bm: flex_attention(q, q, q, score_mod=score_mod if with_score_mod else None,
+                                                  block_mask=bm, kernel_options={"BLOCK_M": BLOCK}).sum()))(q, bm)
     blocks = {}
     for kind, calls in seen.items():
+        if not calls:
+            continue
         pairs = np.concatenate([np.stack(np.broadcast_arrays(qi, kv), -1).reshape(-1, 2) for qi, kv in calls])
         blocks[kind] = {tuple(p) for p in pairs // BLOCK}
     assert blocks["mask"] == {(i, i) for i in range(3)}  # the diagonal blocks are the partial ones
-    assert blocks["score"] == {(i, j) for i in range(3) for j in range(i + 1)}  # nothing above the diagonal
+    if with_score_mod:
+        assert blocks["score"] == {(i, j) for i in range(3) for j in range(i + 1)}  # nothing above the diagonal
 
 
 def test_flex_attention_jvp_vmap_and_noop(x64):
