@@ -4,9 +4,11 @@
 scalars (int32 indices, as torch's are), vmapped over the batch, head, query and key indices. A
 `BlockMask` (from `create_block_mask`) lists, for every (batch, head, query block), the key blocks
 that are partly masked (mask_mod applied) and those that are not masked at all (mask_mod skipped);
-`flex_attention` visits only those blocks (see `_flex_kernel.py`): causal attention does half the
-work, a document mask of 8 documents an eighth. Forward and gradients (w.r.t. q, k, v and anything
-the score_mod closes over) are plain JAX: jit, grad, jvp, vmap all work, and it trains on CPU.
+`flex_attention` visits only those blocks: causal attention does half the work, a document mask of
+8 documents an eighth. Without a score_mod it is flash attention over the listed blocks with a
+closed-form tangent (`_flex_flash.py`); with one, autodiff of a checkpointed online softmax
+(`_flex_kernel.py`), differentiable also w.r.t. arrays the score_mod closes over. jit, grad, jvp,
+vmap all work (no custom_vjp), and it trains on CPU.
 """
 
 from __future__ import annotations
