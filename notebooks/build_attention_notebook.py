@@ -215,7 +215,7 @@ the listed blocks, dense attention the whole (T, T) matrix and then masks it. At
 the fixed costs dominate; the block skipping pays as the context grows (see benchmarks/README.md for
 (2, 8, 4096, 64))."""),
     ("code", '''\
-def time_step(attend, params, batch, n=5):
+def time_step(attend, params, batch, n=3):
     state = optimizer.init(params)
     jax.block_until_ready(train_step(params, state, batch, attend))  # compile
     start = time.perf_counter()
@@ -226,7 +226,7 @@ def time_step(attend, params, batch, n=5):
 print(f"context {T}:  flex {time_step(flex_attend, params, batch):6.1f} ms   "
       f"dense masked {time_step(dense_attend, params, batch):6.1f} ms")'''),
     ("code", '''\
-def attention_only_step(L, n=3):
+def attention_only_step(L, n=2):
     """Forward + backward of the attention alone at context L: (4, H, L, 16), window 32 + causal, ALiBi."""
     bm = create_block_mask(mask_mod, None, None, L, L, BLOCK_SIZE=128)
     pos = jnp.arange(L)
