@@ -66,6 +66,12 @@ FAMILIES = [
     ("transformer", "Attention and transformer",
      ["funclayers._attention", "funclayers._sdpa", "funclayers._transformer"],
      "torch.nn's transformer.py and MultiheadAttention; long sequences run blockwise."),
+    ("attention", "torch.nn.attention: flex attention, SDPA backends, causal biases",
+     ["funclayers.attention", "funclayers.attention.bias", "funclayers.attention.flex_attention"],
+     "`funclayers.attention`, torch.nn.attention's twin: `flex_attention` with `score_mod` / `mask_mod` "
+     "written as JAX functions and block masks whose empty blocks are skipped (it trains on CPU, where "
+     "torch's has no backward), `sdpa_kernel` to choose `scaled_dot_product_attention`'s kernel, and "
+     "`CausalBias` masks. The tutorial: [attention variants](../notebooks/07_attention_variants.ipynb)."),
     ("parallel", "Data parallelism",
      ["funclayers.parallel._data_parallel", "funclayers.parallel._distributed"],
      "torch.nn.parallel on `jax.shard_map` (one process) and `jax.distributed` (several)."),
@@ -106,7 +112,7 @@ def public_names() -> list[tuple[str, object]]:
         if not isinstance(obj, types.ModuleType):
             add(f"funclayers.{name}", obj)
     for mod in (fl.functional, fl.init, fl.rnn, fl.parallel, fl.utils, fl.utils.parametrize, fl.utils.parametrizations,
-                fl.utils.stateless):
+                fl.utils.stateless, fl.attention, fl.attention.bias, fl.attention.flex_attention):
         names = getattr(mod, "__all__", None) or sorted(n for n in vars(mod) if not n.startswith("_"))
         for name in names:
             obj = getattr(mod, name)

@@ -120,6 +120,10 @@ NO_ARRAYS = {
     "funclayers.torch_to_layer": "returns a Layer without weights",
     "funclayers.init.calculate_gain": "numbers in, a number out",
     "funclayers.parallel.chunk_plan": "integers in, integers out",
+    "funclayers.attention.SDPBackend": "an enum of kernels",
+    "funclayers.attention.sdpa_kernel": "a context that picks kernels",
+    "funclayers.attention.bias.CausalVariant": "an enum",
+    "funclayers.attention.flex_attention.FlexKernelOptions": "a dict of kernel options",
 }
 _ARGS, _SHAPE = re.compile(r"^Args:", re.MULTILINE), re.compile(r"^Shape:", re.MULTILINE)
 

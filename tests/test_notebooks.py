@@ -32,7 +32,7 @@ def _outputs(nb):
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", ["01_layers_tour.ipynb", "02_train_cnn.ipynb", "03_sequence_model.ipynb",
                                   "04_transformer.ipynb", "05_data_parallel.ipynb",
-                                  "06_port_from_torch.ipynb"])
+                                  "06_port_from_torch.ipynb", "07_attention_variants.ipynb"])
 def test_notebook_runs(name):
     with open(os.path.join(NOTEBOOKS, name)) as fh:
         nb = nbformat.read(fh, as_version=4)
@@ -57,6 +57,7 @@ def test_kernel_is_this_interpreter():
     ("build_transformer_notebook", "04_transformer.ipynb", "CELLS"),
     ("build_parallel_notebook", "05_data_parallel.ipynb", "PARALLEL"),
     ("build_port_notebook", "06_port_from_torch.ipynb", "CELLS"),
+    ("build_attention_notebook", "07_attention_variants.ipynb", "CELLS"),
 ])
 def test_notebook_is_built_from_its_generator(builder, filename, cells):
     """Each committed .ipynb is exactly what its builder in notebooks/ writes."""

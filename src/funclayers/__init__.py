@@ -127,6 +127,7 @@ from ._transformer import (Transformer, TransformerDecoder, TransformerDecoderLa
                            TransformerEncoderLayer)
 __all__ += ["MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
             "TransformerDecoderLayer"]
+from . import attention  # torch.nn.attention's twin: sdpa_kernel, bias, flex_attention (attention/)
 
 # -- parallel (parallel/: torch/nn/parallel/) --
 from . import parallel

@@ -168,8 +168,9 @@ def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
     return carry, acc / jnp.where(total == 0, 1, total)
 
 
-def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None):
-    flash = mask is None and dropout_p == 0  # flash attention: closed-form backward, no per-tile residuals
+def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None, flash=None):
+    if flash is None:  # flash attention: closed-form backward, no per-tile residuals
+        flash = mask is None and dropout_p == 0
     block = block or _block_size(max(q.shape[-2], k.shape[-2]))
     if flash:
         # tiles of at most 256 rows: causal (2, 8, L, 64) forward + backward with 256 against 512
@@ -221,12 +222,62 @@ def _fused(q, k, v, causal, scale):
     return attend(q, k, v)
 
 
-def _attend(q, k, v, mask, causal, scale, dropout_p, rng, fused=True):
+# -- backend choice (funclayers.attention.sdpa_kernel) ---------------------------------------------------
+# torch's SDPBackend values -> our kernels: MATH -> dense, FLASH_ATTENTION -> flash (no mask, no dropout),
+# EFFICIENT_ATTENTION -> blockwise online softmax (any mask, dropout), CUDNN_ATTENTION -> the fused GPU
+# kernel; OVERRIDEABLE has no kernel here. torch's default priority order: flash, efficient, math, cudnn.
+_MATH, _FLASH, _EFFICIENT, _CUDNN, _OVERRIDEABLE = 0, 1, 2, 3, 4
+_DEFAULT_PRIORITY = (_FLASH, _EFFICIENT, _MATH, _CUDNN, _OVERRIDEABLE)
+_ALL_BACKENDS = frozenset(_DEFAULT_PRIORITY)
+_BACKEND_NAMES = {-1: "ERROR", 0: "MATH", 1: "FLASH_ATTENTION", 2: "EFFICIENT_ATTENTION", 3: "CUDNN_ATTENTION",
+                  4: "OVERRIDEABLE"}
+# (enabled backends, priority order or None = our own choice first): set by sdpa_kernel, read at trace time
+_backend_choice: list[tuple[frozenset, tuple | None]] = [(_ALL_BACKENDS, None)]
+
+
+def _applies(backend, q, k, v, mask, dropout_p) -> bool:
+    if backend in (_MATH, _EFFICIENT):
+        return True
+    if backend == _FLASH:
+        return mask is None and dropout_p == 0
+    if backend == _CUDNN:
+        return _fused_applies(q, k, v, mask, dropout_p)
+    return False
+
+
+def _auto_backends(q, k, v, mask, dropout_p) -> list[int]:
+    """The kernels picked when the user has not set a priority, best first (the measured choice, see
+    the module docstring): the fused kernel where it applies, then by length blockwise or dense."""
+    long = q.shape[-2] * k.shape[-2] >= _BLOCKWISE_MIN_SCORES
+    order = [_CUDNN] if _fused_applies(q, k, v, mask, dropout_p) else []
+    if long:
+        order.append(_FLASH if mask is None and dropout_p == 0 else _EFFICIENT)
+    return order + [_MATH]
+
+
+def _pick_backend(q, k, v, mask, dropout_p, backends=None) -> int:
+    enabled, priority = (frozenset(int(b) for b in backends), None) if backends is not None \
+        else _backend_choice[-1]
+    order = list(priority) if priority is not None else _auto_backends(q, k, v, mask, dropout_p)
+    for backend in order + list(_DEFAULT_PRIORITY):
+        if backend in enabled and _applies(backend, q, k, v, mask, dropout_p):
+            return backend
+    raise TorchRuntimeError(
+        "scaled_dot_product_attention: No viable backend for scaled_dot_product_attention was found. This is "
+        "likely due to turning off both the math kernel and the fused kernels. (enabled: "
+        f"{[_BACKEND_NAMES[b] for b in sorted(enabled)]}; flash needs no attn_mask and dropout_p=0, cudnn a GPU "
+        "and float16/bfloat16 without attn_mask or dropout, overrideable has no kernel in funclayers)")
+
+
+def _attend(q, k, v, mask, causal, scale, dropout_p, rng, fused=True, backends=None):
     """softmax(q k^T * scale + mask) v over (..., L, E), (..., S, E), (..., S, Ev); fully masked rows 0."""
-    if fused and _fused_applies(q, k, v, mask, dropout_p):
+    if not fused:
+        backends = (_MATH, _FLASH, _EFFICIENT)
+    backend = _pick_backend(q, k, v, mask, dropout_p, backends)
+    if backend == _CUDNN:
         return _fused(q, k, v, causal, scale)
-    if q.shape[-2] * k.shape[-2] >= _BLOCKWISE_MIN_SCORES:
-        return _blockwise(q, k, v, mask, causal, scale, dropout_p, rng)
+    if backend in (_FLASH, _EFFICIENT):
+        return _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, flash=backend == _FLASH)
     return _dense(q, k, v, mask, causal, scale, dropout_p, rng)
 
 
@@ -241,7 +292,7 @@ def _broadcastable(mask_shape: tuple, target: tuple) -> bool:
 
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
-                                 *, rng: jax.Array | None = None) -> jax.Array:
+                                 *, rng: jax.Array | None = None, backends: Any = None) -> jax.Array:
     """softmax(Q K^T * scale + mask) V; torch.nn.functional.scaled_dot_product_attention.
 
     Args:
@@ -250,12 +301,16 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
         query's).
       value: (..., S, Ev), with key's leading dims.
       attn_mask: bool (True = may attend, torch's SDPA convention) or float (added to the scores),
-        broadcastable to (..., L, S). Default: None.
+        broadcastable to (..., L, S); or a `funclayers.attention.bias.CausalBias`
+        (`causal_upper_left(L, S)` is `is_causal=True`; `causal_lower_right(L, S)` aligns the
+        diagonal to the bottom-right corner when L != S). Default: None.
       dropout_p: dropout on the attention weights (always applied when > 0, as torch's; needs `rng`). Default: 0.0.
       is_causal: a lower-triangular (top-left aligned) mask; exclusive with `attn_mask`. Default: False.
       scale: default 1 / sqrt(E).
       enable_gqa: grouped-query attention: key/value heads repeated to query's. Default: False.
       rng: PRNG key for the dropout. Default: None.
+      backends: (funclayers only) an `SDPBackend` or a list of them that this call may use, as
+        `funclayers.attention.sdpa_kernel(backends)` does for every call in its context. Default: None (any).
 
     A query whose every key is masked out gets 0 (torch's `_safe_softmax`, also what its CPU flash
     kernel gives), and zero gradients. Long sequences run blockwise (see the module docstring).
@@ -292,6 +347,13 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
                                 f"query {q.shape}, key {k.shape}, value {v.shape}.")
     L, S = q.shape[-2], k.shape[-2]
     mask = None
+    if getattr(attn_mask, "_is_causal_bias", False):  # torch's CausalBias._dispatch
+        if is_causal:
+            raise ValueError(f"{who}: CausalBias should not be used with causal=True")
+        attn_mask, is_causal = (None, True) if attn_mask.seq_len_q == attn_mask.seq_len_kv or \
+            attn_mask.variant == attn_mask.variant.UPPER_LEFT else (attn_mask._materialize(), False)
+    if backends is not None and not isinstance(backends, (list, tuple)):
+        backends = [backends]
     if attn_mask is not None:
         if is_causal:
             raise TorchRuntimeError(f"{who}: Explicit attn_mask should not be set when is_causal=True.")
@@ -308,4 +370,4 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if dropout_p > 0:
         require_rng(who, rng)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return _attend(q, k, v, mask, bool(is_causal), scale, float(dropout_p), rng)
+    return _attend(q, k, v, mask, bool(is_causal), scale, float(dropout_p), rng, backends=backends)
