@@ -69,7 +69,7 @@ FAMILIES = [
     ("init", "Initialisers (funclayers.init)", ["funclayers.init"],
      "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`."),
     ("interop", "Interop: state dicts and from_torch",
-     ["funclayers._interop", "funclayers._from_torch"],
+     ["funclayers._interop", "funclayers.porting._convert", "funclayers.porting._errors"],
      "torch's `state_dict` in and out, and whole torch models converted in one call "
      "(the guide is on the [Porting from torch](../interop.md) page)."),
     ("allocator", "CPU allocator", ["funclayers._kernels._allocator"],

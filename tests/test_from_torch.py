@@ -27,7 +27,7 @@ from torch import nn
 from torch.testing._internal.common_modules import module_db  # needs expecttest (in the test extras)
 
 import funclayers as fl
-from funclayers._from_torch_table import covered_torch_classes
+from funclayers.porting._modules import covered_torch_classes
 
 RTOL, ATOL = 1e-10, 1e-12  # float64, as every parity test in this suite
 

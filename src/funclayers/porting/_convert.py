@@ -21,34 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._interop import load_state_dict
-from ._layer import Buffer, Layer, Module, Parameter
+from .._interop import load_state_dict
+from .._layer import Buffer, Layer, Module, Parameter
+from ._errors import TorchConversionError
+from ._modules import builtin_converter
+from ._values import _float_dtype, _to_value, dtype_of  # noqa: F401  (re-exported for converters)
 
 Converter = Callable[[Any, Callable[..., Layer]], Layer]
 
 _USER_CONVERTERS: dict[type, Converter] = {}
-
-
-class TorchConversionError(TypeError):
-    """A torch module that `from_torch` cannot convert; the message names its path and class.
-
-    A TypeError. Raised for a class neither torch.nn's (one funclayers covers) nor registered with
-    `register_torch_converter`, a lazy module not yet run, a converter that returns no Layer, an
-    attribute holding a Python callable on torch tensors, or an argument that is no torch module.
-
-    Args:
-      *args: the message, as any exception's: `from_torch: <path in the tree>: <class>: <why>`.
-
-    Example:
-      >>> # `torch_to_layer` imports torch when it runs, as every conversion does
-      >>> try:
-      ...     fl.torch_to_layer(object())        # not a torch.nn.Module
-      ... except fl.TorchConversionError as err:
-      ...     print(err)
-      from_torch: (root): expected a torch.nn.Module, got object.
-      >>> issubclass(fl.TorchConversionError, TypeError)
-      True
-    """
 
 
 def register_torch_converter(torch_class: type, fn: Converter | None = None) -> Any:
@@ -142,20 +123,6 @@ def _path_label(path: str) -> str:
     return path if path else "(root)"
 
 
-def _float_dtype(module: Any) -> Any:
-    """The dtype of the module's floating parameters and buffers (recursively), or None.
-
-    float64 without `jax_enable_x64` is float32 (from_torch warns once), as JAX would truncate it.
-    """
-    for tensor in module.state_dict().values():
-        if tensor.is_floating_point():
-            dtype = jnp.dtype(str(tensor.dtype).removeprefix("torch."))
-            if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-                return jnp.dtype(jnp.float32)
-            return dtype
-    return None
-
-
 class _Converter:
     """Converts one module at `path`; `convert(child)` (the callback user converters get) recurses."""
 
@@ -212,8 +179,6 @@ def _lookup(module: Any) -> Converter | None:
     for cls in type(module).__mro__:
         if cls in _USER_CONVERTERS:
             return _USER_CONVERTERS[cls]
-    from ._from_torch_table import builtin_converter
-
     return builtin_converter(type(module))
 
 
@@ -310,44 +275,6 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
     layer = torch_to_layer(module)
     params, state = load_state_dict(layer, sd, strict=strict)
     return layer, params, state
-
-
-def _to_value(value: Any, conv: _Converter, name: str) -> Any:
-    """A torch attribute value as a funclayers constructor argument."""
-    import torch
-
-    if isinstance(value, torch.nn.Module):
-        return conv(value)
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:
-            return jnp.asarray(value.float().numpy(), jnp.bfloat16)
-        return np.array(value.numpy())
-    if isinstance(value, torch.Size):
-        return tuple(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_value(v, conv, name) for v in value)
-    if callable(value) and not isinstance(value, type):
-        return _torch_function(value, conv, name)
-    return value
-
-
-def _torch_function(fn: Any, conv: _Converter, name: str) -> Any:
-    """A torch function stored as an attribute (activation=F.gelu) as its funclayers twin."""
-    from . import functional
-
-    fn_name = getattr(fn, "__name__", None)
-    fn_module = getattr(fn, "__module__", None) or ""
-    if fn_name is not None and (fn_module.startswith("torch") or fn_module == "") and hasattr(functional, fn_name):
-        return getattr(functional, fn_name)
-    raise conv.error(f"argument {name}={fn!r} is a Python callable working on torch tensors, which funclayers "
-                     f"cannot call on JAX arrays. Register a converter with fl.register_torch_converter("
-                     f"{type(conv.module).__name__}, fn) that passes a JAX function instead.")
-
-
-def dtype_of(module: Any) -> Any:
-    """The floating dtype of a module's parameters and buffers, or None (the funclayers default)."""
-    return _float_dtype(module)
 
 
 __all__ = ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",
