@@ -47,12 +47,16 @@ def import_torchvision():
         return sys.modules["torchvision"]
     import torch
 
-    register_fake = torch.library.register_fake
-    torch.library.register_fake = lambda *args, **kwargs: (lambda fn=None, *a, **k: fn)
+    real = torch.library.register_fake
+
+    def register_fake(op, fn=None, /, **kwargs):
+        return (lambda f: f) if fn is None else fn
+
+    torch.library.register_fake = register_fake
     try:
         import torchvision
     finally:
-        torch.library.register_fake = register_fake
+        torch.library.register_fake = real
     return torchvision
 
 
