@@ -34,8 +34,8 @@ their `state_dict` names, so the weights go back to torch unchanged.
 
 This notebook ports torchvision's ResNet-18, checks its outputs and gradients against torch,
 fine-tunes it under `jax.jit` with optax on scikit-learn's bundled digits (upsampled to 32x32 RGB),
-loads the weights back into torch, and ports a segmentation model (DeepLabV3 with a
-MobileNetV3 backbone) whose output is drawn next to torch's. Everything is float32 on the CPU,
+loads the weights back into torch, and ports a segmentation model (an FCN with a ResNet-50
+backbone) whose output is drawn next to torch's. Everything is float32 on the CPU,
 and the models are freshly initialised: no pretrained weights are downloaded."""),
     ("code", '''\
 import time
@@ -88,7 +88,7 @@ def rel_err(ours, theirs):
 # scikit-learn's 8x8 digits, upsampled to 32x32 and repeated to 3 channels, in [-1, 1]
 digits = load_digits()
 small = jnp.asarray(digits.images[:, None] / 8.0 - 1.0, jnp.float32)             # (1797, 1, 8, 8)
-images = np.asarray(jnp.repeat(fl.functional.interpolate(small, size=32, mode="bilinear"), 3, axis=1))
+images = np.array(jnp.repeat(fl.functional.interpolate(small, size=32, mode="bilinear"), 3, axis=1))
 labels = digits.target.astype(np.int64)
 x_train, y_train, x_test, y_test = images[:1500], labels[:1500], images[1500:], labels[1500:]
 print("train", x_train.shape, "test", x_test.shape, "classes", np.unique(labels))'''),
@@ -214,22 +214,21 @@ assert rel_err(fl_logits, torch_logits) < 2e-4'''),
     ("md", """\
 ## A segmentation model, drawn next to torch's
 
-torchvision's `deeplabv3_mobilenet_v3_large` (a MobileNetV3 backbone with dilated convolutions,
-hard-swish, squeeze-and-excitation, and an atrous spatial pyramid pooling head whose output is
-upsampled back to the input size) returns a dict, `{"out": logits}`; the port returns the same
-dict. Its weights are random (no download), so the class map shows what an untrained network
-computes, not a segmentation: what matters is that funclayers computes the same map. The input
-is a photo that ships with scikit-learn, reduced to 96x144."""),
+torchvision's `fcn_resnet50` (a ResNet-50 backbone whose last two stages use dilated
+convolutions instead of strides, a convolutional head, and a bilinear upsampling of the logits
+back to the input size) returns a dict, `{"out": logits}`; the port returns the same dict. Its
+weights are random (no download), so the class map shows what an untrained network computes,
+not a segmentation: what matters is that funclayers computes the same map. The input is a photo
+that ships with scikit-learn, reduced to 96x144."""),
     ("code", '''\
 torch.manual_seed(0)
-seg_torch = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(
-    weights=None, weights_backbone=None, num_classes=21).eval()
+seg_torch = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=21).eval()
 seg, seg_params, seg_state = fl.from_torch(seg_torch)
 
 photo = jnp.asarray(load_sample_image("china.jpg"), jnp.float32).transpose(2, 0, 1)[None] / 255.0
 photo = fl.functional.interpolate(photo, size=(96, 144), mode="bilinear", antialias=True)
 mean, std = jnp.array([0.485, 0.456, 0.406])[:, None, None], jnp.array([0.229, 0.224, 0.225])[:, None, None]
-photo_in = np.asarray((photo - mean) / std)
+photo_in = np.array((photo - mean) / std)   # a writable copy, for torch.from_numpy
 
 ours = jax.jit(seg.apply)(seg_params, seg_state, photo_in)[0]["out"]
 with torch.no_grad():
