@@ -18,12 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from .._interop import load_state_dict
 from .._layer import Buffer, Layer, Module, Parameter
 from ._errors import TorchConversionError
+from ._graph import graph_layer
 from ._modules import builtin_converter
 from ._values import _float_dtype, _to_value, dtype_of  # noqa: F401  (re-exported for converters)
 
@@ -182,6 +181,15 @@ def _lookup(module: Any) -> Converter | None:
     return builtin_converter(type(module))
 
 
+def _warn_hooks(module: Any, path: str) -> None:
+    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+             if getattr(module, kind, None)]
+    if hooks:
+        warnings.warn(f"from_torch: {_path_label(path)}: {type(module).__name__} has hooks ({', '.join(hooks)}) "
+                      f"that the funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may "
+                      f"differ.", stacklevel=4)
+
+
 def _convert(module: Any, path: str) -> Layer:
     import torch
 
@@ -195,19 +203,12 @@ def _convert(module: Any, path: str) -> Layer:
                                    f"yet; run one forward pass in torch first (it then becomes "
                                    f"{cls.__name__.removeprefix('Lazy')}), and convert after.")
     if fn is None:
-        qualname = f"{cls.__module__}.{cls.__qualname__}"
-        raise TorchConversionError(
-            f"from_torch: {_path_label(path)}: {cls.__name__} ({qualname}) is not a torch.nn class funclayers "
-            f"converts. Map it to a funclayers layer with fl.register_torch_converter({cls.__name__}, fn), where "
-            f"fn(module, convert) returns a Layer named as the module's state_dict, e.g. "
-            f"convert.composite(forward) for fl.Module(forward, <its parameters, buffers and converted children>) "
-            f"(see fl.register_torch_converter and the README section 'Porting from torch').")
-    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
-             if getattr(module, kind, None)]
-    if hooks:
-        warnings.warn(f"from_torch: {_path_label(path)}: {cls.__name__} has hooks ({', '.join(hooks)}) that the "
-                      f"funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may differ.",
-                      stacklevel=3)
+        # no converter: the module's own forward, traced with torch.fx (its converted children as leaves)
+        layer = graph_layer(module, f"{_path_label(path)}: {cls.__name__}", _Converter(module, path),
+                            lambda m: _lookup(m) is not None)
+        _warn_hooks(module, path)
+        return layer
+    _warn_hooks(module, path)
     layer = fn(module, _Converter(module, path))
     if not isinstance(layer, Layer):
         raise TorchConversionError(f"from_torch: {_path_label(path)}: the converter for {cls.__name__} returned "
