@@ -5,8 +5,10 @@
 
 Each (model, framework) measurement runs in a fresh process (`benchmarks.run --worker`):
 funclayers' port, the hand-written funclayers resnet18, torch2jax's `t2j` and torch eager. Prints
-a markdown table of median step times and ratios, then the time of `fl.from_torch(resnet50)`
-(a fresh process: the first call includes importing the porting code, the later ones do not).
+a markdown table of median step times and ratios; then whether the compiled steps of the ported
+and the hand-written resnet18 have the same instructions (a check the machine's load cannot
+disturb), and the time of `fl.from_torch(resnet50)` (a fresh process: the first call includes
+importing the porting code, the later ones do not).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 
 from benchmarks.run import HERE, measure
 
-FRAMEWORKS = ("funclayers", "funclayers_hand", "torch2jax", "torch")
+FRAMEWORKS = ("funclayers", "funclayers_hand", "torch2jax", "torch", "torch_1thread")
 
 
 def convert_worker(name: str, repeats: int) -> dict:
@@ -38,18 +40,43 @@ def convert_worker(name: str, repeats: int) -> dict:
     return {"times": times}
 
 
-def measure_conversion(name: str, repeats: int) -> dict | None:
-    cmd = [sys.executable, "-m", "benchmarks.porting", "--convert-worker", name, str(repeats)]
+def compare_worker(name: str) -> dict:
+    """In the child process: the compiled programs of the ported and the hand-written step, by opcode.
+
+    A load-independent check of "the port costs nothing after jit": the same instructions.
+    """
+    import collections
+    import re
+
+    from benchmarks.workloads.porting import hand_step, ported_step
+
+    counts = {}
+    for side, (fn, args) in (("ported", ported_step(name)), ("hand", hand_step(name))):
+        text = fn.lower(*args).compile().as_text()
+        counts[side] = collections.Counter(re.findall(r"= \S+ ([a-z][\w-]*)\(", text))
+    return {"identical": counts["ported"] == counts["hand"], "instructions": sum(counts["ported"].values()),
+            "hand_instructions": sum(counts["hand"].values()),
+            "differences": {op: (counts["ported"][op], counts["hand"][op]) for op in counts["ported"] | counts["hand"]
+                            if counts["ported"][op] != counts["hand"][op]}}
+
+
+def child(*args: str) -> dict | None:
+    cmd = [sys.executable, "-m", "benchmarks.porting", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(HERE))
     if proc.returncode != 0:
-        sys.stderr.write(f"[from_torch({name})] failed:\n{proc.stderr[-2000:]}\n")
+        sys.stderr.write(f"[{' '.join(args)}] failed:\n{proc.stderr[-2000:]}\n")
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_conversion(name: str, repeats: int) -> dict | None:
+    return child("--convert-worker", name, str(repeats))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--convert-worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--compare-worker", nargs=1, help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--only", nargs="*", default=None, help="model names to run (resnet18, vit, ...)")
@@ -60,13 +87,17 @@ def main(argv=None) -> int:
         name, repeats = args.convert_worker
         print(json.dumps(convert_worker(name, int(repeats))))
         return 0
+    if args.compare_worker:
+        print(json.dumps(compare_worker(args.compare_worker[0])))
+        return 0
     os.environ["JAX_PLATFORMS"] = "cpu"
     from benchmarks.workloads.porting import MODELS, WORKLOADS, workload_name
 
     by_name = {w.name: w for w in WORKLOADS}
     models = [m for m in MODELS if not args.only or m in args.only]
-    header = ("| model | ported ms | hand-written ms | torch2jax ms | torch eager ms | ported/hand | "
-              "ported/torch2jax | ported/torch | ported first call s |\n|---|---|---|---|---|---|---|---|---|")
+    header = ("| model | ported ms | hand-written ms | torch2jax ms | torch eager ms | torch, 1 thread ms | "
+              "ported/hand | ported/torch2jax | ported/torch | ported/torch 1 thread | ported first call s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|")
     print(header, flush=True)
     started = time.perf_counter()
     rows = []
@@ -90,9 +121,16 @@ def main(argv=None) -> int:
 
         compile_s = f"{statistics.median(first['funclayers']):.1f}" if first.get("funclayers") else "-"
         row = (f"| {model} | {ms('funclayers')} | {ms('funclayers_hand')} | {ms('torch2jax')} | {ms('torch')} | "
-               f"{ratio('funclayers_hand')} | {ratio('torch2jax')} | {ratio('torch')} | {compile_s} |")
+               f"{ms('torch_1thread')} | {ratio('funclayers_hand')} | {ratio('torch2jax')} | {ratio('torch')} | "
+               f"{ratio('torch_1thread')} | {compile_s} |")
         rows.append(row)
         print(row, flush=True)
+    if "resnet18" in models and "funclayers_hand" in args.frameworks:
+        result = child("--compare-worker", "resnet18")
+        if result is not None:
+            print(f"\nresnet18, compiled step ported vs hand-written: {result['instructions']} vs "
+                  f"{result['hand_instructions']} HLO instructions, the same count of every opcode: "
+                  f"{result['identical']} {result['differences'] or ''}", flush=True)
     if args.convert:
         result = measure_conversion(args.convert, 3)
         if result is not None:

@@ -6,7 +6,8 @@ gradients are returned. Eval mode (BatchNorm's running statistics, no dropout or
 is what torch2jax's `t2j` runs without an rng, and the issue's reference timings are of it.
 
 - "funclayers": `fl.from_torch(torch_model)`, the one-call port, under `jax.jit`;
-- "torch": the torchvision model itself, eager;
+- "torch": the torchvision model itself, eager ("torch_1thread": with `torch.set_num_threads(1)`: on a
+  machine loaded by other processes, torch's spinning OpenMP threads cost it 10x, one thread does not);
 - "torch2jax": `torch2jax.t2j(torch_model)` under `jax.jit` (resnet18 and the small ViT: it has no
   grouped convolution and no `hardswish`, so it converts neither mobilenet_v3_small nor convnext_tiny);
 - "funclayers_hand" (resnet18 only): the same network written by hand with funclayers layers
@@ -90,8 +91,8 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _jax_loss_step(forward, params, buffers):
-    """A blocking step: value and gradient (w.r.t. params) of the cross-entropy of forward's logits."""
+def jax_loss_step(forward, params, buffers) -> tuple:
+    """The jitted step (value and gradient w.r.t. params of the cross-entropy of forward's logits) and its args."""
     import jax
     import jax.numpy as jnp
 
@@ -100,9 +101,8 @@ def _jax_loss_step(forward, params, buffers):
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         return -jnp.mean(jnp.take_along_axis(log_probs, y[:, None], axis=-1))
 
-    step = jax.jit(jax.value_and_grad(loss_fn))
     x, y = (jnp.asarray(a) for a in _data())
-    return jax_step(step, params, buffers, x, y)
+    return jax.jit(jax.value_and_grad(loss_fn)), (params, buffers, x, y)
 
 
 def hand_resnet18():
@@ -128,26 +128,30 @@ def hand_resnet18():
     )
 
 
+def ported_step(name: str) -> tuple:
+    """`jax_loss_step` of `fl.from_torch(torch_model(name))`."""
+    import funclayers as fl
+
+    layer, params, state = fl.from_torch(torch_model(name))
+    return jax_loss_step(lambda p, s, x: layer.apply(p, s, x)[0], params, state)
+
+
+def hand_step(name: str) -> tuple:
+    """`jax_loss_step` of the hand-written twin (resnet18), loaded from the torch model's state_dict."""
+    import funclayers as fl
+
+    assert name == "resnet18", name
+    layer = hand_resnet18()
+    params, state = fl.load_state_dict(layer, torch_model(name).state_dict())
+    return jax_loss_step(lambda p, s, x: layer.apply(p, s, x)[0], params, state)
+
+
 def _ported(name: str):
-    def build():
-        import funclayers as fl
-
-        layer, params, state = fl.from_torch(torch_model(name))
-        return _jax_loss_step(lambda p, s, x: layer.apply(p, s, x)[0], params, state)
-
-    return build
+    return lambda: jax_step(*ported_step(name))
 
 
 def _hand(name: str):
-    def build():
-        import funclayers as fl
-
-        assert name == "resnet18", name
-        layer = hand_resnet18()
-        params, state = fl.load_state_dict(layer, torch_model(name).state_dict())
-        return _jax_loss_step(lambda p, s, x: layer.apply(p, s, x)[0], params, state)
-
-    return build
+    return lambda: jax_step(*hand_step(name))
 
 
 def _torch2jax(name: str):
@@ -159,15 +163,17 @@ def _torch2jax(name: str):
         names = {k for k, _ in model.named_parameters()}
         params = {k: t2j(v) for k, v in model.state_dict().items() if k in names}
         buffers = {k: t2j(v) for k, v in model.state_dict().items() if k not in names}
-        return _jax_loss_step(lambda p, b, x: forward(x, state_dict={**p, **b}), params, buffers)
+        return jax_step(*jax_loss_step(lambda p, b, x: forward(x, state_dict={**p, **b}), params, buffers))
 
     return build
 
 
-def _torch(name: str):
+def _torch(name: str, threads: int | None = None):
     def build():
         import torch
 
+        if threads is not None:
+            torch.set_num_threads(threads)
         model = torch_model(name).to(torch_device())
         x, y = to_torch(_data()[0]), to_torch(_data()[1]).long()
 
@@ -183,7 +189,7 @@ def _torch(name: str):
 
 
 def _builders(name: str) -> dict:
-    builders = {"funclayers": _ported(name), "torch": _torch(name)}
+    builders = {"funclayers": _ported(name), "torch": _torch(name), "torch_1thread": _torch(name, threads=1)}
     if name in T2J_CONVERTS:
         builders["torch2jax"] = _torch2jax(name)
     if name == "resnet18":
