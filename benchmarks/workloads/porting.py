@@ -146,12 +146,17 @@ def hand_step(name: str) -> tuple:
     return jax_loss_step(lambda p, s, x: layer.apply(p, s, x)[0], params, state)
 
 
+def _blocking(make_step):
+    fn, args = make_step()
+    return jax_step(fn, *args)
+
+
 def _ported(name: str):
-    return lambda: jax_step(*ported_step(name))
+    return lambda: _blocking(lambda: ported_step(name))
 
 
 def _hand(name: str):
-    return lambda: jax_step(*hand_step(name))
+    return lambda: _blocking(lambda: hand_step(name))
 
 
 def _torch2jax(name: str):
@@ -163,7 +168,7 @@ def _torch2jax(name: str):
         names = {k for k, _ in model.named_parameters()}
         params = {k: t2j(v) for k, v in model.state_dict().items() if k in names}
         buffers = {k: t2j(v) for k, v in model.state_dict().items() if k not in names}
-        return jax_step(*jax_loss_step(lambda p, b, x: forward(x, state_dict={**p, **b}), params, buffers))
+        return _blocking(lambda: jax_loss_step(lambda p, b, x: forward(x, state_dict={**p, **b}), params, buffers))
 
     return build
 
