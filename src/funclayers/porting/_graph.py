@@ -141,7 +141,16 @@ class _Step:
         self.random, self.mutates, self.name = random, mutates, name
 
 
-def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[str], str | None]) -> tuple:
+def _node_label(node: Any, module: Any, path: str) -> str:
+    """'path: Class' of the innermost module whose forward made the node."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        qualname, cls = list(stack.values())[-1]
+        return _label(path, qualname, getattr(cls, "__name__", str(cls).rsplit(".", 1)[-1].strip("'>")))
+    return _label(path, "", type(module).__name__)
+
+
+def _translate_graph(graph: Any, module: Any, path: str, is_param: Callable[[str], str | None]) -> tuple:
     """The graph's nodes as `_Step`s (placeholders first), validated: a missing translation raises here."""
     import torch
 
@@ -150,7 +159,9 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
     index = {node: i for i, node in enumerate(nodes)}
     steps, placeholders, output = [], [], None
     for node in nodes:
-        def fail(what, node=node):
+        label = _node_label(node, module, path)
+
+        def fail(what, node=node, label=label):
             return TorchConversionError(f"from_torch: {label}: {what}, in {_op_name(node)} called at "
                                         f"{_source_line(node)}.")
 
@@ -174,7 +185,7 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
                 raise TorchConversionError(
                     f"from_torch: {label}: the tensor method {node.target!r} (Tensor.{node.target}) has no JAX "
                     f"translation; called at {_source_line(node)}. Register a converter for "
-                    f"{type(module).__name__} with fl.register_torch_converter to write this forward in JAX.")
+                    f"{label.rsplit(': ', 1)[1]} with fl.register_torch_converter to write this forward in JAX.")
             mutates = 0 if node.target in _ops.INPLACE_METHODS else None
             steps.append(_Step("call", fn, (args[0],) + tuple(args[1:]), kwargs, _ops.is_random(fn), mutates,
                                node.target))
@@ -195,7 +206,7 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
                 raise TorchConversionError(
                     f"from_torch: {label}: {_op_name(node)} has no JAX translation; called at "
                     f"{_source_line(node)}. Register a converter for the module that calls it "
-                    f"(fl.register_torch_converter({type(module).__name__}, fn)) to write its forward in JAX.")
+                    f"(fl.register_torch_converter({label.rsplit(': ', 1)[1]}, fn)) to write its forward in JAX.")
             mutates = None
             if target in _ops.INPLACE_FUNCTIONS or kwargs.get("inplace") is True:
                 mutates = 0
@@ -279,10 +290,23 @@ class _Tracer:
             def is_leaf_module(self, m, module_qualified_name):
                 return is_leaf(m)
 
+            def call_module(self, m, forward, args, kwargs):
+                try:
+                    return super().call_module(m, forward, args, kwargs)
+                except Exception as err:  # the innermost traced-through module names the failure
+                    if not hasattr(err, "_funclayers_module"):
+                        err._funclayers_module = (self.path_of_module(m), type(m).__name__)
+                    raise
+
         return Tracer()
 
 
-def _trace(module: Any, is_leaf: Callable[[Any], bool], label: str, stack_traces: bool = False) -> Any:
+def _label(path: str, qualname: str, cls_name: str) -> str:
+    full = ".".join(p for p in (path, qualname) if p)
+    return f"{full or '(root)'}: {cls_name}"
+
+
+def _trace(module: Any, is_leaf: Callable[[Any], bool], path: str, stack_traces: bool = False) -> Any:
     """The fx graph of the module's forward; the tracer's constants are removed from the module afterwards.
 
     Without `stack_traces` (torch's stack summaries are most of the tracing time) the nodes know no
@@ -292,11 +316,12 @@ def _trace(module: Any, is_leaf: Callable[[Any], bool], label: str, stack_traces
     try:
         graph = tracer.trace(module)
     except Exception as err:  # torch.fx's TraceError, or any Python error the forward hits on proxies
+        qualname, cls_name = getattr(err, "_funclayers_module", ("", type(module).__name__))
         reason = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         raise TorchConversionError(
-            f"from_torch: {label}: its forward cannot be traced symbolically with torch.fx ({reason}); this "
-            f"happens with control flow that depends on tensor values. Mark it as a leaf with "
-            f"fl.register_torch_converter({type(module).__name__}, fn), where fn(module, convert) returns "
+            f"from_torch: {_label(path, qualname, cls_name)}: its forward cannot be traced symbolically with "
+            f"torch.fx ({reason}); this happens with control flow that depends on tensor values. Mark it as a "
+            f"leaf with fl.register_torch_converter({cls_name}, fn), where fn(module, convert) returns "
             f"convert.composite(forward) with its forward written in JAX.") from err
     constants = {name: getattr(module, name) for name in set(vars(module)) - before}
     for name in constants:
@@ -324,19 +349,19 @@ def _members(module: Any, prefix: str, convert: Callable[..., Layer], is_leaf: C
     return members
 
 
-def _program(module: Any, is_leaf: Callable[[Any], bool], label: str, is_param: Callable[[str], bool],
+def _program(module: Any, is_leaf: Callable[[Any], bool], path: str, is_param: Callable[[str], str | None],
              stack_traces: bool) -> tuple:
-    graph, constants = _trace(module, is_leaf, label, stack_traces)
+    graph, constants = _trace(module, is_leaf, path, stack_traces)
     for name, value in constants.items():
         setattr(module, name, value)
     try:
-        return _translate_graph(graph, module, label, is_param), str(graph)
+        return _translate_graph(graph, module, path, is_param), str(graph)
     finally:
         for name in constants:
             delattr(module, name)
 
 
-def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf: Callable[[Any], bool]) -> Layer:
+def graph_layer(module: Any, path: str, convert: Callable[..., Layer], is_leaf: Callable[[Any], bool]) -> Layer:
     """The funclayers layer of a module without a converter: its traced forward over its converted members."""
     members = _members(module, "", convert, is_leaf)
     param_names = {name for name, _ in module.named_parameters()}
@@ -352,9 +377,9 @@ def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf:
         for mode in (True, False):
             module.train(mode)
             try:
-                programs[mode], texts[mode] = _program(module, is_leaf, label, is_param, stack_traces=False)
+                programs[mode], texts[mode] = _program(module, is_leaf, path, is_param, stack_traces=False)
             except TorchConversionError:
-                _program(module, is_leaf, label, is_param, stack_traces=True)  # raises, naming the source line
+                _program(module, is_leaf, path, is_param, stack_traces=True)  # raises, naming the source line
                 raise
     finally:
         for m, flag in was_training.items():
@@ -364,6 +389,8 @@ def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf:
 
     def forward(m, *inputs, **kwargs):
         return _run(programs[bool(m.training)], m, inputs, kwargs, label)
+
+    label = _label(path, "", type(module).__name__)
 
     forward.__name__ = type(module).__name__
     return Module(forward, **members)
