@@ -304,3 +304,38 @@ def test_errors_name_the_op_module_and_source_line():
         np.testing.assert_array_equal(layer.apply(params, state, -jnp.ones(2))[0], jnp.ones(2))
     finally:
         fl.unregister_torch_converter(DataDependent)
+
+
+def drop_path(x, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True):
+    """timm's drop_path, verbatim: traced through (x.ndim, new_empty, bernoulli_, div_)."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
+    if keep_prob > 0.0 and scale_by_keep:
+        random_tensor.div_(keep_prob)
+    return x * random_tensor
+
+
+class DropPathBlock(nn.Module):
+    def __init__(self, drop_prob):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        return x + drop_path(torch.ones_like(x), self.drop_prob, self.training)
+
+
+def test_timm_drop_path_draws_per_sample_in_training_and_composes_with_data_parallel():
+    layer, params, state = fl.from_torch(DropPathBlock(0.2))
+    x = jnp.zeros((4000, 2, 3))
+    out, _ = layer.apply(params, state, x, training=True, rng=jax.random.PRNGKey(3))
+    out = np.asarray(out).reshape(4000, -1)
+    assert np.all(out == out[:, :1])
+    kept = out[:, 0] != 0
+    assert abs(kept.mean() - 0.8) < 0.03
+    np.testing.assert_allclose(out[kept], 1 / 0.8, rtol=1e-6)
+    parallel = fl.DataParallel(layer)
+    y, _ = parallel.apply({"module": params}, {"module": state}, x[:8])
+    np.testing.assert_array_equal(y, 1.0)
