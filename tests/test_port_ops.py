@@ -339,3 +339,24 @@ def test_timm_drop_path_draws_per_sample_in_training_and_composes_with_data_para
     parallel = fl.DataParallel(layer)
     y, _ = parallel.apply({"module": params}, {"module": state}, x[:8])
     np.testing.assert_array_equal(y, 1.0)
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d pattern: an nn.BatchNorm2d subclass (traced) calling F.batch_norm on its own buffers."""
+
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                         self.momentum, self.eps)
+        return F.relu(x)
+
+
+def test_functional_batch_norm_updates_buffers_in_training(dtype):
+    torch.manual_seed(0)
+    module = BatchNormAct(3)
+    with torch.no_grad():
+        module.weight.uniform_(0.5, 1.5)
+        module.bias.uniform_(-0.5, 0.5)
+    check_layer(module, _convert(module, dtype), [randn(4, 3, 5, 5, dtype=dtype)], dtype=dtype, training=True,
+                steps=2)

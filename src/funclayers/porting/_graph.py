@@ -21,7 +21,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._layer import Buffer, Layer, Module, ModuleDict, Parameter, _get
+from .._layer import Buffer, Layer, Module, ModuleDict, Parameter, _get, _set
 from . import _ops
 from ._errors import TorchConversionError
 from ._ops_vision import BY_NAME
@@ -200,15 +200,17 @@ def _translate_graph(graph: Any, module: Any, path: str, is_param: Callable[[str
                 fn = BY_NAME.get(f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}")
             if fn is None and isinstance(target, type) and issubclass(target, tuple) and hasattr(target, "_fields"):
                 fn = _namedtuple(target)
-            if fn is None and target is getattr(torch, "_assert", None):
-                fn = _ops._assert
+            if fn is None and getattr(target, "__objclass__", None) is torch.Tensor:  # torch.Tensor.add(x, y)
+                fn = _ops.METHODS.get(target.__name__)
             if fn is None:
                 raise TorchConversionError(
                     f"from_torch: {label}: {_op_name(node)} has no JAX translation; called at "
                     f"{_source_line(node)}. Register a converter for the module that calls it "
                     f"(fl.register_torch_converter({label.rsplit(': ', 1)[1]}, fn)) to write its forward in JAX.")
             mutates = None
-            if target in _ops.INPLACE_FUNCTIONS or kwargs.get("inplace") is True:
+            fn_name = getattr(target, "__name__", "")
+            if (target in _ops.INPLACE_FUNCTIONS or kwargs.get("inplace") is True
+                    or (fn_name.endswith("_") and not fn_name.startswith("_"))):  # torch.relu_, Tensor.add_
                 mutates = 0
             kwargs.pop("inplace", None)
             steps.append(_Step("call", fn, args, kwargs, _ops.is_random(fn), mutates, _op_name(node)))
@@ -267,9 +269,20 @@ def _run(program: tuple, m: Any, inputs: tuple, kwargs: dict, label: str) -> Any
             kw = _fill(step.kwargs, env)
             if step.random:
                 kw["rng"] = m.rng()
-            env[i] = step.fn(*args, **kw)
-            if step.mutates is not None and isinstance(step.args[0], _Ref):
-                env[step.args[0].index] = env[i]  # in place: later readers of the tensor see the new value
+            result = step.fn(*args, **kw)
+            updates = {}
+            if isinstance(result, _ops.Mutation):  # e.g. F.batch_norm's running statistics in training
+                for (position, name), value in result.updates.items():
+                    updates[step.kwargs.get(name, step.args[position] if position < len(step.args) else None)] = value
+                result = result.value
+            elif step.mutates is not None:
+                updates[step.args[0]] = result
+            env[i] = result
+            for ref, value in updates.items():  # in place: later readers of the tensor see the new value
+                if isinstance(ref, _Ref):
+                    env[ref.index] = value
+                    if steps[ref.index].kind == "state":  # a buffer: the new value is the new state
+                        _set(m._state, steps[ref.index].fn, value)
     if positional or kwargs:
         raise TypeError(f"{label}: forward() got unexpected arguments ({len(positional)} positional, "
                         f"keywords {sorted(kwargs)}).")
@@ -286,6 +299,9 @@ class _Tracer:
             def __init__(self):
                 super().__init__()
                 self.record_stack_traces = stack_traces
+                # buffers as graph nodes too: tracing must not run a forward's in-place buffer updates
+                # (`self.num_batches_tracked.add_(1)`) on the real tensors, but record them
+                self.proxy_buffer_attributes = True
 
             def is_leaf_module(self, m, module_qualified_name):
                 return is_leaf(m)
@@ -364,7 +380,7 @@ def _program(module: Any, is_leaf: Callable[[Any], bool], path: str, is_param: C
 def graph_layer(module: Any, path: str, convert: Callable[..., Layer], is_leaf: Callable[[Any], bool]) -> Layer:
     """The funclayers layer of a module without a converter: its traced forward over its converted members."""
     members = _members(module, "", convert, is_leaf)
-    param_names = {name for name, _ in module.named_parameters()}
+    param_names = {name for name, _ in module.named_parameters(remove_duplicate=False)}
     state_names = set(module.state_dict().keys()) - param_names
 
     def is_param(target: str) -> str | None:
