@@ -2,11 +2,13 @@
 
     layer, params, state = fl.from_torch(torch_model)
 
-Each submodule becomes the funclayers layer of the same name, built with the constructor
-arguments read back from the module's attributes (torch stores most of them under their
-argument names); containers keep their children's names, so `fl.state_dict(params, state)` is the
-torch `state_dict`. Unknown classes raise `TorchConversionError` naming their path in the tree
-(`features.3: MyBlock`); `register_torch_converter` maps them to a funclayers layer or composite.
+The recursion: a module with a converter (a user's, registered with `register_torch_converter`,
+which takes precedence; or a torch.nn class of `_modules.py`'s table) becomes that funclayers
+layer, built with the constructor arguments read back from the module's attributes; any other
+module is traced with torch.fx (`_graph.py`), the modules with converters kept as leaves, torch's
+containers traced through. Names nest as the `state_dict`, so `fl.state_dict(params, state)` is
+the torch `state_dict`. A forward that cannot be traced or an op without translation raises
+`TorchConversionError` naming the module's path in the tree (`features.3: MyBlock`).
 
 torch is imported here only when a function runs: `import funclayers` never imports it.
 """

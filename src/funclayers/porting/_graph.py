@@ -62,6 +62,8 @@ def _template(arg: Any, index: dict, fail: Callable[[str], Exception]) -> Any:
     if isinstance(arg, (tuple, list)):
         items = [_template(a, index, fail) for a in arg]
         return tuple(items) if isinstance(arg, tuple) else items
+    if isinstance(arg, collections.OrderedDict):  # kept ordered under jit (a plain dict's keys come back sorted)
+        return collections.OrderedDict((k, _template(v, index, fail)) for k, v in arg.items())
     if isinstance(arg, dict):
         return {k: _template(v, index, fail) for k, v in arg.items()}
     if isinstance(arg, slice):
@@ -89,7 +91,7 @@ def _fill(template: Any, env: list) -> Any:
     if isinstance(template, list):
         return [_fill(t, env) for t in template]
     if isinstance(template, dict):
-        return {k: _fill(v, env) for k, v in template.items()}
+        return type(template)((k, _fill(v, env)) for k, v in template.items())
     if isinstance(template, slice):
         return slice(_fill(template.start, env), _fill(template.stop, env), _fill(template.step, env))
     return template
