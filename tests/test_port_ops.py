@@ -304,3 +304,59 @@ def test_errors_name_the_op_module_and_source_line():
         np.testing.assert_array_equal(layer.apply(params, state, -jnp.ones(2))[0], jnp.ones(2))
     finally:
         fl.unregister_torch_converter(DataDependent)
+
+
+def drop_path(x, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True):
+    """timm's drop_path, verbatim: traced through (x.ndim, new_empty, bernoulli_, div_)."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
+    if keep_prob > 0.0 and scale_by_keep:
+        random_tensor.div_(keep_prob)
+    return x * random_tensor
+
+
+class DropPathBlock(nn.Module):
+    def __init__(self, drop_prob):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        return x + drop_path(torch.ones_like(x), self.drop_prob, self.training)
+
+
+def test_timm_drop_path_draws_per_sample_in_training_and_composes_with_data_parallel():
+    layer, params, state = fl.from_torch(DropPathBlock(0.2))
+    x = jnp.zeros((4000, 2, 3))
+    out, _ = layer.apply(params, state, x, training=True, rng=jax.random.PRNGKey(3))
+    out = np.asarray(out).reshape(4000, -1)
+    assert np.all(out == out[:, :1])
+    kept = out[:, 0] != 0
+    assert abs(kept.mean() - 0.8) < 0.03
+    np.testing.assert_allclose(out[kept], 1 / 0.8, rtol=1e-6)
+    parallel = fl.DataParallel(layer)
+    y, _ = parallel.apply({"module": params}, {"module": state}, x[:8])
+    np.testing.assert_array_equal(y, 1.0)
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d pattern: an nn.BatchNorm2d subclass (traced) calling F.batch_norm on its own buffers."""
+
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                         self.momentum, self.eps)
+        return F.relu(x)
+
+
+def test_functional_batch_norm_updates_buffers_in_training(dtype):
+    torch.manual_seed(0)
+    module = BatchNormAct(3)
+    with torch.no_grad():
+        module.weight.uniform_(0.5, 1.5)
+        module.bias.uniform_(-0.5, 0.5)
+    check_layer(module, _convert(module, dtype), [randn(4, 3, 5, 5, dtype=dtype)], dtype=dtype, training=True,
+                steps=2)

@@ -2,11 +2,13 @@
 
     layer, params, state = fl.from_torch(torch_model)
 
-Each submodule becomes the funclayers layer of the same name, built with the constructor
-arguments read back from the module's attributes (torch stores most of them under their
-argument names); containers keep their children's names, so `fl.state_dict(params, state)` is the
-torch `state_dict`. Unknown classes raise `TorchConversionError` naming their path in the tree
-(`features.3: MyBlock`); `register_torch_converter` maps them to a funclayers layer or composite.
+The recursion: a module with a converter (a user's, registered with `register_torch_converter`,
+which takes precedence; or a torch.nn class of `_modules.py`'s table) becomes that funclayers
+layer, built with the constructor arguments read back from the module's attributes; any other
+module is traced with torch.fx (`_graph.py`), the modules with converters kept as leaves, torch's
+containers traced through. Names nest as the `state_dict`, so `fl.state_dict(params, state)` is
+the torch `state_dict`. A forward that cannot be traced or an op without translation raises
+`TorchConversionError` naming the module's path in the tree (`features.3: MyBlock`).
 
 torch is imported here only when a function runs: `import funclayers` never imports it.
 """
@@ -181,6 +183,20 @@ def _lookup(module: Any) -> Converter | None:
     return builtin_converter(type(module))
 
 
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+
+
+def _is_leaf(module: Any) -> bool:
+    """Whether a traced forward keeps the module as one call (a converted layer) rather than tracing into it:
+    modules with a converter, except torch's containers, traced through so that a model needs few traces."""
+    import torch
+
+    cls = type(module)
+    if cls.__name__ in _CONTAINERS and cls is getattr(torch.nn, cls.__name__):
+        return any(cls in _USER_CONVERTERS for cls in cls.__mro__)
+    return _lookup(module) is not None
+
+
 def _warn_hooks(module: Any, path: str) -> None:
     hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
              if getattr(module, kind, None)]
@@ -204,8 +220,7 @@ def _convert(module: Any, path: str) -> Layer:
                                    f"{cls.__name__.removeprefix('Lazy')}), and convert after.")
     if fn is None:
         # no converter: the module's own forward, traced with torch.fx (its converted children as leaves)
-        layer = graph_layer(module, f"{_path_label(path)}: {cls.__name__}", _Converter(module, path),
-                            lambda m: _lookup(m) is not None)
+        layer = graph_layer(module, path, _Converter(module, path), _is_leaf)
         _warn_hooks(module, path)
         return layer
     _warn_hooks(module, path)
@@ -235,14 +250,18 @@ def torch_to_layer(module: Any) -> Layer:
 
 
 def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
-    """Convert a live torch module tree into a funclayers layer, its params and its state.
+    """Convert a live torch module (a whole model) into a funclayers layer, its params and its state.
 
-    Every submodule of a class funclayers covers (containers `Sequential`, `ModuleList`,
-    `ModuleDict` included, at any depth) becomes the funclayers layer of the same name, built
-    with the constructor arguments read from the module's attributes; params and state are the
-    module's `state_dict`, loaded with `fl.load_state_dict`. The layer computes what the torch
-    module computes: `apply(..., training=False)` is torch's `eval()`, `training=True` its
-    `train()` (random layers then take `rng=`); the module's own `.training` flag is not read.
+    Every submodule of a class funclayers covers, or registered with
+    `fl.register_torch_converter`, becomes that funclayers layer, built with the constructor
+    arguments read from the module's attributes. Any other module (a model's own `nn.Module`
+    subclasses: torchvision's and timm's models, yours) is traced with `torch.fx` and its forward
+    code becomes JAX with torch's semantics (broadcasting, dtype promotion, `dim`/`keepdim`, `-1`
+    in shapes, in-place ops made functional), the covered modules kept whole inside it. Params
+    and state are the module's `state_dict` (parameters a custom module owns directly included),
+    loaded with `fl.load_state_dict`. `apply(..., training=False)` is torch's `eval()`,
+    `training=True` its `train()` (dropout and stochastic depth then draw from `rng=`); the
+    module's own `.training` flag is not read. torch is not used when the layer runs.
     `fl.state_dict(params, state)` loads back into the module with `load_state_dict(strict=True)`.
 
     Args:
@@ -253,18 +272,33 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
       needs `jax_enable_x64`).
 
     Shape: params and state hold the module's `state_dict` tensors as JAX arrays of the same
-      shapes; the layer takes and returns what the module does.
+      shapes; the layer takes and returns what the module does (tensors, tuples, lists, dicts,
+      namedtuples).
 
     Raises:
-      TorchConversionError (a TypeError): a submodule's class is neither a torch.nn class that
-        funclayers covers nor registered with `fl.register_torch_converter`; the message names its
-        path in the tree, e.g. `features.3: MyBlock`.
+      TorchConversionError (a TypeError): an op of a traced forward has no JAX translation (the
+        message names the op, the module's path in the tree, e.g. `features.3: MyBlock`, and the
+        source line that called it), or a forward cannot be traced (control flow on tensor
+        values: register a converter for that class, which then is a leaf).
 
     Example:
       >>> import jax.numpy as jnp, torch
-      >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+      >>> class Residual(torch.nn.Module):              # a model's own module: its forward is traced
+      ...     def __init__(self):
+      ...         super().__init__()
+      ...         self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+      ...         self.gamma = torch.nn.Parameter(torch.full((8, 1, 1), 0.5))
+      ...     def forward(self, x):
+      ...         return x + self.gamma * torch.relu(self.conv(x))
+      >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), Residual())
       >>> layer, params, state = fl.from_torch(torch_model)
-      >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)), training=True)
+      >>> sorted(params["2"])
+      ['conv', 'gamma']
+      >>> x = jnp.ones((1, 3, 16, 16))
+      >>> y, _ = layer.apply(params, state, x)
+      >>> bool(jnp.allclose(y, torch_model.eval()(torch.ones(1, 3, 16, 16)).detach().numpy(), atol=1e-5))
+      True
+      >>> y, state = layer.apply(params, state, x, training=True)
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()})
       <All keys matched successfully>
     """

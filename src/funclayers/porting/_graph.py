@@ -21,7 +21,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._layer import Buffer, Layer, Module, ModuleDict, Parameter, _get
+from .._layer import Buffer, Layer, Module, ModuleDict, Parameter, _get, _set
 from . import _ops
 from ._errors import TorchConversionError
 from ._ops_vision import BY_NAME
@@ -62,6 +62,8 @@ def _template(arg: Any, index: dict, fail: Callable[[str], Exception]) -> Any:
     if isinstance(arg, (tuple, list)):
         items = [_template(a, index, fail) for a in arg]
         return tuple(items) if isinstance(arg, tuple) else items
+    if isinstance(arg, collections.OrderedDict):  # kept ordered under jit (a plain dict's keys come back sorted)
+        return collections.OrderedDict((k, _template(v, index, fail)) for k, v in arg.items())
     if isinstance(arg, dict):
         return {k: _template(v, index, fail) for k, v in arg.items()}
     if isinstance(arg, slice):
@@ -89,7 +91,7 @@ def _fill(template: Any, env: list) -> Any:
     if isinstance(template, list):
         return [_fill(t, env) for t in template]
     if isinstance(template, dict):
-        return {k: _fill(v, env) for k, v in template.items()}
+        return type(template)((k, _fill(v, env)) for k, v in template.items())
     if isinstance(template, slice):
         return slice(_fill(template.start, env), _fill(template.stop, env), _fill(template.step, env))
     return template
@@ -141,7 +143,16 @@ class _Step:
         self.random, self.mutates, self.name = random, mutates, name
 
 
-def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[str], str | None]) -> tuple:
+def _node_label(node: Any, module: Any, path: str) -> str:
+    """'path: Class' of the innermost module whose forward made the node."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        qualname, cls = list(stack.values())[-1]
+        return _label(path, qualname, getattr(cls, "__name__", str(cls).rsplit(".", 1)[-1].strip("'>")))
+    return _label(path, "", type(module).__name__)
+
+
+def _translate_graph(graph: Any, module: Any, path: str, is_param: Callable[[str], str | None]) -> tuple:
     """The graph's nodes as `_Step`s (placeholders first), validated: a missing translation raises here."""
     import torch
 
@@ -150,7 +161,9 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
     index = {node: i for i, node in enumerate(nodes)}
     steps, placeholders, output = [], [], None
     for node in nodes:
-        def fail(what, node=node):
+        label = _node_label(node, module, path)
+
+        def fail(what, node=node, label=label):
             return TorchConversionError(f"from_torch: {label}: {what}, in {_op_name(node)} called at "
                                         f"{_source_line(node)}.")
 
@@ -174,7 +187,7 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
                 raise TorchConversionError(
                     f"from_torch: {label}: the tensor method {node.target!r} (Tensor.{node.target}) has no JAX "
                     f"translation; called at {_source_line(node)}. Register a converter for "
-                    f"{type(module).__name__} with fl.register_torch_converter to write this forward in JAX.")
+                    f"{label.rsplit(': ', 1)[1]} with fl.register_torch_converter to write this forward in JAX.")
             mutates = 0 if node.target in _ops.INPLACE_METHODS else None
             steps.append(_Step("call", fn, (args[0],) + tuple(args[1:]), kwargs, _ops.is_random(fn), mutates,
                                node.target))
@@ -189,15 +202,17 @@ def _translate_graph(graph: Any, module: Any, label: str, is_param: Callable[[st
                 fn = BY_NAME.get(f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}")
             if fn is None and isinstance(target, type) and issubclass(target, tuple) and hasattr(target, "_fields"):
                 fn = _namedtuple(target)
-            if fn is None and target is getattr(torch, "_assert", None):
-                fn = _ops._assert
+            if fn is None and getattr(target, "__objclass__", None) is torch.Tensor:  # torch.Tensor.add(x, y)
+                fn = _ops.METHODS.get(target.__name__)
             if fn is None:
                 raise TorchConversionError(
                     f"from_torch: {label}: {_op_name(node)} has no JAX translation; called at "
                     f"{_source_line(node)}. Register a converter for the module that calls it "
-                    f"(fl.register_torch_converter({type(module).__name__}, fn)) to write its forward in JAX.")
+                    f"(fl.register_torch_converter({label.rsplit(': ', 1)[1]}, fn)) to write its forward in JAX.")
             mutates = None
-            if target in _ops.INPLACE_FUNCTIONS or kwargs.get("inplace") is True:
+            fn_name = getattr(target, "__name__", "")
+            if (target in _ops.INPLACE_FUNCTIONS or kwargs.get("inplace") is True
+                    or (fn_name.endswith("_") and not fn_name.startswith("_"))):  # torch.relu_, Tensor.add_
                 mutates = 0
             kwargs.pop("inplace", None)
             steps.append(_Step("call", fn, args, kwargs, _ops.is_random(fn), mutates, _op_name(node)))
@@ -256,9 +271,20 @@ def _run(program: tuple, m: Any, inputs: tuple, kwargs: dict, label: str) -> Any
             kw = _fill(step.kwargs, env)
             if step.random:
                 kw["rng"] = m.rng()
-            env[i] = step.fn(*args, **kw)
-            if step.mutates is not None and isinstance(step.args[0], _Ref):
-                env[step.args[0].index] = env[i]  # in place: later readers of the tensor see the new value
+            result = step.fn(*args, **kw)
+            updates = {}
+            if isinstance(result, _ops.Mutation):  # e.g. F.batch_norm's running statistics in training
+                for (position, name), value in result.updates.items():
+                    updates[step.kwargs.get(name, step.args[position] if position < len(step.args) else None)] = value
+                result = result.value
+            elif step.mutates is not None:
+                updates[step.args[0]] = result
+            env[i] = result
+            for ref, value in updates.items():  # in place: later readers of the tensor see the new value
+                if isinstance(ref, _Ref):
+                    env[ref.index] = value
+                    if steps[ref.index].kind == "state":  # a buffer: the new value is the new state
+                        _set(m._state, steps[ref.index].fn, value)
     if positional or kwargs:
         raise TypeError(f"{label}: forward() got unexpected arguments ({len(positional)} positional, "
                         f"keywords {sorted(kwargs)}).")
@@ -275,14 +301,30 @@ class _Tracer:
             def __init__(self):
                 super().__init__()
                 self.record_stack_traces = stack_traces
+                # buffers as graph nodes too: tracing must not run a forward's in-place buffer updates
+                # (`self.num_batches_tracked.add_(1)`) on the real tensors, but record them
+                self.proxy_buffer_attributes = True
 
             def is_leaf_module(self, m, module_qualified_name):
                 return is_leaf(m)
 
+            def call_module(self, m, forward, args, kwargs):
+                try:
+                    return super().call_module(m, forward, args, kwargs)
+                except Exception as err:  # the innermost traced-through module names the failure
+                    if not hasattr(err, "_funclayers_module"):
+                        err._funclayers_module = (self.path_of_module(m), type(m).__name__)
+                    raise
+
         return Tracer()
 
 
-def _trace(module: Any, is_leaf: Callable[[Any], bool], label: str, stack_traces: bool = False) -> Any:
+def _label(path: str, qualname: str, cls_name: str) -> str:
+    full = ".".join(p for p in (path, qualname) if p)
+    return f"{full or '(root)'}: {cls_name}"
+
+
+def _trace(module: Any, is_leaf: Callable[[Any], bool], path: str, stack_traces: bool = False) -> Any:
     """The fx graph of the module's forward; the tracer's constants are removed from the module afterwards.
 
     Without `stack_traces` (torch's stack summaries are most of the tracing time) the nodes know no
@@ -292,11 +334,12 @@ def _trace(module: Any, is_leaf: Callable[[Any], bool], label: str, stack_traces
     try:
         graph = tracer.trace(module)
     except Exception as err:  # torch.fx's TraceError, or any Python error the forward hits on proxies
+        qualname, cls_name = getattr(err, "_funclayers_module", ("", type(module).__name__))
         reason = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         raise TorchConversionError(
-            f"from_torch: {label}: its forward cannot be traced symbolically with torch.fx ({reason}); this "
-            f"happens with control flow that depends on tensor values. Mark it as a leaf with "
-            f"fl.register_torch_converter({type(module).__name__}, fn), where fn(module, convert) returns "
+            f"from_torch: {_label(path, qualname, cls_name)}: its forward cannot be traced symbolically with "
+            f"torch.fx ({reason}); this happens with control flow that depends on tensor values. Mark it as a "
+            f"leaf with fl.register_torch_converter({cls_name}, fn), where fn(module, convert) returns "
             f"convert.composite(forward) with its forward written in JAX.") from err
     constants = {name: getattr(module, name) for name in set(vars(module)) - before}
     for name in constants:
@@ -324,22 +367,22 @@ def _members(module: Any, prefix: str, convert: Callable[..., Layer], is_leaf: C
     return members
 
 
-def _program(module: Any, is_leaf: Callable[[Any], bool], label: str, is_param: Callable[[str], bool],
+def _program(module: Any, is_leaf: Callable[[Any], bool], path: str, is_param: Callable[[str], str | None],
              stack_traces: bool) -> tuple:
-    graph, constants = _trace(module, is_leaf, label, stack_traces)
+    graph, constants = _trace(module, is_leaf, path, stack_traces)
     for name, value in constants.items():
         setattr(module, name, value)
     try:
-        return _translate_graph(graph, module, label, is_param), str(graph)
+        return _translate_graph(graph, module, path, is_param), str(graph)
     finally:
         for name in constants:
             delattr(module, name)
 
 
-def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf: Callable[[Any], bool]) -> Layer:
+def graph_layer(module: Any, path: str, convert: Callable[..., Layer], is_leaf: Callable[[Any], bool]) -> Layer:
     """The funclayers layer of a module without a converter: its traced forward over its converted members."""
     members = _members(module, "", convert, is_leaf)
-    param_names = {name for name, _ in module.named_parameters()}
+    param_names = {name for name, _ in module.named_parameters(remove_duplicate=False)}
     state_names = set(module.state_dict().keys()) - param_names
 
     def is_param(target: str) -> str | None:
@@ -352,9 +395,9 @@ def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf:
         for mode in (True, False):
             module.train(mode)
             try:
-                programs[mode], texts[mode] = _program(module, is_leaf, label, is_param, stack_traces=False)
+                programs[mode], texts[mode] = _program(module, is_leaf, path, is_param, stack_traces=False)
             except TorchConversionError:
-                _program(module, is_leaf, label, is_param, stack_traces=True)  # raises, naming the source line
+                _program(module, is_leaf, path, is_param, stack_traces=True)  # raises, naming the source line
                 raise
     finally:
         for m, flag in was_training.items():
@@ -364,6 +407,8 @@ def graph_layer(module: Any, label: str, convert: Callable[..., Layer], is_leaf:
 
     def forward(m, *inputs, **kwargs):
         return _run(programs[bool(m.training)], m, inputs, kwargs, label)
+
+    label = _label(path, "", type(module).__name__)
 
     forward.__name__ = type(module).__name__
     return Module(forward, **members)

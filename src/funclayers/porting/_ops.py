@@ -415,6 +415,23 @@ def _functional(name: str) -> Translation:
     return op
 
 
+class Mutation:
+    """A translation's result that also replaces some of its tensor arguments (torch mutates them in place):
+    `updates` maps (position, keyword name) of the argument to its new value."""
+
+    def __init__(self, value: Any, updates: dict[tuple[int, str], Any]):
+        self.value, self.updates = value, updates
+
+
+def _batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """F.batch_norm; in training mode torch updates the running statistics in place: so do we, functionally."""
+    if training and running_mean is not None and running_var is not None:
+        out, mean, var = flF.batch_norm(input, running_mean, running_var, weight, bias, True, momentum, eps,
+                                        return_running_stats=True)
+        return Mutation(out, {(1, "running_mean"): mean, (2, "running_var"): var})
+    return flF.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
 def _identity(x, *args, **kwargs):
     return x
 
@@ -507,6 +524,11 @@ OPERATORS: dict[Callable[..., Any], Translation] = {
     operator.ifloordiv: _binary(operator.floordiv), operator.not_: operator.not_,
     builtins.getattr: _getattr, builtins.len: len, builtins.int: int, builtins.float: float,
     builtins.max: max, builtins.min: min, builtins.sum: sum, builtins.tuple: tuple, builtins.list: list,
+    # torch.fx wraps the math module's functions: on Python numbers (shapes) they stay plain Python
+    math.sqrt: lambda x: jnp.sqrt(x) if _is_array(x) else math.sqrt(x),
+    math.log: lambda x: jnp.log(x) if _is_array(x) else math.log(x),
+    math.exp: lambda x: jnp.exp(x) if _is_array(x) else math.exp(x),
+    math.ceil: math.ceil, math.floor: math.floor, math.prod: math.prod,
 }
 # operators that mutate their first argument (on tensors)
 INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
@@ -542,7 +564,7 @@ def _torch_functions(torch: Any) -> dict[Any, Translation]:
         torch.baddbmm: lambda bias, a, b, beta=1, alpha=1: beta * bias + alpha * jnp.matmul(a, b),
         torch.layer_norm: lambda x, shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True:
             flF.layer_norm(x, shape, weight, bias, eps),
-        F.normalize: _normalize, F.linear: flF.linear, torch.einsum: _einsum,
+        F.normalize: _normalize, F.linear: flF.linear, torch.einsum: _einsum, F.batch_norm: _batch_norm,
         torch.clone: _identity, torch.detach: jax.lax.stop_gradient,
         torch.squeeze: _squeeze, torch.unsqueeze: _unsqueeze, torch.where: _SHAPES["where"],
         torch.full: lambda size, fill_value, *, dtype=None, **kw: jnp.full(tuple(size), fill_value,
@@ -573,4 +595,4 @@ def is_random(fn: Translation) -> bool:
     return getattr(fn, "__name__", "") in RANDOM_NAMES or fn is _bernoulli_ or getattr(fn, "random", False)
 
 
-__all__ = ["METHODS", "OPERATORS", "INPLACE_METHODS", "INPLACE_FUNCTIONS", "ATTRIBUTES", "is_random"]
+__all__ = ["Mutation", "METHODS", "OPERATORS", "INPLACE_METHODS", "INPLACE_FUNCTIONS", "ATTRIBUTES", "is_random"]
