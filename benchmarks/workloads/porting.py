@@ -206,9 +206,11 @@ def workload_name(name: str) -> str:
     return f"ported {name} eval step ({BATCH}, 3, {SIZE}, {SIZE})"
 
 
+# `python -m benchmarks.porting` times every framework above; the main runner times funclayers and
+# torch in a full run and skips these rows in --quick (each model compiles for 20-80 s on 2 cores).
 WORKLOADS = [
     Workload(workload_name(name), _builders(name),
              "fl.from_torch(torchvision model); eval-mode forward + cross-entropy + gradients w.r.t. every parameter",
-             iters=10, quick_iters=3, quick_frameworks=("funclayers", "torch"))
+             iters=5, quick_frameworks=())
     for name in MODELS
 ]
