@@ -37,7 +37,8 @@ class Workload:
 
     Attributes:
       iters / quick_iters: timed steps per process (default: the runner's 20, or 5 with --quick).
-      quick_frameworks: the frameworks `--quick` times (default: all of `builders`).
+      quick_frameworks: the frameworks `--quick` times (default: all of `builders`; `()` leaves the
+        workload out of `--quick`).
     """
 
     name: str

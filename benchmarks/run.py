@@ -170,7 +170,8 @@ def main(argv=None) -> int:
     for name, w in workloads.items():
         frameworks = [f for f in args.frameworks if f in w.builders
                       and not (args.quick and w.quick_frameworks is not None and f not in w.quick_frameworks)]
-        plan[name] = (frameworks, args.iters or (w.quick_iters if args.quick else w.iters) or default_iters)
+        if frameworks:  # quick_frameworks=() keeps a workload out of --quick altogether
+            plan[name] = (frameworks, args.iters or (w.quick_iters if args.quick else w.iters) or default_iters)
     batched = {}  # --quick: (name, framework) -> [results], measured one process per framework and round
     if args.quick:
         for r in range(rounds):

@@ -88,7 +88,7 @@ FAMILIES = [
      "torch.nn.init's initialisers as pure functions of `(key, shape, dtype)`, and torch's in-place names as "
      "`(key, tensor, ...)` returning a new array like the tensor."),
     ("interop", "Interop: state dicts and from_torch",
-     ["funclayers._interop", "funclayers._from_torch"],
+     ["funclayers._interop", "funclayers.porting._convert", "funclayers.porting._errors"],
      "torch's `state_dict` in and out, and whole torch models converted in one call "
      "(the guide is on the [Porting from torch](../interop.md) page)."),
     ("allocator", "CPU allocator", ["funclayers._kernels._allocator"],

@@ -1,6 +1,6 @@
 """fl.from_torch: torch's module_db cases, hand-written cases for the classes module_db lacks, nested
 containers, a ResNet-18 and a Transformer written in torch.nn (outputs and gradients), the round
-trip back to torch, unknown classes, register_torch_converter, and torch staying a lazy import.
+trip back to torch, custom classes (traced) and untraceable ones, register_torch_converter, and torch staying a lazy import.
 
 module_db selection (to keep this file inside its time budget): for every torch.nn class that
 funclayers covers and module_db lists, its first three constructor cases in eval mode and its
@@ -27,7 +27,7 @@ from torch import nn
 from torch.testing._internal.common_modules import module_db  # needs expecttest (in the test extras)
 
 import funclayers as fl
-from funclayers._from_torch_table import covered_torch_classes
+from funclayers.porting._modules import covered_torch_classes
 
 RTOL, ATOL = 1e-10, 1e-12  # float64, as every parity test in this suite
 
@@ -570,16 +570,26 @@ class MyBlock(nn.Module):
         return self.fc(x) * 2
 
 
-def test_unknown_class_names_path_and_extension_point():
+class Untraceable(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x  # control flow on a tensor value: torch.fx cannot trace it
+
+
+def test_custom_class_is_traced_and_untraceable_names_path_and_extension_point():
     module = nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Identity(),
                                                               MyBlock())))
-    with pytest.raises(fl.TorchConversionError, match=r"features\.3: MyBlock .*fl\.register_torch_converter\(MyBlock"):
+    layer, params, state = fl.from_torch(module.double())  # MyBlock's forward is traced
+    x = _r(2, 1, 5, 4)
+    _assert_outputs(layer.apply(params, state, _jax(x))[0], module.double()(x))
+    module = nn.Sequential(OrderedDict(features=nn.Sequential(nn.ReLU(), Untraceable())))
+    with pytest.raises(fl.TorchConversionError,
+                       match=r"features\.1: Untraceable: .*fl\.register_torch_converter\(Untraceable"):
         fl.from_torch(module)
-    with pytest.raises(TypeError, match=r"\(root\): MyBlock"):
-        fl.from_torch(MyBlock())
-    # an unknown class deep inside: its path
-    deep = nn.ModuleDict({"a": nn.ModuleList([nn.Linear(2, 2), nn.Sequential(MyBlock())])})
-    with pytest.raises(TypeError, match=r"a\.1\.0: MyBlock"):
+    with pytest.raises(TypeError, match=r"\(root\): Untraceable"):
+        fl.from_torch(Untraceable())
+    # an untraceable class deep inside: its path
+    deep = nn.ModuleDict({"a": nn.ModuleList([nn.Linear(2, 2), nn.Sequential(Untraceable())])})
+    with pytest.raises(TypeError, match=r"a\.1\.0: Untraceable"):
         fl.from_torch(deep)
     # a lazy module converts once torch has inferred its shapes
     lazy = nn.Sequential(nn.LazyLinear(2))
@@ -592,17 +602,19 @@ def test_unknown_class_names_path_and_extension_point():
         fl.from_torch(nn.TripletMarginWithDistanceLoss(distance_function=lambda a, b: (a - b).abs().sum(-1)))
 
 
-def test_hooks_warn_and_subclasses_raise():
+def test_hooks_warn_and_subclasses_are_traced():
     linear = nn.Linear(3, 2)
     linear.register_forward_hook(lambda module, inputs, output: output * 2)
     with pytest.warns(UserWarning, match=r"from_torch: 1: Linear has hooks \(_forward_hooks\)"):
         fl.from_torch(nn.Sequential(nn.ReLU(), linear))
 
-    class MyLinear(nn.Linear):
+    class MyLinear(nn.Linear):  # not torch.nn's class: its forward (F.linear) is traced
         pass
 
-    with pytest.raises(fl.TorchConversionError, match=r"\(root\): MyLinear"):
-        fl.from_torch(MyLinear(3, 2))
+    module = MyLinear(3, 2).double()
+    layer, params, state = fl.from_torch(module)
+    x = _r(4, 3)
+    _assert_outputs(layer.apply(params, state, _jax(x))[0], module(x))
 
 
 def test_register_torch_converter_basic_block(resnet_converters):

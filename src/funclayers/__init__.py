@@ -134,8 +134,8 @@ from . import parallel
 from .parallel import DataParallel, DistributedDataParallel
 __all__ += ["parallel", "DataParallel", "DistributedDataParallel"]
 
-# -- interop: from_torch (_from_torch.py, _from_torch_table.py; torch imported only when called) --
-from ._from_torch import (TorchConversionError, from_torch, register_torch_converter, torch_to_layer,
+# -- interop: from_torch (porting/: torch imported only when called) --
+from .porting import (TorchConversionError, from_torch, register_torch_converter, torch_to_layer,
                           unregister_torch_converter)
 __all__ += ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",
             "TorchConversionError"]

@@ -2,11 +2,13 @@
 
     layer, params, state = fl.from_torch(torch_model)
 
-Each submodule becomes the funclayers layer of the same name, built with the constructor
-arguments read back from the module's attributes (torch stores most of them under their
-argument names); containers keep their children's names, so `fl.state_dict(params, state)` is the
-torch `state_dict`. Unknown classes raise `TorchConversionError` naming their path in the tree
-(`features.3: MyBlock`); `register_torch_converter` maps them to a funclayers layer or composite.
+The recursion: a module with a converter (a user's, registered with `register_torch_converter`,
+which takes precedence; or a torch.nn class of `_modules.py`'s table) becomes that funclayers
+layer, built with the constructor arguments read back from the module's attributes; any other
+module is traced with torch.fx (`_graph.py`), the modules with converters kept as leaves, torch's
+containers traced through. Names nest as the `state_dict`, so `fl.state_dict(params, state)` is
+the torch `state_dict`. A forward that cannot be traced or an op without translation raises
+`TorchConversionError` naming the module's path in the tree (`features.3: MyBlock`).
 
 torch is imported here only when a function runs: `import funclayers` never imports it.
 """
@@ -18,37 +20,17 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from ._interop import load_state_dict
-from ._layer import Buffer, Layer, Module, Parameter
+from .._interop import load_state_dict
+from .._layer import Buffer, Layer, Module, Parameter
+from ._errors import TorchConversionError
+from ._graph import graph_layer
+from ._modules import builtin_converter
+from ._values import _float_dtype, _to_value, dtype_of  # noqa: F401  (re-exported for converters)
 
 Converter = Callable[[Any, Callable[..., Layer]], Layer]
 
 _USER_CONVERTERS: dict[type, Converter] = {}
-
-
-class TorchConversionError(TypeError):
-    """A torch module that `from_torch` cannot convert; the message names its path and class.
-
-    A TypeError. Raised for a class neither torch.nn's (one funclayers covers) nor registered with
-    `register_torch_converter`, a lazy module not yet run, a converter that returns no Layer, an
-    attribute holding a Python callable on torch tensors, or an argument that is no torch module.
-
-    Args:
-      *args: the message, as any exception's: `from_torch: <path in the tree>: <class>: <why>`.
-
-    Example:
-      >>> # `torch_to_layer` imports torch when it runs, as every conversion does
-      >>> try:
-      ...     fl.torch_to_layer(object())        # not a torch.nn.Module
-      ... except fl.TorchConversionError as err:
-      ...     print(err)
-      from_torch: (root): expected a torch.nn.Module, got object.
-      >>> issubclass(fl.TorchConversionError, TypeError)
-      True
-    """
 
 
 def register_torch_converter(torch_class: type, fn: Converter | None = None) -> Any:
@@ -142,20 +124,6 @@ def _path_label(path: str) -> str:
     return path if path else "(root)"
 
 
-def _float_dtype(module: Any) -> Any:
-    """The dtype of the module's floating parameters and buffers (recursively), or None.
-
-    float64 without `jax_enable_x64` is float32 (from_torch warns once), as JAX would truncate it.
-    """
-    for tensor in module.state_dict().values():
-        if tensor.is_floating_point():
-            dtype = jnp.dtype(str(tensor.dtype).removeprefix("torch."))
-            if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-                return jnp.dtype(jnp.float32)
-            return dtype
-    return None
-
-
 class _Converter:
     """Converts one module at `path`; `convert(child)` (the callback user converters get) recurses."""
 
@@ -212,9 +180,30 @@ def _lookup(module: Any) -> Converter | None:
     for cls in type(module).__mro__:
         if cls in _USER_CONVERTERS:
             return _USER_CONVERTERS[cls]
-    from ._from_torch_table import builtin_converter
-
     return builtin_converter(type(module))
+
+
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+
+
+def _is_leaf(module: Any) -> bool:
+    """Whether a traced forward keeps the module as one call (a converted layer) rather than tracing into it:
+    modules with a converter, except torch's containers, traced through so that a model needs few traces."""
+    import torch
+
+    cls = type(module)
+    if cls.__name__ in _CONTAINERS and cls is getattr(torch.nn, cls.__name__):
+        return any(cls in _USER_CONVERTERS for cls in cls.__mro__)
+    return _lookup(module) is not None
+
+
+def _warn_hooks(module: Any, path: str) -> None:
+    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+             if getattr(module, kind, None)]
+    if hooks:
+        warnings.warn(f"from_torch: {_path_label(path)}: {type(module).__name__} has hooks ({', '.join(hooks)}) "
+                      f"that the funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may "
+                      f"differ.", stacklevel=4)
 
 
 def _convert(module: Any, path: str) -> Layer:
@@ -230,19 +219,11 @@ def _convert(module: Any, path: str) -> Layer:
                                    f"yet; run one forward pass in torch first (it then becomes "
                                    f"{cls.__name__.removeprefix('Lazy')}), and convert after.")
     if fn is None:
-        qualname = f"{cls.__module__}.{cls.__qualname__}"
-        raise TorchConversionError(
-            f"from_torch: {_path_label(path)}: {cls.__name__} ({qualname}) is not a torch.nn class funclayers "
-            f"converts. Map it to a funclayers layer with fl.register_torch_converter({cls.__name__}, fn), where "
-            f"fn(module, convert) returns a Layer named as the module's state_dict, e.g. "
-            f"convert.composite(forward) for fl.Module(forward, <its parameters, buffers and converted children>) "
-            f"(see fl.register_torch_converter and the README section 'Porting from torch').")
-    hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
-             if getattr(module, kind, None)]
-    if hooks:
-        warnings.warn(f"from_torch: {_path_label(path)}: {cls.__name__} has hooks ({', '.join(hooks)}) that the "
-                      f"funclayers layer does not run (e.g. torch.nn.utils.weight_norm's); its output may differ.",
-                      stacklevel=3)
+        # no converter: the module's own forward, traced with torch.fx (its converted children as leaves)
+        layer = graph_layer(module, path, _Converter(module, path), _is_leaf)
+        _warn_hooks(module, path)
+        return layer
+    _warn_hooks(module, path)
     layer = fn(module, _Converter(module, path))
     if not isinstance(layer, Layer):
         raise TorchConversionError(f"from_torch: {_path_label(path)}: the converter for {cls.__name__} returned "
@@ -269,14 +250,18 @@ def torch_to_layer(module: Any) -> Layer:
 
 
 def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
-    """Convert a live torch module tree into a funclayers layer, its params and its state.
+    """Convert a live torch module (a whole model) into a funclayers layer, its params and its state.
 
-    Every submodule of a class funclayers covers (containers `Sequential`, `ModuleList`,
-    `ModuleDict` included, at any depth) becomes the funclayers layer of the same name, built
-    with the constructor arguments read from the module's attributes; params and state are the
-    module's `state_dict`, loaded with `fl.load_state_dict`. The layer computes what the torch
-    module computes: `apply(..., training=False)` is torch's `eval()`, `training=True` its
-    `train()` (random layers then take `rng=`); the module's own `.training` flag is not read.
+    Every submodule of a class funclayers covers, or registered with
+    `fl.register_torch_converter`, becomes that funclayers layer, built with the constructor
+    arguments read from the module's attributes. Any other module (a model's own `nn.Module`
+    subclasses: torchvision's and timm's models, yours) is traced with `torch.fx` and its forward
+    code becomes JAX with torch's semantics (broadcasting, dtype promotion, `dim`/`keepdim`, `-1`
+    in shapes, in-place ops made functional), the covered modules kept whole inside it. Params
+    and state are the module's `state_dict` (parameters a custom module owns directly included),
+    loaded with `fl.load_state_dict`. `apply(..., training=False)` is torch's `eval()`,
+    `training=True` its `train()` (dropout and stochastic depth then draw from `rng=`); the
+    module's own `.training` flag is not read. torch is not used when the layer runs.
     `fl.state_dict(params, state)` loads back into the module with `load_state_dict(strict=True)`.
 
     Args:
@@ -287,18 +272,33 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
       needs `jax_enable_x64`).
 
     Shape: params and state hold the module's `state_dict` tensors as JAX arrays of the same
-      shapes; the layer takes and returns what the module does.
+      shapes; the layer takes and returns what the module does (tensors, tuples, lists, dicts,
+      namedtuples).
 
     Raises:
-      TorchConversionError (a TypeError): a submodule's class is neither a torch.nn class that
-        funclayers covers nor registered with `fl.register_torch_converter`; the message names its
-        path in the tree, e.g. `features.3: MyBlock`.
+      TorchConversionError (a TypeError): an op of a traced forward has no JAX translation (the
+        message names the op, the module's path in the tree, e.g. `features.3: MyBlock`, and the
+        source line that called it), or a forward cannot be traced (control flow on tensor
+        values: register a converter for that class, which then is a leaf).
 
     Example:
       >>> import jax.numpy as jnp, torch
-      >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+      >>> class Residual(torch.nn.Module):              # a model's own module: its forward is traced
+      ...     def __init__(self):
+      ...         super().__init__()
+      ...         self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+      ...         self.gamma = torch.nn.Parameter(torch.full((8, 1, 1), 0.5))
+      ...     def forward(self, x):
+      ...         return x + self.gamma * torch.relu(self.conv(x))
+      >>> torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), Residual())
       >>> layer, params, state = fl.from_torch(torch_model)
-      >>> y, state = layer.apply(params, state, jnp.ones((1, 3, 16, 16)), training=True)
+      >>> sorted(params["2"])
+      ['conv', 'gamma']
+      >>> x = jnp.ones((1, 3, 16, 16))
+      >>> y, _ = layer.apply(params, state, x)
+      >>> bool(jnp.allclose(y, torch_model.eval()(torch.ones(1, 3, 16, 16)).detach().numpy(), atol=1e-5))
+      True
+      >>> y, state = layer.apply(params, state, x, training=True)
       >>> torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in fl.state_dict(params, state).items()})
       <All keys matched successfully>
     """
@@ -310,44 +310,6 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
     layer = torch_to_layer(module)
     params, state = load_state_dict(layer, sd, strict=strict)
     return layer, params, state
-
-
-def _to_value(value: Any, conv: _Converter, name: str) -> Any:
-    """A torch attribute value as a funclayers constructor argument."""
-    import torch
-
-    if isinstance(value, torch.nn.Module):
-        return conv(value)
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:
-            return jnp.asarray(value.float().numpy(), jnp.bfloat16)
-        return np.array(value.numpy())
-    if isinstance(value, torch.Size):
-        return tuple(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_value(v, conv, name) for v in value)
-    if callable(value) and not isinstance(value, type):
-        return _torch_function(value, conv, name)
-    return value
-
-
-def _torch_function(fn: Any, conv: _Converter, name: str) -> Any:
-    """A torch function stored as an attribute (activation=F.gelu) as its funclayers twin."""
-    from . import functional
-
-    fn_name = getattr(fn, "__name__", None)
-    fn_module = getattr(fn, "__module__", None) or ""
-    if fn_name is not None and (fn_module.startswith("torch") or fn_module == "") and hasattr(functional, fn_name):
-        return getattr(functional, fn_name)
-    raise conv.error(f"argument {name}={fn!r} is a Python callable working on torch tensors, which funclayers "
-                     f"cannot call on JAX arrays. Register a converter with fl.register_torch_converter("
-                     f"{type(conv.module).__name__}, fn) that passes a JAX function instead.")
-
-
-def dtype_of(module: Any) -> Any:
-    """The floating dtype of a module's parameters and buffers, or None (the funclayers default)."""
-    return _float_dtype(module)
 
 
 __all__ = ["from_torch", "register_torch_converter", "unregister_torch_converter", "torch_to_layer",

@@ -17,8 +17,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ._from_torch import Converter, TorchConversionError, _to_value, dtype_of
-from ._layer import Layer
+from .._layer import Layer
+from ._errors import TorchConversionError
+from ._values import _to_value, dtype_of
+
+Converter = Callable[[Any, Callable[..., Layer]], Layer]
 
 _SKIP = object()  # an override's answer meaning "leave the default"
 
@@ -34,7 +37,7 @@ def _distance_function(module: Any, conv: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    from ._loss_margin import pairwise_distance_for_loss
+    from .._loss_margin import pairwise_distance_for_loss
 
     fn = module.distance_function
     if fn is None or fn is F.pairwise_distance:
