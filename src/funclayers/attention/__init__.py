@@ -66,7 +66,7 @@ def sdpa_kernel(backends: Any, set_priority: bool = False) -> Iterator[dict]:
 
     Args:
       backends: an `SDPBackend` or a list of them.
-      set_priority: whether the order of `backends` is their priority order.
+      set_priority: whether the order of `backends` is their priority order. Default: False.
 
     Example:
       >>> q = jnp.ones((1, 2, 4, 8))

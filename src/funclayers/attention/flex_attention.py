@@ -49,8 +49,8 @@ class AuxRequest(NamedTuple):
     """Which auxiliary outputs `flex_attention` returns; torch.nn.attention.flex_attention.AuxRequest.
 
     Args:
-      lse: the log-sum-exp of each query's (modified, masked) scores.
-      max_scores: each query's largest score (torch computes it off CPU only; here everywhere).
+      lse: the log-sum-exp of each query's (modified, masked) scores. Default: False.
+      max_scores: each query's largest score (torch computes it off CPU only; here everywhere). Default: False.
 
     Shape: requests arrays of shape (B, Hq, L).
 
@@ -67,8 +67,8 @@ class AuxOutput(NamedTuple):
     """The auxiliary outputs of `flex_attention`; torch.nn.attention.flex_attention.AuxOutput.
 
     Args:
-      lse: (B, Hq, L) log-sum-exp (natural log), -inf for a fully masked query; None if not requested.
-      max_scores: (B, Hq, L) largest score (no gradient flows through it); None if not requested.
+      lse: (B, Hq, L) log-sum-exp (natural log), -inf for a fully masked query; None if not requested. Default: None.
+      max_scores: (B, Hq, L) largest score (no gradient flows through it); None if not requested. Default: None.
 
     Shape: each field (B, Hq, L) or None.
 
@@ -85,7 +85,10 @@ def noop_mask(batch: Any, head: Any, token_q: Any, token_kv: Any) -> jax.Array:
     """The mask_mod that masks nothing (always True); torch.nn.attention.flex_attention.noop_mask.
 
     Args:
-      batch: the batch index. head: the head index. token_q: the query index. token_kv: the key index.
+      batch: the batch index.
+      head: the head index.
+      token_q: the query index.
+      token_kv: the key index.
 
     Shape: scalars in, a bool scalar out.
 
@@ -177,9 +180,11 @@ def create_mask(mod_fn: Callable, B: int | None, H: int | None, Q_LEN: int, KV_L
 
     Args:
       mod_fn: a mask_mod (b, h, q_idx, kv_idx) -> bool or a score_mod (score, b, h, q_idx, kv_idx) -> score.
-      B: batch size (None: 1). H: number of query heads (None: 1).
-      Q_LEN: query length. KV_LEN: key/value length.
-      device: accepted and ignored.
+      B: batch size (None: 1).
+      H: number of query heads (None: 1).
+      Q_LEN: query length.
+      KV_LEN: key/value length.
+      device: accepted and ignored. Default: None.
 
     Shape: a bool array (B, H, Q_LEN, KV_LEN).
 
@@ -227,10 +232,15 @@ class BlockMask:
 
     Args:
       seq_lengths: (Q_LEN, KV_LEN).
-      kv_num_blocks: (B, H, num_q_blocks) int32. kv_indices: (B, H, num_q_blocks, num_kv_blocks) int32.
-      full_kv_num_blocks: like kv_num_blocks, or None. full_kv_indices: like kv_indices, or None.
-      q_num_blocks, q_indices, full_q_num_blocks, full_q_indices: the transposed lists, or None.
-      BLOCK_SIZE: (query block, key block).
+      kv_num_blocks: (B, H, num_q_blocks) int32.
+      kv_indices: (B, H, num_q_blocks, num_kv_blocks) int32.
+      full_kv_num_blocks: like kv_num_blocks, or None.
+      full_kv_indices: like kv_indices, or None.
+      q_num_blocks: kv_num_blocks' transposed list (per key block), or None.
+      q_indices: kv_indices' transposed list, or None.
+      full_q_num_blocks: full_kv_num_blocks' transposed list, or None.
+      full_q_indices: full_kv_indices' transposed list, or None.
+      BLOCK_SIZE: (query block, key block). Default: 128.
       mask_mod: the mask_mod (default `noop_mask`).
 
     Shape: `shape` is (B, H, Q_LEN, KV_LEN); B and H may be 1 (broadcast over the batch / heads).
@@ -272,9 +282,11 @@ class BlockMask:
         """A BlockMask from its kv-block lists, the q-block lists computed; torch's BlockMask.from_kv_blocks.
 
         Args:
-          kv_num_blocks: (B, H, num_q_blocks) counts of partial blocks. kv_indices: their indices.
-          full_kv_num_blocks: counts of full blocks, or None. full_kv_indices: their indices.
-          BLOCK_SIZE: an int or (query block, key block).
+          kv_num_blocks: (B, H, num_q_blocks) counts of partial blocks.
+          kv_indices: their indices.
+          full_kv_num_blocks: counts of full blocks, or None.
+          full_kv_indices: their indices.
+          BLOCK_SIZE: an int or (query block, key block). Default: 128.
           mask_mod: applied on the partial blocks (default `noop_mask`).
           seq_lengths: (Q_LEN, KV_LEN); default the blocks' extent.
           compute_q_blocks: whether to compute the transposed (q) lists.
@@ -372,13 +384,14 @@ def create_block_mask(mask_mod: Callable, B: int | None, H: int | None, Q_LEN: i
       mask_mod: (b, h, q_idx, kv_idx) -> bool, True where a query may attend.
       B: batch size, or None (the mask is the same for every batch element).
       H: number of query heads, or None (the same for every head).
-      Q_LEN: query length. KV_LEN: key/value length.
-      device: accepted and ignored.
+      Q_LEN: query length.
+      KV_LEN: key/value length.
+      device: accepted and ignored. Default: None.
       BLOCK_SIZE: an int or (query block, key block); default 128. Also flex_attention's tile size.
-      _compile: accepted (torch's deprecated flag); ignored.
-      separate_full_blocks: whether unmasked blocks are listed apart (mask_mod skipped on them).
-      compute_dq_write_order: accepted and ignored (torch's GPU FLASH backward metadata).
-      dq_kv_order: accepted and ignored (as above).
+      _compile: accepted (torch's deprecated flag); ignored. Default: False.
+      separate_full_blocks: whether unmasked blocks are listed apart (mask_mod skipped on them). Default: True.
+      compute_dq_write_order: accepted and ignored (torch's GPU FLASH backward metadata). Default: False.
+      dq_kv_order: accepted and ignored (as above). Default: True.
 
     Shape: the result's `shape` is (B or 1, H or 1, Q_LEN, KV_LEN).
 
@@ -458,17 +471,19 @@ def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None 
     score_mod closes over (an ALiBi slope, a relative-position bias table).
 
     Args:
-      query: (B, Hq, L, E). key: (B or 1, Hkv, S, E). value: (B or 1, Hkv, S, Ev); one dtype.
-      score_mod: (score, b, h, q_idx, kv_idx) -> score, on scalars; None: the scores unchanged.
-      block_mask: a `BlockMask` for (L, S) (from `create_block_mask`); None: nothing masked.
+      query: (B, Hq, L, E).
+      key: (B or 1, Hkv, S, E), query's dtype.
+      value: (B or 1, Hkv, S, Ev), query's dtype.
+      score_mod: (score, b, h, q_idx, kv_idx) -> score, on scalars; None: the scores unchanged. Default: None.
+      block_mask: a `BlockMask` for (L, S) (from `create_block_mask`); None: nothing masked. Default: None.
       scale: default 1 / sqrt(E).
-      enable_gqa: grouped-query attention: query head h reads key/value head h // (Hq // Hkv).
-      return_lse: also return the log-sum-exp (torch's deprecated form of `return_aux`).
+      enable_gqa: grouped-query attention: query head h reads key/value head h // (Hq // Hkv). Default: False.
+      return_lse: also return the log-sum-exp (torch's deprecated form of `return_aux`). Default: False.
       kernel_options: torch's Triton options, accepted; only `BLOCK_M` is read: the query rows
         per tile, a multiple of the block mask's query block (default: that block, or about 512
         rows for a mask that lists at most a quarter of the blocks). A tile evaluates the mask_mod
         on a key block if any of its query blocks lists it as partial.
-      return_aux: an `AuxRequest`: return (out, AuxOutput(lse, max_scores)).
+      return_aux: an `AuxRequest`: return (out, AuxOutput(lse, max_scores)). Default: None.
 
     Shape: (B, Hq, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev) -> (B, Hq, L, Ev); lse and max_scores
       (B, Hq, L), in float32 for float32 / float16 / bfloat16 inputs, float64 for float64.
