@@ -240,7 +240,7 @@ class BlockMask:
       q_indices: kv_indices' transposed list, or None.
       full_q_num_blocks: full_kv_num_blocks' transposed list, or None.
       full_q_indices: full_kv_indices' transposed list, or None.
-      BLOCK_SIZE: (query block, key block). Default: 128.
+      BLOCK_SIZE: (query block, key block). Default: (128, 128).
       mask_mod: the mask_mod (default `noop_mask`).
 
     Shape: `shape` is (B, H, Q_LEN, KV_LEN); B and H may be 1 (broadcast over the batch / heads).
