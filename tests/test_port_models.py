@@ -14,8 +14,8 @@ the training-mode forward is deterministic and comparable (their random statisti
 below and in test_port_ops.py); eval mode never draws. Inputs are large enough that no
 BatchNorm normalises fewer than 4 values per channel in training mode (2 values normalise to
 +-1 whatever they are, so the comparison would only measure rounding): 64x64 images, batch 4
-where a pooled 1x1 map meets a BatchNorm (inception_v3, deeplabv3's ASPP pooling). The heaviest models (by compile time)
-run in float64 only, the rest in both dtypes.
+where a pooled 1x1 map meets a BatchNorm (inception_v3, deeplabv3's ASPP pooling). The
+heaviest models (by compile time) run in float64 only, the rest in both dtypes.
 """
 
 import copy
