@@ -159,7 +159,8 @@ def test_torchvision_model_matches_torch(name, dtype, request):
         state = new_state
         module = train_module
 
-    sd = {k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()}
+    sd = module.state_dict()  # torch's OrderedDict, for its _metadata (MNASNet's loader reads its version)
+    sd.update({k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()})
     module.load_state_dict(sd, strict=True)
 
 
