@@ -40,7 +40,7 @@ MODELS = {
     "resnet18": (lambda: M.resnet18(), (2, 3, 64, 64), True, BOTH),
     "resnet50": (lambda: M.resnet50(), (2, 3, 64, 64), True, F64),
     "mobilenet_v2": (lambda: M.mobilenet_v2(), (2, 3, 64, 64), True, F64),
-    "mobilenet_v3_small": (lambda: M.mobilenet_v3_small(), (2, 3, 64, 64), True, BOTH),
+    "mobilenet_v3_small": (lambda: M.mobilenet_v3_small(), (2, 3, 64, 64), True, F64),
     "efficientnet_b0": (lambda: M.efficientnet_b0(), (2, 3, 64, 64), True, F64),
     "convnext_tiny": (lambda: M.convnext_tiny(), (2, 3, 64, 64), True, F64),
     "densenet121": (lambda: M.densenet121(), (2, 3, 64, 64), True, F64),
