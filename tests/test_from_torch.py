@@ -1,6 +1,7 @@
 """fl.from_torch: torch's module_db cases, hand-written cases for the classes module_db lacks, nested
 containers, a ResNet-18 and a Transformer written in torch.nn (outputs and gradients), the round
-trip back to torch, custom classes (traced) and untraceable ones, register_torch_converter, and torch staying a lazy import.
+trip back to torch, custom classes (traced) and untraceable ones, register_torch_converter, and
+torch staying a lazy import.
 
 module_db selection (to keep this file inside its time budget): for every torch.nn class that
 funclayers covers and module_db lists, its first three constructor cases in eval mode and its

@@ -14,8 +14,8 @@ the training-mode forward is deterministic and comparable (their random statisti
 below and in test_port_ops.py); eval mode never draws. Inputs are large enough that no
 BatchNorm normalises fewer than 4 values per channel in training mode (2 values normalise to
 +-1 whatever they are, so the comparison would only measure rounding): 64x64 images, batch 4
-where a pooled 1x1 map meets a BatchNorm (inception_v3, deeplabv3's ASPP pooling). The heaviest models (by compile time)
-run in float64 only, the rest in both dtypes.
+where a pooled 1x1 map meets a BatchNorm (inception_v3, deeplabv3's ASPP pooling). The
+heaviest models (by compile time) run in float64 only, the rest in both dtypes.
 """
 
 import copy
@@ -40,7 +40,7 @@ MODELS = {
     "resnet18": (lambda: M.resnet18(), (2, 3, 64, 64), True, BOTH),
     "resnet50": (lambda: M.resnet50(), (2, 3, 64, 64), True, F64),
     "mobilenet_v2": (lambda: M.mobilenet_v2(), (2, 3, 64, 64), True, F64),
-    "mobilenet_v3_small": (lambda: M.mobilenet_v3_small(), (2, 3, 64, 64), True, BOTH),
+    "mobilenet_v3_small": (lambda: M.mobilenet_v3_small(), (2, 3, 64, 64), True, F64),
     "efficientnet_b0": (lambda: M.efficientnet_b0(), (2, 3, 64, 64), True, F64),
     "convnext_tiny": (lambda: M.convnext_tiny(), (2, 3, 64, 64), True, F64),
     "densenet121": (lambda: M.densenet121(), (2, 3, 64, 64), True, F64),
@@ -159,7 +159,8 @@ def test_torchvision_model_matches_torch(name, dtype, request):
         state = new_state
         module = train_module
 
-    sd = {k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()}
+    sd = module.state_dict()  # torch's OrderedDict, for its _metadata (MNASNet's loader reads its version)
+    sd.update({k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()})
     module.load_state_dict(sd, strict=True)
 
 

@@ -164,6 +164,9 @@ def test_state_dict_names_and_round_trip():
     layer, params, state = fl.from_torch(module)
     assert list(fl.state_dict(params, state)) == list(module.state_dict())
     assert sorted(params) == ["blocks", "cls_token", "heads", "inner", "norm"]
+    fresh_params, fresh_state = layer.init(jax.random.PRNGKey(0))  # the converted layer inits as any layer
+    assert jax.tree.structure(fresh_params) == jax.tree.structure(params)
+    assert jax.tree.structure(fresh_state) == jax.tree.structure(state)
     module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()},
                            strict=True)
     # a non-persistent buffer is closed over, not in state

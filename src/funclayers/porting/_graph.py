@@ -62,10 +62,8 @@ def _template(arg: Any, index: dict, fail: Callable[[str], Exception]) -> Any:
     if isinstance(arg, (tuple, list)):
         items = [_template(a, index, fail) for a in arg]
         return tuple(items) if isinstance(arg, tuple) else items
-    if isinstance(arg, collections.OrderedDict):  # kept ordered under jit (a plain dict's keys come back sorted)
-        return collections.OrderedDict((k, _template(v, index, fail)) for k, v in arg.items())
-    if isinstance(arg, dict):
-        return {k: _template(v, index, fail) for k, v in arg.items()}
+    if isinstance(arg, dict):  # torch.fx stores dicts as its immutable_dict: an OrderedDict keeps torch's order
+        return collections.OrderedDict((k, _template(v, index, fail)) for k, v in arg.items())  # under jit too
     if isinstance(arg, slice):
         return slice(*(_template(v, index, fail) for v in (arg.start, arg.stop, arg.step)))
     if isinstance(arg, torch.dtype):
