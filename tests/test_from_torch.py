@@ -654,6 +654,9 @@ def test_readme_porting_section_runs():
     assert len(blocks) == 2
     namespace = dict(jax=jax, jnp=jnp, fl=fl)
     torch.manual_seed(0)
+    from torchvision_import import import_torchvision
+
+    import_torchvision()  # the README's first block ports a torchvision model
     try:
         for block in blocks:
             exec(compile(block, "README.md", "exec"), namespace)

@@ -164,3 +164,33 @@ def test_convert_hook_norms_match_torch(dtype):
     layer = convert_hook_norms(module, fl.torch_to_layer)
     assert module(torch.ones(1, 4)).shape == (1, 3)  # the torch module still works
     check_layer(module, layer, [randn(2, 4)], dtype=dtype, training=True, steps=2)
+
+
+class _Generator(torch.nn.Module):
+    """A custom module (traced by from_torch) whose children torch.nn.utils wraps."""
+
+    def __init__(self):
+        super().__init__()
+        P = torch.nn.utils.parametrizations
+        self.proj = P.weight_norm(torch.nn.Linear(4, 6))
+        self.conv = torch.nn.utils.spectral_norm(torch.nn.Conv1d(2, 2, 3, padding=1))
+        self.head = P.orthogonal(torch.nn.Linear(6, 6))
+
+    def forward(self, x):
+        h = torch.tanh(self.proj(x)).view(x.shape[0], 2, 3)
+        h = self.conv(h).flatten(1)
+        return self.head(h) + h
+
+
+def test_from_torch_converts_wrapped_children_through_fl_utils(dtype):
+    """fl.from_torch sends parametrized and hook-normed modules to fl.utils' converters, also inside a
+    traced custom module (a ParametrizedLinear would otherwise convert as a plain Linear)."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = _Generator()
+    layer = fl.torch_to_layer(model)
+    check_layer(model, layer, [randn(3, 4)], dtype=dtype, training=True, steps=2)
+    _, params, state = fl.from_torch(model.to(TORCH_DTYPES[np.dtype(dtype)]))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in fl.state_dict(params, state).items()},
+                          strict=True)

@@ -194,7 +194,20 @@ def _is_leaf(module: Any) -> bool:
     cls = type(module)
     if cls.__name__ in _CONTAINERS and cls is getattr(torch.nn, cls.__name__):
         return any(cls in _USER_CONVERTERS for cls in cls.__mro__)
-    return _lookup(module) is not None
+    return _weight_wrapper(module) is not None or _lookup(module) is not None
+
+
+def _weight_wrapper(module: Any) -> Callable | None:
+    """fl.utils' converter for a module that torch.nn.utils wraps (parametrizations, or the old API's
+    weight_norm / spectral_norm hooks), or None. Checked before the class table: torch's
+    `ParametrizedLinear` subclasses `Linear`, which would otherwise convert without its parametrization."""
+    from ..utils import _from_torch as utils_from_torch
+
+    if utils_from_torch.is_parametrized_module(module):
+        return utils_from_torch.convert_parametrized
+    if utils_from_torch.uses_hook_norms(module):
+        return utils_from_torch.convert_hook_norms
+    return None
 
 
 def _warn_hooks(module: Any, path: str) -> None:
@@ -212,6 +225,9 @@ def _convert(module: Any, path: str) -> Layer:
     if not isinstance(module, torch.nn.Module):
         raise TorchConversionError(f"from_torch: {_path_label(path)}: expected a torch.nn.Module, got "
                                    f"{type(module).__name__}.")
+    wrapper = _weight_wrapper(module)
+    if wrapper is not None:  # the wrapped module, converted plain, under fl.utils' twin of the wrapper
+        return wrapper(module, lambda plain: _convert(plain, path))
     fn = _lookup(module)
     cls = type(module)
     if cls.__name__.startswith("Lazy") and getattr(torch.nn, cls.__name__, None) is cls:  # fl.Lazy* exist now
