@@ -76,8 +76,8 @@ FAMILIES = [
      ["funclayers.parallel._data_parallel", "funclayers.parallel._distributed"],
      "torch.nn.parallel on `jax.shard_map` (one process) and `jax.distributed` (several)."),
     ("utils", "torch.nn.utils (funclayers.utils)",
-     ["funclayers.utils.clip_grad", "funclayers.utils.convert_parameters", "funclayers.utils.weight_norm",
-      "funclayers.utils.spectral_norm", "funclayers.utils.parametrize", "funclayers.utils.parametrizations",
+     ["funclayers.utils.clip_grad", "funclayers.utils.convert_parameters", "funclayers.utils._weight_norm",
+      "funclayers.utils._spectral_norm", "funclayers.utils.parametrize", "funclayers.utils.parametrizations",
       "funclayers.utils.fusion", "funclayers.utils.stateless", "funclayers.utils.init",
       "funclayers.utils.memory_format"],
      "torch.nn.utils as pure functions of pytrees (gradient clipping, with an optax transformation; "

@@ -10,6 +10,8 @@ Packed sequences (torch.nn.utils.rnn) are `funclayers.rnn`.
 """
 
 from . import parametrizations, parametrize, stateless
+from ._spectral_norm import remove_spectral_norm, spectral_norm
+from ._weight_norm import remove_weight_norm, weight_norm
 from .clip_grad import (
                         clip_grad_norm,
                         clip_grad_norm_,
@@ -22,8 +24,6 @@ from .convert_parameters import parameters_to_vector, vector_to_parameters
 from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights
 from .init import skip_init
 from .memory_format import convert_conv2d_weight_memory_format, convert_conv3d_weight_memory_format
-from .spectral_norm import remove_spectral_norm, spectral_norm
-from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grads_with_norm_", "clip_grad_value_", "clip_grad_norm_transform",
            "convert_conv2d_weight_memory_format", "convert_conv3d_weight_memory_format", "fuse_conv_bn_eval",

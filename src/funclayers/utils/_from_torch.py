@@ -22,8 +22,8 @@ from typing import Any
 
 from .._layer import Layer
 from . import parametrizations, parametrize
-from .spectral_norm import spectral_norm
-from .weight_norm import weight_norm
+from ._spectral_norm import spectral_norm
+from ._weight_norm import weight_norm
 
 __all__ = ["is_parametrized_module", "uses_hook_norms", "convert_parametrized", "convert_hook_norms",
            "convert_hook_weight_norm", "convert_hook_spectral_norm"]

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from .._layer import Layer
 from . import parametrize
 from ._common import check_layer, init_shapes, tensor_location
-from .spectral_norm import check_dim, check_power_iterations, default_dim, normalize, weight_matrix
-from .weight_norm import _weight_norm, norm_except_dim
+from ._spectral_norm import check_dim, check_power_iterations, default_dim, normalize, weight_matrix
+from ._weight_norm import _weight_norm, norm_except_dim
 
 __all__ = ["weight_norm", "spectral_norm", "orthogonal"]
 
