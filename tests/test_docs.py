@@ -199,6 +199,17 @@ def test_args_entries_rule():
     assert _args_entries("Args: as torch.nn.Conv1d (in_channels, ...).") == {}
 
 
+def _documented_parameters(obj) -> list:
+    """The parameters a name's Args section must list: its signature's, but `self`; none for an Enum
+    (its signature is EnumMeta.__call__'s functional API, not what its members mean)."""
+    if isinstance(obj, type) and issubclass(obj, enum.Enum):
+        return []
+    try:
+        return [p for p in inspect.signature(obj).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return []
+
+
 @pytest.mark.parametrize("path", [
     pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="Args not yet one entry per parameter"))
     if path in ARGS_NOT_YET_PER_PARAMETER else path for path in PATHS])
@@ -209,12 +220,7 @@ def test_args_lists_each_parameter(path):
     `device` and `dtype` may share an entry. Entries for names not in the signature (a layer's
     forward arguments, `**kwargs` spelled out) are allowed."""
     obj = dict(PUBLIC)[path]
-    try:
-        params = [p for p in inspect.signature(obj).parameters.values() if p.name != "self"]
-    except (TypeError, ValueError):
-        params = []
-    if isinstance(obj, type) and issubclass(obj, enum.Enum):
-        params = []  # an Enum's signature is EnumMeta.__call__'s functional API, not its members' meaning
+    params = _documented_parameters(obj)
     entries = _args_entries(inspect.getdoc(obj) or "")
     missing = [p.name for p in params if p.name not in entries]
     assert not missing, (f"{path}: the Args section has no entry of its own for {missing} "
@@ -353,12 +359,7 @@ def test_docs_build(tmp_path):
         end = re.search(r'<h[23] id="funclayers\.', text[start + 1:])
         section = text[start:start + 1 + end.start()] if end else text[start:]
         rows = {r.lstrip("*") for r in _PARAM_ROW.findall(section)}
-        try:
-            params = [p.name for p in inspect.signature(obj).parameters.values() if p.name != "self"]
-        except (TypeError, ValueError):
-            params = []
-        if isinstance(obj, type) and issubclass(obj, enum.Enum):
-            params = []  # EnumMeta.__call__'s functional API, not the members' meaning
+        params = [p.name for p in _documented_parameters(obj)]
         rows_missing += [f"{path}({name})" for name in params if name not in rows]
     assert not rows_missing, f"parameters without a row in their name's parameter table: {rows_missing[:10]}"
     # the Getting started page's install lines are a code block, not a paragraph
