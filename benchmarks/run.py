@@ -67,7 +67,15 @@ def worker(name: str, framework: str, iters: int, warmup: int, budget: float | N
         times.append(time.perf_counter() - t0)
         if budget is not None and len(times) >= 2 and sum(times) > budget:
             break
-    return {"times": times, "first": first, "setup": setup}
+    return {"times": times, "first": first, "setup": setup, "peak_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set so far (ru_maxrss; Linux reports KiB), in MiB: imports,
+    compilation and the steps together, as a user's training process sees it."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker_many(framework: str, plan: dict[str, int], warmup: int) -> dict:
@@ -162,7 +170,7 @@ def main(argv=None) -> int:
     if args.only:
         workloads = {k: v for k, v in workloads.items() if any(s in k for s in args.only)}
     header = ("| workload | funclayers ms | torch ms | ours/torch | flax/torch | equinox/torch | "
-              "ours first call s |\n|---|---|---|---|---|---|---|")
+              "ours first call s | peak RSS MiB, ours / torch |\n|---|---|---|---|---|---|---|---|")
     rows = []
     print(header, flush=True)
     started = time.perf_counter()
@@ -182,7 +190,7 @@ def main(argv=None) -> int:
                     batched.setdefault((name, f), []).append(result)
     for name, (frameworks, iters) in plan.items():
         samples = {f: [] for f in frameworks}
-        first = {}
+        first, peak = {}, {}
         for r in range(0 if args.quick else rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]
             for f in order:
@@ -193,6 +201,8 @@ def main(argv=None) -> int:
             for result in batched.get((name, f), []):
                 samples[f] += result["times"]
                 first.setdefault(f, []).append(result["first"])
+                if not args.quick:  # --quick runs every workload in one process: no per-workload peak
+                    peak.setdefault(f, []).append(result["peak_mib"])
         med = {f: statistics.median(s) * 1e3 for f, s in samples.items() if s}
         first = {f: statistics.median(values) for f, values in first.items()}  # one per round
 
@@ -202,8 +212,11 @@ def main(argv=None) -> int:
         def ms(f, med=med):
             return f"{med[f]:.2f}" if f in med else "-"
 
+        peak = {f: statistics.median(values) for f, values in peak.items()}
+        memory = (f"{peak['funclayers']:.0f} / {peak['torch']:.0f} = {peak['funclayers'] / peak['torch']:.2f}x"
+                  if "funclayers" in peak and "torch" in peak else "-")
         row = (f"| {name} | {ms('funclayers')} | {ms('torch')} | {ratio('funclayers')} | {ratio('flax')} | "
-               f"{ratio('equinox')} | {first.get('funclayers', float('nan')):.2f} |")
+               f"{ratio('equinox')} | {first.get('funclayers', float('nan')):.2f} | {memory} |")
         rows.append(row)
         print(row, flush=True)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
@@ -214,7 +227,8 @@ def main(argv=None) -> int:
                  f"device: {device_name(args.device)}.\n"
                  f"Median step time over {rounds} alternating rounds x {args.iters or default_iters} steps "
                  f"(fewer for the heavy model workloads), each framework in its own process; ratio < 1 means "
-                 f"faster than torch eager.\n\n{header}\n" + "\n".join(rows) + "\n")
+                 f"faster than torch eager. Peak RSS: the worker process's ru_maxrss after its steps (imports "
+                 f"and compilation included), median over rounds.\n\n{header}\n" + "\n".join(rows) + "\n")
     return 0
 
 
