@@ -223,3 +223,32 @@ def test_functional_pad_under_vmap_and_grad():
     t = torch.from_numpy(x).requires_grad_(True)
     TF.pad(t, (2, 1, -1, 2), "reflect").sum().backward()
     np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode, pad, shape", [("reflect", (2, 1, 0, 3), (2, 3, 4, 5)),
+                                               ("replicate", (1, 4, 3, 0, 2, 1), (2, 3, 4, 5, 3))],
+                         ids=["reflect-2d", "replicate-3d"])
+def test_edge_padding_forward_mode_and_vmap_of_grad(mode, pad, shape):
+    # the non-negative edge pads lower to one concatenation of blocks; every transformation of it
+    # must agree with torch's pad applied to the tangent (padding is linear) and with reverse mode
+    x = randn(*shape)
+    f = lambda x: F.pad(x, pad, mode)  # noqa: E731
+    dx = randn(*x.shape)
+    expected = lambda a: TF.pad(torch.from_numpy(a), pad, mode).numpy()  # noqa: E731
+    out, tangent = jax.jvp(f, (jnp.asarray(x),), (jnp.asarray(dx),))
+    np.testing.assert_array_equal(out, expected(x))
+    np.testing.assert_array_equal(tangent, expected(dx))
+    small = jnp.asarray(x[:1, :1])
+    np.testing.assert_array_equal(jax.jacfwd(f)(small), jax.jacrev(f)(small))
+    _, f_lin = jax.linearize(f, jnp.asarray(x))
+    np.testing.assert_array_equal(f_lin(jnp.asarray(dx)), expected(dx))
+    cot = randn(*out.shape)
+    per_example = jax.vmap(jax.grad(lambda x, c: jnp.sum(f(x) * c)))(jnp.asarray(x), jnp.asarray(cot))
+    t = torch.from_numpy(x).requires_grad_(True)
+    TF.pad(t, pad, mode).backward(torch.from_numpy(cot))  # pad acts on the trailing dims of each example
+    np.testing.assert_allclose(per_example, t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_replication_pad_wider_than_the_input_matches_torch(dtype):
+    module, layer = make("ReplicationPad", 2, (5, 0, 1, 6))
+    check_layer(module, layer, [randn(2, 3, 2, 3, dtype=dtype)], dtype=dtype)
