@@ -224,7 +224,9 @@ def _edge_blocks(x: jax.Array, pairs: list[tuple[int, int, int]], mode: str) -> 
     # Reflect/replicate padding with non-negative pads as one concatenation of blocks, each cut
     # from x directly (3 x 3 of them in 2-D): XLA fuses the whole output into one loop, and the
     # transpose (slices of the cotangent padded back and summed) into one more. Padding one axis
-    # after the other would materialise each partly padded array, forward and backward.
+    # after the other would materialise each partly padded array, forward and backward. With the
+    # outermost padded axis split first, the fused loop writes whole padded rows (forward alone
+    # 0.98 -> 0.66 ms on (32, 64, 32, 32), the time of a copy).
     if not pairs:
         return x
     (axis, before, after), rest = pairs[0], pairs[1:]
@@ -271,7 +273,7 @@ def _lower(x: jax.Array, fill: jax.Array | None, pad: tuple[int, ...], mode: str
             config[axis] = (before, after, 0)
         return lax.pad(x, fill, config)
     if mode != "circular" and min(pad) >= 0:
-        return _edge_blocks(x, _pairs(pad, x.ndim), mode)
+        return _edge_blocks(x, _pairs(pad, x.ndim)[::-1], mode)  # outermost axis first: 1.5x faster
     for axis, before, after in _pairs(pad, x.ndim):
         x = _AXIS_OPS[mode](x, axis, before, after)
     return x
