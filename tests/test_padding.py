@@ -226,10 +226,11 @@ def test_functional_pad_under_vmap_and_grad():
 
 
 @pytest.mark.parametrize("mode, pad, shape", [("reflect", (2, 1, 0, 3), (2, 3, 4, 5)),
-                                               ("replicate", (1, 4, 3, 0, 2, 1), (2, 3, 4, 5, 3))],
-                         ids=["reflect-2d", "replicate-3d"])
+                                               ("replicate", (1, 4, 3, 0, 2, 1), (2, 3, 4, 5, 3)),
+                                               ("circular", (2, 1, 0, 3), (2, 3, 4, 5))],
+                         ids=["reflect-2d", "replicate-3d", "circular-2d"])
 def test_edge_padding_forward_mode_and_vmap_of_grad(mode, pad, shape):
-    # the non-negative edge pads lower to one concatenation of blocks; every transformation of it
+    # non-negative reflect/replicate/circular pads lower to one concatenation of blocks; every transformation of it
     # must agree with torch's pad applied to the tangent (padding is linear) and with reverse mode
     x = randn(*shape)
     f = lambda x: F.pad(x, pad, mode)  # noqa: E731

@@ -207,6 +207,9 @@ def _borders(x: jax.Array, axis: int, before: int, after: int, mode: str) -> tup
     if mode == "reflect":
         left = lax.rev(lax.slice_in_dim(x, 1, before + 1, axis=axis), (axis,)) if before else None
         right = lax.rev(lax.slice_in_dim(x, n - 1 - after, n - 1, axis=axis), (axis,)) if after else None
+    elif mode == "circular":
+        left = lax.slice_in_dim(x, n - before, n, axis=axis) if before else None
+        right = lax.slice_in_dim(x, 0, after, axis=axis) if after else None
     else:  # replicate: the edge element broadcast along the axis
 
         def edge(index: int, count: int) -> jax.Array:
@@ -221,7 +224,7 @@ def _borders(x: jax.Array, axis: int, before: int, after: int, mode: str) -> tup
 
 
 def _edge_blocks(x: jax.Array, pairs: list[tuple[int, int, int]], mode: str) -> jax.Array:
-    # Reflect/replicate padding with non-negative pads as one concatenation of blocks, each cut
+    # Reflect/replicate/circular padding with non-negative pads as one concatenation of blocks, cut
     # from x directly (3 x 3 of them in 2-D): XLA fuses the whole output into one loop, and the
     # transpose (slices of the cotangent padded back and summed) into one more. Padding one axis
     # after the other would materialise each partly padded array, forward and backward. With the
@@ -272,7 +275,7 @@ def _lower(x: jax.Array, fill: jax.Array | None, pad: tuple[int, ...], mode: str
         for axis, before, after in _pairs(pad, x.ndim):
             config[axis] = (before, after, 0)
         return lax.pad(x, fill, config)
-    if mode != "circular" and min(pad) >= 0:
+    if min(pad) >= 0:
         return _edge_blocks(x, _pairs(pad, x.ndim)[::-1], mode)  # outermost axis first: 1.5x faster
     for axis, before, after in _pairs(pad, x.ndim):
         x = _AXIS_OPS[mode](x, axis, before, after)
