@@ -2,8 +2,9 @@
 
 torch's pad tuple runs from the last dimension backwards in (before, after) pairs:
 `(left, right, top, bottom, front, back)`. Negative entries crop. Each mode lowers to a few
-slices, reversals, broadcasts and one concatenation per padded dimension (or a single `lax.pad`
-for constant padding), so the gradient is the same handful of slices and adds.
+slices, reversals, broadcasts and concatenations (one concatenation of blocks cut from the input
+where no entry crops; a single `lax.pad` for constant padding), so the gradient is the same
+handful of slices and adds.
 """
 
 from __future__ import annotations
