@@ -28,17 +28,22 @@ fastest on CPU, computing the same function and the same gradients:
   input gradient as its transpose (col2im), the weight gradient as one product of the output
   gradient with the same patches: faster than
   XLA's convolution for strided, 1x1 and small-map convolutions, used where the patches matrix is
-  small (at most 32 MB).
+  small (at most 32 MB). With a fan-in under 64 (an RGB stem) the products are one per image,
+  which leaves the output channels-first without a transpose.
 - "shift": depthwise convolutions (groups == in_channels) as a sum over kernel taps of shifted
   input slices times a per-channel weight: elementwise work that XLA fuses into one loop. The
-  weight gradient is one batched matmul per kernel row plus diagonal sums (2-D, width stride 1)
-  or one per-channel dot per tap.
-- "split": grouped convolutions as one dense "taps" convolution per group.
+  weight gradient is, per tap, the sum of dy times that tap's input slice.
+- "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
+  for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
+  XLA:CPU runs the independent groups side by side on its threads.
 - "depth": 3-D convolutions as a sum over depth taps of 2-D convolutions (XLA's CPU 3-D
-  convolutions are several times slower than its 2-D ones).
+  convolutions are several times slower than its 2-D ones). "winograd" (forced only) computes a
+  (kd, 3, 3) stride-1 one with Winograd over height and width and the depth taps summed inside
+  (`_winograd.conv3x3_depth`): measured no faster than "depth" for the benchmark's 16->32 layer.
 
 A transposed convolution's backward pass is expressed with ordinary strided convolutions
-(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution.
+(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution; "phases"
+(`_subpixel.py`) computes it as one stride-1 convolution instead.
 """
 
 from __future__ import annotations
@@ -500,11 +505,12 @@ def conv_transpose(
     the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
     same forward with a backward pass of a strided convolution (input gradient) and a per-tap
     weight gradient; "phases" (dilation 1 only) is one stride-1 convolution through `conv`
-    (`_subpixel`). "auto" picks "phases" on CPU where it applies, else "strided"; off CPU "xla".
+    (`_subpixel`). "auto" is "strided" on CPU ("phases" measured within the noise of it, issue 28)
+    and "xla" elsewhere.
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
     if method == "auto":
-        method = "xla" if not on_cpu() else "phases" if all(d == 1 for d in dilation) else "strided"
+        method = "strided" if on_cpu() else "xla"
     if method == "xla":
         return _conv_transpose_forward(x, w, *args)
     if method == "strided":
