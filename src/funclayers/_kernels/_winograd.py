@@ -5,7 +5,8 @@ Used by: `Conv2d` / `F.conv2d` with a dense 3x3 stride-1 kernel, enough channels
 CNN, and each group of a grouped one. Forced (`method="winograd"`), it also computes a grouped
 convolution in one pass (the products batched over groups: measured slower than one pass per
 group, 27.9 vs 24-25 ms CPU per step on the 128->128 groups=4 benchmark layer) and a 3-D one with a
-(kd, 3, 3) kernel (`conv3x3_depth`, below). Why (benchmarks/README.md, third session, isolated forward + backward in one process):
+(kd, 3, 3) kernel (`conv3x3_depth`, below). Why (benchmarks/README.md, third session, isolated
+forward + backward in one process):
 64->64 on 32x32 maps 112 -> 73 ms, 128->128 @16 53 -> 34, 256->256 @8 47 -> 28, against XLA's
 direct convolution.
 
