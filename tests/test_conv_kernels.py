@@ -1,5 +1,6 @@
-"""The convolution lowerings of issue 28 against torch in every mode: grouped Winograd, Winograd with
-depth taps (3-D), the sub-pixel ("phases") transposed convolution, each forced."""
+"""The convolution lowerings of issue 28 against torch in every mode, each forced: grouped Winograd,
+Winograd with depth taps (3-D), one conv per group, the depthwise tap reductions, the per-image and
+one-product gemm, the sub-pixel ("phases") and "strided" transposed convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -14,17 +15,17 @@ from funclayers._kernels import _conv_lowering as lowering
 TF = torch.nn.functional
 
 
-def _conv_case(method, x_shape, w_shape, groups=1, padding=None):
+def _conv_case(method, x_shape, w_shape, groups=1, padding=None, stride=1):
     n = len(x_shape) - 2
     padding = padding or ((1, 1),) * n
-    ones = (1,) * n
+    ones, strides = (1,) * n, (stride,) * n
 
     def ours(x, w):
-        return lowering.conv(x, w, ones, padding, ones, groups, method=method)
+        return lowering.conv(x, w, strides, padding, ones, groups, method=method)
 
     def theirs(x, w):
         flat = [v for pair in reversed(padding) for v in pair]
-        return getattr(TF, f"conv{n}d")(TF.pad(x, flat), w, None, 1, 0, 1, groups)
+        return getattr(TF, f"conv{n}d")(TF.pad(x, flat), w, None, strides, 0, 1, groups)
 
     return ours, theirs, x_shape, w_shape
 
@@ -54,6 +55,10 @@ CASES = {
         "winograd", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2, padding=((0, 1), (2, 0), (1, 1))
     ),
     "winograd-3d-no-padding-depth1": _conv_case("winograd", (2, 2, 2, 4, 3), (3, 2, 1, 3, 3), padding=((0, 0),) * 3),
+    "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
+    "shift-depthwise-multiplier2": _conv_case("shift", (2, 3, 6, 5), (6, 1, 3, 3), groups=3),
+    "gemm-per-image-small-fan-in": _conv_case("gemm", (2, 3, 6, 5), (4, 3, 3, 3), stride=2),
+    "gemm-one-product-fan-in-72": _conv_case("gemm", (2, 8, 6, 5), (4, 8, 3, 3), stride=2),
     "phases-2d-k4-s2-p1": _transpose_case("phases", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
     "phases-2d-k3-s2-output_padding": _transpose_case("phases", (2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1),
     "phases-2d-s3-k2-padding-beyond-kernel": _transpose_case("phases", (2, 3, 6, 6), (3, 4, 2, 2), 3, 3),
