@@ -28,17 +28,22 @@ fastest on CPU, computing the same function and the same gradients:
   input gradient as its transpose (col2im), the weight gradient as one product of the output
   gradient with the same patches: faster than
   XLA's convolution for strided, 1x1 and small-map convolutions, used where the patches matrix is
-  small (at most 32 MB).
+  small (at most 32 MB). With a fan-in under 64 (an RGB stem) the products are one per image,
+  which leaves the output channels-first without a transpose.
 - "shift": depthwise convolutions (groups == in_channels) as a sum over kernel taps of shifted
   input slices times a per-channel weight: elementwise work that XLA fuses into one loop. The
-  weight gradient is one batched matmul per kernel row plus diagonal sums (2-D, width stride 1)
-  or one per-channel dot per tap.
-- "split": grouped convolutions as one dense "taps" convolution per group.
+  weight gradient is, per tap, the sum of dy times that tap's input slice.
+- "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
+  for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
+  XLA:CPU runs the independent groups side by side on its threads.
 - "depth": 3-D convolutions as a sum over depth taps of 2-D convolutions (XLA's CPU 3-D
-  convolutions are several times slower than its 2-D ones).
+  convolutions are several times slower than its 2-D ones). "winograd" (forced only) computes a
+  (kd, 3, 3) stride-1 one with Winograd over height and width and the depth taps summed inside
+  (`_winograd.conv3x3_depth`): measured no faster than "depth" for the benchmark's 16->32 layer.
 
 A transposed convolution's backward pass is expressed with ordinary strided convolutions
-(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution.
+(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution; "phases"
+(`_subpixel.py`) computes it as one stride-1 convolution instead.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._utils import on_cpu, zero_pad
-from . import _winograd
+from . import _subpixel, _winograd
 from ._primitive import bilinear
 
 Pairs = Sequence[tuple[int, int]]
@@ -206,6 +211,28 @@ def _gemm_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dil
 _gemm = _with_backward(_gemm_forward, _gemm_forward, _weight_grad_gemm, "conv_gemm")
 
 
+def _gemm_per_image_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
+    """`_gemm_forward` as one product per image, (out, C_in * taps) x (C_in * taps, positions): the
+    output comes out channels-first with no transpose. Measured faster for a small fan-in with
+    many positions (the RGB stem, 27 x 1024: step CPU time 7.7 -> 6.2 ms), slower for a large
+    fan-in with few positions (128->256 s2 on 8x8 maps: 50 -> 146 ms)."""
+    patches, out_spatial = _patches(x, w.shape[2:], stride, padding, dilation)
+    weights = jnp.broadcast_to(w.reshape(w.shape[0], -1), (x.shape[0], w.shape[0], patches.shape[1]))
+    y = lax.dot_general(weights, patches, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+    return y.reshape(x.shape[0], w.shape[0], *out_spatial)
+
+
+def _weight_grad_per_image(x, w, dy, stride, padding, dilation):
+    """One product per image of dy with its patches, summed over the images."""
+    _, weight_vjp = jax.vjp(lambda w: _gemm_per_image_forward(x, w, stride, padding, dilation), w)
+    return weight_vjp(dy)[0]
+
+
+_gemm_per_image = _with_backward(
+    _gemm_per_image_forward, _gemm_per_image_forward, _weight_grad_per_image, "conv_gemm_per_image"
+)
+
+
 def _shift_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple) -> jax.Array:
     """Depthwise convolution (groups == in_channels, w of shape (C*m, 1, *k)) as shifted multiply-adds."""
     channels, multiplier = x.shape[1], w.shape[0] // x.shape[1]
@@ -222,49 +249,20 @@ def _shift_forward(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, di
     return out
 
 
-def _depthwise_weight_grad_rows(
-    xp: jax.Array, dyt: jax.Array, w_shape: tuple, stride: tuple, dilation: tuple
-) -> jax.Array:
-    """2-D depthwise weight gradient with one batched matmul per kernel row (width stride 1).
-
-    For kernel row i, G[c, v, u] = sum over (n, h) of xp_i[c, n, h, v] * dy[c, n, h, u], where xp_i
-    is the padded input seen by row i; the tap (i, j) is then the sum of G[c, u + j*dilation, u]
-    over u, a diagonal. This reads the input once per kernel row instead of once per tap.
-    """
-    kernel_h, kernel_w = w_shape[2:]
-    out_h, out_w = dyt.shape[2:]
-    rows = []
-    for i in range(kernel_h):
-        start = i * dilation[0]
-        piece = lax.slice_in_dim(xp, start, start + stride[0] * (out_h - 1) + 1, stride[0], axis=2)
-        g = lax.dot_general(piece, dyt, (((1, 2), (1, 2)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
-        rows.append(
-            jnp.stack(
-                [
-                    jnp.sum(jnp.diagonal(g, offset=-j * dilation[1], axis1=1, axis2=2)[:, :out_w], axis=1)
-                    for j in range(kernel_w)
-                ],
-                axis=-1,
-            )
-        )
-    return jnp.stack(rows, axis=1).reshape(w_shape)
-
-
 def _weight_grad_depthwise(x, w, dy, stride, padding, dilation):
-    """Weight gradient of a depthwise convolution (groups == in_channels, w of shape (C*m, 1, *k))."""
+    """Weight gradient of a depthwise convolution (groups == in_channels, w of shape (C*m, 1, *k)).
+
+    Per kernel tap, the sum over batch and space of dy times the input slice that tap meets: an
+    elementwise product and a reduction XLA fuses into one pass, in the input's own layout (2x
+    less CPU time than one batched matmul per kernel row with diagonal sums, 20.6 vs 39.2 ms on
+    the (8, 128, 56, 56) benchmark input, whose wall time was 1.7x torch's).
+    """
     multiplier = w.shape[0] // x.shape[1]
     xr = jnp.repeat(x, multiplier, axis=1) if multiplier > 1 else x
-    # Weight gradient per tap: a dot product per channel, dy . slice(x), over batch and space, with
-    # channels as the dot's batch dimension (XLA's CPU reductions are slower than its dots here).
-    xp = _pad_spatial(jnp.swapaxes(xr, 0, 1), padding)
-    dyt = jnp.swapaxes(dy, 0, 1)
-    reduce = tuple(range(1, x.ndim))
-    if x.ndim == 4 and stride[-1] == 1 and dy.shape[-1] <= 64:
-        return _depthwise_weight_grad_rows(xp, dyt, w.shape, stride, dilation)
-    taps = [
-        lax.dot_general(dyt, piece, ((reduce, reduce), ((0,), (0,))), precision=lax.Precision.HIGHEST)
-        for _, piece in _tap_slices(xp, w.shape[2:], stride, dilation, dy.shape[2:])
-    ]
+    xp = _pad_spatial(xr, padding)
+    reduce = (0,) + tuple(range(2, x.ndim))
+    pieces = _tap_slices(xp, w.shape[2:], stride, dilation, dy.shape[2:])
+    taps = [jnp.sum(piece * dy, axis=reduce) for _, piece in pieces]
     return jnp.stack(taps, axis=-1).reshape(w.shape)
 
 
@@ -272,13 +270,18 @@ _shift = _with_backward(_shift_forward, _shift_forward, _weight_grad_depthwise, 
 
 
 def _split(
-    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int
+    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int, dense: Callable
 ) -> jax.Array:
+    """A grouped convolution as `groups` independent dense ones, `dense(x_g, w_g, stride, padding,
+    dilation)`: XLA:CPU's runtime runs independent operations side by side on its threads."""
     xs = jnp.split(x, groups, axis=1)
     ws = jnp.split(w, groups, axis=0)
-    return jnp.concatenate(
-        [_taps(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1
-    )
+    return jnp.concatenate([dense(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1)
+
+
+def _split_auto(x, w, stride, padding, dilation):
+    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape."""
+    return conv(x, w, stride, padding, dilation, 1)
 
 
 def _depth(
@@ -395,6 +398,13 @@ def conv(
         return _shift(x, w, stride, padding, dilation)
     if method == "taps" and groups == 1:
         return _taps(x, w, stride, padding, dilation)
+    if method == "winograd" and x.ndim == 5:
+        if not _winograd.applies3d(x.shape, w.shape, stride, padding, dilation):
+            raise ValueError(
+                "the 'winograd' lowering of 3-D convolutions is for (kd, 3, 3) kernels with stride 1 and no "
+                f"dilation, got input {x.shape}, weight {w.shape}, stride {stride}, dilation {dilation}"
+            )
+        return _winograd.conv3x3_depth(x, w, padding, groups)
     if method == "winograd":
         if not _winograd.applies(x.shape, w.shape, stride, padding, dilation, groups):
             raise ValueError(
@@ -402,17 +412,21 @@ def conv(
                 f"and an output of at least 1x1, got input {x.shape}, weight {w.shape}, "
                 f"stride {stride}, dilation {dilation}, groups {groups}"
             )
-        return _winograd.conv3x3(x, w, padding)
+        return _winograd.conv3x3(x, w, padding, groups)
     if method == "gemm":
         if groups != 1:
             raise ValueError(f"the 'gemm' lowering is for dense convolutions, got groups={groups}")
+        if math.prod(w.shape[1:]) < 64:  # a small fan-in (an RGB stem): one product per image
+            return _gemm_per_image(x, w, stride, padding, dilation)
         return _gemm(x, w, stride, padding, dilation)
     if method == "patches":
         if groups != 1:
             raise ValueError(f"the 'patches' lowering is for dense convolutions, got groups={groups}")
         return _taps_patches(x, w, stride, padding, dilation)
-    if method in ("taps", "split"):
-        return _split(x, w, stride, padding, dilation, groups)
+    if method == "taps":
+        return _split(x, w, stride, padding, dilation, groups, _taps)
+    if method == "split":
+        return _split(x, w, stride, padding, dilation, groups, _split_auto)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
 
 
@@ -456,6 +470,24 @@ def _conv_transpose_backward(x, w, dy, stride, padding, output_padding, dilation
 _conv_transpose = bilinear(_conv_transpose_forward, _conv_transpose_backward, "conv_transpose")
 
 
+def _conv_transpose_phases(x, w, stride, padding, output_padding, groups):
+    """The transposed convolution (dilation 1) as one stride-1 convolution (`_subpixel`)."""
+    plans = [
+        _subpixel.plan_axis(size, k, s, p, op)
+        for size, k, s, p, op in zip(x.shape[2:], w.shape[2:], stride, padding, output_padding, strict=True)
+    ]
+    # a negative padding crops the input first, so that `conv` sees non-negative paddings only
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(min(lo, 0), min(hi, 0), 0) for lo, hi in
+                                                               (plan.padding for plan in plans)])
+    pairs = tuple((max(lo, 0), max(hi, 0)) for lo, hi in (plan.padding for plan in plans))
+    ones = (1,) * len(plans)
+    z = conv(x, _subpixel.phase_weight(w, plans, groups), ones, pairs, ones, groups)
+    return _subpixel.interleave(z, plans, groups)
+
+
+TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases")
+
+
 def conv_transpose(
     x: jax.Array,
     w: jax.Array,
@@ -468,15 +500,23 @@ def conv_transpose(
 ) -> jax.Array:
     """Transposed convolution (the input-gradient of `conv`) of batched channels-first `x`.
 
-    `w` has torch's transposed layout (in, out/groups, *kernel). The forward is a convolution of
-    the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on the
-    left and that plus output_padding on the right. With method "auto" the backward pass is a
-    strided convolution (input gradient) and a per-tap weight gradient; "xla" differentiates
-    XLA's input-dilated convolution instead; "auto" is "xla" off CPU (see `choose`).
+    `w` has torch's transposed layout (in, out/groups, *kernel). Lowerings: "xla" is a convolution
+    of the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on
+    the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
+    same forward with a backward pass of a strided convolution (input gradient) and a per-tap
+    weight gradient; "phases" (dilation 1 only) is one stride-1 convolution through `conv`
+    (`_subpixel`). "auto" is "strided" on CPU ("phases" measured within the noise of it, issue 28)
+    and "xla" elsewhere.
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
-    if method == "xla" or (method == "auto" and not on_cpu()):
+    if method == "auto":
+        method = "strided" if on_cpu() else "xla"
+    if method == "xla":
         return _conv_transpose_forward(x, w, *args)
-    if method != "auto":
-        raise ValueError(f"unknown transposed convolution lowering {method!r}; expected 'auto' or 'xla'")
-    return _conv_transpose(x, w, *args)
+    if method == "strided":
+        return _conv_transpose(x, w, *args)
+    if method == "phases":
+        if any(d != 1 for d in dilation):
+            raise ValueError(f"the 'phases' transposed convolution lowering is for dilation 1, got {dilation}")
+        return _conv_transpose_phases(x, w, args[0], args[1], args[2], groups)
+    raise ValueError(f"unknown transposed convolution lowering {method!r}; expected one of {TRANSPOSE_METHODS}")

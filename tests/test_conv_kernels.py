@@ -1,0 +1,157 @@
+"""The convolution lowerings of issue 28 against torch in every mode, each forced: grouped Winograd,
+Winograd with depth taps (3-D), one conv per group, the depthwise tap reductions, the per-image and
+one-product gemm, the sub-pixel ("phases") and "strided" transposed convolutions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from oracle import randn, tolerance
+from test_conv import f32_atol
+
+from funclayers._kernels import _conv_lowering as lowering
+
+TF = torch.nn.functional
+
+
+def _conv_case(method, x_shape, w_shape, groups=1, padding=None, stride=1):
+    n = len(x_shape) - 2
+    padding = padding or ((1, 1),) * n
+    ones, strides = (1,) * n, (stride,) * n
+
+    def ours(x, w):
+        return lowering.conv(x, w, strides, padding, ones, groups, method=method)
+
+    def theirs(x, w):
+        flat = [v for pair in reversed(padding) for v in pair]
+        return getattr(TF, f"conv{n}d")(TF.pad(x, flat), w, None, strides, 0, 1, groups)
+
+    return ours, theirs, x_shape, w_shape
+
+
+def _transpose_case(method, x_shape, w_shape, stride, padding, output_padding=0, groups=1, dilation=1):
+    n = len(x_shape) - 2
+    stride, padding, output_padding, dilation = (
+        (v,) * n if isinstance(v, int) else v for v in (stride, padding, output_padding, dilation)
+    )
+
+    def ours(x, w):
+        return lowering.conv_transpose(x, w, stride, padding, output_padding, dilation, groups, method=method)
+
+    def theirs(x, w):
+        return getattr(TF, f"conv_transpose{n}d")(x, w, None, stride, padding, output_padding, groups, dilation)
+
+    return ours, theirs, x_shape, w_shape
+
+
+CASES = {
+    "winograd-groups4": _conv_case("winograd", (2, 8, 6, 5), (8, 2, 3, 3), groups=4),
+    "winograd-groups2-asymmetric-padding": _conv_case(
+        "winograd", (2, 4, 5, 7), (6, 2, 3, 3), groups=2, padding=((2, 0), (1, 3))
+    ),
+    "winograd-3d": _conv_case("winograd", (2, 3, 4, 5, 6), (4, 3, 3, 3, 3)),
+    "winograd-3d-groups2-depth2-asymmetric-padding": _conv_case(
+        "winograd", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2, padding=((0, 1), (2, 0), (1, 1))
+    ),
+    "winograd-3d-no-padding-depth1": _conv_case("winograd", (2, 2, 2, 4, 3), (3, 2, 1, 3, 3), padding=((0, 0),) * 3),
+    "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
+    "shift-depthwise-multiplier2": _conv_case("shift", (2, 3, 6, 5), (6, 1, 3, 3), groups=3),
+    "gemm-per-image-small-fan-in": _conv_case("gemm", (2, 3, 6, 5), (4, 3, 3, 3), stride=2),
+    "gemm-one-product-fan-in-72": _conv_case("gemm", (2, 8, 6, 5), (4, 8, 3, 3), stride=2),
+    "phases-2d-k4-s2-p1": _transpose_case("phases", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
+    "phases-2d-k3-s2-output_padding": _transpose_case("phases", (2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1),
+    "phases-2d-s3-k2-padding-beyond-kernel": _transpose_case("phases", (2, 3, 6, 6), (3, 4, 2, 2), 3, 3),
+    "phases-2d-groups3-asymmetric": _transpose_case(
+        "phases", (2, 6, 5, 4), (6, 2, 3, 5), (2, 3), (1, 2), (1, 0), groups=3
+    ),
+    "phases-1d-s3-output_padding2": _transpose_case("phases", (2, 4, 5), (4, 3, 4), 3, 2, 2),
+    "phases-3d-s2": _transpose_case("phases", (1, 2, 3, 4, 3), (2, 3, 3, 2, 3), (2, 1, 2), (1, 0, 1)),
+    "strided-2d-dilation": _transpose_case(
+        "strided", (2, 3, 5, 5), (3, 4, 3, 3), (2, 1), (1, 2), (1, 0), dilation=(2, 3)
+    ),
+    "xla-2d-k4-s2": _transpose_case("xla", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
+}
+IDS = list(CASES)
+
+
+def _data(case, dtype):
+    _, _, x_shape, w_shape = CASES[case]
+    return randn(*x_shape, dtype=dtype, seed=1), randn(*w_shape, dtype=dtype, seed=2)
+
+
+@pytest.mark.parametrize("case", IDS)
+def test_lowering_matches_torch_with_gradients(case, dtype):
+    ours, theirs, _, _ = CASES[case]
+    x, w = _data(case, dtype)
+    out, vjp = jax.vjp(jax.jit(ours), jnp.asarray(x), jnp.asarray(w))
+    ct = randn(*out.shape, dtype=dtype, seed=3)
+    dx, dw = vjp(jnp.asarray(ct))
+    tx, tw = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(w).requires_grad_(True)
+    t_out = theirs(tx, tw)
+    (t_out * torch.from_numpy(ct)).sum().backward()
+    tol = tolerance(dtype, **f32_atol(dtype))
+    np.testing.assert_allclose(np.asarray(out), t_out.detach().numpy(), **tol, err_msg="output")
+    np.testing.assert_allclose(np.asarray(dx), tx.grad.numpy(), **tol, err_msg="input gradient")
+    np.testing.assert_allclose(np.asarray(dw), tw.grad.numpy(), **tol, err_msg="weight gradient")
+
+
+@pytest.mark.parametrize("case", IDS)
+def test_lowering_jvp_matches_torch_and_jacobians_agree(case, dtype):
+    ours, theirs, _, _ = CASES[case]
+    x, w = _data(case, dtype)
+    tx, tw = randn(*x.shape, dtype=dtype, seed=3), randn(*w.shape, dtype=dtype, seed=4)
+    _, tangent = jax.jit(lambda *a: jax.jvp(ours, a[:2], a[2:]))(x, w, tx, tw)
+    _, expected = torch.func.jvp(theirs, (torch.from_numpy(x), torch.from_numpy(w)),
+                                 (torch.from_numpy(tx), torch.from_numpy(tw)))
+    np.testing.assert_allclose(np.asarray(tangent), expected.numpy(), **tolerance(dtype, **f32_atol(dtype)))
+    with jax.enable_x64(True):  # forward mode (the tangent under vmap) against reverse mode
+        x64, w64 = jnp.asarray(x[:1], np.float64), jnp.asarray(w, np.float64)
+        fwd = jax.jit(jax.jacfwd(ours, argnums=(0, 1)))(x64, w64)
+        rev = jax.jit(jax.jacrev(ours, argnums=(0, 1)))(x64, w64)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), fwd, rev)
+
+
+@pytest.mark.parametrize("case", IDS)
+def test_vmap_of_grad_equals_a_loop(case, x64):
+    ours, _, _, _ = CASES[case]
+    x, w = (jnp.asarray(a) for a in _data(case, np.float64))
+    ct = jnp.asarray(randn(*ours(x, w).shape, dtype=np.float64, seed=5))
+
+    def loss(w, x, ct):  # one example at a time: a batch of one
+        return jnp.sum(ours(x[None], w) * ct[None])
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    batched = jax.jit(jax.vmap(grad, in_axes=(None, 0, 0)))(w, x, ct)
+    for i in range(x.shape[0]):
+        expected = grad(w, x[i], ct[i])
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-10, atol=1e-12), batched, expected)
+
+
+@pytest.mark.parametrize("case", IDS)
+def test_grad_of_grad_matches_torch(case, x64):
+    ours, theirs, _, _ = CASES[case]
+    x, w = _data(case, np.float64)
+
+    def second(x, w):
+        gx, gw = jax.grad(lambda x, w: jnp.sum(ours(x, w) ** 3), argnums=(0, 1))(x, w)
+        return jnp.sum(gx**2) + jnp.sum(gw**2)
+
+    hx, hw = jax.jit(jax.grad(second, argnums=(0, 1)))(jnp.asarray(x), jnp.asarray(w))
+    tx, tw = (torch.from_numpy(a).requires_grad_(True) for a in (x, w))
+    gx, gw = torch.autograd.grad((theirs(tx, tw) ** 3).sum(), (tx, tw), create_graph=True)
+    ex, ew = torch.autograd.grad((gx**2).sum() + (gw**2).sum(), (tx, tw))
+    for ours_h, expected in ((hx, ex), (hw, ew)):
+        scale = np.abs(expected.numpy()).max()
+        np.testing.assert_allclose(np.asarray(ours_h), expected.numpy(), rtol=1e-10, atol=1e-12 * scale)
+
+
+def test_phases_and_3d_winograd_refuse_what_they_cannot_compute():
+    x, w = jnp.zeros((1, 2, 4, 4)), jnp.zeros((2, 3, 3, 3))
+    with pytest.raises(ValueError, match="'phases' transposed convolution lowering is for dilation 1"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="phases")
+    with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
+    x3 = jnp.zeros((1, 2, 4, 6, 6))
+    with pytest.raises(ValueError, match="'winograd' lowering of 3-D convolutions is for \\(kd, 3, 3\\) kernels"):
+        lowering.conv(x3, jnp.zeros((3, 2, 3, 3, 3)), (1, 2, 2), ((1, 1),) * 3, (1, 1, 1), 1, method="winograd")
