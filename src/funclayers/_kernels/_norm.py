@@ -96,6 +96,32 @@ def _standardize_jvp(axes, eps, primals, tangents):
 # by `_kernels._primitive.linear_call`; both are plain JAX, so every higher order works too.
 
 
+# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split_spatial`), so that its
+# broadcasts of per-channel values and its `x - mean` have other shapes than the forward's: XLA's
+# CSE would otherwise merge them, and XLA writes a broadcast or a difference that feeds two fusions
+# out at full size and reads it back in each (here `x - mean`, shared by the variance and the input
+# gradient, and `alpha`, shared by the output and the input gradient). BatchNorm2d(32) on
+# (64, 32, 32, 32), forward + backward of the summed loss, one process, alternating, load 9:
+# median CPU time per step 5.74 -> 4.26 ms, the same values bit for bit.
+_SPLIT = 8
+
+
+def _split_spatial(a: jax.Array) -> jax.Array:
+    """`(N, C, *S)` seen as `(N, C, d, prod(S)/d)`, d = gcd(prod(S), 8) > 1; otherwise `a` (a view)."""
+    if a.ndim < 3:
+        return a
+    rest = math.prod(a.shape[2:])
+    d = math.gcd(rest, _SPLIT)
+    return a.reshape(a.shape[0], a.shape[1], d, rest // d) if d > 1 else a
+
+
+def _split_channel(value: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """A per-channel `(1, C, 1, ...)` value shaped to broadcast against `_split_spatial` of `shape`."""
+    if len(shape) < 3 or math.gcd(math.prod(shape[2:]), _SPLIT) == 1:
+        return value
+    return value.reshape(1, shape[1], 1, 1)
+
+
 def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
     count = math.prod(x.shape[a] for a in axes)
     mean = jnp.sum(x, axes, keepdims=True) / count
@@ -135,8 +161,13 @@ def _bn_train_jvp(axes, eps, primals, tangents):
         sum_dy = jnp.sum(dy, axes, keepdims=True)
         dot = jnp.sum(dy * x, axes, keepdims=True) - mean * sum_dy  # sum(dy * (x - mean))
         k = inv_std * inv_std * dot / count
-        dx = (weight * inv_std) * (dy - sum_dy / count - (x - mean) * k)
-        return [dx, dot * inv_std, sum_dy]
+
+        def per_channel(value):
+            return _split_channel(value, x.shape)
+
+        dx = per_channel(weight * inv_std) * (_split_spatial(dy) - per_channel(sum_dy / count)
+                                              - (_split_spatial(x) - per_channel(mean)) * per_channel(k))
+        return [dx.reshape(x.shape), dot * inv_std, sum_dy]
 
     (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "batch_norm")
     if tx is None or type(tx) is SymbolicZero:
