@@ -21,10 +21,12 @@ Used by: `LayerNorm` and `F.layer_norm` (`_normalization.py`). Why: LayerNorm(51
 backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standardize` + affine
 (the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session; a harness whose steps
 returned the gradients only: see benchmarks/README.md, issue 28, for the rows the fixed harness times).
-Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK): two-pass statistics instead
-of sums shifted by two samples of each row, 8.70 -> 8.35 ms median CPU time per step (one process,
-alternating, load 10); keeping the output's `(rows/2, 2, n)` view matters more there (the plain
-`(rows, n)` output: 9.3 -> 12.0 ms).
+Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK): two-pass statistics, the
+variance on a `(rows/4, 4, n)` view, instead of sums shifted by two samples of each row: 7 fusions
+instead of 10, none writing a full-size temporary; 9.26 -> 8.70 ms median CPU time per step, min
+wall 8.0 -> 6.8 ms (one process, alternating, load 11). The output's `(rows/2, 2, n)` view still
+matters (the plain `(rows, n)` output: 9.3 -> 12.0 ms: XLA writes out the weight's and the
+statistics' broadcasts).
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ def _stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
 
     Exact for rows far from zero (no E[x^2] - E[x]^2 cancellation). XLA:CPU runs both row sums as
     YNNPACK fusions reading `x`; the single-pass sums shifted by a sample of each row that this
-    replaced needed two more fusions (the samples' strided slices) and took as long or longer.
+    replaced needed two more fusions (the samples' strided slices). The variance reads the rows as
+    `(rows/4, 4, n)`: on `(rows, n)` its `x - mean` is the JVP's `centred`, which XLA then writes out
+    at full size for both.
     """
     n = x.shape[1]
     mean = jnp.sum(x, 1) / n
-    var = jnp.sum(jnp.square(x - mean[:, None]), 1) / n
+    # `x - mean` on a view of its own, or CSE merges it with the JVP's `centred` (written out then)
+    var = jnp.sum(jnp.square(_rows(x, 4) - _per_row(mean, 4)), -1).reshape(mean.shape) / n
     return mean, lax.rsqrt(var + eps)
 
 
