@@ -50,6 +50,8 @@ def _compiled_step(layer, shape, training):
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 32, 32), False, id="groupnorm-8-64"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 32, 32), True, id="batchnorm2d-32-train"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(64), (64, 64, 16, 16), True, id="batchnorm2d-64-train"),
+    # an odd spatial size: BatchNorm's backward splits the batch instead
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 31, 33), True, id="batchnorm2d-odd-spatial"),
 ])
 def test_only_the_input_gradient_is_written_at_full_size(name, make, shape, training):
     names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
@@ -59,10 +61,12 @@ def test_only_the_input_gradient_is_written_at_full_size(name, make, shape, trai
 @pytest.mark.parametrize("name,make,shape,training", [
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 31, 33), False, id="groupnorm-odd-length"),
-    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 31, 33), True, id="batchnorm2d-odd-spatial"),
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (63, 32, 31, 33), True,
+                 id="batchnorm2d-odd-batch-and-spatial"),
 ])
 def test_without_the_views_the_temporaries_are_back(name, make, shape, training):
-    """Negative control, and the kernels' known limit: an odd row count or spatial size gets no view
-    (gcd with 8 is 1), and then XLA writes broadcasts or `x - mean` out besides the input gradient."""
+    """Negative control, and the kernels' known limit: LayerNorm with an odd row count, GroupNorm with
+    an odd spatial size, BatchNorm with both odd get no view (gcd with 8 is 1), and then XLA writes
+    broadcasts or `x - mean` out besides the input gradient."""
     names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
     assert len(names) > 1, f"{name} {shape}: {names}"

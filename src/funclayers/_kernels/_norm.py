@@ -96,7 +96,8 @@ def _standardize_jvp(axes, eps, primals, tangents):
 # by `_kernels._primitive.linear_call`; both are plain JAX, so every higher order works too.
 
 
-# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split_spatial`), so that its
+# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split_spatial`; for odd
+# spatial sizes `(d, N/d, C, prod(S))`), so that its
 # broadcasts of per-channel values and its `x - mean` have other shapes than the forward's: XLA's
 # CSE would otherwise merge them, and XLA writes a broadcast or a difference that feeds two fusions
 # out at full size and reads it back in each (here `x - mean`, shared by the variance and the input
@@ -106,20 +107,30 @@ def _standardize_jvp(axes, eps, primals, tangents):
 _SPLIT = 8
 
 
-def _split_spatial(a: jax.Array) -> jax.Array:
-    """`(N, C, *S)` seen as `(N, C, d, prod(S)/d)`, d = gcd(prod(S), 8) > 1; otherwise `a` (a view)."""
-    if a.ndim < 3:
-        return a
-    rest = math.prod(a.shape[2:])
+def _split(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The view of an `(N, C, *S)` array and the shape of a per-channel value broadcast against it.
+
+    `(N, C, d, S/d)` with d = gcd(prod(S), 8) > 1; else `(d, N/d, C, S)` with d = gcd(N, 8) > 1 (odd
+    spatial sizes, BatchNorm1d's `(N, C)`); else None (the array is used as it is).
+    """
+    n, c, rest = shape[0], shape[1], math.prod(shape[2:])
     d = math.gcd(rest, _SPLIT)
-    return a.reshape(a.shape[0], a.shape[1], d, rest // d) if d > 1 else a
+    if d > 1:
+        return (n, c, d, rest // d), (1, c, 1, 1)
+    d = math.gcd(n, _SPLIT)
+    return ((d, n // d, c, rest), (1, 1, c, 1)) if d > 1 else None
+
+
+def _split_spatial(a: jax.Array) -> jax.Array:
+    """`a` seen through `_split(a.shape)`'s view (a reshape), or `a` itself."""
+    split = _split(a.shape)
+    return a if split is None else a.reshape(split[0])
 
 
 def _split_channel(value: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """A per-channel `(1, C, 1, ...)` value shaped to broadcast against `_split_spatial` of `shape`."""
-    if len(shape) < 3 or math.gcd(math.prod(shape[2:]), _SPLIT) == 1:
-        return value
-    return value.reshape(1, shape[1], 1, 1)
+    split = _split(shape)
+    return value if split is None else value.reshape(split[1])
 
 
 def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
