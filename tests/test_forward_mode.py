@@ -36,6 +36,8 @@ CASES = [
     pytest.param("BatchNorm2d", (3,), {}, (4, 3, 3, 3), True, id="batchnorm2d-train"),
     pytest.param("BatchNorm1d", (3,), {}, (4, 3, 5), False, id="batchnorm1d-eval"),
     pytest.param("GroupNorm", (2, 4), {}, (3, 4, 5), True, id="groupnorm"),
+    # spatial size divisible by 8: the backward pass reads (N, C, 8, L/8) views of its own
+    pytest.param("GroupNorm", (2, 4), {}, (3, 4, 4, 4), True, id="groupnorm-length-by-8"),
     pytest.param("InstanceNorm2d", (3,), {"affine": True}, (2, 3, 4, 4), True, id="instancenorm2d"),
     pytest.param("LayerNorm", ((4, 5),), {}, (3, 4, 5), False, id="layernorm"),
     pytest.param("LocalResponseNorm", (3,), {}, (2, 5, 4, 4), False, id="lrn"),

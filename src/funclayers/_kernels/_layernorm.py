@@ -2,18 +2,17 @@
 
 `layer_norm_rows` normalises every row of a `(rows, n)` array and applies the optional elementwise
 affine, the whole of `torch.nn.functional.layer_norm` once the normalised dims are flattened. It
-computes what `_normalization.standardize` followed by the affine computes (single-pass shifted
-statistics; a JVP that transposes to torch's closed-form backward, so forward mode and higher
+computes what `_normalization.standardize` followed by the affine computes (the statistics in two
+passes; a JVP that transposes to torch's closed-form backward, so forward mode and higher
 orders work too), but written so that XLA on CPU never writes a full-size temporary besides the
 output and the incoming gradient:
 
 - A row statistic broadcast along the rows (`m[:, None]`) is one HLO instruction, and XLA's CSE
   merges identical ones. When one broadcast feeds two fusions (say the output and the input
   gradient), XLA:CPU writes it out at full size (8 MB at (4096, 512)) and reads it back in each.
-  So every consumer gets its own broadcasts: the statistics shift by two different samples of each
-  row, the output reads the rows as `(rows/2, 2, n)`, the weight's tangent as `(rows/8, 8, n)` and
-  the input's tangent as `(rows, n)`: different shapes, different instructions, each fused into
-  its own consumer (the views are reshapes, free).
+  So every consumer gets its own broadcasts: the output reads the rows as `(rows/2, 2, n)`, the
+  weight's tangent as `(rows/8, 8, n)` and the input's tangent as `(rows, n)`: different shapes,
+  different instructions, each fused into its own consumer (the views are reshapes, free).
 - The weight's gradient is the column sum of `dy * xhat` with `xhat` recomputed in that fusion from
   `x` and the row statistics, rather than a saved `xhat` shared with the input gradient (one more
   full-size write and two reads).
@@ -22,6 +21,12 @@ Used by: `LayerNorm` and `F.layer_norm` (`_normalization.py`). Why: LayerNorm(51
 backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standardize` + affine
 (the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session; a harness whose steps
 returned the gradients only: see benchmarks/README.md, issue 28, for the rows the fixed harness times).
+Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK): two-pass statistics, the
+variance on a `(rows/4, 4, n)` view, instead of sums shifted by two samples of each row: 7 fusions
+instead of 10, none writing a full-size temporary; 9.26 -> 8.70 ms median CPU time per step, min
+wall 8.0 -> 6.8 ms (one process, alternating, load 11). The output's `(rows/2, 2, n)` view still
+matters (the plain `(rows, n)` output: 9.3 -> 12.0 ms: XLA writes out the weight's and the
+statistics' broadcasts).
 """
 
 from __future__ import annotations
@@ -48,20 +53,19 @@ def _per_row(v: jax.Array, split: int) -> jax.Array:
 
 
 def _stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
-    """Row means and 1/sqrt(var + eps), from sums shifted by a sample of each row.
+    """Row means and 1/sqrt(var + eps), two passes: the mean, then the mean square of `x - mean`.
 
-    Two different samples (first and last element) shift the two sums, so that neither shifted copy
-    is shared (see the module docstring); the variance is exact either way:
-    var = E[(x - s1)^2] - (mean - s1)^2, with mean - s1 = (s0 - s1) + E[x - s0].
+    Exact for rows far from zero (no E[x^2] - E[x]^2 cancellation). XLA:CPU runs both row sums as
+    YNNPACK fusions reading `x`; the single-pass sums shifted by a sample of each row that this
+    replaced needed two more fusions (the samples' strided slices). The variance reads the rows as
+    `(rows/4, 4, n)`: on `(rows, n)` its `x - mean` is the JVP's `centred`, which XLA then writes out
+    at full size for both.
     """
     n = x.shape[1]
-    s0 = lax.stop_gradient(x[:, 0])
-    s1 = lax.stop_gradient(x[:, n - 1])
-    m0 = jnp.sum(x - s0[:, None], 1) / n
-    q1 = jnp.sum(jnp.square(x - s1[:, None]), 1) / n
-    d = (s0 - s1) + m0
-    var = jnp.maximum(q1 - d * d, 0)
-    return s0 + m0, lax.rsqrt(var + eps)
+    mean = jnp.sum(x, 1) / n
+    # `x - mean` on a view of its own, or CSE merges it with the JVP's `centred` (written out then)
+    var = jnp.sum(jnp.square(_rows(x, 4) - _per_row(mean, 4)), -1).reshape(mean.shape) / n
+    return mean, lax.rsqrt(var + eps)
 
 
 def _output(x, weight, bias, mean, rstd):

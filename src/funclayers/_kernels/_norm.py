@@ -96,6 +96,43 @@ def _standardize_jvp(axes, eps, primals, tangents):
 # by `_kernels._primitive.linear_call`; both are plain JAX, so every higher order works too.
 
 
+# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split_spatial`; for odd
+# spatial sizes `(d, N/d, C, prod(S))`), so that its
+# broadcasts of per-channel values and its `x - mean` have other shapes than the forward's: XLA's
+# CSE would otherwise merge them, and XLA writes a broadcast or a difference that feeds two fusions
+# out at full size and reads it back in each (here `x - mean`, shared by the variance and the input
+# gradient, and `alpha`, shared by the output and the input gradient). BatchNorm2d(32) on
+# (64, 32, 32, 32), forward + backward of the summed loss, one process, alternating, load 9:
+# median CPU time per step 5.74 -> 4.26 ms, the same values bit for bit.
+_SPLIT = 8
+
+
+def _split(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The view of an `(N, C, *S)` array and the shape of a per-channel value broadcast against it.
+
+    `(N, C, d, S/d)` with d = gcd(prod(S), 8) > 1; else `(d, N/d, C, S)` with d = gcd(N, 8) > 1 (odd
+    spatial sizes, BatchNorm1d's `(N, C)`); else None (the array is used as it is).
+    """
+    n, c, rest = shape[0], shape[1], math.prod(shape[2:])
+    d = math.gcd(rest, _SPLIT)
+    if d > 1:
+        return (n, c, d, rest // d), (1, c, 1, 1)
+    d = math.gcd(n, _SPLIT)
+    return ((d, n // d, c, rest), (1, 1, c, 1)) if d > 1 else None
+
+
+def _split_spatial(a: jax.Array) -> jax.Array:
+    """`a` seen through `_split(a.shape)`'s view (a reshape), or `a` itself."""
+    split = _split(a.shape)
+    return a if split is None else a.reshape(split[0])
+
+
+def _split_channel(value: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """A per-channel `(1, C, 1, ...)` value shaped to broadcast against `_split_spatial` of `shape`."""
+    split = _split(shape)
+    return value if split is None else value.reshape(split[1])
+
+
 def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
     count = math.prod(x.shape[a] for a in axes)
     mean = jnp.sum(x, axes, keepdims=True) / count
@@ -135,8 +172,13 @@ def _bn_train_jvp(axes, eps, primals, tangents):
         sum_dy = jnp.sum(dy, axes, keepdims=True)
         dot = jnp.sum(dy * x, axes, keepdims=True) - mean * sum_dy  # sum(dy * (x - mean))
         k = inv_std * inv_std * dot / count
-        dx = (weight * inv_std) * (dy - sum_dy / count - (x - mean) * k)
-        return [dx, dot * inv_std, sum_dy]
+
+        def per_channel(value):
+            return _split_channel(value, x.shape)
+
+        dx = per_channel(weight * inv_std) * (_split_spatial(dy) - per_channel(sum_dy / count)
+                                              - (_split_spatial(x) - per_channel(mean)) * per_channel(k))
+        return [dx.reshape(x.shape), dot * inv_std, sum_dy]
 
     (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "batch_norm")
     if tx is None or type(tx) is SymbolicZero:
@@ -152,6 +194,12 @@ def _bn_train_jvp(axes, eps, primals, tangents):
 # dx = weight * inv_std * dy + c2 * x + c3 with per-group c2, c3 from the per-channel sums of dy
 # and dy * x. Letting JAX transpose the generic JVP materialises xhat and dy * weight and is ~2x
 # slower, so the closed-form tangent and this backward are paired by `linear_call`.
+# The backward pass reads `(N, C, L)` as `(N, C, d, L/d)` (`_split_length`): the per-channel
+# factor it broadcasts then has another shape than the forward's `alpha` broadcast, so XLA's CSE
+# does not merge the two into one full-size broadcast that it would write out and read back in
+# both consumers (the forward's loss fusion and the backward's dx fusion). GroupNorm(8, 64) on
+# (16, 64, 32, 32), forward + backward of the summed loss, one process, alternating, two runs at
+# load 8-9: median CPU time per step 2.05-2.65 -> 1.84-2.20 ms, the same values bit for bit.
 
 
 def _group_stats(x, groups):
@@ -165,6 +213,21 @@ def _group_stats(x, groups):
 def _per_channel(value, c):
     n, groups = value.shape
     return jnp.repeat(value, c // groups, axis=1)[..., None]  # (N, C, 1)
+
+
+_LENGTH_SPLIT = 8
+
+
+def _split_length(a: jax.Array) -> jax.Array:
+    """`(N, C, L)` seen as `(N, C, d, L/d)` with d = gcd(L, 8): broadcasts of their own shape (a view)."""
+    n, c, length = a.shape
+    d = math.gcd(length, _LENGTH_SPLIT)
+    return a.reshape(n, c, d, length // d) if d > 1 else a
+
+
+def _split_per_channel(value: jax.Array, length: int) -> jax.Array:
+    """A per-(sample, channel) `(N, C, 1)` value shaped to broadcast against `_split_length`."""
+    return value[..., None] if math.gcd(length, _LENGTH_SPLIT) > 1 else value
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
@@ -204,7 +267,10 @@ def _group_norm_jvp(groups, eps, primals, tangents):
         sum_db_w = jnp.sum((db * weight).reshape(n, groups, -1), -1)
         c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
         c3 = -c2 * mean - sum_db_w * inv_std / count
-        dx = dy * (_per_channel(inv_std, c) * weight[:, None]) + _per_channel(c2, c) * x + _per_channel(c3, c)
+        scale = _per_channel(inv_std, c) * weight[:, None]
+        dx = (_split_length(dy) * _split_per_channel(scale, length)
+              + _split_per_channel(_per_channel(c2, c), length) * _split_length(x)
+              + _split_per_channel(_per_channel(c3, c), length)).reshape(x.shape)
         mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
         d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
         return [dx, d_weight, jnp.sum(db, 0)]

@@ -1,0 +1,72 @@
+"""The compiled forward + backward of LayerNorm, GroupNorm and training BatchNorm writes no full-size temporary.
+
+At the benchmark shapes (benchmarks/workloads/normalization.py), the only full-size array that
+`value_and_grad(sum(norm(x) * ct))` computes on XLA:CPU is the input gradient: every other pass
+is a reduction that reads `x` and `ct`. Without the views the kernels give their backward passes
+(`_kernels/_norm.py`, `_kernels/_layernorm.py`), XLA's CSE merges a broadcast or `x - mean` of the
+forward with the backward's and writes it out at full size (issue 28: 15-26% of the step's CPU time
+for GroupNorm and BatchNorm). Lowered from shapes alone; nothing runs.
+"""
+
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import funclayers as fl
+
+_NOT_COMPUTED = ("parameter", "bitcast", "tuple", "get-tuple-element", "constant")
+
+
+def full_size_instructions(hlo_text: str, size: int) -> list[str]:
+    """Names of the ENTRY computation's instructions that compute an array of `size` elements."""
+    entry = hlo_text[hlo_text.index("\nENTRY"):]
+    names = []
+    for line in entry.splitlines():
+        match = re.match(r"\s+%(\S+) = \w+\[([\d,]*)\]\S* ([\w-]+)\(", line)
+        if match and match.group(3) not in _NOT_COMPUTED:
+            if math.prod(int(d) for d in match.group(2).split(",") if d) == size:
+                names.append(match.group(1))
+    return names
+
+
+def _compiled_step(layer, shape, training):
+    params, state = layer.init(jax.random.PRNGKey(0))
+
+    def loss(params, x, ct):
+        out, new_state = layer.apply(params, state, x, training=training)
+        return jnp.sum(out * ct), new_state
+
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    with jax.default_device(jax.devices("cpu")[0]):
+        return step.lower(params, x, x).compile().as_text()
+
+
+@pytest.mark.parametrize("name,make,shape,training", [
+    pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (32, 128, 512), False, id="layernorm-512"),
+    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 32, 32), False, id="groupnorm-8-64"),
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 32, 32), True, id="batchnorm2d-32-train"),
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(64), (64, 64, 16, 16), True, id="batchnorm2d-64-train"),
+    # an odd spatial size: BatchNorm's backward splits the batch instead
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 31, 33), True, id="batchnorm2d-odd-spatial"),
+])
+def test_only_the_input_gradient_is_written_at_full_size(name, make, shape, training):
+    names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
+    assert len(names) == 1, f"{name} {shape}: full-size instructions {names}, expected the input gradient alone"
+
+
+@pytest.mark.parametrize("name,make,shape,training", [
+    pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
+    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 31, 33), False, id="groupnorm-odd-length"),
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (63, 32, 31, 33), True,
+                 id="batchnorm2d-odd-batch-and-spatial"),
+])
+def test_without_the_views_the_temporaries_are_back(name, make, shape, training):
+    """Negative control, and the kernels' known limit: LayerNorm with an odd row count, GroupNorm with
+    an odd spatial size, BatchNorm with both odd get no view (gcd with 8 is 1), and then XLA writes
+    broadcasts or `x - mean` out besides the input gradient."""
+    names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
+    assert len(names) > 1, f"{name} {shape}: {names}"
