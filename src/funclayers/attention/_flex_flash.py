@@ -4,11 +4,17 @@ The mask only selects entries, so the derivative is flash attention's (`_kernels
 its `keep` from the BlockMask: a `custom_jvp` whose tangent goes through `linear_call`; reverse mode
 is flash attention's one-pass backward (dk, dv accumulated in place tile by tile, no per-query-tile
 copy of the key/value cotangents), forward mode the linear tangent. The residuals are q, k, v, out
-and the log-sum-exp. Tiles (i, j) that no row lists are skipped (`lax.cond`) in all three passes;
-the mask_mod is evaluated only on tiles some row lists as partial.
+and the log-sum-exp.
+
+Tiles are `bq` query rows by `bk` key rows, whole blocks of the BlockMask on each axis (tiles larger
+than the blocks make larger products, which XLA:CPU runs on more cores). Which tiles some row lists a
+block of, and which some row lists a block of as partial, is decided once before the loops: tiles
+no row lists are skipped (`lax.cond`) in all three passes, the mask_mod is evaluated only on tiles
+with a partial block, and every entry keeps its own (row, block)'s verdict.
 
 Layout: q (n, Lp, E), k (n, Sp, E), v (n, Sp, Ev), rows n = B * Hq, padded to whole tiles; `part`
-and `full` (n, query blocks, key blocks) int8 maps of the listed blocks.
+and `full` (n, query blocks, key blocks) int8 maps of the listed blocks; `maps` (2, query tiles, key
+tiles) bool: visited, partial.
 """
 
 from __future__ import annotations
