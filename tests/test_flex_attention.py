@@ -23,6 +23,7 @@ from funclayers.attention.bias import CausalBias, CausalVariant, causal_lower_ri
 from funclayers.attention.flex_attention import (
     AuxRequest,
     BlockMask,
+    _tile_rows,
     and_masks,
     create_block_mask,
     create_mask,
@@ -76,8 +77,15 @@ def _case(name, xp):
     }[name]
 
 
-# cases run with query tiles of two blocks (kernel_options BLOCK_M): tile-level visits, per-block verdicts
+# cases run with query tiles (kernel_options BLOCK_M) and key tiles (BLOCK_N, read without a score_mod) of two
+# blocks: tile-level visits, per-block verdicts
 TWO_BLOCK_TILES = {"document", "gqa_prefix_lm", "fully_masked_rows"}
+TWO_BLOCK_KEY_TILES = {"sliding_window", "document", "fully_masked_rows"}
+
+
+def _options(name):
+    options = {"BLOCK_M": 2 * BLOCK} if name in TWO_BLOCK_TILES else {}
+    return {**options, "BLOCK_N": 2 * BLOCK} if name in TWO_BLOCK_KEY_TILES else options or None
 CASES = ["sliding_window", "document", "alibi_causal", "relative_position", "gqa_prefix_lm",
          "fully_masked_rows"]
 
@@ -100,7 +108,7 @@ def test_flex_attention_forward_matches_torch(name, dtype):
             np.testing.assert_array_equal(np.asarray(getattr(bm, attr)), getattr(tbm, attr).numpy(), err_msg=attr)
         np.testing.assert_array_equal(np.asarray(create_mask(mask_mod, mb, hq, L, S)),
                                       tflex.create_mask(tmask, mb, hq, L, S, device="cpu").numpy())
-    options = {"BLOCK_M": 2 * BLOCK} if name in TWO_BLOCK_TILES else None
+    options = _options(name)
     out, aux = jax.jit(lambda q, k, v, bm: flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv,
                                                           kernel_options=options,
                                                           return_aux=AuxRequest(lse=True)))(q, k, v, bm)
@@ -147,17 +155,18 @@ def test_flex_attention_grad_matches_torch_sdpa(name, dtype):
     closed = {n: a.astype(dtype) for n, a in closed.items()}
     bm = create_block_mask(mask_mod, mb, None, L, S, BLOCK_SIZE=BLOCK) if mask_mod else None
 
-    def loss(q, k, v, closed):
+    def attend(q, k, v, closed):  # without a score_mod: the flash path (its output checked here too)
         slopes, table = closed.get("slopes"), closed.get("table")
         score_mod = {"alibi_causal": lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi),
                      "relative_position": lambda s, b, h, qi, kv: s + table[jnp.clip(qi - kv, -20, 20) + 20]}.get(name)
-        options = {"BLOCK_M": 2 * BLOCK} if name in TWO_BLOCK_TILES else None
-        return jnp.sum(flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv, kernel_options=options) * cot)
+        return flex_attention(q, k, v, score_mod, bm, enable_gqa=hq != hkv, kernel_options=_options(name))
 
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))(q, k, v, closed)
+    out, vjp = jax.vjp(jax.jit(attend), q, k, v, closed)
+    grads = vjp(jnp.asarray(cot))
     tout, tins, leaves = _torch_reference(name, q, k, v, dtype)
     (tout * torch.from_numpy(cot)).sum().backward()
     tol = tolerance(dtype)
+    assert_close(out, tout.detach(), f"{name} output", **tol)
     for what, ours, theirs in zip("qkv", grads[:3], tins):
         assert_close(ours, theirs.grad, f"{name} d{what}", **tol)
     for n, leaf in leaves.items():
@@ -227,6 +236,23 @@ def test_flex_attention_jvp_vmap_and_noop(x64):
                                   tflex.create_mask(both, 1, 1, 9, 9, device="cpu").numpy())
 
 
+def test_flex_attention_long_sequence_tiles():
+    """From 1024 rows on, flex_attention without a score_mod takes tiles of 256 rows over the default blocks of
+    128 (each entry its own block's verdict: a causal diagonal tile holds partial, full and empty blocks); it
+    computes what causal scaled_dot_product_attention does, forward and backward."""
+    L = 1024
+    q, k, v, cot = (randn(1, 2, L, 8, seed=s) for s in range(4))
+    bm = create_block_mask(lambda b, h, qi, kv: qi >= kv, None, None, L, L)
+    assert bm.BLOCK_SIZE == (128, 128) and _tile_rows("flex_attention", None, bm, True) == (256, 256)
+    assert _tile_rows("flex_attention", None, bm, False) == (128, 128)  # the score_mod path: the blocks
+    ours = jax.vjp(lambda q, k, v: flex_attention(q, k, v, block_mask=bm), q, k, v)
+    ref = jax.vjp(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v)
+    tol = tolerance(np.float32)
+    assert_close(ours[0], ref[0], "output", **tol)
+    for what, d, d_ref in zip("qkv", ours[1](cot), ref[1](cot)):
+        assert_close(d, d_ref, f"d{what}", **tol)
+
+
 def test_flex_attention_errors():
     q = jnp.ones((1, 4, 64, 8))
     bm = create_block_mask(lambda b, h, qi, kv: qi >= kv, None, None, 64, 64, BLOCK_SIZE=BLOCK)
@@ -255,6 +281,8 @@ def test_flex_attention_errors():
         flex_attention(q, q, q, return_lse=True, return_aux=AuxRequest(lse=True))
     with pytest.raises(ValueError, match=r"kernel_options BLOCK_M \(48\) must be a positive multiple"):
         flex_attention(q, q, q, block_mask=bm, kernel_options={"BLOCK_M": 48})
+    with pytest.raises(ValueError, match=r"kernel_options BLOCK_N \(40\) must be a positive multiple.*key"):
+        flex_attention(q, q, q, block_mask=bm, kernel_options={"BLOCK_N": 40})
     with pytest.raises(ValueError, match="does not broadcast to query's batch 1 and heads 4"):
         flex_attention(q, q, q, block_mask=create_block_mask(lambda b, h, qi, kv: qi >= kv, None, 3, 64, 64))
 

@@ -4,11 +4,17 @@ The mask only selects entries, so the derivative is flash attention's (`_kernels
 its `keep` from the BlockMask: a `custom_jvp` whose tangent goes through `linear_call`; reverse mode
 is flash attention's one-pass backward (dk, dv accumulated in place tile by tile, no per-query-tile
 copy of the key/value cotangents), forward mode the linear tangent. The residuals are q, k, v, out
-and the log-sum-exp. Tiles (i, j) that no row lists are skipped (`lax.cond`) in all three passes;
-the mask_mod is evaluated only on tiles some row lists as partial.
+and the log-sum-exp.
+
+Tiles are `bq` query rows by `bk` key rows, whole blocks of the BlockMask on each axis (tiles larger
+than the blocks make larger products, which XLA:CPU runs on more cores). Which tiles some row lists a
+block of, and which some row lists a block of as partial, is decided once before the loops: tiles
+no row lists are skipped (`lax.cond`) in all three passes, the mask_mod is evaluated only on tiles
+with a partial block, and every entry keeps its own (row, block)'s verdict.
 
 Layout: q (n, Lp, E), k (n, Sp, E), v (n, Sp, Ev), rows n = B * Hq, padded to whole tiles; `part`
-and `full` (n, query blocks, key blocks) int8 maps of the listed blocks.
+and `full` (n, query blocks, key blocks) int8 maps of the listed blocks; `maps` (2, query tiles, key
+tiles) bool: visited, partial.
 """
 
 from __future__ import annotations
@@ -25,46 +31,50 @@ from .._utils import varying_like
 from ._flex_kernel import _INDEX, _tile_mod
 
 
-def _keep(cfg, part, full, i, j):
-    """Which entries of tile (i, j) are kept, (n, bq, bk) bool."""
-    mask_mod, Hq, S, block_q, bq, bk, _ = cfg
-    n, per = part.shape[0], bq // block_q
+def _tile_maps(part, full, per_q, per_k):
+    """(2, query tiles, key tiles) bool: which tiles some row lists a block of (visited), and which some
+    row lists a block of as partial (the mask_mod evaluated there)."""
+    n, nqb, nkb = part.shape
 
-    def flags(x):  # (n, per): the tile's query blocks' verdicts on key block j
-        return lax.dynamic_index_in_dim(lax.dynamic_slice_in_dim(x, i * per, per, axis=1), j, axis=2,
-                                        keepdims=False).astype(bool)
+    def any_in_tile(x):
+        return jnp.any(x.astype(bool).reshape(n, nqb // per_q, per_q, nkb // per_k, per_k), axis=(0, 2, 4))
 
-    part_j, full_j = flags(part), flags(full)
+    return jnp.stack([any_in_tile(part | full), any_in_tile(part)])
+
+
+def _keep(cfg, part, full, partial_tiles, i, j):
+    """Which entries of tile (i, j) are kept, (n, bq, bk) bool: each entry its own (row, block)'s verdict."""
+    mask_mod, Hq, S, block_q, block_k, bq, bk, _ = cfg
+    n, per_q, per_k = part.shape[0], bq // block_q, bk // block_k
+
+    def entries(x):  # the tile's (n, per_q, per_k) block verdicts, one per entry (n, bq, bk)
+        x = lax.dynamic_slice(x, (0, i * per_q, j * per_k), (n, per_q, per_k)).astype(bool)
+        return jnp.broadcast_to(x[:, :, None, :, None], (n, per_q, block_q, per_k, block_k)).reshape(n, bq, bk)
+
     rows = jnp.arange(n, dtype=_INDEX)
     q_idx = i * bq + jnp.arange(bq, dtype=_INDEX)
     kv_idx = jnp.broadcast_to(j * bk + jnp.arange(bk, dtype=_INDEX), (n, bk))
-    mask = lax.cond(jnp.any(part_j), lambda: _tile_mod(mask_mod, False)(rows // Hq, rows % Hq, q_idx, kv_idx)
+    mask = lax.cond(partial_tiles[i, j], lambda: _tile_mod(mask_mod, False)(rows // Hq, rows % Hq, q_idx, kv_idx)
                     .astype(bool), lambda: jnp.zeros((n, bq, bk), bool))
-    keep = (jnp.repeat(part_j, block_q, axis=1)[:, :, None] & mask) | jnp.repeat(full_j, block_q, axis=1)[:, :, None]
-    return keep & (kv_idx < S)[:, None, :]
+    return ((entries(part) & mask) | entries(full)) & (kv_idx < S)[:, None, :]
 
 
-def _visited(cfg, part, full, i, j):
-    per = cfg[4] // cfg[3]
-    tile = lax.dynamic_slice_in_dim(part | full, i * per, per, axis=1)
-    return jnp.any(lax.dynamic_index_in_dim(tile, j, axis=2, keepdims=False))
-
-
-def _over_keys(cfg, part, full, i, nk, compute, init):
+def _over_keys(visited, i, compute, init):
+    """compute(j, carry) over the key tiles j that some row of query tile i lists a block of."""
     def body(j, carry):
-        return lax.cond(_visited(cfg, part, full, i, j), lambda c: compute(j, c), lambda c: c, carry)
+        return lax.cond(visited[i, j], lambda c: compute(j, c), lambda c: c, carry)
 
-    return _loop(body, init, nk)
-
-
-def _probs(cfg, qi, kj, lse_i, part, full, i, j):
-    s = _mm(qi, kj, 2, 2) * jnp.asarray(cfg[6], qi.dtype)
-    return jnp.where(_keep(cfg, part, full, i, j), jnp.exp(s - lse_i), 0)
+    return _loop(body, init, visited.shape[1])
 
 
-def _forward(cfg, q, k, v, part, full):
-    bq, bk, scale = cfg[4], cfg[5], cfg[6]
-    n, nk = q.shape[0], k.shape[1] // bk
+def _probs(cfg, qi, kj, lse_i, part, full, maps, i, j):
+    s = _mm(qi, kj, 2, 2) * jnp.asarray(cfg[7], qi.dtype)
+    return jnp.where(_keep(cfg, part, full, maps[1], i, j), jnp.exp(s - lse_i), 0)
+
+
+def _forward(cfg, q, k, v, part, full, maps):
+    bq, bk, scale = cfg[5], cfg[6], cfg[7]
+    n = q.shape[0]
 
     def query_tile(i, carry):
         out, lse = carry
@@ -73,7 +83,7 @@ def _forward(cfg, q, k, v, part, full):
         def compute(j, carry):
             m, total, acc = carry
             s = _mm(qi, _tile(k, j, bk), 2, 2) * jnp.asarray(scale, q.dtype)
-            s = jnp.where(_keep(cfg, part, full, i, j), s, -jnp.inf)
+            s = jnp.where(_keep(cfg, part, full, maps[1], i, j), s, -jnp.inf)
             m_new = jnp.maximum(m, jnp.max(s, -1, keepdims=True))
             shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
             p = jnp.exp(s - shift)
@@ -83,7 +93,7 @@ def _forward(cfg, q, k, v, part, full):
 
         init = (jnp.full((n, bq, 1), -jnp.inf, q.dtype), jnp.zeros((n, bq, 1), q.dtype),
                 jnp.zeros((n, bq, v.shape[-1]), q.dtype))
-        m, total, acc = _over_keys(cfg, part, full, i, nk, compute, varying_like(init, qi, k, v))
+        m, total, acc = _over_keys(maps[0], i, compute, varying_like(init, qi, k, v))
         seen = total > 0
         lse_i = jnp.where(seen, m + jnp.log(jnp.where(seen, total, 1)), jnp.inf)  # inf: P = 0 in the backward
         return _put_tile(out, i, acc / jnp.where(seen, total, 1)), _put_tile(lse, i, lse_i)
@@ -92,10 +102,9 @@ def _forward(cfg, q, k, v, part, full):
     return _loop(query_tile, varying_like(init, q, k, v), q.shape[1] // bq)
 
 
-def _tangent(q, k, v, out, lse, part, full, dq, dk, dv, *, cfg):
+def _tangent(q, k, v, out, lse, part, full, maps, dq, dk, dv, *, cfg):
     """dout, linear in (dq, dk, dv)."""
-    bq, bk, sc = cfg[4], cfg[5], jnp.asarray(cfg[6], q.dtype)
-    nk = k.shape[1] // bk
+    bq, bk, sc = cfg[5], cfg[6], jnp.asarray(cfg[7], q.dtype)
 
     def query_tile(i, dout):
         qi, oi, lse_i = _tile(q, i, bq), _tile(out, i, bq), _tile(lse, i, bq)
@@ -103,7 +112,7 @@ def _tangent(q, k, v, out, lse, part, full, dq, dk, dv, *, cfg):
         def compute(j, carry):
             c, t = carry
             kj, vj = _tile(k, j, bk), _tile(v, j, bk)
-            p = _probs(cfg, qi, kj, lse_i, part, full, i, j)
+            p = _probs(cfg, qi, kj, lse_i, part, full, maps, i, j)
             ds = 0
             if dq is not None:
                 ds = ds + _mm(_tile(dq, i, bq), kj, 2, 2)
@@ -116,18 +125,17 @@ def _tangent(q, k, v, out, lse, part, full, dq, dk, dv, *, cfg):
             return c + jnp.sum(pds, -1, keepdims=True), t
 
         init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), qi, k, v, oi, dq, dk, dv)
-        c, t = _over_keys(cfg, part, full, i, nk, compute, init)
+        c, t = _over_keys(maps[0], i, compute, init)
         return _put_tile(dout, i, t - c * oi)
 
     init = varying_like(jnp.zeros_like(out), q, k, v, out, dq, dk, dv)
     return [_loop(query_tile, init, q.shape[1] // bq)]
 
 
-def _transpose(cts, q, k, v, out, lse, part, full, *, cfg):
+def _transpose(cts, q, k, v, out, lse, part, full, maps, *, cfg):
     """(dq, dk, dv) from the cotangent of out: flash attention's backward over the listed tiles."""
     (do,) = cts
-    bq, bk, sc = cfg[4], cfg[5], jnp.asarray(cfg[6], q.dtype)
-    nk = k.shape[1] // bk
+    bq, bk, sc = cfg[5], cfg[6], jnp.asarray(cfg[7], q.dtype)
     delta = jnp.sum(do * out, -1, keepdims=True)
 
     def query_tile(i, grads):
@@ -137,41 +145,42 @@ def _transpose(cts, q, k, v, out, lse, part, full, *, cfg):
         def compute(j, carry):
             dqi, dk, dv = carry
             kj, vj = _tile(k, j, bk), _tile(v, j, bk)
-            p = _probs(cfg, qi, kj, lse_i, part, full, i, j)
+            p = _probs(cfg, qi, kj, lse_i, part, full, maps, i, j)
             ds = p * (_mm(doi, vj, 2, 2) - delta_i) * sc
             return dqi + _mm(ds, kj, 2, 1), _add_tile(dk, j, _mm(ds, qi, 1, 1)), _add_tile(dv, j, _mm(p, doi, 1, 1))
 
         init = varying_like((jnp.zeros_like(qi), dk, dv), qi, k, v, doi)
-        dqi, dk, dv = _over_keys(cfg, part, full, i, nk, compute, init)
+        dqi, dk, dv = _over_keys(maps[0], i, compute, init)
         return _put_tile(dq, i, dqi), dk, dv
 
     init = varying_like((jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v)), q, k, v, do)
     return list(_loop(query_tile, init, q.shape[1] // bq))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
-def _attend(q, k, v, part, full, cfg):
-    return _forward(cfg, q, k, v, part, full)[0]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
+def _attend(q, k, v, part, full, maps, cfg):
+    return _forward(cfg, q, k, v, part, full, maps)[0]
 
 
 @_attend.defjvp
 def _attend_jvp(cfg, primals, tangents):
-    q, k, v, part, full = primals
-    out, lse = _forward(cfg, q, k, v, part, full)
+    q, k, v, part, full, maps = primals
+    out, lse = _forward(cfg, q, k, v, part, full, maps)
     dq, dk, dv = tangents[:3]
     rules = dict(cfg=cfg)
     (dout,) = linear_call(functools.partial(_tangent, **rules), functools.partial(_transpose, **rules),
-                          (q, k, v, out, lse, part, full), (dq, dk, dv), name="flex attention")
+                          (q, k, v, out, lse, part, full, maps), (dq, dk, dv), name="flex attention")
     return out, dout
 
 
-def flex_flash(q, k, v, mask_mod, listed, block_size, scale, q_tile_rows):
-    """flex_attention without score_mod: (B, Hq, L, E), (Bkv, Hkv, S, E), (Bkv, Hkv, S, Ev) -> (B, Hq, L, Ev)."""
+def flex_flash(q, k, v, mask_mod, listed, block_size, scale, tile_rows):
+    """flex_attention without score_mod: (B, Hq, L, E), (Bkv, Hkv, S, E), (Bkv, Hkv, S, Ev) -> (B, Hq, L, Ev).
+
+    `tile_rows` = (query rows, key rows) per tile, whole blocks."""
     B, Hq, L, E = q.shape
     Bkv, Hkv, S, _ = k.shape
     Ev = v.shape[-1]
-    block_q, bk = block_size
-    bq = q_tile_rows or block_q
+    (block_q, block_k), (bq, bk) = block_size, tile_rows
     nq, nk = -(-L // bq), -(-S // bk)
     work = jnp.float64 if q.dtype == jnp.float64 else jnp.float32
     n, groups = B * Hq, Hq // Hkv
@@ -188,8 +197,9 @@ def flex_flash(q, k, v, mask_mod, listed, block_size, scale, q_tile_rows):
     part, full = listed
     if full is None:
         full = jnp.zeros_like(part)
-    pad = ((0, 0), (0, nq * (bq // block_q) - part.shape[1]), (0, 0))
+    per_q, per_k = bq // block_q, bk // block_k
+    pad = ((0, 0), (0, nq * per_q - part.shape[1]), (0, nk * per_k - part.shape[2]))
     part, full = (jnp.pad(x.astype(jnp.int8), pad) for x in (part, full))
-    cfg = (mask_mod, Hq, S, block_q, bq, bk, float(scale))
-    out = _attend(qr, kr, vr, part, full, cfg)
+    cfg = (mask_mod, Hq, S, block_q, block_k, bq, bk, float(scale))
+    out = _attend(qr, kr, vr, part, full, _tile_maps(part, full, per_q, per_k), cfg)
     return out[:, :L].reshape(B, Hq, L, Ev).astype(q.dtype)

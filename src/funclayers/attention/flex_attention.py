@@ -437,26 +437,46 @@ def create_block_mask(mask_mod: Callable, B: int | None, H: int | None, Q_LEN: i
 # 128 rows, 1.23 s with 512; causal (1/2 listed) 3.75 s with 128, 4.07 s with 512 (the diagonal tiles
 # compute more of what is masked).
 _SPARSE_Q_TILE_ROWS, _SPARSE_DENSITY = 512, 0.25
+# The flash path (no score_mod) takes tiles of at least 256 rows (whole blocks) on both axes from 1024
+# rows on, as `scaled_dot_product_attention`'s flash attention does: its products are large enough for
+# XLA:CPU to run them on both cores. Causal (2, 8, 4096, 64) forward + backward with blocks of 128 on
+# the 2-core machine: tiles of 128 x 128 take about 0.88x the CPU time of 256 x 256 but 1.07x
+# the wall time (the same kernel, our SDPA's flash attention, measured both ways); see
+# benchmarks/README.md, "Flex attention (issue 27)".
+_FLASH_TILE_ROWS, _FLASH_TILE_MIN_LENGTH = 256, 1024
 
 
-def _q_tile_rows(who: str, kernel_options: dict | None, block_mask: BlockMask, length: int) -> int:
-    """The query tile: kernel_options["BLOCK_M"] (torch's name for it), else the block mask's query block,
-    or about 512 rows (whole blocks) for a sparse mask whose counts are known when tracing."""
-    block_q = block_mask.BLOCK_SIZE[0]
-    rows = (kernel_options or {}).get("BLOCK_M")
-    if rows is not None:
-        if rows <= 0 or rows % block_q:
-            raise ValueError(f"{who}: kernel_options BLOCK_M ({rows}) must be a positive multiple of the "
-                             f"block_mask's query BLOCK_SIZE ({block_q}).")
-        return int(rows)
+def _flash_rows(block: int, length: int) -> int:
+    """The flash path's default tile along one axis: the block, or 256 rows of whole blocks."""
+    if block >= _FLASH_TILE_ROWS or _FLASH_TILE_ROWS % block or length < _FLASH_TILE_MIN_LENGTH:
+        return block
+    return _FLASH_TILE_ROWS
+
+
+def _tile_rows(who: str, kernel_options: dict | None, block_mask: BlockMask, flash: bool) -> tuple[int, int]:
+    """The (query, key) rows per tile: kernel_options["BLOCK_M"] / ["BLOCK_N"] (torch's names; BLOCK_N
+    read by the flash path only), else the block mask's blocks, or about 512 query rows (whole blocks)
+    for a sparse mask whose counts are known when tracing; the flash path at least 256 x 256 from 1024
+    rows on."""
+    (block_q, block_k), (L, S) = block_mask.BLOCK_SIZE, block_mask.seq_lengths
+    options = kernel_options or {}
+    for name, block in (("BLOCK_M", block_q), ("BLOCK_N", block_k)):
+        rows = options.get(name)
+        if rows is not None and (rows <= 0 or rows % block):
+            raise ValueError(f"{who}: kernel_options {name} ({rows}) must be a positive multiple of the "
+                             f"block_mask's {'query' if name == 'BLOCK_M' else 'key'} BLOCK_SIZE ({block}).")
+    key_rows = int(options.get("BLOCK_N", _flash_rows(block_k, S) if flash else block_k))
+    if options.get("BLOCK_M") is not None:
+        return int(options["BLOCK_M"]), key_rows
+    query_rows = _flash_rows(block_q, L) if flash else block_q
     counts = [c for c in (block_mask.kv_num_blocks, block_mask.full_kv_num_blocks) if c is not None]
     if any(isinstance(c, jax.core.Tracer) for c in counts):
-        return block_q
+        return query_rows, key_rows
     listed = sum(float(np.mean(np.asarray(c))) for c in counts)  # per query block
-    nk = -(-block_mask.seq_lengths[1] // block_mask.BLOCK_SIZE[1])
-    if listed > _SPARSE_DENSITY * nk:
-        return block_q
-    return block_q * max(1, min(-(-length // block_q), _SPARSE_Q_TILE_ROWS // block_q))
+    if listed > _SPARSE_DENSITY * -(-S // block_k):
+        return query_rows, key_rows
+    sparse_rows = block_q * max(1, min(-(-L // block_q), _SPARSE_Q_TILE_ROWS // block_q))
+    return max(query_rows, sparse_rows), key_rows
 
 
 def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None = None,
@@ -479,10 +499,12 @@ def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None 
       scale: default 1 / sqrt(E).
       enable_gqa: grouped-query attention: query head h reads key/value head h // (Hq // Hkv). Default: False.
       return_lse: also return the log-sum-exp (torch's deprecated form of `return_aux`). Default: False.
-      kernel_options: torch's Triton options, accepted; only `BLOCK_M` is read: the query rows
-        per tile, a multiple of the block mask's query block (default: that block, or about 512
-        rows for a mask that lists at most a quarter of the blocks). A tile evaluates the mask_mod
-        on a key block if any of its query blocks lists it as partial.
+      kernel_options: torch's Triton options, accepted; only `BLOCK_M` and `BLOCK_N` are read: the
+        query and key rows per tile, multiples of the block mask's blocks (default: the blocks, or
+        about 512 query rows for a mask that lists at most a quarter of the blocks; without a
+        score_mod, at least 256 rows on each axis from 1024 rows on; `BLOCK_N` is read only
+        without a score_mod). A tile evaluates the mask_mod where any of its blocks is listed as
+        partial; every entry keeps its own block's verdict. Default: None.
       return_aux: an `AuxRequest`: return (out, AuxOutput(lse, max_scores)). Default: None.
 
     Shape: (B, Hq, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev) -> (B, Hq, L, Ev); lse and max_scores
@@ -564,11 +586,12 @@ def flex_attention(query: Any, key: Any, value: Any, score_mod: Callable | None 
     full = None
     if block_mask.full_kv_num_blocks is not None:
         full = listed_blocks(rows(block_mask.full_kv_num_blocks, 3), rows(block_mask.full_kv_indices, 4), B, Hq, nk)
-    tile_rows = _q_tile_rows(who, kernel_options, block_mask, L)
-    if score_mod is None and not return_lse and return_aux is None:  # flash attention's closed-form tangent
+    flash = score_mod is None and not return_lse and return_aux is None
+    tile_rows = _tile_rows(who, kernel_options, block_mask, flash)
+    if flash:  # flash attention's closed-form tangent
         return flex_flash(q, k, v, block_mask.mask_mod, (partial, full), block_mask.BLOCK_SIZE, scale, tile_rows)
     out, lse, mx = flex_forward(q, k, v, score_mod, block_mask.mask_mod, (partial, full), block_mask.BLOCK_SIZE,
-                                scale, tile_rows)
+                                scale, tile_rows[0])
     if return_aux is not None:
         return out, AuxOutput(lse if return_aux.lse else None,
                               lax.stop_gradient(mx) if return_aux.max_scores else None)
