@@ -110,6 +110,63 @@ def test_grid_sample_vmap_and_second_order():
     assert np.all(np.isfinite(hvp))
 
 
+@pytest.mark.parametrize("rank,mode", [(2, "bilinear"), (2, "bicubic"), (3, "bilinear"), (2, "nearest")])
+def test_grid_sample_every_transformation_agrees(rank, mode):
+    """The sampling kernel's hand-written transpose against forward mode: jacfwd equals jacrev w.r.t. the
+    input and the grid, linearize's tangent equals jvp's, and per-example gradients (vmap of grad)
+    equal the gradients of each example alone."""
+    x, grid, _ = _grid_data(rank, np.float32, seed=6)
+    x, grid = jnp.asarray(x), jnp.asarray(grid)
+
+    def f(x, g):
+        return F.grid_sample(x, g, mode, "zeros", False)
+
+    atol = 1e-4 if mode == "bicubic" else 1e-5  # 16 cubic taps summed in another order (see above)
+    for argnums in (0, 1):
+        forward = jax.jit(jax.jacfwd(f, argnums=argnums))(x, grid)
+        reverse = jax.jit(jax.jacrev(f, argnums=argnums))(x, grid)
+        np.testing.assert_allclose(forward, reverse, rtol=1e-5, atol=atol)
+    tangents = (jnp.ones_like(x), jnp.full_like(grid, 0.1))
+    _, lin = jax.linearize(f, x, grid)
+    np.testing.assert_allclose(lin(*tangents), jax.jvp(f, (x, grid), tangents)[1], rtol=1e-6, atol=1e-6)
+
+    def loss(x, g):
+        return jnp.sum(f(x[None], g[None]) ** 2)
+
+    per_example = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(x, grid)
+    for i in range(x.shape[0]):
+        alone = jax.grad(loss, argnums=(0, 1))(x[i], grid[i])
+        for batched, single in zip(per_example, alone, strict=True):
+            np.testing.assert_allclose(batched[i], single, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank,mode,padding_mode", [(2, "bilinear", "zeros"), (2, "bilinear", "reflection"),
+                                                   (2, "bicubic", "border"), (3, "bilinear", "zeros")])
+def test_grid_sample_grad_of_grad_matches_torch(rank, mode, padding_mode, x64):
+    """d/d(x, grid) of |grad_x|^2 + |grad_grid|^2 of sum(grid_sample(x, grid)^3), against torch's double
+    backward in float64: the hand-written transpose is itself differentiated."""
+    x, grid, _ = _grid_data(rank, np.float64, seed=7)
+    grid = 0.8 * grid  # inside and outside the image, away from the exact corners set by _grid_data
+
+    def torch_fn(x, g):
+        return TF.grid_sample(x, g, mode, padding_mode, False)
+
+    tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
+    gx, gg = torch.autograd.grad((torch_fn(tx, tg) ** 3).sum(), (tx, tg), create_graph=True)
+    expected = torch.autograd.grad((gx ** 2).sum() + (gg ** 2).sum(), (tx, tg))
+
+    def outer(x, g):
+        gx, gg = jax.grad(lambda x, g: jnp.sum(F.grid_sample(x, g, mode, padding_mode, False) ** 3),
+                          argnums=(0, 1))(x, g)
+        return jnp.sum(gx ** 2) + jnp.sum(gg ** 2)
+
+    ours = jax.jit(jax.grad(outer, argnums=(0, 1)))(jnp.asarray(x), jnp.asarray(grid))
+    for name, got, want in zip(("input", "grid"), ours, expected, strict=True):
+        # entries that cancel to ~0 (a clipped coordinate) keep float64 rounding of the ~1e4 ones
+        scale = float(want.abs().max())
+        assert_close(got, want, f"grad of grad w.r.t. the {name}", **tolerance(np.float64, atol=1e-13 * scale))
+
+
 @pytest.mark.parametrize("size,align_corners", [((2, 3, 4, 5), False), ((2, 3, 4, 5), True),
                                                 ((2, 1, 3, 4, 5), False), ((2, 1, 3, 1, 5), True),
                                                 ((2, 3, 1, 6), False)])

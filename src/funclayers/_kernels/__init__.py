@@ -11,5 +11,7 @@ Each module's docstring says which layers use it and the measured speedup that j
 - `_max_select.py`: torch's pick of the maximum in pooling windows, and its fast backward.
 - `_norm.py`, `_layernorm.py`: BatchNorm (training), GroupNorm, instance norms, CrossMapLRN2d;
   LayerNorm's row kernel.
+- `_sample.py`: grid_sample's weighted tap gathers (every mode) and their scatter-free-of-strides
+  transpose.
 - `_allocator.py`: glibc malloc tuning for XLA's per-call scratch buffer.
 """

@@ -1,9 +1,9 @@
 """One JAX primitive: a linear map with a hand-written transpose, batched by `vmap`.
 
 Used by every fast kernel (the convolution lowerings, Winograd, training-mode BatchNorm,
-GroupNorm, CrossMapLRN2d, the max-pool pick, max unpooling). It exists so that those kernels keep
-their fast backward passes *and* every JAX transformation. A kernel is a `jax.custom_jvp` whose
-tangent rule returns `linear_call(tangent, transpose, consts, tangents)`:
+GroupNorm, CrossMapLRN2d, the max-pool pick, max unpooling, grid_sample's sampling). It exists so
+that those kernels keep their fast backward passes *and* every JAX transformation. A kernel is a
+`jax.custom_jvp` whose tangent rule returns `linear_call(tangent, transpose, consts, tangents)`:
 
 - forward mode (`jax.jvp`, `jacfwd`) evaluates `tangent(*consts, *tangents)`, plain JAX that is
   linear in the tangents (for a convolution: conv(dx, w) + conv(x, dw), by the fast forward);
