@@ -15,11 +15,11 @@ import jax.numpy as jnp
 from . import init as _init
 from ._kernels import _conv_lowering as lowering
 from ._layer import Layer
+from ._padding import _edge_blocks
 from ._utils import cast_like, check_floating, fmt_shape, ntuple, param_dtype
 
 _DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_JNP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 # -- argument helpers shared by convolutions and transposed convolutions ------------------------------
@@ -173,7 +173,8 @@ def pad_input(who: str, x: jax.Array, pairs: list[tuple[int, int]], mode: str) -
             )
         if mode == "replicate" and size == 0 and (lo or hi):
             raise ValueError(f"{who}: padding_mode='replicate' cannot pad an empty dimension.")
-    return jnp.pad(x, [(0, 0), (0, 0)] + list(pairs), mode=_JNP_PAD_MODES[mode])
+    # F.pad's lowering: one concatenation of blocks cut from x, outermost axis first (_padding.py)
+    return _edge_blocks(x, [(2 + i, lo, hi) for i, (lo, hi) in enumerate(pairs)], mode)
 
 
 # -- the pure ops --------------------------------------------------------------------------------------
