@@ -172,6 +172,10 @@ def _ours_module(name, module, p_dtype, i_dtype):
 W23, B2, W4 = _x(2, 3, seed=3), _x(2, seed=4), _x(4, seed=5)
 FUNCTIONAL = {
     "linear": lambda F, X, P: F.linear(X(_x(4, 3)), P(W23), P(B2)),
+    "linear-3d-nobias": lambda F, X, P: F.linear(X(_x(5, 4, 3)), P(W23)),
+    "linear-1d-weight": lambda F, X, P: F.linear(X(_x(4, 3)), P(_x(3, seed=3))),
+    "conv1d-nobias": lambda F, X, P: F.conv1d(X(_x(1, 3, 5)), P(_x(2, 3, 2, seed=3))),
+    "conv_tbc": lambda F, X, P: F.conv_tbc(X(_x(5, 2, 3)), P(_x(2, 3, 4, seed=3)), P(W4)),
     "bilinear": lambda F, X, P: F.bilinear(X(_x(5, 3)), X(_x(5, 4, seed=2)), P(_x(2, 3, 4, seed=3)), P(B2)),
     "conv2d": lambda F, X, P: F.conv2d(X(_x(1, 3, 4, 4)), P(_x(2, 3, 3, 3, seed=3)), P(B2)),
     "conv_transpose2d": lambda F, X, P: F.conv_transpose2d(X(_x(1, 3, 4, 4)), P(_x(3, 2, 3, 3, seed=3)), P(B2)),
@@ -180,6 +184,9 @@ FUNCTIONAL = {
     "rms_norm": lambda F, X, P: F.rms_norm(X(_x(2, 4)), (4,), P(W4)),
     "batch_norm-eval": lambda F, X, P: F.batch_norm(X(_x(2, 4, 3)), P(W4), P(_w(4)), P(W4), P(W4)),
     "batch_norm-train": lambda F, X, P: F.batch_norm(X(_x(2, 4, 3)), None, None, P(W4), P(W4), training=True),
+    # the parameters in the input's dtype, the statistics not: torch's is_mixed_type looks at the weight
+    "batch_norm-stats-only-mixed": lambda F, X, P: F.batch_norm(X(_x(2, 4, 3)), P(W4), P(_w(4)), X(W4), X(W4)),
+    "batch_norm-no-weight": lambda F, X, P: F.batch_norm(X(_x(2, 4, 3)), P(W4), P(_w(4)), training=True),
     "instance_norm": lambda F, X, P: F.instance_norm(X(_x(2, 4, 3)), weight=P(W4), bias=P(W4)),
     "prelu": lambda F, X, P: F.prelu(X(_x(2, 4, 3)), P(W4)),
     "embedding_bag": lambda F, X, P: F.embedding_bag(X(_ints(2, 3, high=4)), P(_x(4, 3)), mode="sum",

@@ -117,8 +117,10 @@ def check_param_dtypes(who: str, input: Any, params: Sequence[Any], message: str
     bad = next((d for d in dtypes if d != x_dtype), None)
     if x_dtype is None or bad is None:
         return
-    if mixed:  # torch: first every parameter float32, then a reduced-precision input
-        if any(d != jnp.float32 for d in dtypes):
+    if mixed:  # torch's is_mixed_type (the first parameter given), then every parameter float32, then the input
+        if dtypes[0] == x_dtype:
+            message = "expected scalar type {input} but found {param}"
+        elif any(d != jnp.float32 for d in dtypes):
             message, bad = MIXED_DTYPE_MESSAGES[1], next(d for d in dtypes if d != jnp.float32)
         elif x_dtype.name not in _REDUCED:
             message = MIXED_DTYPE_MESSAGES[0]
