@@ -113,7 +113,7 @@ def _naive_batch_norm(x, weight, bias, eps):
 
 def test_batchnorm_second_order_matches_autodiff_of_the_formula(x64):
     """The closed-form backward (a custom_vjp) is itself differentiable: grad of grad is exact."""
-    layer = fl.BatchNorm1d(3)
+    layer = fl.BatchNorm1d(3, dtype=jnp.float64)
     _, state = layer.init(jax.random.PRNGKey(0))
     params = {"weight": jnp.asarray(randn(3, dtype=np.float64, seed=4)),
               "bias": jnp.asarray(randn(3, dtype=np.float64, seed=5))}

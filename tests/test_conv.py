@@ -154,11 +154,14 @@ def test_functional_conv_matches_torch(n, x_shape, w_shape, kwargs, with_bias, d
     np.testing.assert_allclose(np.asarray(out), expected.numpy(), **tolerance(dtype, **f32_atol(dtype)))
 
 
-def test_float64_input_with_float32_params_computes_in_float64(x64):
+def test_float64_input_needs_float64_params_as_in_torch(x64):
     layer = fl.Conv2d(2, 3, 3)
     params, state = layer.init(jax.random.PRNGKey(0))
     assert params["weight"].dtype == jnp.float32
-    out, _ = jax.jit(layer.apply)(params, state, jnp.ones((1, 2, 5, 5), jnp.float64))
+    x = jnp.ones((1, 2, 5, 5), jnp.float64)
+    with pytest.raises(RuntimeError, match=r"Input type \(double\) and bias type \(float\) should be the same"):
+        jax.jit(layer.apply)(params, state, x)
+    out, _ = jax.jit(layer.apply)(jax.tree.map(lambda p: p.astype(jnp.float64), params), state, x)
     assert out.dtype == jnp.float64
 
 

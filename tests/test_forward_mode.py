@@ -314,6 +314,7 @@ def test_hessian_and_linearize_through_every_kernel(x64):
     layer = fl.Sequential(fl.Conv2d(1, 2, 3, padding=1), fl.BatchNorm2d(2), fl.MaxPool2d(2), fl.GroupNorm(1, 2))
     params, state = layer.init(jax.random.PRNGKey(0))
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+    state = jax.tree.map(lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
     x = jnp.asarray(randn(2, 1, 4, 4, dtype=np.float64, seed=1))
 
     def loss(w):

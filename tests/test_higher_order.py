@@ -41,7 +41,8 @@ CASES = [
 def test_grad_of_grad_matches_torch(name, args, kwargs, shape, x64):
     module = getattr(torch.nn, name)(*args, **kwargs).double().train()
     layer = getattr(fl, name)(*args, **kwargs)
-    params, state = fl.load_state_dict(layer, {k: v.numpy() for k, v in module.state_dict().items()})
+    params, state = fl.load_state_dict(layer, {k: v.numpy() for k, v in module.state_dict().items()},
+                                       dtype=np.float64)
     x = randn(*shape, dtype=np.float64, seed=3)
 
     def ours(x):

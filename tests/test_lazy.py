@@ -181,7 +181,8 @@ def test_lazy_apply_under_jit_vmap_jvp():
 def test_sequential_of_lazy_layers_initialises_from_one_batch(dtype):
     x = randn(2, 3, 5, 5, dtype=dtype)
     model = fl.Sequential(fl.LazyConv2d(16, 3), fl.ReLU(), fl.Flatten(), fl.LazyLinear(10))
-    params, state = model.init(KEY, x)
+    example = x.astype(np.float32)  # the float32 layers' dtype: a float64 input raises, as torch's forward does
+    params, state = model.init(KEY, example)
     assert jax.tree_util.tree_map(jnp.shape, params) == {
         "0": {"weight": (16, 3, 3, 3), "bias": (16,)}, "1": {}, "2": {}, "3": {"weight": (10, 144), "bias": (10,)}}
     torch.manual_seed(0)
@@ -189,7 +190,7 @@ def test_sequential_of_lazy_layers_initialises_from_one_batch(dtype):
                                  torch.nn.LazyLinear(10))
     with torch.no_grad():
         module(to_torch(x.astype(np.float32)))
-    check_layer(module, model._replace(init=lambda rng: model.init(rng, x)), [x], dtype=dtype)
+    check_layer(module, model._replace(init=lambda rng: model.init(rng, example)), [x], dtype=dtype)
 
 
 def test_composite_with_lazy_children_sizes_each_from_its_call():

@@ -72,7 +72,7 @@ def test_layernorm_statistics_keep_precision_far_from_zero(offset, x64):
 
 def test_layernorm_forward_mode_and_second_order_match_autodiff_of_the_formula(x64):
     """The closed-form JVP of the shared kernel is the derivative of the plain formula, both modes."""
-    layer = fl.LayerNorm(5)
+    layer = fl.LayerNorm(5, dtype=jnp.float64)
     params, state = layer.init(jax.random.PRNGKey(0))
     x = jnp.asarray(randn(3, 5, dtype=np.float64, seed=11))
     ct = jnp.asarray(randn(3, 5, dtype=np.float64, seed=12))

@@ -514,6 +514,6 @@ def test_cell_input_dtype_must_match_weight_dtype_like_torch(kind, x64):
         getattr(torch.nn, kind)(3, 5)(torch.zeros(2, 3, dtype=torch.float64))
     layer = getattr(fl, kind)(3, 5)
     params, state = layer.init(jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match=rf"{kind}\(3, 5\): mat1 and mat2 must have the same dtype, but got float64 "
-                                         r"input and float32 weights"):
+    with pytest.raises(ValueError, match=rf"{kind}\(3, 5\): mat1 and mat2 must have the same dtype, but got Double "
+                                         r"and Float \(a float64 input into float32 parameters"):
         layer.apply(params, state, jnp.zeros((2, 3), jnp.float64))

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from ._activation import _const, _floating, _inplace_repr, _layer
 from ._layer import Layer, no_params
-from ._utils import TorchRuntimeError, cast_like, fmt_shape, param_dtype, require_rng
+from ._utils import TorchRuntimeError, check_param_dtypes, fmt_shape, param_dtype, require_rng
 
 # -- the pure ops --------------------------------------------------------------------------------------
 
@@ -65,7 +65,8 @@ def _prelu(who: str, input: Any, weight: Any) -> jax.Array:
             f"{who}: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {len(w_shape)}."
         )
     count = math.prod(w_shape)
-    (weight,) = cast_like(x, weight)
+    check_param_dtypes(who, x, (weight,), "prelu: Type promoting not supported. Got {input} and {param}")
+    weight = jnp.asarray(weight)
     if count == 1:
         weight = weight.reshape(())
     else:

@@ -206,7 +206,8 @@ def multi_head_attention_forward(
                              f"{value.shape[:2]}")
     elif key.shape != value.shape:
         raise ValueError(f"{who}: key shape {key.shape} does not match value shape {value.shape}")
-    params = [None if a is None else jnp.asarray(a, dtype) for a in
+    # no cast: the projections raise, as torch's, where the parameters' dtype is not the query's
+    params = [None if a is None else jnp.asarray(a) for a in
               (in_proj_weight, in_proj_bias, bias_k, bias_v, out_proj_weight, out_proj_bias,
                q_proj_weight, k_proj_weight, v_proj_weight)]
     in_w, in_b, bias_k, bias_v, out_w, out_b, q_w, k_w, v_w = params

@@ -23,7 +23,7 @@ from . import init as _init
 from ._kernels._norm import _bn_train
 from ._layer import Layer
 from ._normalization import _affine, verify_batch_size
-from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, param_dtype
+from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, fmt_shape, param_dtype
 
 
 def counter_dtype() -> jnp.dtype:
@@ -175,6 +175,7 @@ def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: An
     `rows`: inside a data-parallel wrapper with an uneven split, the replica's real rows.
     """
     shape = check_channel_inputs(where, input, running_mean, running_var, weight, bias)
+    input = jnp.asarray(input)
     channels = shape[1]
     check_eps(where, eps, training)
     if training:
@@ -182,20 +183,23 @@ def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: An
     if math.prod(shape) == 0:  # torch: an empty batch passes through, the running stats untouched
         return input, running_mean, running_var
     bshape = (1, channels) + (1,) * (len(shape) - 2)
-    weight_c, bias_c = cast_like(input, weight, bias)
+    # torch's batch_norm_cpu: the parameters and buffers have the input's dtype, or float32 with a float16 /
+    # bfloat16 input (its mixed-dtype support: float32 statistics, the output in the input's dtype)
+    check_param_dtypes(where, input, (weight, bias, running_mean, running_var), mixed=True)
+    weight_c, bias_c = (None if a is None else jnp.asarray(a) for a in (weight, bias))
     if training or running_mean is None or running_var is None:
         axes = (0,) + tuple(range(2, len(shape)))
         if rows is not None:
             if axis_name is None:  # torch's per-replica check, on the smallest real shard
                 verify_batch_size(where, (rows.smallest,) + tuple(shape[1:]))
             xhat, mean, var, count = _masked_standardize(where, input, axes, float(eps), axis_name, rows)
-            out = _affine(xhat, weight_c, bias_c, bshape)
+            out = _affine(xhat, weight_c, bias_c, bshape).astype(input.dtype)
         elif axis_name is None:
             count = math.prod(shape[a] for a in axes)
             out, mean, var = _batch_norm_train(input, weight_c, bias_c, axes, float(eps), bshape)
         else:
             xhat, mean, var, count = _global_standardize(input, axes, float(eps), axis_name)
-            out = _affine(xhat, weight_c, bias_c, bshape)
+            out = _affine(xhat, weight_c, bias_c, bshape).astype(input.dtype)
         if training and running_mean is not None:
             mean = lax.stop_gradient(mean).reshape(channels)
             unbiased = lax.stop_gradient(var).reshape(channels) * (count / (count - 1))
@@ -203,11 +207,13 @@ def _batch_norm(where: str, input: jax.Array, running_mean: Any, running_var: An
             running_mean = _update(running_mean, mean, momentum)
             running_var = _update(running_var, unbiased, momentum) if running_var is not None else None
         return out, running_mean, running_var
-    mean, var = cast_like(input, running_mean, running_var)
+    mean, var = jnp.asarray(running_mean), jnp.asarray(running_var)
     inv_std = lax.rsqrt(var + eps)
     scale = inv_std if weight_c is None else inv_std * weight_c
     shift = -mean * scale if bias_c is None else bias_c - mean * scale
-    return input * scale.reshape(bshape) + shift.reshape(bshape), running_mean, running_var
+    x = input.astype(scale.dtype)  # float32 for a mixed-dtype bfloat16 / float16 input, as torch
+    out = (x * scale.reshape(bshape) + shift.reshape(bshape)).astype(input.dtype)
+    return out, running_mean, running_var
 
 
 def _global_standardize(input, axes, eps, axis_name):

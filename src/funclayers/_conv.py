@@ -16,7 +16,7 @@ from . import init as _init
 from ._kernels import _conv_lowering as lowering
 from ._layer import Layer
 from ._padding import _edge_blocks
-from ._utils import cast_like, check_floating, fmt_shape, ntuple, param_dtype
+from ._utils import check_floating, check_param_dtypes, fmt_shape, ntuple, param_dtype
 
 _DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -146,6 +146,32 @@ def check_input(who: str, input: Any, n: int) -> bool:
     return ndim == n + 2
 
 
+# torch 2.13 on CPU (aten/src/ATen/native/Convolution.cpp): a convolution checks the bias first
+# (check_input_same_type_as_parameters), then its kernel the weight; a bfloat16 input goes to oneDNN, which
+# words the weight's check its own way; a transposed convolution checks in its kernel only.
+CONV_DTYPE_MESSAGES = {
+    "bias": "Input type ({input_c}) and bias type ({param_c}) should be the same",
+    "weight": "expected scalar type {input} but found {param}",
+    "onednn": "Input type ({input_t}) and weight type ({param_t}) should be the same or input should be a MKLDNN "
+              "tensor and weight is a dense tensor",
+    "conv_tbc": "self and mat2 must have the same dtype, but got {input} and {param}",
+}
+
+
+def check_conv_dtypes(who: str, x: jax.Array, weight: Any, bias: Any, kind: str = "conv") -> tuple:
+    """(weight, bias) as arrays, after torch's check that both have the input's dtype (no cast).
+
+    kind: "conv", "conv_transpose" or "conv_tbc", which words torch's message.
+    """
+    if kind == "conv_tbc":
+        check_param_dtypes(who, x, (weight, bias), CONV_DTYPE_MESSAGES["conv_tbc"])
+    if kind == "conv":
+        check_param_dtypes(who, x, (bias,), CONV_DTYPE_MESSAGES["bias"])
+    onednn = jnp.result_type(x) == jnp.bfloat16
+    check_param_dtypes(who, x, (weight, bias), CONV_DTYPE_MESSAGES["onednn" if onednn else "weight"])
+    return jnp.asarray(weight), None if bias is None else jnp.asarray(bias)
+
+
 def check_bias(who: str, bias: Any, out_channels: int) -> None:
     if bias is not None and fmt_shape(bias) != (out_channels,):
         raise ValueError(f"{who} expects a bias of shape ({out_channels},), got shape {fmt_shape(bias)}.")
@@ -222,7 +248,7 @@ def conv_nd(
     pairs = padding_pairs(padding, kernel_size, dilation)
     x = jnp.asarray(input)
     x = x if batched else x[None]
-    weight, bias = cast_like(x, weight, bias)
+    weight, bias = check_conv_dtypes(who, x, weight, bias)
     if padding_mode != "zeros":
         x = pad_input(who, x, pairs, padding_mode)
         pairs = [(0, 0)] * n
@@ -373,7 +399,7 @@ def conv_tbc(input: Any, weight: Any, bias: Any, pad: int = 0) -> jax.Array:
         raise ValueError(f"conv_tbc: the output length T + 2 pad - K + 1 = {in_shape[0]} + 2 * {pad} - {w_shape[0]} "
                          f"+ 1 is negative; pad the input or use a shorter kernel.")
     x = jnp.asarray(input)
-    weight, bias = cast_like(x, weight, bias)
+    weight, bias = check_conv_dtypes("conv_tbc", x, weight, bias, "conv_tbc")
     if length == 0:
         return jnp.zeros((0, in_shape[1], w_shape[2]), x.dtype)
     out = conv_nd("conv_tbc", 1, jnp.transpose(x, (1, 2, 0)), jnp.transpose(weight, (2, 1, 0)), bias, 1, pad, 1, 1)

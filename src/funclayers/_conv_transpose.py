@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from ._conv import (
     add_bias,
     check_bias,
+    check_conv_dtypes,
     check_groups,
     check_input,
     check_padding,
@@ -24,7 +25,7 @@ from ._conv import (
 )
 from ._kernels import _conv_lowering as lowering
 from ._layer import Layer
-from ._utils import cast_like, fmt_shape, ntuple
+from ._utils import fmt_shape, ntuple
 
 
 def check_output_padding(who: str, output_padding: tuple, stride: tuple, dilation: tuple) -> None:
@@ -135,7 +136,7 @@ def conv_transpose_nd(
         )
     x = jnp.asarray(input)
     x = x if batched else x[None]
-    weight, bias = cast_like(x, weight, bias)
+    weight, bias = check_conv_dtypes(who, x, weight, bias, "conv_transpose")
     out = lowering.conv_transpose(x, weight, stride, padding, output_padding, dilation, groups)
     out = add_bias(out, bias)
     return out if batched else out[0]

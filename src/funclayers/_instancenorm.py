@@ -19,7 +19,7 @@ from ._batchnorm import _norm_name, _update, check_channel_inputs, norm_init
 from ._kernels._norm import standardize
 from ._layer import Layer
 from ._normalization import _affine, warn_unused_num_features
-from ._utils import TorchRuntimeError, cast_like, fmt_shape
+from ._utils import TorchRuntimeError, check_param_dtypes, fmt_shape
 
 
 def _verify_spatial_size(where: str, shape: tuple) -> None:
@@ -34,12 +34,16 @@ def _instance_norm(where: str, input: jax.Array, running_mean: Any, running_var:
     shape = check_channel_inputs(where, input, running_mean, running_var, weight, bias)
     channels = shape[1]
     bshape = (1, channels) + (1,) * (len(shape) - 2)
-    weight_c, bias_c = cast_like(input, weight, bias)
+    # torch's instance_norm runs batch_norm's mixed-dtype check on the weight and bias only: it casts the
+    # running statistics to the input's dtype (a float32 module takes a float64 input without affine)
+    input = jnp.asarray(input)
+    check_param_dtypes(where, input, (weight, bias), mixed=True)
+    weight_c, bias_c = (None if a is None else jnp.asarray(a) for a in (weight, bias))
     if use_input_stats:
         _verify_spatial_size(where, shape)
         axes = tuple(range(2, len(shape)))
         xhat, mean, var = standardize(input, axes, float(eps))
-        out = _affine(xhat, weight_c, bias_c, bshape)
+        out = _affine(xhat, weight_c, bias_c, bshape).astype(input.dtype)
         count = math.prod(shape[2:])
         momentum = 0.0 if momentum is None else momentum
         mean = lax.stop_gradient(mean).reshape(shape[:2])
@@ -51,11 +55,13 @@ def _instance_norm(where: str, input: jax.Array, running_mean: Any, running_var:
         return out, running_mean, running_var
     if running_mean is None or running_var is None:
         raise ValueError(f"{where}: use_input_stats=False needs running_mean and running_var.")
-    mean, var = cast_like(input, running_mean, running_var)
+    opmath = jnp.promote_types(input.dtype, jnp.float32)  # float32 statistics for a float16 / bfloat16 input
+    mean, var = (jnp.asarray(a).astype(input.dtype).astype(opmath) for a in (running_mean, running_var))
     scale = lax.rsqrt(var + eps)
     scale = scale if weight_c is None else scale * weight_c
     shift = -mean * scale if bias_c is None else bias_c - mean * scale
-    return input * scale.reshape(bshape) + shift.reshape(bshape), running_mean, running_var
+    out = input.astype(opmath) * scale.reshape(bshape) + shift.reshape(bshape)
+    return out.astype(input.dtype), running_mean, running_var
 
 
 def instance_norm(input: jax.Array, running_mean: jax.Array | None = None,

@@ -16,7 +16,15 @@ from jax import lax
 
 from . import init as _init
 from ._layer import Layer, no_params
-from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, normalize_dim, param_dtype
+from ._utils import (
+    TorchRuntimeError,
+    check_floating,
+    check_param_dtypes,
+    fmt_shape,
+    normalize_dim,
+    param_dtype,
+    torch_dtype_names,
+)
 
 # -- argument helpers --------------------------------------------------------------------------------
 
@@ -26,6 +34,20 @@ def _check_features(who: str, **features: Any) -> None:
     for name, value in features.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{who}: {name} must be a non-negative int, got {value!r}.")
+
+
+# torch's at::linear: addmm with a bias (its "mat1 and mat2" check), mm / matmul without one, addmv for a 1-D
+# weight (aten/src/ATen/native/LinearAlgebra.cpp). (A non-contiguous 3-D input with a bias takes torch's
+# matmul path, "expected scalar type ..."; JAX arrays have no layout, so that case reads as addmm's.)
+LINEAR_DTYPE_MESSAGES = {"addmm": "mat1 and mat2 must have the same dtype, but got {input} and {param}",
+                         "mm": "expected m1 and m2 to have the same dtype, but got: {input_c} != {param_c}",
+                         "addmv": "addmv input tensors must have the same dtype, but got {param}, {input}, and {param}"}
+
+
+def check_linear_dtypes(who: str, x: Any, weight: Any, bias: Any) -> None:
+    """torch's check that a linear map's input, weight and bias share one dtype, with its message."""
+    kind = "addmv" if len(fmt_shape(weight)) == 1 else "addmm" if bias is not None else "mm"
+    check_param_dtypes(who, x, (weight, bias), LINEAR_DTYPE_MESSAGES[kind])
 
 
 # torch computes float32 matmuls in full float32 (no TF32 by default); so do we on every backend.
@@ -78,7 +100,8 @@ def _linear(who: str, input: Any, weight: Any, bias: Any) -> jax.Array:
     if bias is not None and fmt_shape(bias) not in (out_shape, ()):
         raise TorchRuntimeError(f"{who} expects a bias of shape {out_shape}, got shape {fmt_shape(bias)}.")
     x = jnp.asarray(input)
-    weight, bias = cast_like(x, weight, bias)
+    check_linear_dtypes(who, x, weight, bias)
+    weight, bias = jnp.asarray(weight), None if bias is None else jnp.asarray(bias)
     if weight.ndim == 1:
         out = jnp.sum(x * weight, axis=-1) if x.ndim > 1 else jnp.dot(x, weight, precision=_PRECISION)
     else:
@@ -138,9 +161,11 @@ def _bilinear(who: str, input1: Any, input2: Any, weight: Any, bias: Any) -> jax
     check_floating(who, input1, "input1")
     check_floating(who, input2, "input2")
     x1, x2 = jnp.asarray(input1), jnp.asarray(input2)
-    dtype = jnp.result_type(x1, x2)
-    x1, x2 = x1.astype(dtype), x2.astype(dtype)
-    weight, bias = cast_like(x1, weight, bias)
+    spelled = [torch_dtype_names(jnp.result_type(a))["c"] for a in (x1, x2, weight, bias) if a is not None]
+    message = ("All tensors must have the same dtype, got input1: {}, input2: {}, weight: {}"
+               + (", bias: {}" if bias is not None else "")).format(*spelled)
+    check_param_dtypes(who, x1, (x2, weight, bias), message.replace("{", "{{").replace("}", "}}"))
+    weight, bias = jnp.asarray(weight), None if bias is None else jnp.asarray(bias)
     # x1 . W first (one matmul over all samples), then the per-sample contraction with x2.
     tmp = jnp.einsum("...i,oij->...oj", x1, weight, precision=_PRECISION)
     out = jnp.einsum("...oj,...j->...o", tmp, x2, precision=_PRECISION)

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ._linear import LINEAR_DTYPE_MESSAGES
 from ._loss import concrete, reduce_loss, resolve_reduction
 from ._softmax import _log_softmax_along
-from ._utils import TorchRuntimeError, check_floating, fmt_shape, varying_like
+from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, fmt_shape, varying_like
 
 _PRECISION = lax.Precision.HIGHEST  # torch computes float32 matmuls in full float32
 
@@ -29,6 +30,10 @@ def check_label_smoothing(who: str, label_smoothing: float) -> float:
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{who}: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     return float(label_smoothing)
+
+
+# torch's nll_loss kernels read the class weights as the input's scalar type (no cast, no promotion)
+NLL_DTYPE_MESSAGE = "expected scalar type {input} but found {param}"
 
 
 def _check_weight(who: str, weight: Any, num_classes: int) -> None:
@@ -85,6 +90,7 @@ def _index_loss(logp: jax.Array, target: jax.Array, weight: Any, ignore_index: i
     onehot = target[:, None] == lax.broadcasted_iota(target.dtype, bshape, 1)
     valid = target != ignore_index
     picked = jnp.sum(jnp.where(onehot, logp, 0), axis=1)
+    check_param_dtypes("nll_loss", logp, (weight,), NLL_DTYPE_MESSAGE)
     if weight is None:
         w_target = valid.astype(logp.dtype)
     else:
@@ -116,6 +122,7 @@ def _index_loss_logits(x: jax.Array, target: jax.Array, weight: Any, ignore_inde
     bshape = (1, num_classes) + (1,) * (x.ndim - 2)
     onehot = target[:, None] == lax.broadcasted_iota(target.dtype, bshape, 1)
     valid = target != ignore_index
+    check_param_dtypes("cross_entropy", x, (weight,), NLL_DTYPE_MESSAGE)
     lse = _logsumexp(x, 1)
     picked = jnp.sum(jnp.where(onehot, x, 0), axis=1)
     if weight is None:
@@ -175,13 +182,17 @@ def nll_loss(input: Any, target: Any, weight: Any = None, size_average: bool | N
 
 def _prob_loss(logp: jax.Array, target: jax.Array, weight: Any, label_smoothing: float,
                reduction: str) -> jax.Array:
-    """torch's cross_entropy_loss_prob_target: -sum_c w_c q_c log p_c; 'mean' divides by N * d1 ... dK."""
+    """torch's cross_entropy_loss_prob_target: -sum_c w_c q_c log p_c; 'mean' divides by N * d1 ... dK.
+
+    Composite in torch, so the target and the class weights promote with the input (float32 logits with a
+    float64 weight give a float64 loss)."""
     num_classes = logp.shape[1]
-    q = target.astype(logp.dtype)
+    dtype = jnp.result_type(logp, target, *(() if weight is None else (weight,)))
+    logp, q = logp.astype(dtype), target.astype(dtype)
     if label_smoothing > 0:
         q = q * (1 - label_smoothing) + label_smoothing / num_classes
     if weight is not None:
-        q = q * jnp.asarray(weight, logp.dtype).reshape((1, num_classes) + (1,) * (logp.ndim - 2))
+        q = q * jnp.asarray(weight, dtype).reshape((1, num_classes) + (1,) * (logp.ndim - 2))
     loss = -jnp.sum(logp * q, axis=1)
     if reduction == "mean":
         return jnp.sum(loss) / (logp.size // num_classes) if logp.size else jnp.full((), jnp.nan, logp.dtype)
@@ -406,6 +417,9 @@ def linear_cross_entropy(input: Any, linear_weight: Any, target: Any, *, linear_
     ignore_index = -100 if ignore_index is None else ignore_index
     check_floating(who, input)
     x = jnp.asarray(input)
+    # torch multiplies by the linear weight with matmul ("m1 and m2"), then reads the class weights as nll_loss
+    check_param_dtypes(who, x, (linear_weight, linear_bias), LINEAR_DTYPE_MESSAGES["mm"])
+    check_param_dtypes(who, x, (weight,), NLL_DTYPE_MESSAGE)
     w_lin = jnp.asarray(linear_weight, x.dtype)
     if out_features or probabilities:
         flat = w_lin.reshape(-1, shape[-1])  # (C * d1 * ... * dK, in_features), as torch stores it

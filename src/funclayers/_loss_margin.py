@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ._loss import concrete, float_inputs, reduce_loss, resolve_reduction, safe_where
-from ._utils import TorchRuntimeError, check_floating, fmt_shape
+from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, fmt_shape
 
 # -- margin and embedding losses ------------------------------------------------------------------------
 
@@ -68,8 +68,8 @@ def multilabel_soft_margin_loss(input: Any, target: Any, weight: Any = None, siz
     reduction = resolve_reduction("multilabel_soft_margin_loss", reduction, size_average, reduce)
     input, target = float_inputs("multilabel_soft_margin_loss", input, target)
     loss = -(target * jax.nn.log_sigmoid(input) + (1 - target) * jax.nn.log_sigmoid(-input))
-    if weight is not None:
-        loss = loss * jnp.asarray(weight, input.dtype)
+    if weight is not None:  # composite in torch: the weight promotes (float32 with a float64 weight: float64)
+        loss = loss * jnp.asarray(weight)
     loss = jnp.sum(loss, axis=-1) / input.shape[-1]
     return reduce_loss(loss, reduction)
 
@@ -167,6 +167,8 @@ def multi_margin_loss(input: Any, target: Any, p: int = 1, margin: float = 1.0, 
     check_floating(who, input)
     target = _check_integer_target(who, target)
     x = jnp.asarray(input)
+    # torch's kernel reads the class weights as the input's scalar type; no cast
+    check_param_dtypes(who, x, (weight,), "expected scalar type {input} but found {param}")
     shape, t_shape = fmt_shape(x), fmt_shape(target)
     ok = (x.ndim == 2 and t_shape == shape[:1]) or (x.ndim <= 1 and len(t_shape) <= 1 and target.size == 1)
     if not ok:

@@ -24,7 +24,7 @@ from ._kernels._layernorm import layer_norm_rows
 from ._kernels._norm import _cross_map_lrn2d, _group_norm_fused
 from ._layer import Layer, no_params
 from ._loss_margin import _norm as _lp_norm  # the p-norm with torch's zero subgradient at 0
-from ._utils import TorchRuntimeError, cast_like, check_floating, fmt_shape, normalize_dim, param_dtype
+from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, fmt_shape, normalize_dim, param_dtype
 
 
 def _affine(y: jax.Array, weight: Any, bias: Any, shape: tuple[int, ...]) -> jax.Array:
@@ -141,10 +141,10 @@ def _layer_norm(where, input, normalized_shape, weight, bias, eps):
     _check_trailing(where, input, normalized_shape)
     _check_param_shape(where, "weight", weight, normalized_shape)
     _check_param_shape(where, "bias", bias, normalized_shape)
-    weight, bias = cast_like(input, weight, bias)
+    check_param_dtypes(where, input, (weight, bias), mixed=True)
     n = math.prod(normalized_shape)
     if not normalized_shape:  # torch normalises over no dims: every element is its own mean
-        return _affine(jnp.zeros_like(input), weight, bias, normalized_shape)
+        return _affine(jnp.zeros_like(input), weight, bias, normalized_shape).astype(input.dtype)
     if n == 0:
         return input
     rows = [None if a is None else a.reshape(n) for a in (weight, bias)]
@@ -190,7 +190,7 @@ def _group_norm(where, input, num_groups, weight, bias, eps):
                                     f"channels in input, but got {what} of shape "
                                     f"{list(fmt_shape(value))} and input of shape {list(shape)}.")
     verify_batch_size(where, [n * c // num_groups, num_groups] + list(shape[2:]))
-    weight, bias = cast_like(input, weight, bias)
+    check_param_dtypes(where, input, (weight, bias), mixed=True)
     dtype = input.dtype
     x = input.astype(jnp.float32) if dtype in (jnp.float16, jnp.bfloat16) else input
     weight = jnp.ones((c,), x.dtype) if weight is None else weight.astype(x.dtype)
@@ -225,7 +225,8 @@ def _rms_norm(where, input, normalized_shape, weight, eps):
     check_floating(where, input)
     _check_trailing(where, input, normalized_shape)
     _check_param_shape(where, "weight", weight, normalized_shape)
-    (weight,) = cast_like(input, weight)
+    # torch 2.13's rms_norm accepts any weight dtype and returns the input's dtype (no check, no promotion)
+    weight = None if weight is None else jnp.asarray(weight)
     dtype = input.dtype
     opmath = jnp.promote_types(dtype, jnp.float32)  # torch computes half/bfloat16 in float32
     if eps is None:
@@ -233,6 +234,8 @@ def _rms_norm(where, input, normalized_shape, weight, eps):
     x = input.astype(opmath)
     axes = tuple(range(input.ndim - len(normalized_shape), input.ndim))
     y = x * lax.rsqrt(jnp.mean(x * x, axes, keepdims=True) + eps)
+    if weight is not None and weight.dtype != dtype:  # the product in float32 or wider, rounded once
+        return (y * weight.astype(opmath)).astype(dtype)
     y = y.astype(dtype)
     return y if weight is None else y * weight
 

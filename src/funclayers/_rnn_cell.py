@@ -15,8 +15,9 @@ import jax.numpy as jnp
 
 from . import init as _init
 from ._layer import Layer
+from ._linear import LINEAR_DTYPE_MESSAGES
 from ._rnn import _affine
-from ._utils import TorchRuntimeError, cast_like, check_floating, compute_dtype, fmt_shape, param_dtype
+from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, compute_dtype, fmt_shape, param_dtype
 
 # -- the step functions (torch's _VF cells) ----------------------------------------------------------------
 
@@ -40,7 +41,9 @@ def _gru_update(x_gates: jax.Array, h_gates: jax.Array, h: jax.Array) -> jax.Arr
 def _cell_args(who: str, input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> tuple:
     check_floating(who, input)
     x = jnp.asarray(input)
-    w_ih, w_hh, b_ih, b_hh = cast_like(x, w_ih, w_hh, b_ih, b_hh)
+    # torch's cells multiply with addmm (its "mat1 and mat2" check); no cast
+    check_param_dtypes(who, x, (w_ih, w_hh, b_ih, b_hh), LINEAR_DTYPE_MESSAGES["addmm"])
+    w_ih, w_hh, b_ih, b_hh = (None if a is None else jnp.asarray(a) for a in (w_ih, w_hh, b_ih, b_hh))
     return x, w_ih, w_hh, b_ih, b_hh
 
 def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> jax.Array:
@@ -184,10 +187,7 @@ def _cell_layer(kind: str, chunks: int, input_size: int, hidden_size: int, bias:
                     raise ValueError(f"{kind}: Expected {what} to be 1D or 2D, got {len(fmt_shape(h))}D instead")
         check_floating(name, input)
         x = jnp.asarray(input)
-        if x.dtype != jnp.asarray(params["weight_ih"]).dtype:  # torch's matmul raises; no silent cast
-            w_dtype = jnp.asarray(params["weight_ih"]).dtype
-            raise TorchRuntimeError(f"{name}: mat1 and mat2 must have the same dtype, but got {x.dtype} input and "
-                                    f"{w_dtype} weights; cast the input (input.astype({w_dtype})) or the params.")
+        check_param_dtypes(name, x, (params["weight_ih"],), LINEAR_DTYPE_MESSAGES["addmm"])  # torch's addmm; no cast
         batched = x.ndim == 2
         if not batched:
             x = x[None]

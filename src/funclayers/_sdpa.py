@@ -35,8 +35,10 @@ from ._kernels._flash import flash_attention
 from ._utils import (
     TorchRuntimeError,
     check_floating,
+    check_param_dtypes,
     on_cpu,
     require_rng,
+    torch_dtype_names,
     varying_like,
     zero_pad,
 )
@@ -330,8 +332,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if min(q.ndim, k.ndim, v.ndim) < 2:
         raise TorchRuntimeError(f"{who} expects query, key and value of at least 2 dimensions (..., L, E), got "
                                 f"shapes {q.shape}, {k.shape} and {v.shape}.")
-    dtype = jnp.result_type(q, k, v)
-    q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
+    spelled = [torch_dtype_names(a.dtype)["c"] for a in (q, k, v)]
+    check_param_dtypes(who, q, (k, v), "Expected query, key, and value to have the same dtype, but got query.dtype: "
+                       "{} key.dtype: {} and value.dtype: {} instead.".format(*spelled))
+    dtype = q.dtype
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise TorchRuntimeError(f"{who}: expected query and key with the same embedding size E and key and value "
                                 f"with the same sequence length S, got query {q.shape}, key {k.shape}, value "

@@ -48,7 +48,14 @@ import numpy as np
 from . import init as _init
 from ._interop import _to_numpy
 from ._layer import Layer
-from ._utils import TorchIndexError, TorchNotImplementedError, TorchRuntimeError, fmt_shape, param_dtype
+from ._utils import (
+    TorchIndexError,
+    TorchNotImplementedError,
+    TorchRuntimeError,
+    check_param_dtypes,
+    fmt_shape,
+    param_dtype,
+)
 
 _MODES = ("sum", "mean", "max")
 
@@ -354,6 +361,10 @@ def _embedding_bag(who, input, weight, offsets, max_norm, norm_type, scale_grad_
         raise TorchRuntimeError(f"{who}: padding_idx must be within the number of embeddings, {-num} through "
                                 f"{num - 1}, but got {padding_idx}")
     pad = None if padding_idx is None else int(padding_idx) % num
+    # torch's checkSameType(weight, per_sample_weights), before any lookup; no cast
+    check_param_dtypes(who, per_sample_weights, (weight,), "Expected tensor for argument #1 'weight' to have the same "
+                       "type as tensor for argument #1 'per_sample_weights'; but type {param_t} does not equal "
+                       "{input_t} (while checking arguments for embedding_bag)")
     idx = _check_indices(who, input, num)
     if rank == 1:
         seg, num_bags = _bag_structure(who, idx, offsets, include_last_offset)
@@ -361,7 +372,7 @@ def _embedding_bag(who, input, weight, offsets, max_norm, norm_type, scale_grad_
         return jnp.zeros((0, weight.shape[1]), weight.dtype)
     rows = _gathered_rows(weight, idx, pad, max_norm, norm_type, scale_grad_by_freq)
     if per_sample_weights is not None:
-        rows = rows * jnp.asarray(per_sample_weights, rows.dtype)[..., None]
+        rows = rows * jnp.asarray(per_sample_weights)[..., None]
     keep = None if pad is None else idx != pad
     zero = jnp.zeros((), rows.dtype)
     if mode == "max":

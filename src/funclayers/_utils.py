@@ -70,6 +70,84 @@ def cast_like(x: Any, *arrays: Any) -> tuple:
     return tuple(None if a is None else jnp.asarray(a, dtype) for a in arrays)
 
 
+_TORCH_SCALAR_TYPES = {"float64": "Double", "float32": "Float", "float16": "Half", "bfloat16": "BFloat16",
+                       "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+_TORCH_CPP_TYPES = {"float64": "double", "float32": "float", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+                    "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+_TORCH_TENSOR_TYPES = {"float64": "torch.DoubleTensor", "float32": "torch.FloatTensor", "float16": "torch.HalfTensor",
+                       "bfloat16": "CPUBFloat16Type"}
+_REDUCED = ("float16", "bfloat16")
+
+
+def torch_dtype_names(dtype: Any) -> dict:
+    """A dtype's spellings in torch's messages: ScalarType ("Double"), C++ ("double"), legacy tensor type
+    ("torch.DoubleTensor")."""
+    name = jnp.dtype(dtype).name
+    return {"scalar": _TORCH_SCALAR_TYPES.get(name, name), "c": _TORCH_CPP_TYPES.get(name, name),
+            "t": _TORCH_TENSOR_TYPES.get(name, name)}
+
+
+def _dtype_of(a: Any) -> jnp.dtype | None:
+    """An array's dtype; None for None and for Python scalars (weakly typed: they adapt, as in torch)."""
+    if a is None or isinstance(a, (bool, int, float, complex)):
+        return None
+    return jnp.result_type(a)
+
+
+# torch's CPU norms (aten/src/ATen/native/mixed_type.h): a float16/bfloat16 input may take float32 parameters
+MIXED_DTYPE_MESSAGES = ("mixed dtype (CPU): all inputs must share same datatype.",
+                        "mixed dtype (CPU): expect parameter to have scalar type of Float")
+
+
+def check_param_dtypes(who: str, input: Any, params: Sequence[Any], message: str = "", *,
+                       mixed: bool = False) -> None:
+    """Raise TorchRuntimeError, with torch's `message`, unless every array in `params` has the input's dtype.
+
+    torch never casts a layer's parameters to its input's dtype: a float64 input into a float32 Linear
+    raises ("mat1 and mat2 must have the same dtype, but got Double and Float"). `message` is torch's,
+    formatted with the dtypes in torch's spellings (torch_dtype_names): {input} / {param} as ScalarType
+    names ("Double"), {input_c} / {param_c} as C++ names ("double"), {input_t} / {param_t} as legacy
+    tensor types ("torch.DoubleTensor"). `mixed`: torch's CPU norms' mixed-dtype support: a float16 or
+    bfloat16 input with float32 parameters passes, and the messages are torch's check_mixed_data_type's
+    (`message` unused). The check reads static dtypes only: it runs at trace time and costs nothing at
+    run time, under jit, vmap and every autodiff transformation alike.
+    """
+    x_dtype = _dtype_of(input)
+    dtypes = [d for d in map(_dtype_of, params) if d is not None]
+    bad = next((d for d in dtypes if d != x_dtype), None)
+    if x_dtype is None or bad is None:
+        return
+    if mixed:  # torch's is_mixed_type (the first parameter given), then every parameter float32, then the input
+        if dtypes[0] == x_dtype:
+            message = "expected scalar type {input} but found {param}"
+        elif any(d != jnp.float32 for d in dtypes):
+            message, bad = MIXED_DTYPE_MESSAGES[1], next(d for d in dtypes if d != jnp.float32)
+        elif x_dtype.name not in _REDUCED:
+            message = MIXED_DTYPE_MESSAGES[0]
+        else:
+            return
+    raise dtype_mismatch(who, message, x_dtype, bad)
+
+
+def is_mixed(input: Any, *params: Any) -> bool:
+    """Whether `input` is float16/bfloat16 with float32 parameters: torch's CPU mixed-dtype norms, which
+    compute in float32 with the parameters as they are and return the input's dtype."""
+    x_dtype = _dtype_of(input)
+    return x_dtype is not None and x_dtype.name in _REDUCED and any(
+        d == jnp.float32 for d in map(_dtype_of, params) if d is not None)
+
+
+def dtype_mismatch(who: str, message: str, input_dtype: Any, param_dtype: Any) -> TorchRuntimeError:
+    """torch's dtype-mismatch `message` (see check_param_dtypes) for layer `who`, with how to fix it."""
+    x, p = jnp.dtype(input_dtype).name, jnp.dtype(param_dtype).name
+    names = {f"{role}{'' if kind == 'scalar' else '_' + kind}": spelling
+             for role, dtype in (("input", x), ("param", p)) for kind, spelling in torch_dtype_names(dtype).items()}
+    text = message.format(**names)
+    return TorchRuntimeError(f"{who}: {text} (a {x} input into {p} parameters; as in torch, they are not cast). "
+                             f"Convert the input: x.astype(jnp.{p}), or the parameters: "
+                             f"jax.tree.map(lambda p: p.astype(jnp.{x}), params).")
+
+
 def require_rng(layer: str, rng: Any) -> jax.Array:
     """The rng a random layer needs in training mode, or a ValueError saying how to pass it."""
     if rng is None:

@@ -83,7 +83,7 @@ def register_torch_converter(torch_class: type, fn: Converter | None = None) -> 
       >>> net, params, state = fl.from_torch(torch_net)
       >>> sorted(params["0"])
       ['bn1', 'bn2', 'conv1', 'conv2', 'downsample']
-      >>> out, _ = net.apply(params, state, jnp.ones((1, 3, 8, 8)))
+      >>> out, _ = net.apply(params, state, jnp.ones((1, 3, 8, 8), jnp.float32))
       >>> bool(jnp.allclose(out, torch_net(torch.ones(1, 3, 8, 8)).detach().numpy(), atol=1e-5))
       True
     """
@@ -310,7 +310,7 @@ def from_torch(module: Any, *, strict: bool = True) -> tuple[Layer, Any, Any]:
       >>> layer, params, state = fl.from_torch(torch_model)
       >>> sorted(params["2"])
       ['conv', 'gamma']
-      >>> x = jnp.ones((1, 3, 16, 16))
+      >>> x = jnp.ones((1, 3, 16, 16), jnp.float32)
       >>> y, _ = layer.apply(params, state, x)
       >>> bool(jnp.allclose(y, torch_model.eval()(torch.ones(1, 3, 16, 16)).detach().numpy(), atol=1e-5))
       True
