@@ -181,7 +181,7 @@ def test_lazy_apply_under_jit_vmap_jvp():
 def test_sequential_of_lazy_layers_initialises_from_one_batch(dtype):
     x = randn(2, 3, 5, 5, dtype=dtype)
     model = fl.Sequential(fl.LazyConv2d(16, 3), fl.ReLU(), fl.Flatten(), fl.LazyLinear(10))
-    example = x.astype(np.float32)  # the float32 layers' dtype: a float64 input raises, as torch's forward does
+    example = x  # shapes only: a float64 example sizes the float32 layers (their forward would raise, as torch's)
     params, state = model.init(KEY, example)
     assert jax.tree_util.tree_map(jnp.shape, params) == {
         "0": {"weight": (16, 3, 3, 3), "bias": (16,)}, "1": {}, "2": {}, "3": {"weight": (10, 144), "bias": (10,)}}
@@ -191,6 +191,18 @@ def test_sequential_of_lazy_layers_initialises_from_one_batch(dtype):
     with torch.no_grad():
         module(to_torch(x.astype(np.float32)))
     check_layer(module, model._replace(init=lambda rng: model.init(rng, example)), [x], dtype=dtype)
+
+
+def test_example_inputs_give_shapes_only_so_a_dtype_mismatch_raises_at_apply_not_init(x64):
+    model = fl.Sequential(fl.LazyLinear(4), fl.ReLU(), fl.LazyLinear(2))
+    x = jnp.ones((3, 5), jnp.float64)
+    params, state = model.init(KEY, x)  # float32 params, sized from the float64 example
+    assert params["0"]["weight"].dtype == jnp.float32 and params["2"]["weight"].shape == (2, 4)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got Double and Float"):
+        model.apply(params, state, x)
+    params, state = fl.Sequential(fl.LSTM(5, 3)).init(KEY, x)  # the recurrent layers' check: off in the shape pass
+    with pytest.raises(ValueError, match="RNN input dtype"):
+        fl.Sequential(fl.LSTM(5, 3)).apply(params, state, x)
 
 
 def test_composite_with_lazy_children_sizes_each_from_its_call():

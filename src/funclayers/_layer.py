@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._utils import param_dtype
+from ._utils import param_dtype, shape_pass
 
 Params = Any
 State = Any
@@ -181,7 +181,8 @@ def _eval_shape(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
         return fn(*call_args, **call_kwargs)
 
-    return jax.eval_shape(run, *[_abstract(leaves[i]) for i in arrays])
+    with shape_pass():  # example inputs give shapes only: no dtype-mismatch error here
+        return jax.eval_shape(run, *[_abstract(leaves[i]) for i in arrays])
 
 
 def _child_keys(rng: jax.Array, children: tuple) -> list:

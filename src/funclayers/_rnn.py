@@ -34,7 +34,16 @@ from jax import lax
 from . import init as _init
 from ._layer import Layer
 from ._rnn_scan import recurrence
-from ._utils import TorchRuntimeError, cast_like, check_floating, compute_dtype, fmt_shape, param_dtype, require_rng
+from ._utils import (
+    TorchRuntimeError,
+    cast_like,
+    check_floating,
+    compute_dtype,
+    fmt_shape,
+    in_shape_pass,
+    param_dtype,
+    require_rng,
+)
 from .rnn import PackedSequence, _packed_positions, pad_packed_sequence
 
 _PRECISION = lax.Precision.HIGHEST  # torch's full float32 products, on every backend
@@ -188,6 +197,8 @@ def _describe(kind: str, input_size: int, hidden_size: int, num_layers: int, bia
 
 def _check_input_dtype(name: str, x: Any, params: dict) -> None:
     """torch's RNNBase.check_input: the input's dtype must be the weights' (no silent cast, as torch)."""
+    if in_shape_pass():  # init's example inputs give shapes only
+        return
     weight = params.get("weight_ih_l0")
     x_dtype = jnp.asarray(x).dtype
     if weight is not None and x_dtype != jnp.asarray(weight).dtype:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -99,6 +101,25 @@ MIXED_DTYPE_MESSAGES = ("mixed dtype (CPU): all inputs must share same datatype.
                         "mixed dtype (CPU): expect parameter to have scalar type of Float")
 
 
+_SHAPE_PASS = contextvars.ContextVar("funclayers_shape_pass", default=False)
+
+
+@contextlib.contextmanager
+def shape_pass() -> Iterator[None]:
+    """The shape pass of `init(rng, *example_inputs)`: example inputs give shapes only, so the
+    dtype checks below (`check_param_dtypes`, the RNNs') are off while it runs: a float64 example
+    sizes a float32 lazy model, whose forward then raises as torch's would."""
+    token = _SHAPE_PASS.set(True)
+    try:
+        yield
+    finally:
+        _SHAPE_PASS.reset(token)
+
+
+def in_shape_pass() -> bool:
+    return _SHAPE_PASS.get()
+
+
 def check_param_dtypes(who: str, input: Any, params: Sequence[Any], message: str = "", *,
                        mixed: bool = False) -> None:
     """Raise TorchRuntimeError, with torch's `message`, unless every array in `params` has the input's dtype.
@@ -112,6 +133,8 @@ def check_param_dtypes(who: str, input: Any, params: Sequence[Any], message: str
     (`message` unused). The check reads static dtypes only: it runs at trace time and costs nothing at
     run time, under jit, vmap and every autodiff transformation alike.
     """
+    if _SHAPE_PASS.get():
+        return
     x_dtype = _dtype_of(input)
     dtypes = [d for d in map(_dtype_of, params) if d is not None]
     bad = next((d for d in dtypes if d != x_dtype), None)
