@@ -19,8 +19,9 @@ output and the incoming gradient:
 
 Used by: `LayerNorm` and `F.layer_norm` (`_normalization.py`). Why: LayerNorm(512) forward +
 backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standardize` + affine
-(the layer before); in the benchmark record 1.25x -> 1.05x of torch's step (sixth session; a harness whose steps
-returned the gradients only: see benchmarks/README.md, issue 28, for the rows the fixed harness times).
+(the layer before). In the quiet record of 2026-12-07 (benchmarks/results.md, forward and backward with
+the loss, every array an argument) the step is 1.29x of torch's: XLA's YNNPACK row fusions make about 11
+passes over the rows where torch's one-thread kernel makes fewer (benchmarks/README.md, eleventh session).
 Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK): two-pass statistics, the
 variance on a `(rows/4, 4, n)` view, instead of sums shifted by two samples of each row: 7 fusions
 instead of 10, none writing a full-size temporary; 9.26 -> 8.70 ms median CPU time per step, min

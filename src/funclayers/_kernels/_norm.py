@@ -11,11 +11,10 @@ transpose is torch's fused backward formula (`standardize`: a `custom_jvp` JAX t
 BatchNorm, GroupNorm: the tangent and torch's backward paired by `_primitive.linear_call`, because
 JAX's own transpose of the tangent is the slow form). Measured on the 2-core CPU
 (`benchmarks/README.md`): the instance norms ~3x faster than autodiff of the formula; training
-BatchNorm2d(32) on (64, 32, 32, 32) 0.31-0.41x of torch's step (differentiating the plain formula,
-or transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.38-0.76x of
-torch (the generic JVP transposed ~2x slower); these ratios are from the harness before issue 28,
-whose steps returned the gradients only (benchmarks/README.md, issue 28). CrossMapLRN2d reproduces
-torch's legacy Function, whose backward is not the derivative of its forward.
+BatchNorm2d(32) on (64, 32, 32, 32) 0.24x of torch's step (differentiating the plain formula, or
+transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.98x of torch
+(the generic JVP transposed ~2x slower), in the quiet record of 2026-12-07 (benchmarks/results.md).
+CrossMapLRN2d reproduces torch's legacy Function, whose backward is not the derivative of its forward.
 """
 
 from __future__ import annotations
