@@ -37,14 +37,12 @@ fastest on CPU, computing the same function and the same gradients:
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
   XLA:CPU runs the independent groups side by side on its threads.
-- "depth": 3-D convolutions as a sum over depth taps of 2-D convolutions (XLA's CPU 3-D
-  convolutions are several times slower than its 2-D ones). "winograd" (forced only) computes a
-  (kd, 3, 3) stride-1 one with Winograd over height and width and the depth taps summed inside
-  (`_winograd.conv3x3_depth`): measured no faster than "depth" for the benchmark's 16->32 layer.
+- "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
+  several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
+  channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
 
 A transposed convolution's backward pass is expressed with ordinary strided convolutions
-(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution; "phases"
-(`_subpixel.py`) computes it as one stride-1 convolution instead.
+(`conv_transpose` below), instead of differentiating XLA's input-dilated convolution.
 """
 
 from __future__ import annotations
@@ -58,7 +56,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._utils import on_cpu, zero_pad
-from . import _subpixel, _winograd
+from . import _winograd
 from ._primitive import bilinear
 
 Pairs = Sequence[tuple[int, int]]
@@ -288,21 +286,33 @@ def _split_auto(x, w, stride, padding, dilation):
 def _depth(
     x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int
 ) -> jax.Array:
-    """A 3-D convolution as a sum over depth taps of 2-D convolutions, with depth folded into batch.
+    """A 3-D convolution as 2-D convolutions over the depth planes, with depth folded into batch.
 
-    XLA's CPU 3-D convolutions are several times slower than its 2-D ones; each 2-D convolution
-    here goes through `conv`'s own dispatch (taps, shift or split).
+    XLA's CPU 3-D convolutions are several times slower than its 2-D ones. A dense one is one 2-D
+    convolution whose input channels are (depth tap, channel) pairs: the kd depth-shifted input
+    windows stacked along channels, one bigger product instead of kd summed ones (the benchmark's
+    16->32 layer, forward + backward CPU per step 97.0 -> 80.6 ms, XLA temp 192 -> 160 MiB: the kd
+    summed outputs cost more than the stacked input). A grouped one is a sum over depth taps of
+    2-D convolutions. Each 2-D convolution goes through `conv`'s own dispatch.
     """
     batch, depth_taps = x.shape[0], w.shape[2]
     xt = zero_pad(jnp.swapaxes(x, 1, 2), [(0, 0), tuple(padding[0]), (0, 0), (0, 0), (0, 0)])  # N, D, C, H, W
     d_out = (xt.shape[1] - dilation[0] * (depth_taps - 1) - 1) // stride[0] + 1
-    out = None
-    for tap in range(depth_taps):
-        start = tap * dilation[0]
-        piece = lax.slice_in_dim(xt, start, start + stride[0] * (d_out - 1) + 1, stride[0], axis=1)
-        piece = piece.reshape((batch * d_out,) + piece.shape[2:])
-        y = conv(piece, w[:, :, tap], stride[1:], padding[1:], dilation[1:], groups)
-        out = y if out is None else out + y
+    pieces = [
+        lax.slice_in_dim(xt, start, start + stride[0] * (d_out - 1) + 1, stride[0], axis=1)
+        for start in range(0, dilation[0] * depth_taps, dilation[0])
+    ]
+    plane = x.shape[3:]
+    if groups == 1:
+        stacked = jnp.stack(pieces, axis=2).reshape((batch * d_out, depth_taps * x.shape[1]) + plane)
+        w2 = jnp.swapaxes(w, 1, 2).reshape((w.shape[0], depth_taps * w.shape[1]) + w.shape[3:])
+        out = conv(stacked, w2, stride[1:], padding[1:], dilation[1:], 1)
+    else:
+        out = None
+        for tap, piece in enumerate(pieces):
+            piece = piece.reshape((batch * d_out,) + piece.shape[2:])
+            y = conv(piece, w[:, :, tap], stride[1:], padding[1:], dilation[1:], groups)
+            out = y if out is None else out + y
     out = out.reshape((batch, d_out) + out.shape[1:])
     return jnp.swapaxes(out, 1, 2)
 
@@ -399,13 +409,6 @@ def conv(
         return _shift(x, w, stride, padding, dilation)
     if method == "taps" and groups == 1:
         return _taps(x, w, stride, padding, dilation)
-    if method == "winograd" and x.ndim == 5:
-        if not _winograd.applies3d(x.shape, w.shape, stride, padding, dilation):
-            raise ValueError(
-                "the 'winograd' lowering of 3-D convolutions is for (kd, 3, 3) kernels with stride 1 and no "
-                f"dilation, got input {x.shape}, weight {w.shape}, stride {stride}, dilation {dilation}"
-            )
-        return _winograd.conv3x3_depth(x, w, padding, groups)
     if method == "winograd":
         if not _winograd.applies(x.shape, w.shape, stride, padding, dilation, groups):
             raise ValueError(
@@ -413,7 +416,7 @@ def conv(
                 f"and an output of at least 1x1, got input {x.shape}, weight {w.shape}, "
                 f"stride {stride}, dilation {dilation}, groups {groups}"
             )
-        return _winograd.conv3x3(x, w, padding, groups)
+        return _winograd.conv3x3(x, w, padding)
     if method == "gemm":
         if groups != 1:
             raise ValueError(f"the 'gemm' lowering is for dense convolutions, got groups={groups}")
@@ -471,22 +474,7 @@ def _conv_transpose_backward(x, w, dy, stride, padding, output_padding, dilation
 _conv_transpose = bilinear(_conv_transpose_forward, _conv_transpose_backward, "conv_transpose")
 
 
-def _conv_transpose_phases(x, w, stride, padding, output_padding, groups):
-    """The transposed convolution (dilation 1) as one stride-1 convolution (`_subpixel`)."""
-    plans = [
-        _subpixel.plan_axis(size, k, s, p, op)
-        for size, k, s, p, op in zip(x.shape[2:], w.shape[2:], stride, padding, output_padding, strict=True)
-    ]
-    # a negative padding crops the input first, so that `conv` sees non-negative paddings only
-    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(min(lo, 0), min(hi, 0), 0) for lo, hi in
-                                                               (plan.padding for plan in plans)])
-    pairs = tuple((max(lo, 0), max(hi, 0)) for lo, hi in (plan.padding for plan in plans))
-    ones = (1,) * len(plans)
-    z = conv(x, _subpixel.phase_weight(w, plans, groups), ones, pairs, ones, groups)
-    return _subpixel.interleave(z, plans, groups)
-
-
-TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases")
+TRANSPOSE_METHODS = ("auto", "xla", "strided")
 
 
 def conv_transpose(
@@ -505,9 +493,7 @@ def conv_transpose(
     of the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on
     the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
     same forward with a backward pass of a strided convolution (input gradient) and a per-tap
-    weight gradient; "phases" (dilation 1 only) is one stride-1 convolution through `conv`
-    (`_subpixel`). "auto" is "strided" on CPU ("phases" measured within the noise of it, issue 28)
-    and "xla" elsewhere.
+    weight gradient. "auto" is "strided" on CPU and "xla" elsewhere.
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
     if method == "auto":
@@ -516,8 +502,4 @@ def conv_transpose(
         return _conv_transpose_forward(x, w, *args)
     if method == "strided":
         return _conv_transpose(x, w, *args)
-    if method == "phases":
-        if any(d != 1 for d in dilation):
-            raise ValueError(f"the 'phases' transposed convolution lowering is for dilation 1, got {dilation}")
-        return _conv_transpose_phases(x, w, args[0], args[1], args[2], groups)
     raise ValueError(f"unknown transposed convolution lowering {method!r}; expected one of {TRANSPOSE_METHODS}")
