@@ -1,7 +1,7 @@
 """The convolution lowerings of issue 28 against torch in every mode, each forced: 3-D convolutions as
 2-D ones over depth planes (stacked taps through Winograd, summed taps for groups), one conv per
-group, the depthwise tap reductions, the per-image and one-product gemm, the "strided" and "xla"
-transposed convolutions."""
+group, the depthwise tap reductions, the per-image and one-product gemm, the per-phase ("phases"),
+"strided" and "xla" transposed convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,14 @@ CASES = {
     "shift-depthwise-multiplier2": _conv_case("shift", (2, 3, 6, 5), (6, 1, 3, 3), groups=3),
     "gemm-per-image-small-fan-in": _conv_case("gemm", (2, 3, 6, 5), (4, 3, 3, 3), stride=2),
     "gemm-one-product-fan-in-72": _conv_case("gemm", (2, 8, 6, 5), (4, 8, 3, 3), stride=2),
+    "phases-2d-k4-s2-p1": _transpose_case("phases", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
+    "phases-2d-k3-s2-output_padding": _transpose_case("phases", (2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1),
+    "phases-2d-s3-k2-padding-beyond-kernel": _transpose_case("phases", (2, 3, 6, 6), (3, 4, 2, 2), 3, 3),
+    "phases-2d-groups3-asymmetric": _transpose_case(
+        "phases", (2, 6, 5, 4), (6, 2, 3, 5), (2, 3), (1, 2), (1, 0), groups=3
+    ),
+    "phases-1d-k1-s3-phases-without-taps": _transpose_case("phases", (2, 3, 5), (3, 2, 1), 3, 0, 2),
+    "phases-3d-s2": _transpose_case("phases", (1, 2, 3, 4, 3), (2, 3, 3, 2, 3), (2, 1, 2), (1, 0, 1)),
     "strided-2d-dilation": _transpose_case(
         "strided", (2, 3, 5, 5), (3, 4, 3, 3), (2, 1), (1, 2), (1, 0), dilation=(2, 3)
     ),
@@ -134,8 +142,9 @@ def test_grad_of_grad_matches_torch(case, x64):
         np.testing.assert_allclose(np.asarray(ours_h), expected.numpy(), rtol=1e-10, atol=1e-12 * scale)
 
 
-def test_unknown_transposed_lowerings_are_refused():
+def test_transposed_lowerings_refuse_what_they_cannot_compute():
     x, w = jnp.zeros((1, 2, 4, 4)), jnp.zeros((2, 3, 3, 3))
-    for method in ("gemm", "phases"):  # "phases" (sub-pixel) was dropped: measured no faster than "strided"
-        with pytest.raises(ValueError, match=f"unknown transposed convolution lowering '{method}'"):
-            lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method=method)
+    with pytest.raises(ValueError, match="'phases' transposed convolution lowering is for dilation 1"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="phases")
+    with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
