@@ -4,8 +4,8 @@
 
 The dispatch in `funclayers._kernels._conv_lowering.choose` was measured on CPU; this prints, per
 benchmark shape, forward + backward (input and weight gradients) in milliseconds for XLA's own
-convolution and for each of our lowerings that applies, so the rule can be checked on another
-backend (it picks "xla" off CPU).
+convolution and for each of our lowerings that applies, and for each transposed-convolution
+lowering, so the rules can be checked on another backend (they pick "xla" off CPU).
 """
 
 from __future__ import annotations
@@ -31,6 +31,27 @@ SHAPES = [
     ("conv3d 16->32 k3", (4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1, 1, 1),
 ]
 METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "depth")
+# transposed: (name, input shape, weight shape (in, out, *k), stride, padding)
+TRANSPOSED = [("conv_transpose2d 64->32 k4 s2", (16, 64, 16, 16), (64, 32, 4, 4), 2, 1)]
+
+
+def time_transposed(x, w, stride, padding, method, iters=20):
+    n = x.ndim - 2
+    args = ((stride,) * n, (padding,) * n, (0,) * n, (1,) * n, 1)
+
+    @jax.jit
+    def step(x, w):
+        return jax.value_and_grad(
+            lambda x, w: jnp.sum(lowering.conv_transpose(x, w, *args, method=method) ** 2), (0, 1)
+        )(x, w)
+
+    jax.block_until_ready(step(x, w))
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        jax.block_until_ready(step(x, w))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 def time_method(x, w, stride, padding, groups, method, iters=20):
@@ -64,6 +85,11 @@ def main() -> int:
                 continue
         auto = lowering.choose(xs, ws, groups, (stride,) * (len(xs) - 2), ((padding, padding),) * (len(xs) - 2))
         print(f"{name}: {', '.join(row)} (auto: {auto})", flush=True)
+    for name, xs, ws, stride, padding in TRANSPOSED:
+        x = jnp.asarray(rng.standard_normal(xs), jnp.float32)
+        w = jnp.asarray(rng.standard_normal(ws), jnp.float32)
+        row = [f"{m} {time_transposed(x, w, stride, padding, m):.2f}" for m in lowering.TRANSPOSE_METHODS[1:]]
+        print(f"{name}: {', '.join(row)}", flush=True)
     return 0
 
 

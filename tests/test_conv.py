@@ -352,6 +352,20 @@ LOWERING_CASES = [
         id="depth-3d-depthwise-multiplier2",
     ),
     pytest.param(
+        "depth",
+        (2, 4, 4, 6, 5),
+        (5, 4, 2, 3, 3),
+        dict(padding=((1, 0), (1, 1), (0, 2))),
+        id="depth-3d-taps-stacked-winograd-asymmetric-padding",
+    ),
+    pytest.param(
+        "depth",
+        (1, 4, 3, 5, 5),
+        (6, 2, 2, 3, 3),
+        dict(groups=2, padding=((1, 1), (1, 1), (1, 1))),
+        id="depth-3d-groups2-summed-taps",
+    ),
+    pytest.param(
         "taps",
         (2, 3, 9, 8),
         (4, 3, 3, 2),
@@ -470,6 +484,11 @@ def test_winograd_refuses_what_it_cannot_compute():
         lowering.conv(x, w, (2, 2), ((1, 1), (1, 1)), (1, 1), 1, method="winograd")
     with pytest.raises(ValueError, match="'winograd' lowering"):
         lowering.conv(x, jnp.zeros((3, 2, 5, 5)), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, method="winograd")
+    with pytest.raises(ValueError, match="'winograd' lowering is for dense .* groups 2"):  # "split" runs it per group
+        lowering.conv(jnp.zeros((1, 4, 8, 8)), w, (1, 1), ((1, 1), (1, 1)), (1, 1), 2, method="winograd")
+    with pytest.raises(ValueError, match="'winograd' lowering"):  # 3-D: "depth" stacks the planes for it
+        lowering.conv(jnp.zeros((1, 2, 4, 8, 8)), jnp.zeros((3, 2, 3, 3, 3)), (1,) * 3, ((1, 1),) * 3, (1,) * 3, 1,
+                      method="winograd")
 
 
 def test_dispatch_picks_the_fast_lowering_per_shape():

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._conv import (
+from ._conv_args import (
     add_bias,
     check_bias,
     check_conv_dtypes,

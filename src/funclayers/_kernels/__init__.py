@@ -6,8 +6,7 @@ Each module's docstring says which layers use it and the measured speedup that j
 
 - `_primitive.py`: the one JAX primitive (a linear map with a hand-written transpose, batched by
   vmap) that keeps every kernel below differentiable in every mode with its fast backward pass.
-- `_conv_lowering.py`, `_winograd.py`, `_subpixel.py`: how convolutions and transposed convolutions are
-  computed.
+- `_conv_lowering.py`, `_winograd.py`: how convolutions and transposed convolutions are computed.
 - `_max_select.py`: torch's pick of the maximum in pooling windows, and its fast backward.
 - `_norm.py`, `_layernorm.py`: BatchNorm (training), GroupNorm, instance norms, CrossMapLRN2d;
   LayerNorm's row kernel.

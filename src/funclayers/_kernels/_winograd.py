@@ -2,11 +2,9 @@
 
 Used by: `Conv2d` / `F.conv2d` with a dense 3x3 stride-1 kernel, enough channels and output tiles
 (`_conv_lowering.choose` picks "winograd" on CPU): most convolutions of ResNet-18 and the small
-CNN, and each group of a grouped one. Forced (`method="winograd"`), it also computes a grouped
-convolution in one pass (the products batched over groups: measured slower than one pass per
-group, 27.9 vs 24-25 ms CPU per step on the 128->128 groups=4 benchmark layer) and a 3-D one with a
-(kd, 3, 3) kernel (`conv3x3_depth`, below). Why (benchmarks/README.md, third session, isolated
-forward + backward in one process):
+CNN, each group of a grouped one and the depth-stacked planes of a 3-D one ("split" and "depth" in
+`_conv_lowering`). Why (benchmarks/README.md, third session, isolated forward + backward in one
+process):
 64->64 on 32x32 maps 112 -> 73 ms, 128->128 @16 53 -> 34, 256->256 @8 47 -> 28, against XLA's
 direct convolution.
 
@@ -157,45 +155,34 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
 
 
-def _by_group(a: jax.Array, groups: int) -> jax.Array:
-    """(16, groups * m, ...) -> (16, groups, m, ...)."""
-    return a.reshape((16, groups, a.shape[1] // groups) + a.shape[2:])
+def _products(u: jax.Array, v: jax.Array) -> jax.Array:
+    """The 16 products of transformed weights (16, K, C) and inputs (16, C, P): (16, K, P)."""
+    return lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
-def _products(u: jax.Array, v: jax.Array, groups: int) -> jax.Array:
-    """The 16 (per group) products of transformed weights (16, K, C/g) and inputs (16, C, P): (16, K, P)."""
-    if groups == 1:
-        return lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
-    m = lax.dot_general(
-        _by_group(u, groups), _by_group(v, groups), (((3,), (2,)), ((0, 1), (0, 1))), precision=lax.Precision.HIGHEST
-    )
-    return m.reshape(16, -1, m.shape[-1])
-
-
-def _forward(x: jax.Array, w: jax.Array, padding: Pairs, groups: int = 1):
+def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
     out, tiles, pads = geometry(x.shape, padding)
     xp = zero_pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
     v = _transform_input(xp, tiles)
     u = _kernel_transform(w)
-    m = _products(u, v, groups)
+    m = _products(u, v)
     y = _transform_output(m, x.shape[0], tiles)[:, :, : out[0], : out[1]]
     return y, (v, u)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def conv3x3(x: jax.Array, w: jax.Array, padding: tuple, groups: int = 1) -> jax.Array:
-    """Cross-correlation of (N, C, H, W) `x` with a (K, C/groups, 3, 3) `w`, stride 1, by F(2x2, 3x3).
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def conv3x3(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
+    """Cross-correlation of (N, C, H, W) `x` with a (K, C, 3, 3) `w`, stride 1, by F(2x2, 3x3).
 
-    `padding` is ((top, bottom), (left, right)), non-negative, with an output of at least 1x1. With
-    `groups` > 1 the 16 products are batched over the groups (block-diagonal weights).
+    `padding` is ((top, bottom), (left, right)), non-negative, with an output of at least 1x1.
     """
-    return _forward(x, w, padding, groups)[0]
+    return _forward(x, w, padding)[0]
 
 
 @partial(conv3x3.defjvp, symbolic_zeros=True)
-def _conv3x3_jvp(padding, groups, primals, tangents):
+def _conv3x3_jvp(padding, primals, tangents):
     x, w = primals
-    y, (v, u) = _forward(x, w, padding, groups)
+    y, (v, u) = _forward(x, w, padding)
     out, tiles, pads = geometry(x.shape, padding)
     batch = x.shape[0]
 
@@ -203,186 +190,50 @@ def _conv3x3_jvp(padding, groups, primals, tangents):
         m = None
         if tx is not None:
             vt = _transform_input(zero_pad(jnp.swapaxes(tx, 0, 1), ((0, 0), (0, 0)) + pads), tiles)
-            m = _products(u, vt, groups)
+            m = _products(u, vt)
         if tw is not None:
-            mw = _products(_kernel_transform(tw), v, groups)
+            mw = _products(_kernel_transform(tw), v)
             m = mw if m is None else m + mw
         return [_transform_output(m, batch, tiles)[:, :, : out[0], : out[1]]]
 
     def transpose(cts, v, u):
-        return list(_backward(v, u, cts[0], padding, groups))
+        return list(_backward(v, u, cts[0], padding))
 
     (ty,) = linear_call(tangent, transpose, (v, u), tangents, "winograd_conv3x3")
     return y, ty
 
 
-def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs, groups: int = 1):
+def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
     x_shape = dy.shape[:1] + v.shape[1:2] + tuple(o + 2 - lo - hi for o, (lo, hi) in zip(dy.shape[2:], padding))
     out, tiles, pads = geometry(x_shape, padding)
     dy = zero_pad(dy, ((0, 0), (0, 0), (0, 2 * tiles[0] - out[0]), (0, 2 * tiles[1] - out[1])))
     dm = _transform_output_t(dy, tiles)  # (16, K, P)
-    dv = _products_t_input(u, dm, groups)
-    du = _products_t_weight(dm, v, groups)
+    dv = _products_t_input(u, dm)
+    du = _products_t_weight(dm, v)
     dxp = _transform_input_t(dv, x_shape[0], tiles)
     (top, _), (left, _) = pads
     dx = dxp[:, :, top : top + x_shape[2], left : left + x_shape[3]]
     return jnp.swapaxes(dx, 0, 1), _kernel_transform_t(du)
 
 
-def _products_t_input(u: jax.Array, dm: jax.Array, groups: int) -> jax.Array:
-    """The transpose of `_products` in the inputs: (16, K, C/g), (16, K, P) -> (16, C, P)."""
-    if groups == 1:
-        return lax.dot_general(u, dm, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
-    dv = lax.dot_general(
-        _by_group(u, groups), _by_group(dm, groups), (((2,), (2,)), ((0, 1), (0, 1))), precision=lax.Precision.HIGHEST
-    )  # (16, g, C/g, P)
-    return dv.reshape(16, -1, dv.shape[-1])
+def _products_t_input(u: jax.Array, dm: jax.Array) -> jax.Array:
+    """The transpose of `_products` in the inputs: (16, K, C), (16, K, P) -> (16, C, P)."""
+    return lax.dot_general(u, dm, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
-def _products_t_weight(dm: jax.Array, v: jax.Array, groups: int) -> jax.Array:
-    """The transpose of `_products` in the weights: (16, K, P), (16, C, P) -> (16, K, C/g)."""
-    if groups == 1:
-        return lax.dot_general(dm, v, (((2,), (2,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
-    du = lax.dot_general(
-        _by_group(dm, groups), _by_group(v, groups), (((3,), (3,)), ((0, 1), (0, 1))), precision=lax.Precision.HIGHEST
-    )  # (16, g, K/g, C/g)
-    return du.reshape(16, -1, du.shape[-1])
-
+def _products_t_weight(dm: jax.Array, v: jax.Array) -> jax.Array:
+    """The transpose of `_products` in the weights: (16, K, P), (16, C, P) -> (16, K, C)."""
+    return lax.dot_general(dm, v, (((2,), (2,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
 def applies(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, groups: int) -> bool:
-    """Whether `conv3x3` computes this convolution: 2-D, 3x3, stride 1, no dilation (any groups)."""
+    """Whether `conv3x3` computes this convolution: dense 2-D, 3x3, stride 1, no dilation."""
     return (
         len(x_shape) == 4
+        and groups == 1
         and tuple(w_shape[2:]) == (3, 3)
         and tuple(stride) == (1, 1)
         and tuple(dilation) == (1, 1)
         and all(lo >= 0 and hi >= 0 for lo, hi in padding)
         and all(n + lo + hi >= 3 for n, (lo, hi) in zip(x_shape[2:], padding, strict=True))
-    )
-
-
-# 3-D convolutions with a (kd, 3, 3) kernel: F(2x2, 3x3) over height and width, a direct sum over the
-# kd depth taps. Every input plane is transformed once (not once per depth tap, as a sum of kd 2-D
-# convolutions would) and the kd products of a depth window are summed before the one output
-# transform; the backward pass likewise transforms the output gradient once and overlap-adds the
-# input gradient's kd depth shifts before the one transposed input transform.
-
-
-def _depth_window(v: jax.Array, tap: int, depth: int) -> jax.Array:
-    """(16, C, N, Dp, T) -> (16, C, N * depth * T): the input planes depth tap `tap` meets."""
-    window = lax.slice_in_dim(v, tap, tap + depth, axis=3)
-    return window.reshape(16, v.shape[1], -1)
-
-
-def _transform_input3d(x: jax.Array, padding: Pairs) -> jax.Array:
-    """(N, C, D, H, W) -> (16, C, N, Dp, T): every padded input plane transformed, tile by tile."""
-    batch, channels = x.shape[:2]
-    _, tiles, pads = geometry(x.shape[:2] + x.shape[3:], padding[1:])
-    xp = zero_pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0), tuple(padding[0])) + pads)  # (C, N, Dp, Hp, Wp)
-    v = _transform_input(xp.reshape((channels, batch * xp.shape[2]) + xp.shape[3:]), tiles)
-    return v.reshape(16, channels, batch, xp.shape[2], -1)
-
-
-def _kernel_transform3d(w: jax.Array) -> jax.Array:
-    """(K, C/g, kd, 3, 3) -> (16, kd, K, C/g): G g G^T for every depth tap and channel pair."""
-    u = _kernel_transform(jnp.moveaxis(w, 2, 0).reshape((-1,) + w.shape[1:2] + w.shape[3:]))
-    return u.reshape(16, w.shape[2], w.shape[0], w.shape[1])
-
-
-def _forward3d(x: jax.Array, w: jax.Array, padding: Pairs, groups: int):
-    out, tiles, _ = geometry(x.shape[:2] + x.shape[3:], padding[1:])
-    v, u = _transform_input3d(x, padding), _kernel_transform3d(w)
-    depth = v.shape[3] - w.shape[2] + 1
-    y = _output3d(_products3d(u, v, depth, groups), x.shape[0], depth, tiles, out)
-    return y, (v, u)
-
-
-def _products3d(u: jax.Array, v: jax.Array, depth: int, groups: int) -> jax.Array:
-    """Sum over depth taps of the products with the input planes each meets: (16, K, N * depth * T)."""
-    m = None
-    for tap in range(u.shape[1]):
-        term = _products(u[:, tap], _depth_window(v, tap, depth), groups)
-        m = term if m is None else m + term
-    return m
-
-
-def _products3d_t(u: jax.Array, v: jax.Array, dm: jax.Array, depth: int, groups: int) -> tuple:
-    """The transpose of `_products3d`: (dv (16, C, N, Dp, T), du (16, kd, K, C/g))."""
-    depth_padded = v.shape[3]
-    dv, du = None, []
-    for tap in range(u.shape[1]):
-        du.append(_products_t_weight(dm, _depth_window(v, tap, depth), groups))
-        shifted = _products_t_input(u[:, tap], dm, groups).reshape(v.shape[:3] + (depth, -1))
-        shifted = zero_pad(shifted, ((0, 0), (0, 0), (0, 0), (tap, depth_padded - depth - tap), (0, 0)))
-        dv = shifted if dv is None else dv + shifted
-    return dv, jnp.stack(du, axis=1)
-
-
-def _output3d(m: jax.Array, batch: int, depth: int, tiles: tuple, out: tuple) -> jax.Array:
-    """(16, K, N * depth * T) -> (N, K, depth, H_out, W_out)."""
-    y = _transform_output(m, batch * depth, tiles)[:, :, : out[0], : out[1]]  # (N * depth, K, H, W)
-    return jnp.swapaxes(y.reshape((batch, depth) + y.shape[1:]), 1, 2)
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def conv3x3_depth(x: jax.Array, w: jax.Array, padding: tuple, groups: int = 1) -> jax.Array:
-    """Cross-correlation of (N, C, D, H, W) `x` with a (K, C/groups, kd, 3, 3) `w`, stride 1.
-
-    F(2x2, 3x3) over height and width, a direct sum over the depth taps. `padding` is three
-    non-negative (low, high) pairs (depth, height, width), with an output of at least 1x1x1.
-    """
-    return _forward3d(x, w, padding, groups)[0]
-
-
-@partial(conv3x3_depth.defjvp, symbolic_zeros=True)
-def _conv3x3_depth_jvp(padding, groups, primals, tangents):
-    x, w = primals
-    y, (v, u) = _forward3d(x, w, padding, groups)
-    x_shape, depth = tuple(x.shape), y.shape[2]
-    out, tiles, _ = geometry(x_shape[:2] + x_shape[3:], padding[1:])
-
-    def tangent(v, u, tx, tw):  # bilinear: the products of the transformed tangents
-        m = None
-        if tx is not None:
-            m = _products3d(u, _transform_input3d(tx, padding), depth, groups)
-        if tw is not None:
-            mw = _products3d(_kernel_transform3d(tw), v, depth, groups)
-            m = mw if m is None else m + mw
-        return [_output3d(m, x_shape[0], depth, tiles, out)]
-
-    def transpose(cts, v, u):
-        return list(_backward3d(v, u, cts[0], x_shape, padding, groups))
-
-    (ty,) = linear_call(tangent, transpose, (v, u), tangents, "winograd_conv3x3_depth")
-    return y, ty
-
-
-def _backward3d(v: jax.Array, u: jax.Array, dy: jax.Array, x_shape: tuple, padding: Pairs, groups: int):
-    batch, channels = x_shape[:2]
-    out, tiles, pads = geometry(x_shape[:2] + x_shape[3:], padding[1:])
-    depth_taps, depth, depth_padded = u.shape[1], dy.shape[2], v.shape[3]
-    dy = jnp.swapaxes(dy, 1, 2).reshape((batch * depth,) + dy.shape[1:2] + dy.shape[3:])  # (N * depth, K, H, W)
-    dy = zero_pad(dy, ((0, 0), (0, 0), (0, 2 * tiles[0] - out[0]), (0, 2 * tiles[1] - out[1])))
-    dm = _transform_output_t(dy, tiles)  # (16, K, N * depth * T)
-    dv, du = _products3d_t(u, v, dm, depth, groups)
-    dxp = _transform_input_t(dv.reshape(16, channels, -1), batch * depth_padded, tiles)  # (C, N * Dp, Hp, Wp)
-    dxp = dxp.reshape((channels, batch, depth_padded) + dxp.shape[2:])
-    (front, _), (top, _), (left, _) = padding[0], *pads
-    dx = dxp[:, :, front : front + x_shape[2], top : top + x_shape[3], left : left + x_shape[4]]
-    dw = _kernel_transform_t(du.reshape(16, -1, u.shape[3]))  # (kd * K, C/g, 3, 3)
-    dw = jnp.moveaxis(dw.reshape((depth_taps, u.shape[2]) + dw.shape[1:]), 0, 2)
-    return jnp.swapaxes(dx, 0, 1), dw
-
-
-def applies3d(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple) -> bool:
-    """Whether `conv3x3_depth` computes this convolution: 3-D, (kd, 3, 3), stride 1, no dilation."""
-    return (
-        len(x_shape) == 5
-        and tuple(w_shape[3:]) == (3, 3)
-        and tuple(stride) == (1, 1, 1)
-        and tuple(dilation) == (1, 1, 1)
-        and all(lo >= 0 and hi >= 0 for lo, hi in padding)
-        and x_shape[2] + sum(padding[0]) >= w_shape[2]
-        and all(n + lo + hi >= 3 for n, (lo, hi) in zip(x_shape[3:], padding[1:], strict=True))
     )
