@@ -69,27 +69,36 @@ def _stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
     return mean, lax.rsqrt(var + eps)
 
 
-def _output(x, weight, bias, mean, rstd):
-    y = (_rows(x, 2) - _per_row(mean, 2)) * _per_row(rstd, 2)
+def _output(xs, x, weight, bias, mean, rstd):
+    """The affine-normalised rows, computed on the caller's `(*lead, n)` shape `xs` where that has
+    two or more leading dims (else on `(rows/2, 2, n)`): the shape the consumer reads, so its fusion
+    reads `y` without a reshape in between."""
+    if xs.ndim >= 3:
+        lead = xs.shape[:-1] + (1,)
+        y = (xs - mean.reshape(lead)) * rstd.reshape(lead)
+    else:
+        y = (_rows(x, 2) - _per_row(mean, 2)) * _per_row(rstd, 2)
     if weight is not None:
         y = y * weight
     if bias is not None:
         y = y + bias
-    return y.reshape(x.shape)
+    return y.reshape(xs.shape)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _layer_norm(x, weight, bias, eps):
+def _layer_norm(xs, weight, bias, eps):
+    x = xs.reshape(-1, xs.shape[-1])
     mean, rstd = _stats(x, eps)
-    return _output(x, weight, bias, mean, rstd)
+    return _output(xs, x, weight, bias, mean, rstd)
 
 
 @_layer_norm.defjvp
 def _layer_norm_jvp(eps, primals, tangents):
-    (x, weight, bias), (dx, dweight, dbias) = primals, tangents
-    n = x.shape[1]
+    (xs, weight, bias), (dxs, dweight, dbias) = primals, tangents
+    n = xs.shape[-1]
+    x, dx = xs.reshape(-1, n), dxs.reshape(-1, n)
     mean, rstd = _stats(x, eps)
-    y = _output(x, weight, bias, mean, rstd)
+    y = _output(xs, x, weight, bias, mean, rstd)
     # d xhat = rstd * (dx - mean(dx) - xhat * mean(xhat * dx)); its transpose is torch's closed-form
     # backward. Written with the centred rows so that nothing full-size is shared.
     centred = x - mean[:, None]
@@ -102,13 +111,15 @@ def _layer_norm_jvp(eps, primals, tangents):
         dy = dy + (xhat * dweight).reshape(x.shape)
     if bias is not None:
         dy = dy + dbias
-    return y, dy
+    return y, dy.reshape(xs.shape)
 
 
 def layer_norm_rows(x: jax.Array, weight: jax.Array | None, bias: jax.Array | None, eps: float) -> jax.Array:
-    """`(x - mean) / sqrt(var + eps) * weight + bias` for every row of a `(rows, n)` array, n >= 1.
+    """`(x - mean) / sqrt(var + eps) * weight + bias` for every row of a `(*lead, n)` array, n >= 1.
 
-    `weight` and `bias` are `(n,)` or None. Half and bfloat16 rows are normalised in float32, as
+    The rows are `x.reshape(-1, n)`; the output is computed on `x`'s own shape (pass the caller's
+    leading dims, not the flattened rows: the consumer then reads `y` in the shape it was computed
+    in). `weight` and `bias` are `(n,)` or None. Half and bfloat16 rows are normalised in float32, as
     torch's CPU kernel does, and the result is cast back.
     """
     if x.dtype in (jnp.float16, jnp.bfloat16):
