@@ -92,7 +92,8 @@ def _layer_norm_jvp(eps, primals, tangents):
     centred = xs - m
     mean_dx = jnp.sum(dxs, -1, keepdims=True) / n
     proj = jnp.sum(centred * dxs, -1, keepdims=True) / n
-    dy = r * dxs - r * mean_dx - (r * r * r * proj) * centred
+    # the minus signs on the row factors: written `- a * b`, the transpose negates a full-size array
+    dy = r * dxs + (-r) * mean_dx + (-(r * r * r) * proj) * centred
     if weight is not None:
         dy = dy * w
         # the weight's tangent: xhat from copies of its own, or it shares `centred` with the input's
