@@ -3,8 +3,8 @@
 At the benchmark shapes (benchmarks/workloads/normalization.py), the only full-size array that
 `value_and_grad(sum(norm(x) * ct))` computes on XLA:CPU is the input gradient: every other pass
 is a reduction that reads `x` and `ct`. Without the views the kernels give their backward passes
-(`_kernels/_norm.py`), or LayerNorm's copies of its statistics behind barriers
-(`_kernels/_layernorm.py`), XLA's CSE merges a broadcast or `x - mean` of the forward with the
+(`_kernels/_norm.py`, `_kernels/_layernorm.py`; LayerNorm with odd rows or a 2-D input: copies of
+its statistics behind barriers instead), XLA's CSE merges a broadcast or `x - mean` of the forward with the
 backward's and writes it out at full size (issue 28: 15-26% of the step's CPU time for GroupNorm
 and BatchNorm). Lowered from shapes alone; nothing runs.
 """
@@ -48,7 +48,7 @@ def _compiled_step(layer, shape, training):
 
 @pytest.mark.parametrize("name,make,shape,training", [
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (32, 128, 512), False, id="layernorm-512"),
-    # LayerNorm's copies of the statistics behind barriers need no even row count (main's views did)
+    # odd rows, and a 2-D input: LayerNorm's copies of the statistics behind barriers (no views)
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4096, 512), False, id="layernorm-2d"),
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 32, 32), False, id="groupnorm-8-64"),

@@ -10,14 +10,16 @@ the output and the incoming gradient:
 - A row statistic broadcast along the rows (`m[:, None]`) is one HLO instruction, and XLA's CSE
   merges identical ones (and identical `x - m`, and the weight's broadcast). When one of them feeds
   two fusions (say the output and the input gradient), XLA:CPU writes it out at full size (8 MB at
-  (4096, 512)) and reads it back in each. So every consumer gets its own copy of the statistics (and
-  of the weight) through `lax.optimization_barrier`: its output is a different value to XLA, so
-  the broadcasts built from it are different instructions, each fused into its own consumer. The
-  barrier costs nothing at run time (a few KB of row statistics pass through it).
-- Everything full-size is computed in the caller's shape `(*lead, n)` (`F.layer_norm` passes the
-  input's leading dims, not the flattened rows), so the consumer's fusion (the next layer, or the
-  loss) reads the output without a reshape in between; only the statistics' row sums read the
-  flattened `(rows, n)`.
+  (4096, 512)) and reads it back in each. So every consumer gets its own broadcasts. With an even
+  row count and two or more leading dims (`_views`), by shape: the output in the caller's shape
+  `(*lead, n)`, the variance on `(rows/4, 4, n)`, the weight's tangent on `(rows/8, 8, n)`, the
+  input's tangent on `(rows, n)` (the views are reshapes, free). Otherwise by value: the variance
+  and the JVP read copies of the statistics (and of the weight) behind `lax.optimization_barrier`,
+  which XLA cannot merge with the originals (a few KB pass through it). The barriers alone would
+  do everywhere, but at (32, 128, 512) they cost 4-6% more than the views (below).
+- The output is computed in the caller's shape (`F.layer_norm` passes the input's leading dims, not
+  the flattened rows), so the consumer's fusion (the next layer, or the loss) reads it without a
+  reshape in between.
 - The weight's gradient is the column sum of `dy * xhat` with `xhat` recomputed in that fusion from
   `x` and the row statistics, rather than a saved `xhat` shared with the input gradient (one more
   full-size write and two reads).
@@ -27,16 +29,22 @@ backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standar
 (the layer before). In the quiet record of 2026-12-07 (benchmarks/results.md, forward and backward with
 the loss, every array an argument) the step is 1.29x of torch's: XLA's YNNPACK row fusions make about 11
 passes over the rows where torch's one-thread kernel makes fewer (benchmarks/README.md, eleventh session).
-Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK), median CPU time per step, one
-process, alternating, under load: the output in the caller's shape instead of a `(rows/2, 2, n)`
-view reshaped back (which the loss's fusion then reshaped inside): 7.99 -> 7.05 ms; the barriers
-instead of the views that did the same job before (different shapes for each consumer) are as fast
-at (32, 128, 512) and need no even row count: on (4096, 512) 8.02 -> 7.42 ms, on (31, 133, 512)
-9.36 -> 8.37 ms (6 fusions, none writing a full-size temporary, where the views had none to offer).
+Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK), median CPU time per step of
+the benchmark's step, one process, alternating, under load (load 8-16), against the kernel before:
+the output in the caller's shape instead of a `(rows/2, 2, n)` view that the loss's fusion then
+reshaped: 7.99 -> 7.05 ms at (32, 128, 512); three more runs: 7.41 / 8.42 / 8.92 -> 6.83 / 7.70 /
+7.85 ms. The barriers where there are no views: (4096, 512) 6.33 -> 6.01 ms, (31, 133, 512) 9.16 ->
+7.33 ms (6 fusions, no full-size temporary, where the kernel before wrote 4); the barriers at
+(32, 128, 512) instead of the views: 7.14 / 8.00 / 8.30 against 6.83 / 7.70 / 7.85 ms. (Moving the
+JVP's minus signs onto the row factors, so that its transpose negates no full-size array, took
+another 2-4% but changed float32 rounding enough to fail test_transformer's stack at rtol 1e-5.)
+(4095, 512) still writes 3 full-size temporaries: XLA:CPU leaves that shape's row sums out of the
+YNNPACK fusions (tests/test_norm_fusions.py).
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -44,18 +52,17 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def _stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
-    """Row means and 1/sqrt(var + eps) of `(rows, n)`, two passes: the mean, then the mean square of `x - mean`.
+def _rows(a: jax.Array, split: int) -> jax.Array:
+    """`(rows, n)` seen as `(rows/d, d, n)` with d = gcd(rows, split) > 1 (rows even): a view of its own."""
+    rows, n = a.shape
+    d = math.gcd(rows, split)
+    return a.reshape(rows // d, d, n)
 
-    Exact for rows far from zero (no E[x^2] - E[x]^2 cancellation). XLA:CPU runs both row sums as
-    YNNPACK fusions reading `x`. The variance's `x - mean` uses a copy of the mean behind a barrier:
-    otherwise CSE merges it with the output's or the JVP's `x - mean` and writes that out.
-    """
-    n = x.shape[1]
-    mean = jnp.sum(x, 1) / n
-    own = lax.optimization_barrier(mean)
-    var = jnp.sum(jnp.square(x - own[:, None]), 1) / n
-    return mean, lax.rsqrt(var + eps)
+
+def _per_view(v: jax.Array, split: int) -> jax.Array:
+    """A row statistic `(rows,)` shaped to broadcast against `_rows(a, split)`."""
+    d = math.gcd(v.shape[0], split)
+    return v.reshape(v.shape[0] // d, d, 1)
 
 
 def _per_row(v: jax.Array, xs: jax.Array) -> jax.Array:
@@ -63,7 +70,31 @@ def _per_row(v: jax.Array, xs: jax.Array) -> jax.Array:
     return v.reshape(xs.shape[:-1] + (1,))
 
 
+def _views(xs: jax.Array) -> bool:
+    """Whether the consumers get views of their own (an even row count and two or more leading dims:
+    the output, in the caller's shape, then has a shape of its own too); else copies behind barriers."""
+    return xs.ndim >= 3 and math.prod(xs.shape[:-1]) % 2 == 0
+
+
+def _stats(x: jax.Array, eps: float, views: bool) -> tuple[jax.Array, jax.Array]:
+    """Row means and 1/sqrt(var + eps) of `(rows, n)`, two passes: the mean, then the mean square of `x - mean`.
+
+    Exact for rows far from zero (no E[x^2] - E[x]^2 cancellation). XLA:CPU runs both row sums as
+    YNNPACK fusions reading `x`. The variance's `x - mean` is kept apart from the output's and the
+    JVP's (else CSE merges them and writes that out): on a `(rows/4, 4, n)` view, or with a copy of
+    the mean behind a barrier (`_views`).
+    """
+    n = x.shape[1]
+    mean = jnp.sum(x, 1) / n
+    if views:
+        var = jnp.sum(jnp.square(_rows(x, 4) - _per_view(mean, 4)), -1).reshape(mean.shape) / n
+    else:
+        var = jnp.sum(jnp.square(x - lax.optimization_barrier(mean)[:, None]), 1) / n
+    return mean, lax.rsqrt(var + eps)
+
+
 def _output(xs, weight, bias, mean, rstd):
+    """In the caller's shape `xs`, the shape its consumer reads."""
     y = (xs - _per_row(mean, xs)) * _per_row(rstd, xs)
     if weight is not None:
         y = y * weight
@@ -74,7 +105,7 @@ def _output(xs, weight, bias, mean, rstd):
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _layer_norm(xs, weight, bias, eps):
-    mean, rstd = _stats(xs.reshape(-1, xs.shape[-1]), eps)
+    mean, rstd = _stats(xs.reshape(-1, xs.shape[-1]), eps, _views(xs))
     return _output(xs, weight, bias, mean, rstd)
 
 
@@ -82,26 +113,30 @@ def _layer_norm(xs, weight, bias, eps):
 def _layer_norm_jvp(eps, primals, tangents):
     (xs, weight, bias), (dxs, dweight, dbias) = primals, tangents
     n = xs.shape[-1]
-    mean, rstd = _stats(xs.reshape(-1, n), eps)
+    x, dx = xs.reshape(-1, n), dxs.reshape(-1, n)
+    views = _views(xs)
+    mean, rstd = _stats(x, eps, views)
     y = _output(xs, weight, bias, mean, rstd)
     # d xhat = rstd * (dx - mean(dx) - xhat * mean(xhat * dx)); its transpose is torch's closed-form
-    # backward. Written with the centred rows, on copies of the statistics and the weight behind a
-    # barrier, so that nothing full-size is shared with the output (module docstring).
-    m, r, w = lax.optimization_barrier((mean, rstd, weight))
-    m, r = _per_row(m, xs), _per_row(r, xs)
-    centred = xs - m
-    mean_dx = jnp.sum(dxs, -1, keepdims=True) / n
-    proj = jnp.sum(centred * dxs, -1, keepdims=True) / n
-    # the minus signs on the row factors: written `- a * b`, the transpose negates a full-size array
-    dy = r * dxs + (-r) * mean_dx + (-(r * r * r) * proj) * centred
+    # backward. Written with the centred rows so that nothing full-size is shared with the output
+    # (module docstring).
+    m, r, w = (mean, rstd, weight) if views else lax.optimization_barrier((mean, rstd, weight))
+    centred = x - m[:, None]
+    mean_dx = jnp.sum(dx, 1) / n
+    proj = jnp.sum(centred * dx, 1) / n
+    dy = r[:, None] * dx - (r * mean_dx)[:, None] - (r * r * r * proj)[:, None] * centred
     if weight is not None:
         dy = dy * w
-        # the weight's tangent: xhat from copies of its own, or it shares `centred` with the input's
-        m, r = lax.optimization_barrier((mean, rstd))
-        dy = dy + (xs - _per_row(m, xs)) * _per_row(r, xs) * dweight
+        # the weight's tangent: xhat on a view of its own, or it shares `centred` with the input's
+        if views:
+            xhat = (_rows(x, 8) - _per_view(mean, 8)) * _per_view(rstd, 8)
+        else:
+            m, r = lax.optimization_barrier((mean, rstd))
+            xhat = (x - m[:, None]) * r[:, None]
+        dy = dy + (xhat * dweight).reshape(x.shape)
     if bias is not None:
         dy = dy + dbias
-    return y, dy
+    return y, dy.reshape(xs.shape)
 
 
 def layer_norm_rows(x: jax.Array, weight: jax.Array | None, bias: jax.Array | None, eps: float) -> jax.Array:
