@@ -148,7 +148,8 @@ def _layer_norm(where, input, normalized_shape, weight, bias, eps):
     if n == 0:
         return input
     rows = [None if a is None else a.reshape(n) for a in (weight, bias)]
-    return layer_norm_rows(input.reshape(-1, n), *rows, eps).reshape(input.shape)
+    lead = input.shape[:input.ndim - len(normalized_shape)]
+    return layer_norm_rows(input.reshape(*lead, n), *rows, eps).reshape(input.shape)
 
 
 def group_norm(input: jax.Array, num_groups: int, weight: jax.Array | None = None,

@@ -1,18 +1,25 @@
 """_layernorm.py: the layer-norm kernel on rows, with a closed-form JVP laid out for XLA's CPU fusions.
 
-`layer_norm_rows` normalises every row of a `(rows, n)` array and applies the optional elementwise
-affine, the whole of `torch.nn.functional.layer_norm` once the normalised dims are flattened. It
-computes what `_normalization.standardize` followed by the affine computes (the statistics in two
-passes; a JVP that transposes to torch's closed-form backward, so forward mode and higher
-orders work too), but written so that XLA on CPU never writes a full-size temporary besides the
-output and the incoming gradient:
+`layer_norm_rows` normalises every row (last axis) of a `(*lead, n)` array and applies the optional
+elementwise affine, the whole of `torch.nn.functional.layer_norm` once the normalised dims are
+flattened. It computes what `_normalization.standardize` followed by the affine computes (the
+statistics in two passes; a JVP that transposes to torch's closed-form backward, so forward mode and
+higher orders work too), but written so that XLA on CPU never writes a full-size temporary besides
+the output and the incoming gradient:
 
 - A row statistic broadcast along the rows (`m[:, None]`) is one HLO instruction, and XLA's CSE
-  merges identical ones. When one broadcast feeds two fusions (say the output and the input
-  gradient), XLA:CPU writes it out at full size (8 MB at (4096, 512)) and reads it back in each.
-  So every consumer gets its own broadcasts: the output reads the rows as `(rows/2, 2, n)`, the
-  weight's tangent as `(rows/8, 8, n)` and the input's tangent as `(rows, n)`: different shapes,
-  different instructions, each fused into its own consumer (the views are reshapes, free).
+  merges identical ones (and identical `x - m`, and the weight's broadcast). When one of them feeds
+  two fusions (say the output and the input gradient), XLA:CPU writes it out at full size (8 MB at
+  (4096, 512)) and reads it back in each. So every consumer gets its own broadcasts. With an even
+  row count and two or more leading dims (`_views`), by shape: the output in the caller's shape
+  `(*lead, n)`, the variance on `(rows/4, 4, n)`, the weight's tangent on `(rows/8, 8, n)`, the
+  input's tangent on `(rows, n)` (the views are reshapes, free). Otherwise by value: the variance
+  and the JVP read copies of the statistics (and of the weight) behind `lax.optimization_barrier`,
+  which XLA cannot merge with the originals (a few KB pass through it). The barriers alone would
+  do everywhere, but at (32, 128, 512) they cost 4-6% more than the views (below).
+- The output is computed in the caller's shape (`F.layer_norm` passes the input's leading dims, not
+  the flattened rows), so the consumer's fusion (the next layer, or the loss) reads it without a
+  reshape in between.
 - The weight's gradient is the column sum of `dy * xhat` with `xhat` recomputed in that fusion from
   `x` and the row statistics, rather than a saved `xhat` shared with the input gradient (one more
   full-size write and two reads).
@@ -22,12 +29,17 @@ backward on (32, 128, 512), one process: 3.8-4.8 ms against 5.6-6.8 for `standar
 (the layer before). In the quiet record of 2026-12-07 (benchmarks/results.md, forward and backward with
 the loss, every array an argument) the step is 1.29x of torch's: XLA's YNNPACK row fusions make about 11
 passes over the rows where torch's one-thread kernel makes fewer (benchmarks/README.md, eleventh session).
-Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK): two-pass statistics, the
-variance on a `(rows/4, 4, n)` view, instead of sums shifted by two samples of each row: 7 fusions
-instead of 10, none writing a full-size temporary; 9.26 -> 8.70 ms median CPU time per step, min
-wall 8.0 -> 6.8 ms (one process, alternating, load 11). The output's `(rows/2, 2, n)` view still
-matters (the plain `(rows, n)` output: 9.3 -> 12.0 ms: XLA writes out the weight's and the
-statistics' broadcasts).
+Issue 28 (jax 0.10.2, whose XLA:CPU runs these fusions with YNNPACK), median CPU time per step of
+the benchmark's step, one process, alternating, under load (load 8-16), against the kernel before:
+the output in the caller's shape instead of a `(rows/2, 2, n)` view that the loss's fusion then
+reshaped: 7.99 -> 7.05 ms at (32, 128, 512); three more runs: 7.41 / 8.42 / 8.92 -> 6.83 / 7.70 /
+7.85 ms. The barriers where there are no views: (4096, 512) 6.33 -> 6.01 ms, (31, 133, 512) 9.16 ->
+7.33 ms (6 fusions, no full-size temporary, where the kernel before wrote 4); the barriers at
+(32, 128, 512) instead of the views: 7.14 / 8.00 / 8.30 against 6.83 / 7.70 / 7.85 ms. (Moving the
+JVP's minus signs onto the row factors, so that its transpose negates no full-size array, took
+another 2-4% but changed float32 rounding enough to fail test_transformer's stack at rtol 1e-5.)
+(4095, 512) still writes 3 full-size temporaries: XLA:CPU leaves that shape's row sums out of the
+YNNPACK fusions (tests/test_norm_fusions.py).
 """
 
 from __future__ import annotations
@@ -41,75 +53,99 @@ from jax import lax
 
 
 def _rows(a: jax.Array, split: int) -> jax.Array:
-    """`(rows, n)` seen as `(rows/d, d, n)` with d = gcd(rows, split): a view of its own for one consumer."""
+    """`(rows, n)` seen as `(rows/d, d, n)` with d = gcd(rows, split) > 1 (rows even): a view of its own."""
     rows, n = a.shape
     d = math.gcd(rows, split)
-    return a.reshape(rows // d, d, n) if d > 1 else a
+    return a.reshape(rows // d, d, n)
 
 
-def _per_row(v: jax.Array, split: int) -> jax.Array:
+def _per_view(v: jax.Array, split: int) -> jax.Array:
     """A row statistic `(rows,)` shaped to broadcast against `_rows(a, split)`."""
     d = math.gcd(v.shape[0], split)
-    return v.reshape(v.shape[0] // d, d, 1) if d > 1 else v[:, None]
+    return v.reshape(v.shape[0] // d, d, 1)
 
 
-def _stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
-    """Row means and 1/sqrt(var + eps), two passes: the mean, then the mean square of `x - mean`.
+def _per_row(v: jax.Array, xs: jax.Array) -> jax.Array:
+    """A row statistic `(rows,)` shaped `(*lead, 1)` to broadcast against `xs`."""
+    return v.reshape(xs.shape[:-1] + (1,))
+
+
+def _views(xs: jax.Array) -> bool:
+    """Whether the consumers get views of their own (an even row count and two or more leading dims:
+    the output, in the caller's shape, then has a shape of its own too); else copies behind barriers."""
+    return xs.ndim >= 3 and math.prod(xs.shape[:-1]) % 2 == 0
+
+
+def _stats(x: jax.Array, eps: float, views: bool) -> tuple[jax.Array, jax.Array]:
+    """Row means and 1/sqrt(var + eps) of `(rows, n)`, two passes: the mean, then the mean square of `x - mean`.
 
     Exact for rows far from zero (no E[x^2] - E[x]^2 cancellation). XLA:CPU runs both row sums as
-    YNNPACK fusions reading `x`; the single-pass sums shifted by a sample of each row that this
-    replaced needed two more fusions (the samples' strided slices). The variance reads the rows as
-    `(rows/4, 4, n)`: on `(rows, n)` its `x - mean` is the JVP's `centred`, which XLA then writes out
-    at full size for both.
+    YNNPACK fusions reading `x`. The variance's `x - mean` is kept apart from the output's and the
+    JVP's (else CSE merges them and writes that out): on a `(rows/4, 4, n)` view, or with a copy of
+    the mean behind a barrier (`_views`).
     """
     n = x.shape[1]
     mean = jnp.sum(x, 1) / n
-    # `x - mean` on a view of its own, or CSE merges it with the JVP's `centred` (written out then)
-    var = jnp.sum(jnp.square(_rows(x, 4) - _per_row(mean, 4)), -1).reshape(mean.shape) / n
+    if views:
+        var = jnp.sum(jnp.square(_rows(x, 4) - _per_view(mean, 4)), -1).reshape(mean.shape) / n
+    else:
+        var = jnp.sum(jnp.square(x - lax.optimization_barrier(mean)[:, None]), 1) / n
     return mean, lax.rsqrt(var + eps)
 
 
-def _output(x, weight, bias, mean, rstd):
-    y = (_rows(x, 2) - _per_row(mean, 2)) * _per_row(rstd, 2)
+def _output(xs, weight, bias, mean, rstd):
+    """In the caller's shape `xs`, the shape its consumer reads."""
+    y = (xs - _per_row(mean, xs)) * _per_row(rstd, xs)
     if weight is not None:
         y = y * weight
     if bias is not None:
         y = y + bias
-    return y.reshape(x.shape)
+    return y
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _layer_norm(x, weight, bias, eps):
-    mean, rstd = _stats(x, eps)
-    return _output(x, weight, bias, mean, rstd)
+def _layer_norm(xs, weight, bias, eps):
+    mean, rstd = _stats(xs.reshape(-1, xs.shape[-1]), eps, _views(xs))
+    return _output(xs, weight, bias, mean, rstd)
 
 
 @_layer_norm.defjvp
 def _layer_norm_jvp(eps, primals, tangents):
-    (x, weight, bias), (dx, dweight, dbias) = primals, tangents
-    n = x.shape[1]
-    mean, rstd = _stats(x, eps)
-    y = _output(x, weight, bias, mean, rstd)
+    (xs, weight, bias), (dxs, dweight, dbias) = primals, tangents
+    n = xs.shape[-1]
+    x, dx = xs.reshape(-1, n), dxs.reshape(-1, n)
+    views = _views(xs)
+    mean, rstd = _stats(x, eps, views)
+    y = _output(xs, weight, bias, mean, rstd)
     # d xhat = rstd * (dx - mean(dx) - xhat * mean(xhat * dx)); its transpose is torch's closed-form
-    # backward. Written with the centred rows so that nothing full-size is shared.
-    centred = x - mean[:, None]
+    # backward. Written with the centred rows so that nothing full-size is shared with the output
+    # (module docstring).
+    m, r, w = (mean, rstd, weight) if views else lax.optimization_barrier((mean, rstd, weight))
+    centred = x - m[:, None]
     mean_dx = jnp.sum(dx, 1) / n
     proj = jnp.sum(centred * dx, 1) / n
-    dy = rstd[:, None] * dx - (rstd * mean_dx)[:, None] - (rstd * rstd * rstd * proj)[:, None] * centred
+    dy = r[:, None] * dx - (r * mean_dx)[:, None] - (r * r * r * proj)[:, None] * centred
     if weight is not None:
-        dy = dy * weight
-        xhat = (_rows(x, 8) - _per_row(mean, 8)) * _per_row(rstd, 8)
+        dy = dy * w
+        # the weight's tangent: xhat on a view of its own, or it shares `centred` with the input's
+        if views:
+            xhat = (_rows(x, 8) - _per_view(mean, 8)) * _per_view(rstd, 8)
+        else:
+            m, r = lax.optimization_barrier((mean, rstd))
+            xhat = (x - m[:, None]) * r[:, None]
         dy = dy + (xhat * dweight).reshape(x.shape)
     if bias is not None:
         dy = dy + dbias
-    return y, dy
+    return y, dy.reshape(xs.shape)
 
 
 def layer_norm_rows(x: jax.Array, weight: jax.Array | None, bias: jax.Array | None, eps: float) -> jax.Array:
-    """`(x - mean) / sqrt(var + eps) * weight + bias` for every row of a `(rows, n)` array, n >= 1.
+    """`(x - mean) / sqrt(var + eps) * weight + bias` for every row of a `(*lead, n)` array, n >= 1.
 
-    `weight` and `bias` are `(n,)` or None. Half and bfloat16 rows are normalised in float32, as
-    torch's CPU kernel does, and the result is cast back.
+    The rows are `x.reshape(-1, n)`; the output is computed in `x`'s own shape (pass the caller's
+    leading dims, not the flattened rows: the consumer then reads it in the shape it was computed
+    in). `weight` and `bias` are `(n,)` or None. Half and bfloat16 rows are normalised in float32,
+    as torch's CPU kernel does, and the result is cast back.
     """
     if x.dtype in (jnp.float16, jnp.bfloat16):
         up = [None if a is None else a.astype(jnp.float32) for a in (x, weight, bias)]
