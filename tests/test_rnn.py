@@ -290,6 +290,33 @@ def test_vmap_and_jacfwd():
         np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
 
 
+def _scans(jaxpr):
+    """Every scan in a closed jaxpr and its sub-jaxprs: (reverse, number of scanned inputs)."""
+    found = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            p = eqn.params
+            found.append((p["reverse"], len(eqn.invars) - p["num_consts"] - p["num_carry"]))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _scans(jax.extend.core.ClosedJaxpr(sub, ()))
+    return found
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_lstm_backward_loop(proj_size):
+    """Without projection, the LSTM's backward loop is the hand-written one (_rnn_scan._lstm_transpose):
+    it scans the cotangents, stored activations and cell states (and the step index), not the ten
+    coefficient arrays of the generic tangent's transpose (the projected LSTM's path)."""
+    layer = fl.LSTM(I, H, proj_size=proj_size)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.ones((T, B, I))
+    out = layer.apply(params, state, x)[0][0]
+    pullback = jax.vjp(lambda p, x: layer.apply(p, state, x)[0][0], params, x)[1]
+    scans = _scans(jax.make_jaxpr(pullback)(out))
+    assert [r for r, _ in scans] == [True]
+    assert (scans[0][1] == 4) == (proj_size == 0), scans
+
+
 def test_packed_sequence_under_jit_and_grad():
     layer = fl.GRU(I, H)
     params, state = layer.init(jax.random.PRNGKey(0))

@@ -10,6 +10,12 @@ mode, jvp, jacfwd and the Hessian work, and JAX transposes the rule for reverse 
   is what differentiating the scan directly gives: one more small product per step);
 - the loop of the tangent carries only (dh, dc), reading the gate activations that the forward
   loop stored; its transpose is the backward loop, with one product by W_hh per step.
+- LSTM without projection: the tangent is paired with a hand-written backward loop through
+  `_kernels._primitive.linear_call` (`_lstm_transpose`), which computes each step's coefficients
+  from the stored activations inside the loop. JAX's transpose of the tangent read ten arrays of
+  coefficients computed over all steps before the loop. CPU time per training step of
+  LSTM(128, 256), batch 32, one process alternating (loaded 2-core machine): length 64 69.4 ->
+  65.2 ms, length 512 739 -> 692 ms, 2 layers bidirectional (batch 16) 242 -> 200-218 ms.
 """
 
 from __future__ import annotations
@@ -207,8 +213,9 @@ def _lstm_transpose(cts, acts, hs, cs, h0, c0, w_hh, *valid):
     JAX's transpose of the tangent loop reads ten coefficient arrays that the tangent computes over
     all steps before its loop (computed inside, partial evaluation would move them into a loop of
     their own). Written by hand, each step computes what it needs from the stored gate activations
-    and cell states, in one fusion: no array outside the loop but the gate gradients it writes.
-    Returns the cotangents of (xs, h0, c0, w_hh).
+    and cell states: no array is computed outside the loop but the gate gradients it writes, and
+    W_hh's gradient is one product over all steps after it. Returns the cotangents of (xs, h0,
+    c0, w_hh).
     """
     ct_ys, ct_h, ct_c = cts
     ok_all = valid[0] if valid else None
