@@ -237,7 +237,8 @@ def test_step_functions_match_torch_argument_order(x64):
 
 
 @pytest.mark.parametrize("kind,kwargs", [("LSTM", dict(num_layers=2, bidirectional=True, proj_size=2)),
-                                         ("GRU", dict(batch_first=True))], ids=["lstm", "gru"])
+                                         ("LSTM", dict(bidirectional=True)),
+                                         ("GRU", dict(batch_first=True))], ids=["lstm-proj", "lstm", "gru"])
 def test_jvp_matches_torch_func(kind, kwargs, dtype):
     module, layer = getattr(torch.nn, kind)(I, H, **kwargs), getattr(fl, kind)(I, H, **kwargs)
     module = module.to(TORCH_DTYPES[np.dtype(dtype)])
@@ -251,8 +252,9 @@ def test_jvp_matches_torch_func(kind, kwargs, dtype):
         out, hidden = torch.func.functional_call(module, p, (x,))
         return out, hidden[0] if kind == "LSTM" else hidden
 
-    _, t_tan = torch.func.jvp(t_fn, (t_params, torch.from_numpy(x)),
-                              ({k: torch.from_numpy(v) for k, v in tangents.items()}, torch.from_numpy(tx)))
+    with torch.backends.mkldnn.flags(enabled=False):  # torch's oneDNN LSTM has no forward AD
+        _, t_tan = torch.func.jvp(t_fn, (t_params, torch.from_numpy(x)),
+                                  ({k: torch.from_numpy(v) for k, v in tangents.items()}, torch.from_numpy(tx)))
 
     def j_fn(p, x):
         out, hidden = layer.apply(p, state, x)[0]
@@ -286,6 +288,33 @@ def test_vmap_and_jacfwd():
     single = jax.jit(grad)(params, xs[1], lengths[1])
     for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single)):
         np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
+
+
+def _scans(jaxpr):
+    """Every scan in a closed jaxpr and its sub-jaxprs: (reverse, number of scanned inputs)."""
+    found = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            p = eqn.params
+            found.append((p["reverse"], len(eqn.invars) - p["num_consts"] - p["num_carry"]))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _scans(jax.extend.core.ClosedJaxpr(sub, ()))
+    return found
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_lstm_backward_loop(proj_size):
+    """Without projection, the LSTM's backward loop is the hand-written one (_rnn_scan._lstm_transpose):
+    it scans the cotangents, stored activations and cell states (and the step index), not the ten
+    coefficient arrays of the generic tangent's transpose (the projected LSTM's path)."""
+    layer = fl.LSTM(I, H, proj_size=proj_size)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.ones((T, B, I))
+    out = layer.apply(params, state, x)[0][0]
+    pullback = jax.vjp(lambda p, x: layer.apply(p, state, x)[0][0], params, x)[1]
+    scans = _scans(jax.make_jaxpr(pullback)(out))
+    assert [r for r, _ in scans] == [True]
+    assert (scans[0][1] == 4) == (proj_size == 0), scans
 
 
 def test_packed_sequence_under_jit_and_grad():

@@ -13,7 +13,10 @@ How a layer runs (the speed levers of issue 14):
 - the loop's derivative is a closed-form `custom_jvp` with a linear tangent rule (_rnn_scan.py):
   the weights' tangents enter as one product over all steps outside the loop, so the backward
   loop (JAX's transpose of the rule) does one product per step and the weight gradients are one
-  product over all steps; forward mode (jvp, jacfwd, Hessians) works.
+  product over all steps; forward mode (jvp, jacfwd, Hessians) works. For LSTM without
+  projection the backward loop is hand-written (`_rnn_scan._lstm_transpose`, through
+  `_kernels._primitive.linear_call`): its steps compute their coefficients from the stored gate
+  activations, instead of reading ten arrays computed over all steps before the loop.
 - variable lengths (`lengths=`, or a PackedSequence) are a per-step mask: past its end a sequence
   keeps its state and outputs zeros, and its reverse direction starts from the initial state at
   its own last step, which is what torch's packed kernels compute.

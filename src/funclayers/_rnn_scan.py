@@ -10,6 +10,12 @@ mode, jvp, jacfwd and the Hessian work, and JAX transposes the rule for reverse 
   is what differentiating the scan directly gives: one more small product per step);
 - the loop of the tangent carries only (dh, dc), reading the gate activations that the forward
   loop stored; its transpose is the backward loop, with one product by W_hh per step.
+- LSTM without projection: the tangent is paired with a hand-written backward loop through
+  `_kernels._primitive.linear_call` (`_lstm_transpose`), which computes each step's coefficients
+  from the stored activations inside the loop. JAX's transpose of the tangent read ten arrays of
+  coefficients computed over all steps before the loop. CPU time per training step of
+  LSTM(128, 256), batch 32, one process alternating (loaded 2-core machine): length 64 69.4 ->
+  65.2 ms, length 512 739 -> 692 ms, 2 layers bidirectional (batch 16) 242 -> 200-218 ms.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ._kernels._primitive import linear_call
 from ._utils import varying_like
 
 _PRECISION = lax.Precision.HIGHEST
@@ -112,6 +119,24 @@ def _recurrence_jvp(mode, primals, tangents):
     xs, h0, c0, w_hh, b_hn, w_hr, valid = primals
     dxs, dh0, dc0, dw_hh, db_hn, dw_hr, _ = tangents
     ys, h_n, c_n, res = _forward(mode, xs, h0, c0, w_hh, b_hn, w_hr, valid, keep=True)
+    if mode == "LSTM" and w_hr is None:
+        # the tangent paired with a hand-written backward loop (see _lstm_transpose)
+        consts = (res[0], res[1], res[2], h0, c0, w_hh) + (() if valid is None else (valid,))
+
+        def tangent(acts, hs, cs, h0, c0, w_hh, *rest):
+            ok = rest[0] if valid is not None else None
+            dxs, dh0, dc0, dw_hh = rest[-4:]
+            return _tangent(mode, (acts, hs, cs), (h0, c0, w_hh, None, None, ok), (dxs, dh0, dc0, dw_hh, None, None))
+
+        dys, dh_n, dc_n = linear_call(tangent, _lstm_transpose, consts, (dxs, dh0, dc0, dw_hh), "lstm_recurrence")
+        return (ys, h_n, c_n), (dys, dh_n, dc_n)
+    return (ys, h_n, c_n), _tangent(mode, res, (h0, c0, w_hh, b_hn, w_hr, valid), (dxs, dh0, dc0, dw_hh, db_hn, dw_hr))
+
+
+def _tangent(mode, res, primals, tangents):
+    """The tangent loop: (dys, dh_n, dc_n) for the residuals of `_forward(keep=True)`, linear in tangents."""
+    h0, c0, w_hh, b_hn, w_hr, valid = primals
+    dxs, dh0, dc0, dw_hh, db_hn, dw_hr = tangents
     hs, cs = res[-2], res[-1]
     h_prev = _shift(h0, hs)
     # the weights' tangents as inputs of the loop: one product over every step, outside it
@@ -179,4 +204,49 @@ def _recurrence_jvp(mode, primals, tangents):
 
     carry0 = varying_like((dh0, dc0 if c0 is not None else jnp.zeros((), dh0.dtype)), u, valid, extra, w_hh, w_hr)
     (dh_n, dc_n), dys = lax.scan(step, carry0, (u, valid, extra))
-    return (ys, h_n, c_n), (dys, dh_n, dc_n if c0 is not None else None)
+    return dys, dh_n, (dc_n if c0 is not None else None)
+
+
+def _lstm_transpose(cts, acts, hs, cs, h0, c0, w_hh, *valid):
+    """The backward loop of an LSTM without projection: the transpose of its tangent, written out.
+
+    JAX's transpose of the tangent loop reads ten coefficient arrays that the tangent computes over
+    all steps before its loop (computed inside, partial evaluation would move them into a loop of
+    their own). Written by hand, each step computes what it needs from the stored gate activations
+    and cell states: no array is computed outside the loop but the gate gradients it writes, and
+    W_hh's gradient is one product over all steps after it. Returns the cotangents of (xs, h0,
+    c0, w_hh).
+    """
+    ct_ys, ct_h, ct_c = cts
+    ok_all = valid[0] if valid else None
+    hidden = cs.shape[-1]
+    steps = cs.shape[0]
+    is_g = (jnp.arange(4 * hidden) // hidden) == 2
+
+    def step(carry, inputs):
+        gh, gc = carry
+        t, ct_y, a, c_t, ok = inputs
+        c_before = jnp.where(t > 0, lax.dynamic_index_in_dim(cs, jnp.maximum(t - 1, 0), keepdims=False), c0)
+        s_i, s_f = a[..., :hidden], a[..., hidden : 2 * hidden]
+        t_g, s_o = a[..., 2 * hidden : 3 * hidden], a[..., 3 * hidden :]
+        g_h = gh + ct_y
+        tanh_c = jnp.tanh(c_t)
+        g_c = gc + g_h * s_o * (1 - tanh_c * tanh_c)
+        # one fusion per gate block and a concatenate: measured faster than one fusion of the four
+        # blocks as zero-padded sums (which evaluates every block at each element)
+        d_gates = jnp.concatenate([g_c * t_g, g_c * c_before, g_c * s_i, g_h * tanh_c], axis=-1)
+        d_gates = d_gates * jnp.where(is_g, 1 - a * a, a * (1 - a))
+        gc_before = g_c * s_f
+        if ok is not None:
+            d_gates = jnp.where(ok, d_gates, jnp.zeros_like(d_gates))
+            gc_before = jnp.where(ok, gc_before, gc)
+        gh_before = lax.dot_general(d_gates, w_hh, (((d_gates.ndim - 1,), (0,)), ((), ())), precision=_PRECISION)
+        if ok is not None:
+            gh_before = jnp.where(ok, gh_before, gh)
+        return (gh_before, gc_before), d_gates
+
+    carry0 = varying_like((ct_h, ct_c), ct_ys, acts, cs, h0, c0, w_hh, *valid)
+    (g_h0, g_c0), d_gates = lax.scan(step, carry0, (jnp.arange(steps), ct_ys, acts, cs, ok_all), reverse=True)
+    h_prev = _shift(h0, hs)
+    d_w_hh = lax.dot_general(d_gates, h_prev, (((0, 1), (0, 1)), ((), ())), precision=_PRECISION)
+    return [d_gates, g_h0, g_c0, d_w_hh]
