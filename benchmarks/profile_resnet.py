@@ -1,16 +1,24 @@
 """Where does ResNet-18's training step spend its time? Per-layer forward + backward, funclayers vs torch.
 
     python -m benchmarks.profile_resnet            # a table: layer at ResNet-18 shape, ours ms, torch ms
+    python -m benchmarks.profile_resnet --small-cnn  # the small CNN's layers, ours only: CPU ms vs the whole step
 
 Times each distinct (layer, input shape) of the CIFAR ResNet-18 at batch 32 -- the 3x3 and 1x1
 convolutions, BatchNorm2d in training mode, ReLU, the residual add -- as forward + backward
 w.r.t. input and parameters: funclayers under jax.jit, torch eager, both in this process after
 warm-up (torch first, then JAX, so their thread pools do not overlap). Multiply by the count
 column to see which layer accounts for a difference in the whole step.
+
+`--small-cnn` times the small CNN's layers (examples/models.py) at its benchmark shapes (batch 64),
+funclayers only, as median CPU time per step (`time.process_time()`, alternating, so it ranks
+under load), and the benchmark's whole training step in the same process: whether the step costs
+more than the sum of its parts. 2026-12-07, load 13: the two 32-channel Winograd convolutions are
+56.0 + 23.5 of the layers' 114.2 ms, the whole step 107.5 ms (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -123,8 +131,67 @@ def funclayers_times(iters):
     return out
 
 
+def small_cnn_parts(iters):
+    """{layer: median CPU ms} for the small CNN's layers (forward + backward) and its whole step."""
+    import jax
+    import jax.numpy as jnp
+
+    import funclayers as fl
+    from benchmarks.workloads.models import SMALL_CNN_BATCH as n
+    from benchmarks.workloads.models import _fl_train
+
+    layers = [("Conv2d 3->32 @32", fl.Conv2d(3, 32, 3, padding=1), 3, 32),
+              ("BatchNorm2d(32) @32", fl.BatchNorm2d(32), 32, 32), ("ReLU 32 @32", fl.ReLU(), 32, 32),
+              ("Conv2d 32->32 @32", fl.Conv2d(32, 32, 3, padding=1), 32, 32),
+              ("BatchNorm2d(32) @32, 2nd", fl.BatchNorm2d(32), 32, 32), ("ReLU 32 @32, 2nd", fl.ReLU(), 32, 32),
+              ("MaxPool2d(2) 32 @32", fl.MaxPool2d(2), 32, 32),
+              ("Conv2d 32->64 @16", fl.Conv2d(32, 64, 3, padding=1), 32, 16),
+              ("BatchNorm2d(64) @16", fl.BatchNorm2d(64), 64, 16), ("ReLU 64 @16", fl.ReLU(), 64, 16),
+              ("AdaptiveAvgPool2d + Linear", fl.Sequential(fl.AdaptiveAvgPool2d(1), fl.Flatten(), fl.Linear(64, 10)),
+               64, 16)]
+    rng = np.random.default_rng(0)
+    steps = {}
+    for name, layer, c, hw in layers:
+        params, state = layer.init(jax.random.PRNGKey(0))
+        x = jnp.asarray(rng.standard_normal((n, c, hw, hw)), jnp.float32)
+        y = jax.eval_shape(lambda p, x, layer=layer, state=state: layer.apply(p, state, x, training=True)[0],
+                           params, x)
+        ct = jnp.asarray(rng.standard_normal(y.shape), y.dtype)
+
+        @jax.jit
+        def grad(params, x, ct, layer=layer, state=state):
+            def loss(params, x):
+                out, new_state = layer.apply(params, state, x, training=True)
+                return jnp.sum(out * ct), new_state
+
+            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+
+        steps[name] = functools.partial(lambda g, *a: jax.block_until_ready(g(*a)), grad, params, x, ct)
+    steps["whole training step"] = _fl_train("small_cnn", n)()
+    times = {name: [] for name in steps}
+    for step in steps.values():
+        step()
+        step()
+    for _ in range(iters):
+        for name, step in steps.items():
+            t0 = time.process_time()
+            step()
+            times[name].append(time.process_time() - t0)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
 def main(argv=None) -> int:
-    iters = int((argv or sys.argv[1:] or ["10"])[0])
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--small-cnn" in args:
+        args.remove("--small-cnn")
+        cpu = small_cnn_parts(int((args or ["20"])[0]))
+        whole = cpu.pop("whole training step")
+        print("| small CNN layer (batch 64), forward + backward | funclayers CPU ms |\n|---|---|")
+        for name, ms in cpu.items():
+            print(f"| {name} | {ms:.2f} |")
+        print(f"| sum of the layers | {sum(cpu.values()):.2f} |\n| the whole training step | {whole:.2f} |")
+        return 0
+    iters = int((args or ["10"])[0])
     theirs = torch_times(iters)
     ours = funclayers_times(iters)
     print("| layer at ResNet-18 shape (batch 32) | count | funclayers ms | torch ms | ours/torch | "

@@ -503,7 +503,8 @@ def test_dispatch_picks_the_fast_lowering_per_shape():
     assert pick((64, 64, 64, 64), (64, 64, 3, 3), 1, (2, 2), ((1, 1), (1, 1))) == "taps"  # 151 MB
     assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, dilation=(2, 2)) == "gemm"
     assert pick((8, 64, 32, 32), (64, 64, 1, 1), 1) == "gemm"
-    assert pick((32, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # 128 tiles
+    assert pick((32, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"  # 128 tiles
+    assert pick((16, 512, 4, 4), (512, 512, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "gemm"  # 64 tiles
     assert pick((8, 64, 32, 32), (64, 64, 3, 3), 1, dtype=jnp.bfloat16) == "gemm"
     assert pick((8, 3, 32, 32), (64, 3, 3, 3), 1) == "gemm"
     assert pick((256, 3, 64, 64), (64, 3, 3, 3), 1) == "patches"  # 101 MB of patches, fan-in 27

@@ -373,12 +373,14 @@ def _patches_bytes(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs
 
 
 def _winograd_pays(x_shape: tuple, w_shape: tuple, padding: Pairs, dtype) -> bool:
-    """Winograd wins (measured on CPU) in float32/float64 once there are as many output tiles as
-    channels: with fewer (a 4x4 map with 512 channels), transforming the weights dominates."""
+    """Winograd wins (measured on CPU) in float32/float64 once there are at least a quarter as many
+    output tiles as channels; with fewer, transforming the weights dominates. Forward + backward,
+    512->512 on 4x4 maps, CPU ms, "gemm" -> "winograd": batch 32 (128 tiles) 76.6 -> 60.3, batch 16
+    39.0 -> 41.5, batch 8 20.5 -> 30.8 (ResNet-18's layer4 at batch 32: its step -6%, inference -8%)."""
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
         return False
     _, tiles, _ = _winograd.geometry(x_shape, padding)
-    return x_shape[0] * math.prod(tiles) >= max(w_shape[0], w_shape[1])
+    return 4 * x_shape[0] * math.prod(tiles) >= max(w_shape[0], w_shape[1])
 
 
 def conv(
