@@ -31,20 +31,13 @@ Two more settings keep that peak down (issue 28: peak RSS of the conv steps vs t
   scratch buffer (`memory_analysis().temp_size_in_bytes`) of the conv3d (4,16,16,32,32) training
   step is 195 MiB with it and 99 MiB without, conv2d 64->64 (32,64,32,32) 128 -> 98 MiB, at the
   same CPU time per step (benchmarks/README.md).
-What remains: glibc 2.36's `posix_memalign` (XLA aligns to 64 bytes) splits a small leading
-fragment off a block that is not aligned already, and its per-thread cache (tcache) hands that
-fragment to the next small allocation, so a freed scratch buffer can no longer coalesce with its
-neighbours; a later call's buffer may then not fit there and extend the heap, while the old place
-stays resident: one or two scratch buffers more at the peak, at random (conv3d 16->32 training
-step, 20 steps: 447-539 MiB over three runs, 440-444 MiB with
-`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`, a start-up setting no call can change later).
-
-Used by: every layer, process-wide (`import funclayers` applies it); the convolution training
-steps gain most (benchmarks/README.md, second session: the 64->64 3x3 weight gradient 85 -> 45 ms).
-
-`import funclayers` calls it once on Linux with glibc; set the environment variable
-`FUNCLAYERS_TUNE_MALLOC=0` before the import to leave malloc, JAX's dispatch and XLA's flags alone. It changes
-nothing on other platforms or C libraries.
+What remains: the scratch buffer can still move to fresh memory between calls, its old place
+staying resident (one or two scratch buffers more at the peak, varying from run to run). XLA
+allocates with 64-byte `posix_memalign`; glibc 2.36 splits a small leading fragment off a block
+that is not aligned already and caches it per thread, where a small allocation takes it, so a
+freed buffer's exact-size hole no longer fits the same aligned request. Starting Python with
+`GLIBC_TUNABLES=glibc.malloc.tcache_count=0` steadied the conv3d step (20 steps: 440-444 MiB in
+three runs against 447-539) but not a ResNet-18 training step; no call can change it later.
 """
 
 from __future__ import annotations
