@@ -18,12 +18,26 @@ still mmap blocks above 64 MB). A step call then returns when its results are re
 glibc to one arena instead works too, but slowed XLA's multi-threaded compilation by ~35%.)
 The cost: the process keeps its peak heap size instead of returning freed memory to the OS.
 
-Used by: every layer, process-wide (`import funclayers` applies it); the convolution training
-steps gain most (benchmarks/README.md, second session: the 64->64 3x3 weight gradient 85 -> 45 ms).
-
-`import funclayers` calls it once on Linux with glibc; set the environment variable
-`FUNCLAYERS_TUNE_MALLOC=0` before the import to leave malloc and JAX's dispatch alone. It changes
-nothing on other platforms or C libraries.
+Two more settings keep that peak down (issue 28: peak RSS of the conv steps vs torch's):
+- after each XLA compilation the heap's free pages are handed back (`malloc_trim(0)`, from a
+  `jax.monitoring` listener on the backend-compile event): compiling a conv training step leaves
+  tens of MB of LLVM's freed memory in the heap, resident and in pieces too small for the step's
+  scratch buffer, which then extends the heap above them. The first call after a compilation
+  faults its scratch buffer in once; compilations are rare next to calls.
+- XLA's memory-optimised instruction scheduler for CPU (`--xla_cpu_scheduler_type=
+  CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`, appended to `XLA_FLAGS` when no backend has started yet
+  and `XLA_FLAGS` choose no CPU scheduler, on jaxlib >= 0.10.2 where the flag exists: XLA aborts
+  on an unknown flag). The default schedule keeps independent intermediates alive together: the
+  scratch buffer (`memory_analysis().temp_size_in_bytes`) of the conv3d (4,16,16,32,32) training
+  step is 195 MiB with it and 99 MiB without, conv2d 64->64 (32,64,32,32) 128 -> 98 MiB, at the
+  same CPU time per step (benchmarks/README.md).
+What remains: the scratch buffer can still move to fresh memory between calls, its old place
+staying resident (one or two scratch buffers more at the peak, varying from run to run). XLA
+allocates with 64-byte `posix_memalign`; glibc 2.36 splits a small leading fragment off a block
+that is not aligned already and caches it per thread, where a small allocation takes it, so a
+freed buffer's exact-size hole no longer fits the same aligned request. Starting Python with
+`GLIBC_TUNABLES=glibc.malloc.tcache_count=0` steadied the conv3d step (20 steps: 440-444 MiB in
+three runs against 447-539) but not a ResNet-18 training step; no call can change it later.
 """
 
 from __future__ import annotations
@@ -36,8 +50,12 @@ import platform
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
+_SCHEDULER_FLAG = "--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+_SCHEDULER_MIN_JAXLIB = (0, 10, 2)  # has the flag; XLA aborts on an unknown flag in XLA_FLAGS
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 _tuned = False
+_malloc_trim = None
 
 
 def tune_cpu_allocator() -> bool:
@@ -45,7 +63,9 @@ def tune_cpu_allocator() -> bool:
 
     Sets glibc's `mallopt` (no mmap for large blocks, no heap trimming) and turns off JAX's
     asynchronous CPU dispatch, so that compiled functions allocate in the calling thread's (main)
-    arena. Idempotent. It takes no arguments and touches no arrays.
+    arena. To keep the peak resident set down it also hands the heap's free pages back after each
+    XLA compilation and, when no backend has started yet, selects XLA's memory-optimised CPU
+    scheduler (`XLA_FLAGS`). Idempotent. It takes no arguments and touches no arrays.
 
     Returns: True when applied (Linux with glibc), False otherwise (other platforms or C libraries).
 
@@ -70,10 +90,50 @@ def tune_cpu_allocator() -> bool:
     ok = all(mallopt(option, value) for option, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _INT_MAX)))
     if ok:
         import jax
+        from jax import monitoring
 
         jax.config.update("jax_cpu_enable_async_dispatch", False)
+        _prefer_memory_scheduler()
+        global _malloc_trim
+        try:
+            _malloc_trim = ctypes.CDLL(name).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = None
+        else:
+            _malloc_trim.argtypes, _malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+            monitoring.register_event_duration_secs_listener(_trim_after_compile)
     _tuned = ok
     return ok
+
+
+def _trim_after_compile(event: str, duration_secs: float, **kwargs) -> None:
+    """Hand the heap's free pages (a compilation's freed memory) back to the OS after a compile."""
+    if event == _COMPILE_EVENT and _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _prefer_memory_scheduler() -> bool:
+    """Append XLA's memory-optimised CPU scheduler to `XLA_FLAGS` while that still takes effect.
+
+    XLA reads `XLA_FLAGS` when the first backend starts. Once one has, or where `XLA_FLAGS`
+    already choose a CPU scheduler, or on a jaxlib without the flag, nothing changes.
+    Returns whether the flag was added.
+    """
+    current = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_scheduler_type" in current:
+        return False
+    try:
+        import jaxlib
+        from jax._src import xla_bridge
+
+        version = tuple(int(part) for part in jaxlib.__version__.split(".")[:3])
+        started = xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError, ValueError):
+        return False
+    if started or version < _SCHEDULER_MIN_JAXLIB:
+        return False
+    os.environ["XLA_FLAGS"] = f"{current} {_SCHEDULER_FLAG}".strip()
+    return True
 
 
 def _tune_on_import() -> None:
