@@ -35,6 +35,13 @@ products with the transformed tangents.
 The transforms are written either as elementwise passes over tile rows or as one small matrix
 product with a Kronecker product of the transform matrices, whichever measured faster both to run
 and to compile (XLA compiles a concatenation of 16 computed pieces slowly).
+
+F(4x4, 3x3) (36 products per 16 outputs, a transformed input 2.25x the input's size instead of 4x)
+was tried and dropped (benchmarks/README.md, issue 28): its float32 results miss the parity
+tolerance (rtol 1e-5, atol 5e-5) against torch from 32 channels on, even with the best-conditioned
+points measured (0, +-1, 1/2, -2, inf; max error 2-7x F(2, 3)'s, 0.5-4% of the outputs outside
+at 64-256 channels), and the small CNN's step got slower with it (CPU ms 106.8 -> 115.1) although its
+two layers alone were 1-2% faster.
 """
 
 from __future__ import annotations
