@@ -281,6 +281,48 @@ def test_a_mismatch_raises_at_trace_time_under_every_transformation(x64):
         loss(params, x)
 
 
+# (constructor keywords, parameters given the other dtype): every product of the recurrence, layer 0 past the
+# input check, layer >= 2, the reverse direction, the bias against its weight, no bias, LSTM's projection. (With
+# batch_first, torch's layer-0 input is strided and its input projection adds bias_ih_l0 in place, which casts: a
+# layout choice, as LAYOUT_DEPENDENT's; ours raises there as torch's contiguous path does.)
+RNN_LAYER_MIXES = [({}, ["weight_ih_l1"]), ({}, ["weight_ih_l1", "bias_ih_l1"]), ({}, ["bias_hh_l1"]),
+                   ({}, ["weight_hh_l0"]), ({}, ["bias_ih_l0"]), ({}, ["weight_hh_l1", "bias_hh_l1"]),
+                   ({"bias": False}, ["weight_hh_l1"]), ({"bidirectional": True}, ["weight_ih_l1_reverse"]),
+                   ({"batch_first": True}, ["weight_hh_l1"])]
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("i_dtype, other", [("float32", "float64"), ("float64", "float32")])
+def test_rnn_weights_of_another_dtype_raise_as_torch(kind, i_dtype, other, x64):
+    """A multi-layer RNN whose weights past weight_ih_l0 (the one torch's check_input compares) have another dtype
+    than the input raises with torch's message, at the first product that mixes them, in jit as eagerly. torch's
+    float32 LSTM raises from its oneDNN kernel ("get_mkldnn_dtype: unsupported data type"); the message compared
+    is that of its other CPU path, oneDNN off."""
+    cases = RNN_LAYER_MIXES + ([({"proj_size": 2}, ["weight_hr_l0"]), ({"proj_size": 2}, ["weight_hr_l1"])]
+                               if kind == "LSTM" else [])
+    x = _x(5, 2, 3)
+    for kwargs, changed in cases:
+        torch.manual_seed(0)
+        module = getattr(tnn, kind)(3, 4, num_layers=2, **kwargs).to(T_DTYPES[i_dtype])
+        for pname in changed:
+            setattr(module, pname, tnn.Parameter(getattr(module, pname).detach().to(T_DTYPES[other])))
+        t_x = torch.from_numpy(x).to(T_DTYPES[i_dtype])
+        with pytest.raises(RuntimeError):
+            module(t_x)
+        with torch.backends.mkldnn.flags(enabled=False), pytest.raises(RuntimeError) as t_info:
+            module(t_x)
+        layer = getattr(fl, kind)(3, 4, num_layers=2, **kwargs)
+        params, state = fl.load_state_dict(layer, module.state_dict(), dtype=jnp.dtype(i_dtype))
+        params = {k: v.astype(other) if k in changed else v for k, v in params.items()}
+        message = re.escape(str(t_info.value).splitlines()[0])
+        for apply in (layer.apply, jax.jit(layer.apply)):
+            with pytest.raises(TorchRuntimeError, match=message):
+                apply(params, state, jnp.asarray(x, i_dtype))
+        module.to(T_DTYPES[i_dtype])(t_x)  # all one dtype again: torch computes, ours traces (the mix raised)
+        params = fl.load_state_dict(layer, module.state_dict(), dtype=jnp.dtype(i_dtype))[0]
+        jax.eval_shape(layer.apply, params, state, jnp.asarray(x, i_dtype))
+
+
 def test_mixed_precision_norms_differentiate_in_float32(x64):
     """torch's CPU norms take a bfloat16 input with float32 parameters: under jit, the output is bfloat16 and
     the parameters' gradients float32, matching torch's."""

@@ -26,10 +26,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _env(devices):
+def _env(devices, flags=""):
     src = os.path.join(ROOT, "src")
-    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}{flags}",
                 PYTHONPATH=os.pathsep.join([src, ROOT, os.environ.get("PYTHONPATH", "")]))
+
+
+# The checks compile many small programs and run each once: XLA's LLVM backend at -O0 compiles the same HLO
+# for a third less CPU time (the whole script: 59 -> 40 s)
+_FAST_COMPILE = " --xla_backend_optimization_level=0"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def four_devices():
     """{check name: (passed, its output)} from one run of tests/parallel_checks.py on 4 CPU devices."""
     try:
         proc = subprocess.run([sys.executable, os.path.join(HERE, "parallel_checks.py")], capture_output=True,
-                              text=True, env=_env(4), timeout=600)
+                              text=True, env=_env(4, _FAST_COMPILE), timeout=600)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"tests/parallel_checks.py timed out after 600 s:\n{(e.stdout or '')[-3000:]}")
     blocks = re.split(r"^(?=CHECK )", proc.stdout, flags=re.M)

@@ -39,13 +39,14 @@ from ._layer import Layer
 from ._rnn_scan import recurrence
 from ._utils import (
     TorchRuntimeError,
-    cast_like,
     check_floating,
     compute_dtype,
+    dtype_mismatch,
     fmt_shape,
     in_shape_pass,
     param_dtype,
     require_rng,
+    torch_dtype_names,
 )
 from .rnn import PackedSequence, _packed_positions, pad_packed_sequence
 
@@ -211,6 +212,36 @@ def _check_input_dtype(name: str, x: Any, params: dict) -> None:
                          f"p.astype({x_dtype}), params).")
 
 
+# torch's messages when a product inside the recurrence meets a weight (or bias) of another dtype: at::linear's
+# addmm(bias, x, weight.t()) checks self (the bias) against mat2 (the weight) first, then mat1 (the input or
+# hidden state); without a bias (and for LSTM's projection weight_hr) it is a plain mm
+_ADDMM_BIAS = "self and mat2 must have the same dtype, but got {b} and {w}"
+_ADDMM_INPUT = "mat1 and mat2 must have the same dtype, but got {x} and {w}"
+_MM = "expected m1 and m2 to have the same dtype, but got: {x_c} != {w_c}"
+
+
+def _check_weight_dtypes(name: str, x: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, w_hr: Any) -> None:
+    """torch raises, at the first product that mixes dtypes, when any of a multi-layer (or bidirectional) RNN's
+    weights has another dtype than its input (check_input compares weight_ih_l0 only): one layer's and
+    direction's products in torch's order (input projection, hidden product, projection), same messages. torch's
+    float32 LSTM on CPU raises "get_mkldnn_dtype: unsupported data type" from its oneDNN kernel instead; ours
+    gives the message of torch's other paths (float64, RNN, GRU)."""
+    x_dtype = jnp.result_type(x)
+    for w, b in ((w_ih, b_ih), (w_hh, b_hh), (w_hr, None)):
+        if w is None:
+            continue
+        w_dtype = jnp.result_type(w)
+        b_dtype = None if b is None else jnp.result_type(b)
+        names = {"x": torch_dtype_names(x_dtype)["scalar"], "w": torch_dtype_names(w_dtype)["scalar"],
+                 "x_c": torch_dtype_names(x_dtype)["c"], "w_c": torch_dtype_names(w_dtype)["c"]}
+        if b_dtype is not None and b_dtype != w_dtype:
+            names["b"] = torch_dtype_names(b_dtype)["scalar"]
+            bad = b_dtype if w_dtype == x_dtype else w_dtype
+            raise dtype_mismatch(name, _ADDMM_BIAS.format(**names), x_dtype, bad)
+        if w_dtype != x_dtype:
+            raise dtype_mismatch(name, (_MM if b is None else _ADDMM_INPUT).format(**names), x_dtype, w_dtype)
+
+
 def _hx_shape_error(message: str, expected: tuple, got: Any) -> TorchRuntimeError:
     return TorchRuntimeError(message.format(expected, list(fmt_shape(got))))
 
@@ -250,7 +281,11 @@ def _rnn_layer(kind: str, mode: str, input_size: int, hidden_size: int, num_laye
             for direction in range(num_dirs):
                 suffix = f"l{layer}" + ("_reverse" if direction else "")
                 names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-                arrays = cast_like(x, *(params.get(f"{n}_{suffix}") for n in names))
+                arrays = [params.get(f"{n}_{suffix}") for n in names]
+                if in_shape_pass():  # example inputs give shapes only: any dtype sizes the layer
+                    arrays = [None if a is None else jnp.asarray(a, x.dtype) for a in arrays]
+                else:
+                    _check_weight_dtypes(name, x, *arrays)
                 out.append(dict(zip(("w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), arrays)))
         return out
 

@@ -66,12 +66,6 @@ def compute_dtype(x: Any) -> jnp.dtype:
     return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(DEFAULT_DTYPE)
 
 
-def cast_like(x: Any, *arrays: Any) -> tuple:
-    """Cast parameters to the input's floating dtype, so float64 in gives float64 out."""
-    dtype = compute_dtype(x)
-    return tuple(None if a is None else jnp.asarray(a, dtype) for a in arrays)
-
-
 _TORCH_SCALAR_TYPES = {"float64": "Double", "float32": "Float", "float16": "Half", "bfloat16": "BFloat16",
                        "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 _TORCH_CPP_TYPES = {"float64": "double", "float32": "float", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
