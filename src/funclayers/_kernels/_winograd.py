@@ -42,6 +42,14 @@ tolerance (rtol 1e-5, atol 5e-5) against torch from 32 channels on, even with th
 points measured (0, +-1, 1/2, -2, inf; max error 2-7x F(2, 3)'s, 0.5-4% of the outputs outside
 at 64-256 channels), and the small CNN's step got slower with it (CPU ms 106.8 -> 115.1) although its
 two layers alone were 1-2% faster.
+
+Tiles as rows (`(16, P, C) x (16, C, K)`, the small transformed weights as the packed right-hand
+side, the input transformed from channels-last) was tried and dropped (issue 28): XLA's temp
+unchanged (98 MiB for 64->64 on (32, 64, 32, 32)), first-call peak RSS 459 -> 455 MiB, but the
+small CNN's step 112 -> 122 ms CPU and ResNet-18's 1036 -> 1075. So was an input-gradient
+transform without its two padded halves (one fusion, or a concatenating overlap-add): temp 98 ->
+96 MiB, the 64->64 step 6-10% slower; at that size the temp is three transformed arrays live at
+once, which XLA's schedule, not this code, decides.
 """
 
 from __future__ import annotations
