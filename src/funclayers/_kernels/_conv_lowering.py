@@ -278,8 +278,7 @@ def _fenced_shift_forward(x, w, stride, padding, dilation):
     out = _shift_forward(x, w, stride, padding, dilation)
     if not jnp.issubdtype(out.dtype, jnp.floating):
         return out
-    info = jnp.finfo(out.dtype)
-    return lax.reduce_precision(out, exponent_bits=info.nexp, mantissa_bits=info.nmant)
+    return lax.reduce_precision(out, exponent_bits=jnp.finfo(out.dtype).nexp, mantissa_bits=jnp.finfo(out.dtype).nmant)
 
 
 _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_depthwise, "conv_shift")
