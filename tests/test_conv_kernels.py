@@ -148,3 +148,41 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="phases")
     with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
+
+
+def test_shift_fence_is_exact_at_the_dtype_extremes(dtype):
+    """The "shift" forward ends in a `reduce_precision` fence (a fusion boundary); with the dtype's
+    own exponent and mantissa bits it changes no value: a centre-tap kernel returns its input bit
+    for bit, the largest normal and 1 + eps values included (a float32 fence on float64 would make
+    inf and 1 of them). Subnormals are left out: XLA CPU flushes them in the tap sum, fence or not."""
+    info = np.finfo(dtype)
+    values = np.array([info.max / 4, -info.max / 4, info.tiny, -info.tiny, 1 + info.eps, 1 - info.epsneg], dtype)
+    x = np.resize(values, (1, 2, 3, 4)).astype(dtype)
+    w = np.zeros((2, 1, 3, 3), dtype)
+    w[:, :, 1, 1] = 1
+    out = jax.jit(lambda x, w: lowering.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 2, method="shift"))(x, w)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(out), x)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fence is about XLA CPU's YNNPACK fusion")
+def test_shift_step_scratch_stays_near_one_activation():
+    """A training step `sum(conv(x) * ct)` through the "shift" lowering: the fence keeps XLA CPU from
+    fusing the taps into the loss reduction, which materialised every shifted slice and every
+    weight broadcast: scratch 16 activations without the fence; with it ~9 under XLA's default CPU
+    scheduler (the weight gradient's 8 shifted slices live together; the backend starts in conftest
+    before funclayers can pick a scheduler) and ~1.1 under the memory-optimised one funclayers picks
+    when imported first."""
+    x = jnp.asarray(randn(4, 32, 32, 32, dtype=np.float32, seed=1))
+    w = jnp.asarray(randn(32, 1, 3, 3, dtype=np.float32, seed=2))
+
+    def step(x, w, ct):
+        def loss(x, w):
+            return jnp.sum(lowering.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 32, method="shift") * ct)
+
+        return jax.value_and_grad(loss, argnums=(0, 1))(x, w)
+
+    analysis = jax.jit(step).lower(x, w, x).compile().memory_analysis()
+    if analysis is None:
+        pytest.skip("no memory analysis on this backend")
+    assert analysis.temp_size_in_bytes <= 12 * x.nbytes
