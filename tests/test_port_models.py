@@ -114,6 +114,17 @@ def _assert_rel(ours, theirs, bound, what):
     assert err <= bound, f"{what}: relative error {err:.3g} > {bound:.0e}"
 
 
+def _assert_well_posed(module32, module64, x, weights, bound):
+    """torch's float32 gradients agree with the exact (float64) ones: the instance has no kink in reach."""
+    out32 = module32(torch.from_numpy(x))
+    sum((o * torch.from_numpy(w)).sum() for o, w in zip(_leaves(out32), weights)).backward()
+    exact = dict(module64.named_parameters())
+    for pname, param in module32.named_parameters():
+        if param.grad is not None:
+            _assert_rel(param.grad.numpy(), exact[pname].grad.numpy(), bound,
+                        f"torch's own float32 gradient of {pname} (an ill-posed float32 instance: change the seed)")
+
+
 @pytest.mark.parametrize("name,dtype", CASES)
 def test_torchvision_model_matches_torch(name, dtype, request):
     if dtype == np.float64:
@@ -125,8 +136,14 @@ def test_torchvision_model_matches_torch(name, dtype, request):
     # The oracle: torch in float64 on the same (float32-valued) weights and inputs, i.e. the exact
     # answer to float32's question. torch's own float32 is not one: single-threaded (conftest), its
     # weight gradient of squeezenet1_1's first convolution is 5% off the float64 result (ours 5.5e-7).
+    # A float32 instance must also be well posed: no ReLU or max-pool decision within float32
+    # rounding of its kink, where any float32 computation (torch's or ours) may take the other branch
+    # and every gradient upstream then differs from the exact one by 1e-3..5e-2 (input seed 0 had
+    # such a point in squeezenet1_1, where torch's own float32 gradients are 5% off, and in
+    # resnet18). The seed below gives none; `_assert_well_posed` checks that with torch's float32.
+    module32 = None if dtype == np.float64 else module
     module = module if dtype == np.float64 else copy.deepcopy(module).double()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0 if dtype == np.float64 else 1)
     x = rng.standard_normal(shape).astype(dtype)
 
     torch_eval = module(torch.from_numpy(x).double())
@@ -148,6 +165,8 @@ def test_torchvision_model_matches_torch(name, dtype, request):
         _assert_rel(ours, theirs.detach().numpy(), bound, f"{name} eval output {i}")
     loss = sum((o * torch.from_numpy(w).double()).sum() for o, w in zip(_leaves(torch_eval), weights))
     loss.backward()
+    if module32 is not None:
+        _assert_well_posed(module32, module, x, weights, bound)
     our_grads = _flat(grads)
     for pname, param in module.named_parameters():
         if param.grad is None:  # unused in eval mode (GoogLeNet's and Inception's auxiliary heads)
