@@ -145,12 +145,16 @@ def _jaxlib_version():
 @pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc's malloc only")
 @pytest.mark.skipif(_jaxlib_version() < (0, 10, 2), reason="older jaxlibs lack XLA's CPU scheduler flag")
 def test_memory_optimised_scheduler_shrinks_the_scratch_buffer():
-    flagged, tuned_temp = _run_program(TEMP_PROGRAM, "1")
-    unflagged, untuned_temp = _run_program(TEMP_PROGRAM, "0")
+    flagged, tuned_temp = _run_program(TEMP_PROGRAM, "1", FUNCLAYERS_MEMORY_SCHEDULER="1")
+    unflagged, untuned_temp = _run_program(TEMP_PROGRAM, "0", FUNCLAYERS_MEMORY_SCHEDULER="1")
     assert flagged == "True" and unflagged == "False"
     assert int(tuned_temp) < 0.75 * int(untuned_temp), (tuned_temp, untuned_temp)
+    # opt-in: without FUNCLAYERS_MEMORY_SCHEDULER the default scheduler stays
+    flagged, temp = _run_program(TEMP_PROGRAM, "1")
+    assert flagged == "False" and int(temp) == int(untuned_temp)
     # a scheduler the user chose in XLA_FLAGS stays
-    flagged, temp = _run_program(TEMP_PROGRAM, "1", XLA_FLAGS="--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_DEFAULT")
+    flagged, temp = _run_program(TEMP_PROGRAM, "1", FUNCLAYERS_MEMORY_SCHEDULER="1",
+                                 XLA_FLAGS="--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_DEFAULT")
     assert int(temp) == int(untuned_temp)
 
 

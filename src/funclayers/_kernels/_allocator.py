@@ -24,13 +24,16 @@ Two more settings keep that peak down (issue 28: peak RSS of the conv steps vs t
   tens of MB of LLVM's freed memory in the heap, resident and in pieces too small for the step's
   scratch buffer, which then extends the heap above them. The first call after a compilation
   faults its scratch buffer in once; compilations are rare next to calls.
-- XLA's memory-optimised instruction scheduler for CPU (`--xla_cpu_scheduler_type=
-  CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`, appended to `XLA_FLAGS` when no backend has started yet
-  and `XLA_FLAGS` choose no CPU scheduler, on jaxlib >= 0.10.2 where the flag exists: XLA aborts
-  on an unknown flag). The default schedule keeps independent intermediates alive together: the
-  scratch buffer (`memory_analysis().temp_size_in_bytes`) of the conv3d (4,16,16,32,32) training
-  step is 195 MiB with it and 99 MiB without, conv2d 64->64 (32,64,32,32) 128 -> 98 MiB, at the
-  same CPU time per step (benchmarks/README.md).
+- opt-in (`FUNCLAYERS_MEMORY_SCHEDULER=1` before the import): XLA's memory-optimised instruction
+  scheduler for CPU (`--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`, appended to
+  `XLA_FLAGS` when no backend has started yet and `XLA_FLAGS` choose no CPU scheduler, on jaxlib
+  >= 0.10.2 where the flag exists: XLA aborts on an unknown flag). The default schedule keeps
+  independent intermediates alive together so that their thunks can run concurrently: the scratch
+  buffer (`memory_analysis().temp_size_in_bytes`) of the conv3d (4,16,16,32,32) training step is
+  195 MiB with it and 99 MiB with the memory scheduler, conv2d 64->64 (32,64,32,32) 128 -> 98 MiB,
+  at the same CPU time per step; but the wall time of steps with independent branches rises on
+  the quiet 2-core machine (RGB stem 2.36-2.39 -> 3.0-5.1 ms, ConvTranspose2d k4 s2 9.2-9.4 ->
+  10.5-12.1 ms; benchmarks/README.md, twelfth session), so it is not the default.
 What remains: the scratch buffer can still move to fresh memory between calls, its old place
 staying resident (one or two scratch buffers more at the peak, varying from run to run). XLA
 allocates with 64-byte `posix_memalign`; glibc 2.36 splits a small leading fragment off a block
@@ -64,8 +67,8 @@ def tune_cpu_allocator() -> bool:
     Sets glibc's `mallopt` (no mmap for large blocks, no heap trimming) and turns off JAX's
     asynchronous CPU dispatch, so that compiled functions allocate in the calling thread's (main)
     arena. To keep the peak resident set down it also hands the heap's free pages back after each
-    XLA compilation and, when no backend has started yet, selects XLA's memory-optimised CPU
-    scheduler (`XLA_FLAGS`). Idempotent. It takes no arguments and touches no arrays.
+    XLA compilation and, with `FUNCLAYERS_MEMORY_SCHEDULER=1` and no backend started yet, selects
+    XLA's memory-optimised CPU scheduler (`XLA_FLAGS`). Idempotent. It takes no arguments and touches no arrays.
 
     Returns: True when applied (Linux with glibc), False otherwise (other platforms or C libraries).
 
@@ -93,7 +96,8 @@ def tune_cpu_allocator() -> bool:
         from jax import monitoring
 
         jax.config.update("jax_cpu_enable_async_dispatch", False)
-        _prefer_memory_scheduler()
+        if _env_flag("FUNCLAYERS_MEMORY_SCHEDULER", "0"):
+            _prefer_memory_scheduler()
         global _malloc_trim
         try:
             _malloc_trim = ctypes.CDLL(name).malloc_trim
@@ -136,6 +140,10 @@ def _prefer_memory_scheduler() -> bool:
     return True
 
 
+def _env_flag(name: str, default: str) -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("0", "false", "no", "off", "")
+
+
 def _tune_on_import() -> None:
-    if os.environ.get("FUNCLAYERS_TUNE_MALLOC", "1").strip().lower() not in ("0", "false", "no", "off"):
+    if _env_flag("FUNCLAYERS_TUNE_MALLOC", "1"):
         tune_cpu_allocator()
