@@ -35,6 +35,17 @@ METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "dept
 TRANSPOSED = [("conv_transpose2d 64->32 k4 s2", (16, 64, 16, 16), (64, 32, 4, 4), 2, 1)]
 
 
+def _median_ms(step, x, w, iters):
+    """Median wall ms of `step(x, w)` after one warm-up call."""
+    jax.block_until_ready(step(x, w))
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        jax.block_until_ready(step(x, w))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
 def time_transposed(x, w, stride, padding, method, iters=20):
     n = x.ndim - 2
     args = ((stride,) * n, (padding,) * n, (0,) * n, (1,) * n, 1)
@@ -45,13 +56,7 @@ def time_transposed(x, w, stride, padding, method, iters=20):
             lambda x, w: jnp.sum(lowering.conv_transpose(x, w, *args, method=method) ** 2), (0, 1)
         )(x, w)
 
-    jax.block_until_ready(step(x, w))
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        jax.block_until_ready(step(x, w))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return _median_ms(step, x, w, iters)
 
 
 def time_method(x, w, stride, padding, groups, method, iters=20):
@@ -62,13 +67,7 @@ def time_method(x, w, stride, padding, groups, method, iters=20):
     def step(x, w):
         return jax.value_and_grad(lambda x, w: jnp.sum(lowering.conv(x, w, *args, method=method) ** 2), (0, 1))(x, w)
 
-    jax.block_until_ready(step(x, w))
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        jax.block_until_ready(step(x, w))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return _median_ms(step, x, w, iters)
 
 
 def main() -> int:

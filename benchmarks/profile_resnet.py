@@ -93,6 +93,22 @@ def torch_times(iters):
     return out
 
 
+def _layer_grad(layer, state):
+    """The jitted training-mode step of one layer: loss sum(out * ct), gradients w.r.t. params and x."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def grad(params, x, ct):
+        def loss(params, x):
+            out, new_state = layer.apply(params, state, x, training=True)
+            return jnp.sum(out * ct), new_state
+
+        return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+
+    return grad
+
+
 def funclayers_times(iters):
     import jax
     import jax.numpy as jnp
@@ -116,13 +132,7 @@ def funclayers_times(iters):
         y = jax.eval_shape(forward, params, x)
         ct = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape), y.dtype)  # random, an argument
 
-        @jax.jit
-        def grad(params, x, ct, layer=layer, state=state):
-            def loss(params, x):
-                out, new_state = layer.apply(params, state, x, training=True)
-                return jnp.sum(out * ct), new_state
-
-            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+        grad = _layer_grad(layer, state)
 
         def step(grad=grad, params=params, x=x, ct=ct):
             jax.block_until_ready(grad(params, x, ct))
@@ -158,13 +168,7 @@ def small_cnn_parts(iters):
                            params, x)
         ct = jnp.asarray(rng.standard_normal(y.shape), y.dtype)
 
-        @jax.jit
-        def grad(params, x, ct, layer=layer, state=state):
-            def loss(params, x):
-                out, new_state = layer.apply(params, state, x, training=True)
-                return jnp.sum(out * ct), new_state
-
-            return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+        grad = _layer_grad(layer, state)
 
         steps[name] = functools.partial(lambda g, *a: jax.block_until_ready(g(*a)), grad, params, x, ct)
     steps["whole training step"] = _fl_train("small_cnn", n)()
