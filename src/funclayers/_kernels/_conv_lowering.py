@@ -531,9 +531,9 @@ def _conv_transpose_phases(x, w, stride, padding, output_padding, dilation, grou
     c_in, out_per_group = w.shape[:2]
     kernel = w.reshape((groups, c_in // groups, out_per_group) + w.shape[2:])
     kernel = jnp.swapaxes(kernel, 1, 2).reshape((groups * out_per_group, c_in // groups) + w.shape[2:])
+    per_phase = tuple(plan[1] for plan in plans)
     outputs = []
     for combo in itertools.product(*(plan[2] for plan in plans)):
-        per_phase = tuple(plan[1] for plan in plans)
         if any(not taps for taps, _, _ in combo):  # a phase no tap reaches (kernel shorter than stride)
             outputs.append(jnp.zeros(x.shape[:1] + (kernel.shape[0],) + per_phase, x.dtype))
             continue
