@@ -32,9 +32,9 @@ __all__ += ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
 from ._activation import Hardshrink, Hardsigmoid, Hardswish, Hardtanh, ReLU, ReLU6, Softshrink, Threshold
 # -- activations: leaky ReLUs (_activation_leaky.py) --
 from ._activation_leaky import LeakyReLU, PReLU, RReLU
-# -- activations: smooth (_activation_smooth.py) --
-from ._activation_smooth import (CELU, ELU, GELU, GLU, SELU, LogSigmoid, Mish, Sigmoid, SiLU, Softplus, Softsign,
-                                 Tanh, Tanhshrink)
+# -- activations: smooth (_activation_smooth.py, _activation_sigmoid.py) --
+from ._activation_sigmoid import LogSigmoid, Sigmoid, Softplus, Softsign, Tanh, Tanhshrink
+from ._activation_smooth import CELU, ELU, GELU, GLU, SELU, Mish, SiLU
 __all__ += ["ELU", "Hardshrink", "Hardsigmoid", "Hardtanh", "Hardswish", "LeakyReLU", "LogSigmoid", "PReLU",
             "ReLU", "ReLU6", "RReLU", "SELU", "CELU", "GELU", "Sigmoid", "Softplus", "Softshrink", "Softsign",
             "Tanh", "Tanhshrink", "Threshold", "SiLU", "Mish", "GLU"]
@@ -89,12 +89,12 @@ __all__ += ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 from ._instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 
-# -- loss (_loss.py, _loss_margin.py, _loss_ce.py, _loss_ctc.py, _loss_modules.py) --
-from ._loss_modules import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, CTCLoss,
-                            GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, LinearCrossEntropyLoss,
-                            MarginRankingLoss, MSELoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss,
-                            MultiMarginLoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss,
-                            TripletMarginWithDistanceLoss)
+# -- loss (_loss.py, _loss_margin.py, _loss_ce.py, _loss_ctc.py, _loss_modules.py, _loss_modules_ce.py) --
+from ._loss_modules import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss,
+                            HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, MultiLabelMarginLoss,
+                            MultiLabelSoftMarginLoss, MultiMarginLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
+                            TripletMarginLoss, TripletMarginWithDistanceLoss)
+from ._loss_modules_ce import CrossEntropyLoss, CTCLoss, LinearCrossEntropyLoss, NLLLoss
 __all__ += ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
             "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiLabelMarginLoss",
             "MultiMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss", "TripletMarginLoss",
@@ -106,8 +106,9 @@ from ._rnn import GRU, LSTM, RNN, RNNBase
 from ._rnn_cell import GRUCell, LSTMCell, RNNCell
 __all__ += ["rnn", "RNNBase", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
-# -- sparse (_sparse.py) --
-from ._sparse import Embedding, EmbeddingBag
+# -- sparse (_sparse.py, _sparse_bag.py) --
+from ._sparse import Embedding
+from ._sparse_bag import EmbeddingBag
 __all__ += ["Embedding", "EmbeddingBag"]
 # -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
 from ._pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
@@ -148,7 +149,7 @@ __all__ += ["PairwiseDistance", "CosineSimilarity"]
 from ._lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d,
                     LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d,
                     LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear)
-from ._loss_modules import NLLLoss2d
+from ._loss_modules_ce import NLLLoss2d
 from ._param_containers import ParameterDict, ParameterList
 from ._rnn_cell import RNNCellBase
 

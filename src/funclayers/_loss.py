@@ -1,7 +1,8 @@
 """Loss functions (torch.nn.modules.loss): regression, binary, divergence, margin and embedding losses.
 
 Margin and embedding losses live in _loss_margin.py, cross entropy, NLL and the fused linear cross
-entropy in _loss_ce.py, CTC in _loss_ctc.py, the 22 layers in _loss_modules.py.
+entropy in _loss_ce.py, CTC in _loss_ctc.py, the layers in _loss_modules.py and
+_loss_modules_ce.py.
 Every loss is a layer without parameters (`LinearCrossEntropyLoss` has its linear layer's); the
 class weights torch registers as buffers (`weight`, `pos_weight`) live in `state` under torch's names:
 

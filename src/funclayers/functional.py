@@ -13,9 +13,9 @@ from ._linear import bilinear, grouped_mm, linear
 from ._activation import hardshrink, hardsigmoid, hardswish, hardtanh, relu, relu6, softshrink, threshold
 # -- activations: leaky ReLUs (_activation_leaky.py) --
 from ._activation_leaky import leaky_relu, prelu, rrelu
-# -- activations: smooth (_activation_smooth.py) --
-from ._activation_smooth import (celu, elu, gelu, glu, logsigmoid, mish, selu, sigmoid, silu, softplus, softsign,
-                                 tanh, tanhshrink)
+# -- activations: smooth (_activation_smooth.py, _activation_sigmoid.py) --
+from ._activation_sigmoid import logsigmoid, sigmoid, softplus, softsign, tanh, tanhshrink
+from ._activation_smooth import celu, elu, gelu, glu, mish, selu, silu
 # -- activations: softmax (_softmax.py) --
 from ._softmax import gumbel_softmax, log_softmax, softmax, softmin
 # -- activations: torch's in-place names, out of place (_activation_inplace.py) --
@@ -67,8 +67,9 @@ from ._loss_ctc import ctc_loss
 # -- recurrent (_rnn_cell.py) --
 from ._rnn_cell import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
 
-# -- sparse (_sparse.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
-from ._sparse import embedding, embedding_bag, embedding_renorm
+# -- sparse (_sparse.py, _sparse_bag.py); embedding_renorm: torch's in-place embedding_renorm_, out of place --
+from ._sparse import embedding, embedding_renorm
+from ._sparse_bag import embedding_bag
 # -- one-hot encoding (_one_hot.py) --
 from ._one_hot import one_hot
 # -- vision: pixel shuffle, channel shuffle (_pixelshuffle.py) --
