@@ -43,8 +43,8 @@ fastest on CPU, computing the same function and the same gradients:
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
 
-Transposed convolutions are in `_conv_transpose_lowering.py` (re-exported here): one stride-1
-convolution per output phase.
+Transposed convolutions are in `_conv_transpose_lowering.py` (re-exported here): per output phase,
+or one matrix product where each phase meets a single tap.
 """
 
 from __future__ import annotations
@@ -454,4 +454,9 @@ def conv(
 
 # The transposed convolutions (`conv_transpose` and its lowerings) live in `_conv_transpose_lowering`,
 # which builds on `conv` above; re-exported here for callers of this module.
-from ._conv_transpose_lowering import TRANSPOSE_METHODS, conv_transpose, transpose_weight  # noqa: E402, F401
+from ._conv_transpose_lowering import (  # noqa: E402, F401
+    TRANSPOSE_METHODS,
+    choose_transpose,
+    conv_transpose,
+    transpose_weight,
+)
