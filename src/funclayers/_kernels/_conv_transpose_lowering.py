@@ -13,6 +13,11 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
   differentiated by JAX: the input and weight gradients are matrix products too.
+
+Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
+measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
+its transforms' memory passes cost as much on CPU; the (16, 64, 16, 16) step 13.1 -> 13.7-14.6 ms
+CPU at best (one input transform shared by the phases), 10.7 -> 13.1 on 8x8 maps.
 """
 
 from __future__ import annotations
