@@ -32,7 +32,10 @@ SHAPES = [
 ]
 METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "depth")
 # transposed: (name, input shape, weight shape (in, out, *k), stride, padding)
-TRANSPOSED = [("conv_transpose2d 64->32 k4 s2", (16, 64, 16, 16), (64, 32, 4, 4), 2, 1)]
+TRANSPOSED = [
+    ("conv_transpose2d 64->32 k4 s2", (16, 64, 16, 16), (64, 32, 4, 4), 2, 1),
+    ("conv_transpose2d 256->128 k2 s2", (16, 256, 14, 14), (256, 128, 2, 2), 2, 0),
+]
 
 
 def _median_ms(step, x, w, iters):
@@ -87,8 +90,14 @@ def main() -> int:
     for name, xs, ws, stride, padding in TRANSPOSED:
         x = jnp.asarray(rng.standard_normal(xs), jnp.float32)
         w = jnp.asarray(rng.standard_normal(ws), jnp.float32)
-        row = [f"{m} {time_transposed(x, w, stride, padding, m):.2f}" for m in lowering.TRANSPOSE_METHODS[1:]]
-        print(f"{name}: {', '.join(row)}", flush=True)
+        row = []
+        for method in lowering.TRANSPOSE_METHODS[1:]:
+            try:
+                row.append(f"{method} {time_transposed(x, w, stride, padding, method):.2f}")
+            except ValueError:  # a lowering that does not apply to this shape
+                continue
+        auto = lowering.choose_transpose(ws, (stride,) * (len(xs) - 2), (1,) * (len(xs) - 2), 1)
+        print(f"{name}: {', '.join(row)} (auto: {auto})", flush=True)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The convolution lowerings of issue 28 against torch in every mode, each forced: 3-D convolutions as
 2-D ones over depth planes (stacked taps through Winograd, summed taps for groups), one conv per
 group, the depthwise tap reductions, the per-image and one-product gemm, the per-phase ("phases"),
-"strided" and "xla" transposed convolutions."""
+one-product ("matmul"), "strided" and "xla" transposed convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,12 @@ CASES = {
     ),
     "phases-1d-k1-s3-phases-without-taps": _transpose_case("phases", (2, 3, 5), (3, 2, 1), 3, 0, 2),
     "phases-3d-s2": _transpose_case("phases", (1, 2, 3, 4, 3), (2, 3, 3, 2, 3), (2, 1, 2), (1, 0, 1)),
+    "matmul-2d-k2-s2": _transpose_case("matmul", (2, 4, 5, 6), (4, 3, 2, 2), 2, 0),
+    "matmul-2d-k-s-asymmetric-padding-output_padding": _transpose_case(
+        "matmul", (2, 4, 5, 6), (4, 3, 2, 3), (2, 3), (1, 0), (1, 2)
+    ),
+    "matmul-1d-k3-s3-output_padding-beyond-padding": _transpose_case("matmul", (2, 3, 5), (3, 2, 3), 3, 1, 2),
+    "matmul-3d-k2-1-2": _transpose_case("matmul", (1, 2, 3, 4, 3), (2, 3, 2, 1, 2), (2, 1, 2), (1, 0, 0), (0, 0, 1)),
     "strided-2d-dilation": _transpose_case(
         "strided", (2, 3, 5, 5), (3, 4, 3, 3), (2, 1), (1, 2), (1, 0), dilation=(2, 3)
     ),
@@ -146,8 +152,23 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
     x, w = jnp.zeros((1, 2, 4, 4)), jnp.zeros((2, 3, 3, 3))
     with pytest.raises(ValueError, match="'phases' transposed convolution lowering is for dilation 1"):
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="phases")
+    with pytest.raises(ValueError, match="'matmul' transposed convolution lowering is for dense kernels"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="matmul")  # kernel 3, stride 2
+    with pytest.raises(ValueError, match="'matmul' transposed convolution lowering is for dense kernels"):
+        lowering.conv_transpose(x, jnp.zeros((2, 1, 2, 2)), (2, 2), (0, 0), (0, 0), (1, 1), 2, method="matmul")
     with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
+
+
+def test_transposed_dispatch_on_cpu_and_elsewhere():
+    from funclayers._kernels._conv_transpose_lowering import choose_transpose
+
+    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "cpu") == "matmul"
+    assert choose_transpose((64, 32, 3), (3,), (1,), 1, "cpu") == "matmul"
+    assert choose_transpose((64, 32, 4, 4), (2, 2), (1, 1), 1, "cpu") == "phases"
+    assert choose_transpose((64, 16, 2, 2), (2, 2), (1, 1), 2, "cpu") == "phases"  # grouped
+    assert choose_transpose((64, 32, 2, 2), (2, 2), (2, 1), 1, "cpu") == "strided"
+    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "gpu") == "xla"
 
 
 def test_shift_fence_is_exact_at_the_dtype_extremes(dtype):

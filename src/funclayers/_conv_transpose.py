@@ -23,7 +23,7 @@ from ._conv_args import (
     conv_repr,
     init_conv_params,
 )
-from ._kernels import _conv_lowering as lowering
+from ._kernels import _conv_transpose_lowering as lowering
 from ._layer import Layer
 from ._utils import fmt_shape, ntuple
 

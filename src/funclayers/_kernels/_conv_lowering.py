@@ -43,9 +43,8 @@ fastest on CPU, computing the same function and the same gradients:
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
 
-A transposed convolution is computed per output phase, one stride-1 convolution of the input as
-it is for each (`conv_transpose` below, "phases"), instead of XLA's convolution of the input
-dilated by the stride; its weight gradient is per kernel tap, as XLA's is slow.
+Transposed convolutions are in `_conv_transpose_lowering.py` (re-exported here): per output phase,
+or one matrix product where each phase meets a single tap.
 """
 
 from __future__ import annotations
@@ -453,149 +452,11 @@ def conv(
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
 
 
-def transpose_weight(w: jax.Array, groups: int) -> jax.Array:
-    """A transposed conv's weight (in, out/g, *k) as the equivalent conv's (out, in/g, *k), flipped."""
-    c_in, out_per_group = w.shape[:2]
-    kernel = w.shape[2:]
-    w = w.reshape((groups, c_in // groups, out_per_group) + kernel)
-    w = jnp.swapaxes(w, 1, 2).reshape((groups * out_per_group, c_in // groups) + kernel)
-    return jnp.flip(w, axis=tuple(range(2, w.ndim)))
-
-
-def _conv_transpose_forward(x, w, stride, padding, output_padding, dilation, groups):
-    kernel = w.shape[2:]
-    pads = [
-        (d * (k - 1) - p, d * (k - 1) - p + op)
-        for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=False)
-    ]
-    return _xla(
-        x, transpose_weight(w, groups), (1,) * len(kernel), pads, dilation, groups, lhs_dilation=stride
-    )
-
-
-def _conv_transpose_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
-    # y = A_w^T x, where A_w is the ordinary convolution with weight w (out=in_channels of the
-    # transposed conv). So dx = A_w dy, a strided convolution, and dw is the weight gradient of
-    # A_w at input dy and output cotangent x.
-    pairs = tuple((p, p) for p in padding)
-    spatial = x.shape[2:]
-    dx = conv(dy, w, stride, pairs, dilation, groups)
-    dx = dx[(slice(None), slice(None)) + tuple(slice(0, size) for size in spatial)]
-    return dx, _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups)
-
-
-def _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups):
-    """The weight gradient of the strided convolution A_w at input dy and output cotangent x, per tap."""
-    pairs = tuple((p, p) for p in padding)
-    dys, xs = jnp.split(dy, groups, axis=1), jnp.split(x, groups, axis=1)
-    dw = jnp.concatenate(
-        [_weight_grad_taps(a, b, w.shape[2:], stride, pairs, dilation) for a, b in zip(dys, xs, strict=False)],
-        axis=0,
-    )
-    return dw.astype(w.dtype)
-
-
-_conv_transpose = bilinear(_conv_transpose_forward, _conv_transpose_backward, "conv_transpose")
-
-
-def _phase_plan(size: int, k: int, s: int, p: int, op: int) -> tuple[int, int, list]:
-    """Along one axis of a transposed convolution (dilation 1): (output length, outputs per phase,
-    [(kernel taps in input order, low padding, high padding)] per phase r = 0..s-1).
-
-    Output o = s*m + r receives input i through tap t exactly when o + p = s*i + t, so phase r
-    meets the taps t = r + p - s*q, input i = m + q: a stride-1 correlation of the input with
-    those taps (q ascending), padded so that every phase gives ceil(out / s) outputs.
-    """
-    out = (size - 1) * s - 2 * p + k + op
-    per_phase = -(-out // s)
-    phases = []
-    for r in range(s):
-        offsets = sorted((r + p - t) // s for t in range(k) if (r + p - t) % s == 0)
-        taps = [r + p - s * q for q in offsets]
-        low = -offsets[0] if taps else 0
-        high = per_phase - 1 + offsets[-1] - (size - 1) if taps else 0
-        phases.append((taps, low, high))
-    return out, per_phase, phases
-
-
-def _conv_transpose_phases(x, w, stride, padding, output_padding, dilation, groups):
-    """The transposed convolution (dilation 1) as stride**n stride-1 convolutions, one per output
-    phase, each with the kernel taps that phase meets, interleaved: XLA's own convolution of the
-    input as it is, where the "xla" forward convolves the input dilated by the stride (3 of 4
-    inputs zeros at stride 2)."""
-    n = x.ndim - 2
-    plans = [
-        _phase_plan(size, k, s, p, op)
-        for size, k, s, p, op in zip(x.shape[2:], w.shape[2:], stride, padding, output_padding, strict=True)
-    ]
-    c_in, out_per_group = w.shape[:2]
-    kernel = w.reshape((groups, c_in // groups, out_per_group) + w.shape[2:])
-    kernel = jnp.swapaxes(kernel, 1, 2).reshape((groups * out_per_group, c_in // groups) + w.shape[2:])
-    per_phase = tuple(plan[1] for plan in plans)
-    outputs = []
-    for combo in itertools.product(*(plan[2] for plan in plans)):
-        if any(not taps for taps, _, _ in combo):  # a phase no tap reaches (kernel shorter than stride)
-            outputs.append(jnp.zeros(x.shape[:1] + (kernel.shape[0],) + per_phase, x.dtype))
-            continue
-        piece = kernel
-        for axis, (taps, _, _) in enumerate(combo):
-            piece = jnp.take(piece, jnp.asarray(taps), axis=2 + axis)
-        # negative paddings crop the input first, so that the convolution pads by non-negative amounts
-        crop = [(0, 0, 0)] * 2 + [(min(lo, 0), min(hi, 0), 0) for _, lo, hi in combo]
-        xs = lax.pad(x, jnp.zeros((), x.dtype), crop) if any(c[:2] != (0, 0) for c in crop[2:]) else x
-        pads = [(max(lo, 0), max(hi, 0)) for _, lo, hi in combo]
-        outputs.append(_xla(xs, piece, (1,) * n, pads, (1,) * n, groups))
-    # (phases..., N, K, per-phase...) -> (N, K, per_phase_0, s_0, per_phase_1, s_1, ...)
-    z = jnp.stack(outputs).reshape(tuple(stride) + outputs[0].shape)
-    z = jnp.transpose(z, (n, n + 1) + tuple(i for a in range(n) for i in (n + 2 + a, a)))
-    z = z.reshape(z.shape[:2] + tuple(plan[1] * s for plan, s in zip(plans, stride, strict=True)))
-    return z[(slice(None), slice(None)) + tuple(slice(0, plan[0]) for plan in plans)]
-
-
-def _conv_transpose_phases_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
-    """The input gradient as the transpose of the per-phase convolutions, the weight gradient per tap
-    (as "strided")."""
-    args = (stride, padding, output_padding, dilation, groups)
-    (dx,) = jax.vjp(lambda x: _conv_transpose_phases(x, w, *args), x)[1](dy)
-    return dx, _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups)
-
-
-_conv_transpose_by_phase = bilinear(_conv_transpose_phases, _conv_transpose_phases_backward, "conv_transpose_phases")
-
-
-TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases")
-
-
-def conv_transpose(
-    x: jax.Array,
-    w: jax.Array,
-    stride: tuple,
-    padding: tuple,
-    output_padding: tuple,
-    dilation: tuple,
-    groups: int,
-    method: str = "auto",
-) -> jax.Array:
-    """Transposed convolution (the input-gradient of `conv`) of batched channels-first `x`.
-
-    `w` has torch's transposed layout (in, out/groups, *kernel). Lowerings: "xla" is a convolution
-    of the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on
-    the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
-    same forward with a backward pass of a strided convolution (input gradient) and a per-tap
-    weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
-    output phase, the input gradient their transpose, the weight gradient as "strided". "auto" is
-    "phases" on CPU where it applies (the (16, 64, 16, 16) k4 s2 step: CPU 17.0 -> 14.0 ms against
-    "strided"; forward 5.4 -> 3.9), "strided" for dilated ones, and "xla" elsewhere.
-    """
-    args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
-    if method == "auto":
-        method = ("phases" if all(d == 1 for d in dilation) else "strided") if on_cpu() else "xla"
-    if method == "xla":
-        return _conv_transpose_forward(x, w, *args)
-    if method == "strided":
-        return _conv_transpose(x, w, *args)
-    if method == "phases":
-        if any(d != 1 for d in dilation):
-            raise ValueError(f"the 'phases' transposed convolution lowering is for dilation 1, got {tuple(dilation)}")
-        return _conv_transpose_by_phase(x, w, *args)
-    raise ValueError(f"unknown transposed convolution lowering {method!r}; expected one of {TRANSPOSE_METHODS}")
+# The transposed convolutions (`conv_transpose` and its lowerings) live in `_conv_transpose_lowering`,
+# which builds on `conv` above; re-exported here for callers of this module.
+from ._conv_transpose_lowering import (  # noqa: E402, F401
+    TRANSPOSE_METHODS,
+    choose_transpose,
+    conv_transpose,
+    transpose_weight,
+)

@@ -1,0 +1,237 @@
+"""How a transposed convolution is computed on the device: the lowerings behind conv_transpose*d.
+
+Used by: `ConvTranspose1d/2d/3d` and `F.conv_transpose*d` (`_conv_transpose.py`), which check
+arguments in torch's terms and call `conv_transpose` here with batched, channels-first input and
+torch's transposed weight layout (in, out/groups, *kernel). Split from `_conv_lowering.py`, whose
+`conv` (and its dispatch) this builds on.
+
+A transposed convolution is the input gradient of a convolution. XLA computes it as a convolution
+of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU it is faster:
+- per output phase ("phases"): output o = s*m + r only meets the taps t = r + p - s*q, so each
+  phase r is a stride-1 convolution of the undilated input with those taps; its input gradient is
+  XLA's strided convolution, its weight gradient per kernel tap, as XLA's is slow;
+- where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
+  a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
+  differentiated by JAX: the input and weight gradients are matrix products too.
+
+Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
+measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
+its transforms' memory passes cost as much on CPU; the (16, 64, 16, 16) step 13.1 -> 13.7-14.6 ms
+CPU at best (one input transform shared by the phases), 10.7 -> 13.1 on 8x8 maps.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .._utils import on_cpu
+from ._conv_lowering import _weight_grad_taps, _xla, conv
+from ._primitive import bilinear
+
+
+def transpose_weight(w: jax.Array, groups: int) -> jax.Array:
+    """A transposed conv's weight (in, out/g, *k) as the equivalent conv's (out, in/g, *k), flipped."""
+    c_in, out_per_group = w.shape[:2]
+    kernel = w.shape[2:]
+    w = w.reshape((groups, c_in // groups, out_per_group) + kernel)
+    w = jnp.swapaxes(w, 1, 2).reshape((groups * out_per_group, c_in // groups) + kernel)
+    return jnp.flip(w, axis=tuple(range(2, w.ndim)))
+
+
+def _conv_transpose_forward(x, w, stride, padding, output_padding, dilation, groups):
+    kernel = w.shape[2:]
+    pads = [
+        (d * (k - 1) - p, d * (k - 1) - p + op)
+        for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=False)
+    ]
+    return _xla(
+        x, transpose_weight(w, groups), (1,) * len(kernel), pads, dilation, groups, lhs_dilation=stride
+    )
+
+
+def _conv_transpose_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
+    # y = A_w^T x, where A_w is the ordinary convolution with weight w (out=in_channels of the
+    # transposed conv). So dx = A_w dy, a strided convolution, and dw is the weight gradient of
+    # A_w at input dy and output cotangent x.
+    pairs = tuple((p, p) for p in padding)
+    spatial = x.shape[2:]
+    dx = conv(dy, w, stride, pairs, dilation, groups)
+    dx = dx[(slice(None), slice(None)) + tuple(slice(0, size) for size in spatial)]
+    return dx, _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups)
+
+
+def _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups):
+    """The weight gradient of the strided convolution A_w at input dy and output cotangent x, per tap."""
+    pairs = tuple((p, p) for p in padding)
+    dys, xs = jnp.split(dy, groups, axis=1), jnp.split(x, groups, axis=1)
+    dw = jnp.concatenate(
+        [_weight_grad_taps(a, b, w.shape[2:], stride, pairs, dilation) for a, b in zip(dys, xs, strict=False)],
+        axis=0,
+    )
+    return dw.astype(w.dtype)
+
+
+_conv_transpose = bilinear(_conv_transpose_forward, _conv_transpose_backward, "conv_transpose")
+
+
+def _phase_plan(size: int, k: int, s: int, p: int, op: int) -> tuple[int, int, list]:
+    """Along one axis of a transposed convolution (dilation 1): (output length, outputs per phase,
+    [(kernel taps in input order, low padding, high padding)] per phase r = 0..s-1).
+
+    Output o = s*m + r receives input i through tap t exactly when o + p = s*i + t, so phase r
+    meets the taps t = r + p - s*q, input i = m + q: a stride-1 correlation of the input with
+    those taps (q ascending), padded so that every phase gives ceil(out / s) outputs.
+    """
+    out = (size - 1) * s - 2 * p + k + op
+    per_phase = -(-out // s)
+    phases = []
+    for r in range(s):
+        offsets = sorted((r + p - t) // s for t in range(k) if (r + p - t) % s == 0)
+        taps = [r + p - s * q for q in offsets]
+        low = -offsets[0] if taps else 0
+        high = per_phase - 1 + offsets[-1] - (size - 1) if taps else 0
+        phases.append((taps, low, high))
+    return out, per_phase, phases
+
+
+def _conv_transpose_phases(x, w, stride, padding, output_padding, dilation, groups):
+    """The transposed convolution (dilation 1) as stride**n stride-1 convolutions, one per output
+    phase, each with the kernel taps that phase meets, interleaved: XLA's own convolution of the
+    input as it is, where the "xla" forward convolves the input dilated by the stride (3 of 4
+    inputs zeros at stride 2)."""
+    n = x.ndim - 2
+    plans = [
+        _phase_plan(size, k, s, p, op)
+        for size, k, s, p, op in zip(x.shape[2:], w.shape[2:], stride, padding, output_padding, strict=True)
+    ]
+    c_in, out_per_group = w.shape[:2]
+    kernel = w.reshape((groups, c_in // groups, out_per_group) + w.shape[2:])
+    kernel = jnp.swapaxes(kernel, 1, 2).reshape((groups * out_per_group, c_in // groups) + w.shape[2:])
+    per_phase = tuple(plan[1] for plan in plans)
+    outputs = []
+    for combo in itertools.product(*(plan[2] for plan in plans)):
+        if any(not taps for taps, _, _ in combo):  # a phase no tap reaches (kernel shorter than stride)
+            outputs.append(jnp.zeros(x.shape[:1] + (kernel.shape[0],) + per_phase, x.dtype))
+            continue
+        piece = kernel
+        for axis, (taps, _, _) in enumerate(combo):
+            piece = jnp.take(piece, jnp.asarray(taps), axis=2 + axis)
+        # negative paddings crop the input first, so that the convolution pads by non-negative amounts
+        crop = [(0, 0, 0)] * 2 + [(min(lo, 0), min(hi, 0), 0) for _, lo, hi in combo]
+        xs = lax.pad(x, jnp.zeros((), x.dtype), crop) if any(c[:2] != (0, 0) for c in crop[2:]) else x
+        pads = [(max(lo, 0), max(hi, 0)) for _, lo, hi in combo]
+        outputs.append(_xla(xs, piece, (1,) * n, pads, (1,) * n, groups))
+    # (phases..., N, K, per-phase...) -> (N, K, per_phase_0, s_0, per_phase_1, s_1, ...)
+    z = jnp.stack(outputs).reshape(tuple(stride) + outputs[0].shape)
+    z = jnp.transpose(z, (n, n + 1) + tuple(i for a in range(n) for i in (n + 2 + a, a)))
+    z = z.reshape(z.shape[:2] + tuple(plan[1] * s for plan, s in zip(plans, stride, strict=True)))
+    return z[(slice(None), slice(None)) + tuple(slice(0, plan[0]) for plan in plans)]
+
+
+def _conv_transpose_phases_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
+    """The input gradient as XLA's own strided convolution of dy (the convolution this one transposes),
+    the weight gradient per tap (as "strided").
+
+    XLA's strided convolution measured faster than the transpose of the per-phase convolutions (s*s
+    stride-1 convolutions and their sum), CPU ms (16, 64, 16, 16) k4 s2: input gradient 4.90 -> 3.89,
+    step 13.60 -> 12.49; (32, 64, 8, 8): step 7.03 -> 6.46; (8, 64, 32, 32) k3 s2: 20.5 -> 18.3;
+    (16, 128, 8, 8): 10.99 -> 11.01. Through `conv`'s dispatch ("strided") it is slower ("gemm").
+    """
+    pairs = tuple((p, p) for p in padding)
+    dx = _xla(dy, w, stride, pairs, dilation, groups)
+    dx = dx[(slice(None), slice(None)) + tuple(slice(0, size) for size in x.shape[2:])]
+    return dx, _conv_transpose_weight_grad(x, w, dy, stride, padding, dilation, groups)
+
+
+_conv_transpose_by_phase = bilinear(_conv_transpose_phases, _conv_transpose_phases_backward, "conv_transpose_phases")
+
+
+def _matmul_applies(w_shape: tuple, stride: tuple, dilation: tuple, groups: int) -> bool:
+    """Whether every output phase meets exactly one kernel tap: dense, kernel == stride, no dilation."""
+    return groups == 1 and all(d == 1 for d in dilation) and tuple(w_shape[2:]) == tuple(stride)
+
+
+def _conv_transpose_matmul(x, w, stride, padding, output_padding):
+    """A dense transposed convolution with kernel == stride (dilation 1) as ONE matrix product.
+
+    Output s*i + t (before cropping by the padding) is x[i] . w[:, :, t], so the whole output is the
+    channels-last input (N * positions, C) times the weights (C, K * taps), each product row's taps
+    moved into place (a pixel shuffle); output padding beyond the last product row is zeros. Plain
+    JAX, differentiated by JAX: both gradients are matrix products as well. The 256->128 k2 s2 step
+    on (16, 256, 14, 14), CPU ms: 39.7 "phases" (four 1x1 convolutions, per-tap weight gradient)
+    -> 34.5.
+    """
+    n = x.ndim - 2
+    batch, channels = x.shape[:2]
+    out_channels, spatial = w.shape[1], x.shape[2:]
+    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
+    z = jnp.matmul(rows, w.reshape(channels, -1), precision=lax.Precision.HIGHEST)  # (N * positions, K * taps)
+    z = z.reshape((batch,) + spatial + (out_channels,) + tuple(stride))
+    # (N, S_1.., K, s_1..) -> (N, K, S_1, s_1, S_2, s_2, ...)
+    z = jnp.transpose(z, (0, n + 1) + tuple(i for a in range(n) for i in (1 + a, n + 2 + a)))
+    z = z.reshape((batch, out_channels) + tuple(size * s for size, s in zip(spatial, stride, strict=True)))
+    crop = [(0, 0, 0)] * 2 + [(-p, op - p, 0) for p, op in zip(padding, output_padding, strict=True)]
+    return lax.pad(z, jnp.zeros((), z.dtype), crop) if any(c != (0, 0, 0) for c in crop) else z
+
+
+TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases", "matmul")
+
+
+def choose_transpose(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, platform: str | None = None) -> str:
+    """The lowering `conv_transpose` uses on `platform` (JAX's default backend if None): measured on
+    CPU (see `conv_transpose`); XLA's own elsewhere."""
+    if not on_cpu(platform):
+        return "xla"
+    if _matmul_applies(w_shape, stride, dilation, groups):
+        return "matmul"
+    return "phases" if all(d == 1 for d in dilation) else "strided"
+
+
+def conv_transpose(
+    x: jax.Array,
+    w: jax.Array,
+    stride: tuple,
+    padding: tuple,
+    output_padding: tuple,
+    dilation: tuple,
+    groups: int,
+    method: str = "auto",
+) -> jax.Array:
+    """Transposed convolution (the input-gradient of `conv`) of batched channels-first `x`.
+
+    `w` has torch's transposed layout (in, out/groups, *kernel). Lowerings: "xla" is a convolution
+    of the input dilated by `stride` with the flipped kernel, padded by dilation*(k-1)-padding on
+    the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
+    same forward with a backward pass of a strided convolution (input gradient) and a per-tap
+    weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
+    output phase, the input gradient XLA's strided convolution, the weight gradient as "strided"; "matmul"
+    (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled. "auto" on CPU is
+    "matmul" where it applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32
+    30.6 -> 20.2, against "phases"), else "phases" for dilation 1 (the (16, 64, 16, 16) k4 s2 step:
+    CPU 17.0 -> 14.0 ms against "strided", forward 5.4 -> 3.9; 13.6 -> 12.5 with XLA's input
+    gradient), "strided" for dilated ones; "xla" elsewhere.
+    """
+    args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
+    if method == "auto":
+        method = choose_transpose(w.shape, args[0], args[3], groups)
+    if method == "xla":
+        return _conv_transpose_forward(x, w, *args)
+    if method == "strided":
+        return _conv_transpose(x, w, *args)
+    if method == "matmul":
+        if not _matmul_applies(w.shape, stride, dilation, groups):
+            raise ValueError(
+                "the 'matmul' transposed convolution lowering is for dense kernels as long as the stride "
+                f"(every output phase meets one tap) and dilation 1, got weight {tuple(w.shape)}, stride "
+                f"{tuple(stride)}, dilation {tuple(dilation)}, groups {groups}"
+            )
+        return _conv_transpose_matmul(x, w, *args[:3])
+    if method == "phases":
+        if any(d != 1 for d in dilation):
+            raise ValueError(f"the 'phases' transposed convolution lowering is for dilation 1, got {tuple(dilation)}")
+        return _conv_transpose_by_phase(x, w, *args)
+    raise ValueError(f"unknown transposed convolution lowering {method!r}; expected one of {TRANSPOSE_METHODS}")
