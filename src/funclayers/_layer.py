@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import _layout
 from ._utils import param_dtype, shape_pass
 
 Params = Any
@@ -267,11 +268,9 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
     init._children = children
 
     def apply(params, state, input, *, rng=None, training=False):
-        new_state = {}
-        for (child_name, child), key in zip(children, _split(rng, len(children))):
-            input, new_state[child_name] = child.apply(params[child_name], state[child_name], input,
-                                                       rng=key, training=training)
-        return input, new_state
+        # child by child; a run of Winograd Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2) children
+        # passes its activations on in an internal layout, NCHW again at its end (`_layout.py`)
+        return _layout.run(children, params, state, input, _split(rng, len(children)), training)
 
     return Layer(init, apply, "Sequential", children)
 
