@@ -317,6 +317,25 @@ def test_sequential_layout_run_matches_torch(dtype, training, monkeypatch):
     assert "phase" in seen and set(seen) <= {"phase", None}  # the whole model one run, NCHW at its end
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_layout_run_batchnorm_options_match_torch(dtype, training, monkeypatch):
+    """BatchNorm2d without affine parameters, with torch's cumulative average, without running stats."""
+    from oracle import check_layer, randn
+
+    seen = _spy_layouts(monkeypatch)
+    torch.manual_seed(3)
+    model = fl.Sequential(fl.Conv2d(8, 16, 3, padding=1), fl.BatchNorm2d(16, affine=False, momentum=None),
+                          fl.ReLU(), fl.Conv2d(16, 16, 3, padding=1, bias=False),
+                          fl.BatchNorm2d(16, track_running_stats=False))
+    module = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1),
+                                 torch.nn.BatchNorm2d(16, affine=False, momentum=None), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                                 torch.nn.BatchNorm2d(16, track_running_stats=False))
+    check_layer(module, model, [randn(4, 8, 10, 12, seed=4)], dtype=dtype, training=training, steps=2,
+                **_deep(dtype))
+    assert seen and set(seen) == {"phase"}  # one run, NCHW at its end
+
+
 def test_sequential_layout_run_broken_by_other_layers_matches_torch(dtype, monkeypatch):
     """Unsupported layers (Tanh, a 3x3 max pool, a strided conv) end a run; the next conv starts one."""
     from oracle import check_layer, randn
