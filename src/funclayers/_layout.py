@@ -18,8 +18,10 @@ returning `(value, layout, new_state)`, or None where it cannot take that input 
 configuration it does not handle): the Sequential then converts the value to NCHW and calls `apply`.
 Only a convolution starts a run (from NCHW), and only when the next child has a `_layout` too.
 
-Small CNN train step (benchmarks/workloads/models.py, batch 64), CPU ms per step, one process,
-alternating, median of 25: prototype (/tmp/cnhw_proto.py) 108.7 -> 91.4; see benchmarks/README.md.
+Small CNN train step (benchmarks/workloads/models.py, batch 64), CPU ms per step, layouts off/on in one
+process, alternating, median of 30: 124.9 -> 105.2 (-16%), XLA temp unchanged (benchmarks/README.md, issue
+28). Plain channels-major (C, N, H, W) between the layers was slower than NCHW (+27%): what pays is never
+interleaving the tiles' outputs.
 """
 
 from __future__ import annotations
