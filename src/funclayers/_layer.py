@@ -239,7 +239,7 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
 
     Runs of children Conv2d (3x3, padding 1, computed by Winograd) -> BatchNorm2d / ReLU / MaxPool2d(2)
     -> Conv2d ... pass their activations on in Winograd's own layout, turned back into NCHW once at the
-    run's end (`_layout.py`; the small CNN's train step 17% less CPU time): the children's arithmetic
+    run's end (`_layout.py`; the small CNN's train step 14-16% less CPU time): the children's arithmetic
     (BatchNorm's sums in another order), and the output is NCHW as always.
 
     Example:
