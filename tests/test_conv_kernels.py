@@ -1,7 +1,8 @@
 """The convolution lowerings of issue 28 against torch in every mode, each forced: 3-D convolutions as
 2-D ones over depth planes (stacked taps through Winograd, summed taps for groups), one conv per
-group, the depthwise tap reductions, the per-image and one-product gemm, the per-phase ("phases"),
-one-product ("matmul"), "strided" and "xla" transposed convolutions."""
+group, the depthwise tap reductions, the per-image and one-product gemm, Winograd with its output in the
+phase layout (`_layout.py`) from each input layout, the per-phase ("phases"), one-product ("matmul"),
+"strided" and "xla" transposed convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,26 @@ def _transpose_case(method, x_shape, w_shape, stride, padding, output_padding=0,
     return ours, theirs, x_shape, w_shape
 
 
+def _phase_case(layout, x_shape, w_shape):
+    """`_winograd.conv3x3_phase` (Sequential's internal layouts, `_layout.py`) from an NCHW, CNHW or
+    phase-layout input, its phase-layout output turned back into NCHW: a 3x3 stride-1 conv with padding 1."""
+    from funclayers._kernels import _winograd
+
+    def ours(x, w):
+        n, c, h, wd = x.shape
+        if layout == "cnhw":
+            x = jnp.swapaxes(x, 0, 1)
+        elif layout == "phase":  # (2, 2, C, N, H/2, W/2)
+            x = x.reshape(n, c, h // 2, 2, wd // 2, 2).transpose(3, 5, 1, 0, 2, 4)
+        return _winograd.phase_to_nchw(_winograd.conv3x3_phase(x, w, layout))
+
+    return ours, _conv_case("winograd", x_shape, w_shape)[1], x_shape, w_shape
+
+
 CASES = {
+    "winograd-phase-output-from-nchw": _phase_case("nchw", (2, 8, 6, 4), (5, 8, 3, 3)),
+    "winograd-phase-output-from-cnhw": _phase_case("cnhw", (3, 8, 4, 6), (6, 8, 3, 3)),
+    "winograd-phase-output-from-phase": _phase_case("phase", (2, 7, 6, 8), (5, 7, 3, 3)),
     "depth-3d-stacked-winograd": _conv_case(
         "depth", (2, 4, 4, 6, 5), (5, 4, 2, 3, 3), padding=((1, 0), (1, 1), (0, 2))
     ),

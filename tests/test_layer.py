@@ -260,3 +260,145 @@ def test_composite_init_with_examples_traces_the_forward_once_without_computing(
     assert params["child"]["w"].shape == (4,) and int(state["child"]["n"]) == 0 and int(state["seen"]) == 0
     out, new_state = net.apply(params, state, jnp.ones((2, 4)), 2.0)
     assert out.shape == (2, 4) and int(new_state["child"]["n"]) == 2 and int(new_state["seen"]) == 1
+
+
+# -- Sequential's internal layouts (`_layout.py`): Winograd Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d runs --
+
+
+def _spy_layouts(monkeypatch):
+    """The layouts the Sequential converts back to NCHW from (None: already NCHW), in order."""
+    from funclayers import _layout
+
+    seen, convert = [], _layout.to_nchw
+
+    def to_nchw(value, layout):
+        seen.append(layout)
+        return convert(value, layout)
+
+    monkeypatch.setattr(_layout, "to_nchw", to_nchw)
+    return seen
+
+
+def _layouts_off(monkeypatch):
+    from funclayers import _layout
+
+    monkeypatch.setattr(_layout, "layout_fn", lambda layer: None)
+
+
+def _deep(dtype):
+    """tests/test_models.py's tolerance for stacks of conv + training-mode BatchNorm (float32 only): the
+    plain NCHW chain of these layers misses the single-layer 1e-5 / 1e-6 by about as much."""
+    return dict(atol=1e-4, rtol=1e-4) if np.dtype(dtype) == np.float32 else {}
+
+
+def _conv_run(c=8):
+    return (fl.Sequential(fl.Conv2d(c, 16, 3, padding=1), fl.BatchNorm2d(16), fl.ReLU(),
+                          fl.Conv2d(16, 16, 3, padding=1), fl.BatchNorm2d(16), fl.ReLU(), fl.MaxPool2d(2),
+                          fl.Conv2d(16, 12, 3, padding=1, bias=False), fl.BatchNorm2d(12), fl.ReLU()),
+            torch.nn.Sequential(torch.nn.Conv2d(c, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+                                torch.nn.MaxPool2d(2), torch.nn.Conv2d(16, 12, 3, padding=1, bias=False),
+                                torch.nn.BatchNorm2d(12), torch.nn.ReLU()))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_layout_run_matches_torch(dtype, training, monkeypatch):
+    from oracle import check_layer, randn
+
+    from funclayers._kernels import _conv_lowering
+
+    assert _conv_lowering.choose((4, 8, 12, 12), (16, 8, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"
+    assert _conv_lowering.choose((4, 16, 6, 6), (12, 16, 3, 3), 1, (1, 1), ((1, 1), (1, 1))) == "winograd"
+    seen = _spy_layouts(monkeypatch)
+    torch.manual_seed(0)
+    model, module = _conv_run()
+    x = randn(4, 8, 12, 12, seed=5)
+    check_layer(module, model, [x], dtype=dtype, training=training, steps=2, **_deep(dtype))
+    assert "phase" in seen and set(seen) <= {"phase", None}  # the whole model one run, NCHW at its end
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_layout_run_batchnorm_options_match_torch(dtype, training, monkeypatch):
+    """BatchNorm2d without affine parameters, with torch's cumulative average, without running stats."""
+    from oracle import check_layer, randn
+
+    seen = _spy_layouts(monkeypatch)
+    torch.manual_seed(3)
+    model = fl.Sequential(fl.Conv2d(8, 16, 3, padding=1), fl.BatchNorm2d(16, affine=False, momentum=None),
+                          fl.ReLU(), fl.Conv2d(16, 16, 3, padding=1, bias=False),
+                          fl.BatchNorm2d(16, track_running_stats=False))
+    module = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1),
+                                 torch.nn.BatchNorm2d(16, affine=False, momentum=None), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                                 torch.nn.BatchNorm2d(16, track_running_stats=False))
+    check_layer(module, model, [randn(4, 8, 10, 12, seed=4)], dtype=dtype, training=training, steps=2,
+                **_deep(dtype))
+    assert seen and set(seen) == {"phase"}  # one run, NCHW at its end
+
+
+def test_sequential_layout_run_broken_by_other_layers_matches_torch(dtype, monkeypatch):
+    """Unsupported layers (Tanh, a 3x3 max pool, a strided conv) end a run; the next conv starts one."""
+    from oracle import check_layer, randn
+
+    seen = _spy_layouts(monkeypatch)
+    torch.manual_seed(1)
+    model = fl.Sequential(fl.Conv2d(8, 16, 3, padding=1), fl.BatchNorm2d(16), fl.Tanh(),
+                          fl.Conv2d(16, 16, 3, padding=1), fl.ReLU(), fl.MaxPool2d(3, stride=1, padding=1),
+                          fl.Conv2d(16, 16, 3, padding=1), fl.MaxPool2d(2), fl.Conv2d(16, 16, 3, stride=2, padding=1),
+                          fl.ReLU(), fl.Conv2d(16, 8, 3, padding=1, bias=False), fl.BatchNorm2d(8))
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.Tanh(),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, stride=1, padding=1),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(), torch.nn.Conv2d(16, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8))
+    x = randn(4, 8, 16, 16, seed=6)
+    check_layer(module, model, [x], dtype=dtype, training=True, **_deep(dtype))
+    # conv+BN -> Tanh; conv+ReLU -> 3x3 pool; conv+pool -> (cnhw) strided conv; the last conv+BN at the end
+    assert [s for s in seen if s is not None][:4] == ["phase", "phase", "cnhw", "phase"]
+
+
+def test_sequential_layout_run_picks_torchs_max_on_ties(dtype, monkeypatch):
+    """A constant conv output ties every pooling window: the gradient goes to torch's first element."""
+    from oracle import check_layer, randn
+
+    seen = _spy_layouts(monkeypatch)
+    torch.manual_seed(2)
+    model = fl.Sequential(fl.Conv2d(8, 8, 3, padding=1), fl.MaxPool2d(2), fl.Conv2d(8, 8, 3, padding=1))
+    module = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.MaxPool2d(2),
+                                 torch.nn.Conv2d(8, 8, 3, padding=1))
+    torch.nn.init.zeros_(module[0].weight)
+    # (a wrong pick moves whole gradient entries: O(1) errors, far outside even float32's deep tolerance)
+    check_layer(module, model, [randn(8, 8, 8, 8, seed=7)], dtype=dtype, **_deep(dtype))
+    assert seen[0] == "phase"
+
+
+def test_sequential_layout_run_transforms_like_the_plain_chain(x64, monkeypatch):
+    """jvp, linearize, vmap of grad and grad of grad through a run equal those of the layers one by one."""
+    model, _ = _conv_run()
+    params, state = model.init(jax.random.PRNGKey(0))
+    params = jax.tree.map(lambda p: p + 0.1 * jnp.arange(p.size, dtype=p.dtype).reshape(p.shape) / p.size, params)
+    params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+    state = jax.tree.map(lambda s: s.astype(jnp.float64) if s.dtype == jnp.float32 else s, state)
+    xs = jnp.asarray(np.random.default_rng(8).standard_normal((2, 4, 8, 12, 12)))
+    tx = jnp.asarray(np.random.default_rng(9).standard_normal((4, 8, 12, 12)))
+
+    def f(params, x):
+        return model.apply(params, state, x, training=True)[0]
+
+    def loss(params, x):
+        return jnp.sum(f(params, x) ** 2 * jnp.cos(jnp.arange(f(params, x).size).reshape(4, 12, 6, 6)))
+
+    def results():
+        jvp = jax.jit(lambda x: jax.jvp(lambda x: f(params, x), (x,), (tx,)))(xs[0])
+        _, lin = jax.linearize(lambda x: f(params, x), xs[0])
+        vgrad = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(params, xs)
+        ggrad = jax.jit(jax.grad(lambda x: jnp.sum(jax.grad(loss, argnums=1)(params, x) ** 2)))(xs[0])
+        return jvp, jax.jit(lin)(tx), vgrad, ggrad
+
+    seen = _spy_layouts(monkeypatch)
+    ours = results()
+    assert "phase" in seen
+    _layouts_off(monkeypatch)
+    plain = results()
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)

@@ -307,7 +307,15 @@ def ReLU(inplace: bool = False) -> Layer:
       >>> y
       Array([0. , 0. , 0. , 1.5], dtype=float32)
     """
-    return _layer(f"ReLU({_inplace_repr(inplace, '')})", relu)
+    layer = _layer(f"ReLU({_inplace_repr(inplace, '')})", relu)
+    layer.apply._layout = _relu_layout
+    return layer
+
+
+def _relu_layout(params, state, value, layout, training):
+    """`_layout.py`: ReLU keeps any internal layout (elementwise)."""
+    del params, training
+    return None if layout is None else (relu(value), layout, state)
 
 
 def Hardtanh(

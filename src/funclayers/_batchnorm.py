@@ -22,6 +22,8 @@ from jax import lax
 from . import init as _init
 from ._kernels._norm import _bn_train
 from ._layer import Layer
+from ._layout import CNHW, PHASE, channel_view
+from ._layout import channels as layout_channels
 from ._normalization import _affine, verify_batch_size
 from ._utils import TorchRuntimeError, check_floating, check_param_dtypes, fmt_shape, param_dtype
 
@@ -321,6 +323,9 @@ def _batch_norm_layer(kind: str, num_features: int, eps: float, momentum: Any, a
         if (affine or track_running_stats) and input.shape[1] != num_features:
             raise TorchRuntimeError(f"{name} expects {num_features} channels (dim 1), got {input.shape[1]} "
                                     f"in input of shape {fmt_shape(input)}.")
+        return run(params, state, input, training)
+
+    def run(params, state, input, training):
         new_state = dict(state)
         momentum_now = momentum
         if training and track_running_stats:
@@ -341,6 +346,21 @@ def _batch_norm_layer(kind: str, num_features: int, eps: float, momentum: Any, a
             new_state["running_mean"], new_state["running_var"] = new_mean, new_var
         return out, new_state
 
+    def layout_apply(params, state, value, layout, training):
+        """`_layout.py`: BatchNorm2d on a "phase" or "cnhw" value, through its (A, C, B) view."""
+        if (layout not in (PHASE, CNHW) or not isinstance(value, jax.Array)
+                or value.dtype not in (jnp.float32, jnp.float64) or value.ndim != (6 if layout == PHASE else 4)
+                or layout_channels(value, layout) != num_features
+                or _REPLICA.get() is not None or _CONVERTED.get() is not None
+                or any(not isinstance(a, jax.Array) or a.dtype != value.dtype or a.shape != (num_features,)
+                       for a in (*params.values(), state.get("running_mean"), state.get("running_var"))
+                       if a is not None)):
+            return None
+        out, new_state = run(params, state, channel_view(value, layout), training)
+        return out.reshape(value.shape), layout, new_state
+
+    if kind == "BatchNorm2d":
+        apply._layout = layout_apply
     return Layer(norm_init(num_features, affine, bias, track_running_stats, dtype), apply, name)
 
 

@@ -27,7 +27,9 @@ from ._conv_args import (
     parse_padding,
 )
 from ._kernels import _conv_lowering as lowering
+from ._kernels import _winograd
 from ._layer import Layer
+from ._layout import CNHW, PHASE
 from ._utils import check_floating, fmt_shape, ntuple
 
 # -- the pure ops --------------------------------------------------------------------------------------
@@ -294,7 +296,45 @@ def _conv_layer(
         )
         return out, state
 
+    if n == 2:
+        apply._layout = _phase_conv(kernel_size, stride, padding, dilation, groups, padding_mode)
     return Layer(init_conv_params(weight_shape, out_channels, bias, dtype), apply, name)
+
+
+def _phase_conv(kernel_size, stride, padding, dilation, groups, padding_mode):
+    """Conv2d's `_layout` (`_layout.py`), or None: a 3x3 stride-1 convolution with zero padding 1 that the
+    dispatch computes by Winograd, on an even-sized float32/float64 batch, its output in the phase layout.
+    """
+    pairs = [tuple(p) for p in padding_pairs(padding, kernel_size, dilation)]
+    if (padding_mode != "zeros" or groups != 1 or kernel_size != (3, 3) or stride != (1, 1)
+            or dilation != (1, 1) or pairs != [(1, 1), (1, 1)]):
+        return None
+
+    def layout_apply(params, state, value, layout, training):
+        del training
+        w, b = params.get("weight"), params.get("bias")
+        if not isinstance(value, jax.Array) or not isinstance(w, jax.Array) or w.ndim != 4:
+            return None
+        if value.ndim != (6 if layout == PHASE else 4):
+            return None
+        if layout == PHASE:
+            c, n, h, wd = value.shape[2], value.shape[3], 2 * value.shape[4], 2 * value.shape[5]
+        elif layout == CNHW:
+            c, n, h, wd = value.shape
+        else:
+            n, c, h, wd = value.shape
+        dtype = value.dtype
+        if (dtype not in (jnp.float32, jnp.float64) or w.dtype != dtype or w.shape[1:] != (c, 3, 3)
+                or (b is not None and (not isinstance(b, jax.Array) or b.dtype != dtype or b.shape != w.shape[:1]))
+                or h % 2 or wd % 2 or n == 0 or h == 0 or wd == 0):
+            return None
+        x_shape = (n, c, h, wd)
+        if lowering.choose(x_shape, w.shape, 1, stride, tuple(pairs), dilation, dtype) != "winograd":
+            return None
+        out = _winograd.conv3x3_phase(value, w, layout or "nchw")
+        return (out if b is None else out + b.reshape(1, 1, -1, 1, 1, 1)), PHASE, state
+
+    return layout_apply
 
 
 def Conv1d(

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._kernels._max_select import lowest, window_max
+from ._kernels._max_select import lowest, select_max, window_max
 from ._layer import Layer, stateless
+from ._layout import CNHW, PHASE
 from ._utils import check_rank, fmt_shape, ntuple
 
 SPATIAL_DIMS = {1: ("C, L", "N, C, L"), 2: ("C, H, W", "N, C, H, W"), 3: ("C, D, H, W", "N, C, D, H, W")}
@@ -403,13 +404,28 @@ def _max_pool_layer(n: int, kernel_size, stride, padding, dilation, return_indic
         f"MaxPool{n}d(kernel_size={kernel_size}, stride={stride}, padding={padding}, "
         f"dilation={dilation}, ceil_mode={ceil_mode})"
     )
-    pool_args(n, f"MaxPool{n}d", kernel_size, stride, padding, dilation)  # configuration errors now
-    return stateless(
+    args = pool_args(n, f"MaxPool{n}d", kernel_size, stride, padding, dilation)  # configuration errors now
+    layer = stateless(
         name,
         lambda input: _max_pool(
             n, name, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
         ),
     )
+    if n == 2 and not return_indices and args == ((2, 2), (2, 2), (0, 0), (1, 1)):
+        layer.apply._layout = _pool_phase
+    return layer
+
+
+def _pool_phase(params, state, value, layout, training):
+    """`_layout.py`: MaxPool2d(2) of a "phase" value, (2, 2, C, N, h, w) -> "cnhw" (C, N, h, w).
+
+    The pick is torch's (`select_max`), separable as `_max_pool`'s: along the columns, then the rows.
+    """
+    del params, training
+    if layout != PHASE:
+        return None
+    cols, _ = select_max([value[:, 0], value[:, 1]])
+    return select_max([cols[0], cols[1]])[0], CNHW, state
 
 
 def MaxPool1d(

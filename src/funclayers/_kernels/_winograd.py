@@ -252,3 +252,53 @@ def applies(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilat
         and all(lo >= 0 and hi >= 0 for lo, hi in padding)
         and all(n + lo + hi >= 3 for n, (lo, hi) in zip(x_shape[2:], padding, strict=True))
     )
+
+
+# -- the phase layout: activations kept as the output transform writes them (`_layout.py`) ------------
+#
+# (2, 2, C, N, H/2, W/2), element [a, b, c, n, i, j] = x[n, c, 2i + a, 2j + b]: the 2x2 outputs of every
+# tile, before `_transform_output`'s interleaving transpose. With padding 1 and an even size, the four
+# rows of tile i are rows 2i - 1 .. 2i + 2 of the input: phase 1 row i - 1, phase 0 row i, phase 1 row
+# i, phase 0 row i + 1, so the input transform reads whole planes shifted by one tile. Plain autodiff
+# (the transforms are pads, slices and sums; the products `dot_general`s, whose transposes are
+# `_products_t_input` / `_products_t_weight`'s products), so every transformation works.
+
+
+def _phase_rows(p0: jax.Array, p1: jax.Array, axis: int) -> list:
+    """B^T d for the tiles along `axis` (padding 1) from the input's two phases along it."""
+    n = p0.shape[axis]
+    widths = [(0, 0)] * p0.ndim
+    widths[axis] = (1, 1)
+    q0, q1 = zero_pad(p0, widths), zero_pad(p1, widths)
+    return _input_transform([lax.slice_in_dim(q, s, s + n, axis=axis) for q, s in ((q1, 0), (q0, 1), (q1, 1), (q0, 2))])
+
+
+def transform_input_phase(x: jax.Array) -> jax.Array:
+    """(2, 2, C, N, th, tw) phase layout -> (16, C, N*th*tw): B^T d B for every tile, padding 1."""
+    rows = _phase_rows(x[0], x[1], 3)  # 4 x (2, C, N, th, tw), the column phase first
+    v = jnp.stack([jnp.stack(_phase_rows(r[0], r[1], 3)) for r in rows])  # (4, 4, C, N, th, tw)
+    return v.reshape(16, x.shape[2], -1)
+
+
+def conv3x3_phase(x: jax.Array, w: jax.Array, layout: str) -> jax.Array:
+    """`conv3x3` with padding 1 of an even-sized input, the output in the phase layout (2, 2, K, N, th, tw).
+
+    `layout`: "nchw" (N, C, H, W), "cnhw" (C, N, H, W) or "phase" (2, 2, C, N, H/2, W/2) input.
+    The arithmetic is `conv3x3`'s (the same transforms, products and sums in the same order).
+    """
+    if layout == "phase":
+        batch, tiles = x.shape[3], x.shape[4:]
+        v = transform_input_phase(x)
+    else:
+        x = jnp.swapaxes(x, 0, 1) if layout == "nchw" else x
+        batch, tiles = x.shape[1], (x.shape[2] // 2, x.shape[3] // 2)
+        v = _transform_input(zero_pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), tiles)
+    m = _products(_kernel_transform(w), v)
+    o = _dot(jnp.asarray(_A_A, m.dtype), m.reshape(16, -1))  # (4, K*P)
+    return o.reshape(2, 2, w.shape[0], batch, *tiles)
+
+
+def phase_to_nchw(x: jax.Array) -> jax.Array:
+    """(2, 2, C, N, th, tw) -> (N, C, 2*th, 2*tw): the interleave `_transform_output` does."""
+    _, _, c, n, th, tw = x.shape
+    return x.transpose(3, 2, 4, 0, 5, 1).reshape(n, c, 2 * th, 2 * tw)
