@@ -29,9 +29,18 @@ KEY = jax.random.PRNGKey(0)
         pytest.param((0, 5), id="empty_batch"),
     ],
 )
-def test_linear_matches_torch(shape, bias, dtype):
+@pytest.mark.parametrize(
+    "out_features",
+    [
+        pytest.param(3, id="ct_transposed"),  # in > out: autodiff's weight gradient, ct^T x
+        pytest.param(5, id="square_input_transposed"),  # in <= out: (x^T ct)^T (_contract_last_backward)
+        pytest.param(8, id="input_transposed"),
+    ],
+)
+def test_linear_matches_torch(shape, bias, out_features, dtype):
     torch.manual_seed(0)
-    check_layer(torch.nn.Linear(5, 3, bias=bias), fl.Linear(5, 3, bias=bias), [randn(*shape)], dtype=dtype)
+    check_layer(torch.nn.Linear(5, out_features, bias=bias), fl.Linear(5, out_features, bias=bias), [randn(*shape)],
+                dtype=dtype)
 
 
 def test_linear_with_zero_in_features_matches_torch(dtype):
@@ -149,6 +158,32 @@ def test_functional_linear_accepts_a_1d_weight_like_torch(dtype):
 def test_linear_jit_grad_vmap():
     check_jit_grad_vmap(fl.Linear(3, 2), randn(4, 3))
     check_jit_grad_vmap(fl.Linear(3, 2), randn(3))
+    check_jit_grad_vmap(fl.Linear(3, 4), randn(2, 4, 3))  # the input-transposed weight gradient
+
+
+@pytest.mark.parametrize("features", [pytest.param((6, 4), id="ct_transposed"),
+                                      pytest.param((4, 6), id="input_transposed")])
+def test_linear_weight_gradient_equals_autodiff_of_the_product(features, x64):
+    """Both weight-gradient forms are the vjp of x @ W.T (float64, so the sums agree to rounding),
+    second order included (grad of grad w.r.t. the weight and the input)."""
+    n_in, n_out = features
+    x, w, ct = randn(3, 5, n_in, dtype=np.float64), randn(n_out, n_in, dtype=np.float64, seed=1), randn(
+        3, 5, n_out, dtype=np.float64, seed=2)
+
+    def plain(x, w):
+        return jnp.einsum("...i,oi->...o", x, w, precision="highest")
+
+    ours = jax.jit(jax.vjp(F.linear, x, w)[1])(ct)
+    want = jax.vjp(plain, x, w)[1](ct)
+    for got, ref in zip(ours, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+    def second(f):
+        return jax.jit(jax.grad(lambda x, w: jnp.sum(jax.grad(lambda w: jnp.sum(f(x, w) ** 3 * ct))(w) ** 2),
+                                (0, 1)))(x, w)
+
+    for got, ref in zip(second(F.linear), second(plain)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
 # -- Bilinear --------------------------------------------------------------------------------------------
