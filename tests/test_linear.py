@@ -29,18 +29,24 @@ KEY = jax.random.PRNGKey(0)
         pytest.param((0, 5), id="empty_batch"),
     ],
 )
+def test_linear_matches_torch(shape, bias, dtype):
+    torch.manual_seed(0)
+    check_layer(torch.nn.Linear(5, 3, bias=bias), fl.Linear(5, 3, bias=bias), [randn(*shape)], dtype=dtype)
+
+
+@pytest.mark.parametrize("bias", [pytest.param(True, id="bias"), pytest.param(False, id="no_bias")])
 @pytest.mark.parametrize(
-    "out_features",
+    "features, shape",
     [
-        pytest.param(3, id="ct_transposed"),  # in > out: autodiff's weight gradient, ct^T x
-        pytest.param(5, id="square_input_transposed"),  # in <= out: (x^T ct)^T (_contract_last_backward)
-        pytest.param(8, id="input_transposed"),
+        pytest.param((3, 4), (2, 5, 3), id="wider"),
+        pytest.param((4, 4), (6, 4), id="square"),
+        pytest.param((3, 6), (7, 3), id="rows_above_out"),
     ],
 )
-def test_linear_matches_torch(shape, bias, out_features, dtype):
+def test_linear_input_transposed_weight_gradient_matches_torch(features, shape, bias, dtype):
+    """in_features <= out_features <= rows: the weight gradient is (x^T ct)^T (_contract_last_backward)."""
     torch.manual_seed(0)
-    check_layer(torch.nn.Linear(5, out_features, bias=bias), fl.Linear(5, out_features, bias=bias), [randn(*shape)],
-                dtype=dtype)
+    check_layer(torch.nn.Linear(*features, bias=bias), fl.Linear(*features, bias=bias), [randn(*shape)], dtype=dtype)
 
 
 def test_linear_with_zero_in_features_matches_torch(dtype):
