@@ -1,6 +1,8 @@
 """Attention against torch 2.13: MultiheadAttention, scaled_dot_product_attention, multi_head_attention_forward."""
 
 import functools
+import math
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -316,6 +318,27 @@ def test_mha_jvp_matches_torch_func_jvp(kernel, dtype, request):
                                       tuple(map(torch.from_numpy, (tq, tk, tv))))
         _, j_tan = jax.jit(lambda p, t: jax.jvp(j_fn, p, t))((q, k, v), (tq, tk, tv))
         np.testing.assert_allclose(j_tan, t_tan.detach().numpy(), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("head_dim, scale", [(64, None), (16, None), (8, 0.25), (8, None)])
+def test_dense_power_of_two_scale_on_q_gives_the_same_floats(head_dim, scale):
+    """The dense kernel multiplies q by a power-of-two scale instead of the scores: bit for bit the
+    same output and gradients (scaling by 2^e is exact), float32; any other scale (1/sqrt(8)) stays
+    on the scores."""
+    q, k, v, ct = (jnp.asarray(randn(2, 3, 9, head_dim, seed=s)) for s in range(4))
+    scale = 1 / math.sqrt(head_dim) if scale is None else scale
+
+    def scores_scaled(q, k, scale):
+        return jnp.einsum("...le,...se->...ls", q, k, precision="highest") * jnp.asarray(scale, q.dtype)
+
+    def run(scores):
+        with mock.patch.object(_attention, "_scaled_scores", scores):
+            f = jax.jit(lambda q, k, v: _attention._dense(q, k, v, None, False, scale, 0.0, None))
+            out, vjp = jax.vjp(f, q, k, v)
+            return out, *vjp(ct)
+
+    for got, want in zip(run(_attention._scaled_scores), run(scores_scaled)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_sdpa_jacfwd_hessian_and_vmap_of_grad():

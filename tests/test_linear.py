@@ -34,6 +34,21 @@ def test_linear_matches_torch(shape, bias, dtype):
     check_layer(torch.nn.Linear(5, 3, bias=bias), fl.Linear(5, 3, bias=bias), [randn(*shape)], dtype=dtype)
 
 
+@pytest.mark.parametrize("bias", [pytest.param(True, id="bias"), pytest.param(False, id="no_bias")])
+@pytest.mark.parametrize(
+    "features, shape",
+    [
+        pytest.param((3, 4), (2, 5, 3), id="wider"),
+        pytest.param((4, 4), (6, 4), id="square"),
+        pytest.param((3, 6), (7, 3), id="rows_above_out"),
+    ],
+)
+def test_linear_input_transposed_weight_gradient_matches_torch(features, shape, bias, dtype):
+    """in_features <= out_features <= rows: the weight gradient is (x^T ct)^T (_contract_last_backward)."""
+    torch.manual_seed(0)
+    check_layer(torch.nn.Linear(*features, bias=bias), fl.Linear(*features, bias=bias), [randn(*shape)], dtype=dtype)
+
+
 def test_linear_with_zero_in_features_matches_torch(dtype):
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="zero-element"):
@@ -149,6 +164,32 @@ def test_functional_linear_accepts_a_1d_weight_like_torch(dtype):
 def test_linear_jit_grad_vmap():
     check_jit_grad_vmap(fl.Linear(3, 2), randn(4, 3))
     check_jit_grad_vmap(fl.Linear(3, 2), randn(3))
+    check_jit_grad_vmap(fl.Linear(3, 4), randn(2, 4, 3))  # the input-transposed weight gradient
+
+
+@pytest.mark.parametrize("features", [pytest.param((6, 4), id="ct_transposed"),
+                                      pytest.param((4, 6), id="input_transposed")])
+def test_linear_weight_gradient_equals_autodiff_of_the_product(features, x64):
+    """Both weight-gradient forms are the vjp of x @ W.T (float64, so the sums agree to rounding),
+    second order included (grad of grad w.r.t. the weight and the input)."""
+    n_in, n_out = features
+    x, w, ct = randn(3, 5, n_in, dtype=np.float64), randn(n_out, n_in, dtype=np.float64, seed=1), randn(
+        3, 5, n_out, dtype=np.float64, seed=2)
+
+    def plain(x, w):
+        return jnp.einsum("...i,oi->...o", x, w, precision="highest")
+
+    ours = jax.jit(jax.vjp(F.linear, x, w)[1])(ct)
+    want = jax.vjp(plain, x, w)[1](ct)
+    for got, ref in zip(ours, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+    def second(f):
+        return jax.jit(jax.grad(lambda x, w: jnp.sum(jax.grad(lambda w: jnp.sum(f(x, w) ** 3 * ct))(w) ** 2),
+                                (0, 1)))(x, w)
+
+    for got, ref in zip(second(F.linear), second(plain)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
 # -- Bilinear --------------------------------------------------------------------------------------------

@@ -117,8 +117,17 @@ def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
     return jnp.where(keep, w / (1 - p), 0) if p < 1 else jnp.zeros_like(w)
 
 
+def _scaled_scores(q, k, scale):
+    """q k^T * scale. A power-of-two scale (1/8 for head_dim 64) multiplies q instead: the same
+    floats (scaling by 2^e is exact, and so commutes with every rounding of the product) without a
+    pass over the (L, S) scores, forward or backward; XLA fuses it into q's head-split copy."""
+    if math.frexp(scale)[0] == 0.5:
+        return jnp.einsum("...le,...se->...ls", q * jnp.asarray(scale, q.dtype), k, precision=_PRECISION)
+    return jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
+
+
 def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
-    s = jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
+    s = _scaled_scores(q, k, scale)
     L, S = s.shape[-2:]
     keep = jnp.tril(jnp.ones((L, S), bool)) if causal else None
     w = _safe_softmax(_mask_scores(s, mask, keep), -1)
