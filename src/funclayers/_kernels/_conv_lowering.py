@@ -39,6 +39,8 @@ fastest on CPU, computing the same function and the same gradients:
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
   XLA:CPU runs the independent groups side by side on its threads.
+- "grouped": where a group is small (RegNet's 8-channel groups on small maps), one product of the
+  patches batched over the groups (`_conv_grouped.py`): as fast or faster, and compiles 3-10x faster.
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
@@ -59,11 +61,11 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._utils import on_cpu, zero_pad
-from . import _winograd
+from . import _conv_grouped, _winograd
 from ._primitive import bilinear
 
 Pairs = Sequence[tuple[int, int]]
-METHODS = ("auto", "xla", "taps", "patches", "winograd", "gemm", "shift", "split", "depth")
+METHODS = ("auto", "xla", "taps", "patches", "winograd", "gemm", "shift", "split", "grouped", "depth")
 
 
 def _dimension_numbers(n: int) -> lax.ConvDimensionNumbers:
@@ -378,7 +380,9 @@ def choose(
         return "patches" if fan_in < 64 else "taps"
     if groups == channels:
         return "shift"
-    return "split"
+    padded = [n + lo + hi for n, (lo, hi) in zip(x_shape[2:], padding, strict=True)]
+    out = _output_spatial(padded, w_shape[2:], stride, dilation)
+    return "grouped" if _conv_grouped.pays(x_shape, w_shape, groups, out) else "split"
 
 
 def _patches_bytes(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, dtype) -> int:
@@ -448,6 +452,8 @@ def conv(
         return _taps_patches(x, w, stride, padding, dilation)
     if method == "taps":
         return _split(x, w, stride, padding, dilation, groups, _taps)
+    if method == "grouped":
+        return _conv_grouped.conv_grouped(x, w, stride, padding, dilation, groups)
     if method == "split":
         return _split(x, w, stride, padding, dilation, groups, _split_auto)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")

@@ -1,0 +1,56 @@
+"""Grouped convolutions with many groups as one product batched over the groups ("grouped").
+
+Used by: `Conv1d/2d` / `F.conv1d/2d` with groups > 1 that are not depthwise, where
+`_conv_lowering.choose` picks "grouped" (CPU). The input's patches (im2col), (N, G, C/G * taps,
+positions), meet the weights, (G, K/G, C/G * taps), in one `dot_general` batched over the groups;
+the gradients are JAX's own (the input gradient scatters the patches back, the weight gradient is
+the same product batched over the groups with dy). XLA compiles that one product where "split"
+compiles a dense convolution with its backward per group: RegNet and ResNeXt have up to 55 groups
+per layer, and regnet_y_400mf's 531 groups spent most of its compile time in XLA's HLO passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .._utils import zero_pad
+
+Pairs = Sequence[tuple[int, int]]
+
+
+def patches(x: jax.Array, kernel: tuple, stride: tuple, padding: Pairs, dilation: tuple):
+    """(N, C, taps, *out) strided slices of zero-padded `x` (N, C, *spatial), one per kernel tap."""
+    xp = zero_pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+    out = tuple(
+        (size - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(xp.shape[2:], kernel, stride, dilation, strict=True)
+    )
+    pieces = []
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = (0, 0) + tuple(t * d for t, d in zip(tap, dilation, strict=True))
+        limit = xp.shape[:2] + tuple(st + s * (o - 1) + 1 for st, s, o in zip(start[2:], stride, out, strict=True))
+        pieces.append(lax.slice(xp, start, limit, (1, 1) + tuple(stride)))
+    return jnp.stack(pieces, axis=2), out
+
+
+def conv_grouped(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int):
+    """Cross-correlation of (N, C, *spatial) `x` with (K, C/groups, *kernel) `w`, one product
+    (K/groups, C/groups * taps) x (C/groups * taps, N * positions) per group, batched."""
+    batch, taps = x.shape[0], math.prod(w.shape[2:])
+    cols, out = patches(x, w.shape[2:], stride, padding, dilation)  # (N, C, taps, *out)
+    cols = cols.reshape(batch, groups, x.shape[1] // groups * taps, -1)
+    wg = w.reshape(groups, w.shape[0] // groups, -1)
+    y = lax.dot_general(wg, cols, (((2,), (2,)), ((0,), (1,))), precision=lax.Precision.HIGHEST)  # (G, K/G, N, P)
+    return jnp.transpose(y, (2, 0, 1, 3)).reshape(batch, w.shape[0], *out)
+
+
+def pays(x_shape: tuple, w_shape: tuple, groups: int, out_spatial: tuple) -> bool:
+    """Whether "grouped" runs no slower than "split" (one dense convolution per group, each through
+    `conv`'s dispatch): measured on CPU, while a group's forward is at most 2**17 multiply-adds."""
+    positions = x_shape[0] * math.prod(out_spatial)
+    return positions * (w_shape[0] // groups) * math.prod(w_shape[1:]) <= 1 << 17
