@@ -252,3 +252,44 @@ def applies(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilat
         and all(lo >= 0 and hi >= 0 for lo, hi in padding)
         and all(n + lo + hi >= 3 for n, (lo, hi) in zip(x_shape[2:], padding, strict=True))
     )
+
+
+def _flipped(w: jax.Array) -> jax.Array:
+    """(K, C, 3, 3) -> (C, K, 3, 3), each kernel rotated by 180 degrees: the input gradient's kernel."""
+    return jnp.swapaxes(jnp.flip(w, (2, 3)), 0, 1)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def conv3x3_forward_dx(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
+    """`conv3x3` whose input gradient is a forward F(2x2, 3x3) correlation of dy with the flipped,
+    transposed kernel, padded by 2 - padding, instead of the transposed stages (the transposed input
+    transform's overlap-add of tiles is the costliest of them). Padding at most 2 on every side.
+    Used by: each group of a grouped convolution ("split" in `_conv_lowering`): the 128->128
+    groups=4 layer on (8, 128, 28, 28), forward + backward CPU ms per step 19.4 -> 15.3."""
+    return _forward(x, w, padding)[0]
+
+
+@partial(conv3x3_forward_dx.defjvp, symbolic_zeros=True)
+def _conv3x3_forward_dx_jvp(padding, primals, tangents):
+    x, w = primals
+    y, (v, u) = _forward(x, w, padding)
+    out, tiles, pads = geometry(x.shape, padding)
+
+    def tangent(v, u, w, tx, tw):  # as `conv3x3`'s; w is there for the transpose
+        del w
+        m = None
+        if tx is not None:
+            m = _products(u, _transform_input(zero_pad(jnp.swapaxes(tx, 0, 1), ((0, 0), (0, 0)) + pads), tiles))
+        if tw is not None:
+            mw = _products(_kernel_transform(tw), v)
+            m = mw if m is None else m + mw
+        return [_transform_output(m, x.shape[0], tiles)[:, :, : out[0], : out[1]]]
+
+    def transpose(cts, v, u, w):
+        dy = cts[0]
+        dx = conv3x3_forward_dx(dy, _flipped(w), tuple((2 - lo, 2 - hi) for lo, hi in padding))
+        dyp = zero_pad(dy, ((0, 0), (0, 0)) + tuple((0, 2 * t - o) for t, o in zip(tiles, out, strict=True)))
+        return [dx, _kernel_transform_t(_products_t_weight(_transform_output_t(dyp, tiles), v))]
+
+    (ty,) = linear_call(tangent, transpose, (v, u, w), tangents, "winograd_conv3x3_forward_dx")
+    return y, ty
