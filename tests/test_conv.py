@@ -533,6 +533,9 @@ def test_dispatch_picks_the_fast_lowering_per_shape():
     assert pick((4, 440, 7, 7), (440, 8, 3, 3), 55, (1, 1), ((1, 1), (1, 1))) == "grouped"  # 113k
     assert pick((8, 440, 7, 7), (440, 8, 3, 3), 55, (1, 1), ((1, 1), (1, 1))) == "split"  # 226k
     assert pick((2, 128, 8, 8), (128, 32, 3, 3), 4, (1, 1), ((1, 1), (1, 1))) == "split"  # 1.2M
+    assert pick((2, 104, 8, 8), (104, 8, 3, 3), 13, (1, 1), ((1, 1), (1, 1)), dtype=jnp.float64) == "split"  # 74k
+    assert pick((2, 440, 4), (440, 8, 3), 55, (1,), ((1, 1),)) == "split"  # 1-D: "grouped" unmeasured
+    assert pick((2, 440, 4, 4), (440, 8, 3, 3), 55, (1, 1), ((1, 1), (1, 1)), dtype=jnp.float64) == "grouped"
     assert pick((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1) == "depth"
     # Off CPU (cuDNN on GPU, TPU), XLA's own convolution, whatever the shape.
     for platform in ("gpu", "tpu"):

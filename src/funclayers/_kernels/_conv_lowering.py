@@ -38,9 +38,8 @@ fastest on CPU, computing the same function and the same gradients:
   per tap, the sum of dy times that tap's input slice.
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
-  XLA:CPU runs the independent groups side by side on its threads.
-- "grouped": where a group is small (RegNet's 8-channel groups on small maps), one product of the
-  patches batched over the groups (`_conv_grouped.py`): as fast or faster, and compiles 3-10x faster.
+  XLA:CPU runs the independent groups side by side on its threads. "grouped", for small groups
+  (RegNet's): one product batched over the groups (`_conv_grouped.py`), compiling 3-10x faster.
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
@@ -287,16 +286,6 @@ def _fenced_shift_forward(x, w, stride, padding, dilation):
 _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_depthwise, "conv_shift")
 
 
-def _split(
-    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int, dense: Callable
-) -> jax.Array:
-    """A grouped convolution as `groups` independent dense ones, `dense(x_g, w_g, stride, padding,
-    dilation)`: XLA:CPU's runtime runs independent operations side by side on its threads."""
-    xs = jnp.split(x, groups, axis=1)
-    ws = jnp.split(w, groups, axis=0)
-    return jnp.concatenate([dense(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1)
-
-
 def _split_auto(x, w, stride, padding, dilation):
     """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape;
     Winograd with its input gradient as a forward Winograd correlation (`conv3x3_forward_dx`)."""
@@ -384,9 +373,8 @@ def choose(
         return "patches" if fan_in < 64 else "taps"
     if groups == channels:
         return "shift"
-    padded = [n + lo + hi for n, (lo, hi) in zip(x_shape[2:], padding, strict=True)]
-    out = _output_spatial(padded, w_shape[2:], stride, dilation)
-    return "grouped" if _conv_grouped.pays(x_shape, w_shape, groups, out) else "split"
+    small = len(x_shape) == 4 and _conv_grouped.pays(x_shape, w_shape, groups, stride, padding, dilation, dtype)
+    return "grouped" if small else "split"  # "grouped" measured in 2-D (and 3-D's planes) only
 
 
 def _patches_bytes(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, dtype) -> int:
@@ -455,11 +443,11 @@ def conv(
             raise ValueError(f"the 'patches' lowering is for dense convolutions, got groups={groups}")
         return _taps_patches(x, w, stride, padding, dilation)
     if method == "taps":
-        return _split(x, w, stride, padding, dilation, groups, _taps)
+        return _conv_grouped.split(x, w, stride, padding, dilation, groups, _taps)
     if method == "grouped":
         return _conv_grouped.conv_grouped(x, w, stride, padding, dilation, groups)
     if method == "split":
-        return _split(x, w, stride, padding, dilation, groups, _split_auto)
+        return _conv_grouped.split(x, w, stride, padding, dilation, groups, _split_auto)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
 
 
