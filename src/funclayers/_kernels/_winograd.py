@@ -265,7 +265,8 @@ def conv3x3_forward_dx(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
     transposed kernel, padded by 2 - padding, instead of the transposed stages (the transposed input
     transform's overlap-add of tiles is the costliest of them). Padding at most 2 on every side.
     Used by: each group of a grouped convolution ("split" in `_conv_lowering`): the 128->128
-    groups=4 layer on (8, 128, 28, 28), forward + backward CPU ms per step 19.4 -> 15.3."""
+    groups=4 layer on (8, 128, 28, 28), forward + backward CPU ms per step 20.1 -> 15.5 (its input
+    gradient part 9.0 -> 4.3). Dense 64->64 on (32, 64, 32, 32): 67.3 -> 62.6 (not wired in)."""
     return _forward(x, w, padding)[0]
 
 
