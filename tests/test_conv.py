@@ -535,6 +535,9 @@ def test_dispatch_picks_the_fast_lowering_per_shape():
     assert pick((2, 128, 8, 8), (128, 32, 3, 3), 4, (1, 1), ((1, 1), (1, 1))) == "split"  # 1.2M
     assert pick((2, 104, 8, 8), (104, 8, 3, 3), 13, (1, 1), ((1, 1), (1, 1)), dtype=jnp.float64) == "split"  # 74k
     assert pick((2, 440, 4), (440, 8, 3), 55, (1,), ((1, 1),)) == "split"  # 1-D: "grouped" unmeasured
+    assert pick((8, 512, 14, 14), (512, 16, 3, 3), 32, (2, 2), ((1, 1), (1, 1))) == "grouped"  # 7 MB patches
+    assert pick((8, 256, 56, 56), (256, 8, 3, 3), 32, (2, 2), ((1, 1), (1, 1))) == "split"  # 58 MB
+    assert pick((8, 128, 28, 28), (128, 32, 3, 3), 4, (2, 2), ((1, 1), (1, 1))) == "split"  # 4 groups
     assert pick((2, 440, 4, 4), (440, 8, 3, 3), 55, (1, 1), ((1, 1), (1, 1)), dtype=jnp.float64) == "grouped"
     assert pick((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1) == "depth"
     # Off CPU (cuDNN on GPU, TPU), XLA's own convolution, whatever the shape.
