@@ -39,7 +39,7 @@ fastest on CPU, computing the same function and the same gradients:
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
   XLA:CPU runs the independent groups side by side on its threads. "grouped", for small groups
-  (RegNet's): one product batched over the groups (`_conv_grouped.py`), compiling 3-10x faster.
+  and strided many-group layers: one product batched over the groups (`_conv_grouped.py`).
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
