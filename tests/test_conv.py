@@ -390,13 +390,6 @@ LOWERING_CASES = [
         id="split-groups3",
     ),
     pytest.param(
-        "split",
-        (2, 16, 5, 6),
-        (8, 8, 3, 3),
-        dict(groups=2, padding=((3, 1), (1, 2))),
-        id="split-winograd-padding-beyond-2-transposed-input-gradient",
-    ),
-    pytest.param(
         "grouped",
         (2, 6, 9, 8),
         (4, 3, 3, 2),

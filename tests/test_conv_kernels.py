@@ -52,9 +52,6 @@ CASES = {
     ),
     "depth-3d-groups2-summed-taps": _conv_case("depth", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2),
     "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
-    "split-groups2-winograd-forward-dx-asymmetric-padding": _conv_case(
-        "split", (2, 16, 5, 6), (8, 8, 3, 3), groups=2, padding=((2, 0), (0, 1))
-    ),
     "grouped-groups4-one-batched-product-stride2": _conv_case(
         "grouped", (2, 8, 7, 6), (12, 2, 3, 3), groups=4, stride=2
     ),

@@ -287,12 +287,8 @@ _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_dept
 
 
 def _split_auto(x, w, stride, padding, dilation):
-    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape;
-    Winograd with its input gradient as a forward Winograd correlation (`conv3x3_forward_dx`)."""
-    method = choose(x.shape, w.shape, 1, stride, padding, dilation, x.dtype)
-    if method == "winograd" and all(lo <= 2 and hi <= 2 for lo, hi in padding):
-        return _winograd.conv3x3_forward_dx(x, w, padding)
-    return conv(x, w, stride, padding, dilation, 1, method)
+    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape."""
+    return conv(x, w, stride, padding, dilation, 1)
 
 
 def _depth(
