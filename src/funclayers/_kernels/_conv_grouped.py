@@ -65,21 +65,20 @@ def conv_grouped(x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dila
 
 def pays(x_shape: tuple, w_shape: tuple, groups: int, stride: tuple, padding: Pairs, dilation: tuple, dtype) -> bool:
     """Whether "grouped" runs no slower than "split" (one dense convolution per group, each through
-    `conv`'s dispatch), measured on CPU (CPU ms per forward + backward step, "split" -> "grouped"):
-    - while a group's forward is at most 2**17 multiply-adds (float64: 2**15; its batched product
-      is slower). RegNet-like 8-channel groups, float32 / float64: 55 groups on (2, 440, 4, 4)
-      (18k per group) 0.96 -> 0.31 / 1.78 -> 0.49; 28 on (2, 224, 8, 8) (74k) 1.36 -> 0.99 /
-      1.96 -> 2.92; 55 on (4, 440, 7, 7) (113k) 4.42 -> 3.75. ResNeXt-like stride-1 layers (groups
-      of 4-32 channels at batch 8-16, 0.8M-14M per group) are 1.3-2.9x slower "grouped";
+    `conv`'s dispatch), measured on CPU (CPU ms per forward + backward step, every array an
+    argument, "split" -> "grouped"):
+    - while a group's forward is at most 2**17 multiply-adds. RegNet-like 8-channel groups, float32
+      / float64: 55 groups on (2, 440, 4, 4) (18k per group) 1.29 -> 0.39 / 1.19 -> 0.47; 28 on
+      (2, 224, 8, 8) (74k) 1.08 -> 0.97 / 1.31 -> 1.16; 55 on (4, 440, 7, 7) (113k) 2.93 -> 2.68 /
+      5.45 -> 5.49; above it, 55 on (8, 440, 7, 7) (226k) 4.99 -> 5.86, and ResNeXt-like stride-1
+      layers (groups of 4-32 channels at batch 8-16, 0.8M-14M per group) 1.3-2.9x slower;
     - strided with 8 groups or more and at most 16 MB of patches, where each group's dense
-      convolution is a "gemm", not a Winograd one: float32 (8, 512, 14, 14) s2 32 groups 22.8 ->
-      9.5, (8, 1024, 14, 14) 34.1 -> 27.8, (8, 256, 28, 28) 8 groups 34.2 -> 29.6, (2, 512, 14,
-      14) 5.5 -> 2.3 (float64 46.8 -> 46.8, 49.0 -> 49.7, 7.4 -> 3.7); with 58 MB of patches,
-      (8, 256, 56, 56) 32 groups, 74 -> 109."""
+      convolution is a "gemm", not a Winograd one: float32 (8, 512, 14, 14) s2 32 groups 24.3 ->
+      12.1, (8, 1024, 14, 14) 33.9 -> 30.1, (8, 256, 28, 28) 8 groups 29.7 -> 27.5, (2, 512, 14, 14)
+      6.0 -> 2.6; with 58 MB of patches, (8, 256, 56, 56) 32 groups, 76.9 -> 110.3."""
     out = _output_spatial(x_shape, w_shape[2:], stride, padding, dilation)
     positions = x_shape[0] * math.prod(out)
-    limit = 1 << 15 if jnp.dtype(dtype).itemsize >= 8 else 1 << 17
-    if positions * (w_shape[0] // groups) * math.prod(w_shape[1:]) <= limit:
+    if positions * (w_shape[0] // groups) * math.prod(w_shape[1:]) <= 1 << 17:
         return True
     patch_bytes = positions * x_shape[1] * math.prod(w_shape[2:]) * jnp.dtype(dtype).itemsize
     return any(s > 1 for s in stride) and groups >= 8 and patch_bytes <= 16 << 20
