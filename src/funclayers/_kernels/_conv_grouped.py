@@ -1,13 +1,14 @@
-"""Grouped convolutions: one dense convolution per group ("split"), or, for small groups, one
-product batched over the groups ("grouped").
+"""Grouped convolutions: one dense convolution per group ("split"), or one product batched over
+the groups ("grouped") for small groups and strided many-group layers.
 
 Used by: `Conv1d/2d/3d` / `F.conv*d` with groups > 1 that are not depthwise (`_conv_lowering.conv`;
-"grouped" where `choose` picks it: 2-D, CPU, small groups). The input's patches (im2col), (N, G, C/G * taps,
-positions), meet the weights, (G, K/G, C/G * taps), in one `dot_general` batched over the groups;
-the gradients are JAX's own (the input gradient scatters the patches back, the weight gradient is
-the same product batched over the groups with dy). XLA compiles that one product where "split"
-compiles a dense convolution with its backward per group: RegNet and ResNeXt have up to 55 groups
-per layer, and regnet_y_400mf's 531 groups spent most of its compile time in XLA's HLO passes.
+"grouped" where `choose` picks it on CPU: 2-D, by `pays` below). The input's patches (im2col),
+(N, G, C/G * taps, positions), meet the weights, (G, K/G, C/G * taps), in one `dot_general` batched
+over the groups; the gradients are JAX's own (the input gradient scatters the patches back, the
+weight gradient is the same product batched over the groups with dy). XLA compiles that one product
+where "split" compiles a dense convolution with its backward per group: RegNet and ResNeXt have up
+to 55 groups per layer, and regnet_y_400mf's 531 groups spent most of its compile time in XLA's HLO
+passes (its float64 port test 152.8 -> 34.6 s; benchmarks/README.md, issue 28).
 """
 
 from __future__ import annotations
