@@ -27,10 +27,11 @@ SHAPES = [
     ("128->256 s2 @16", (32, 128, 16, 16), (256, 128, 3, 3), 2, 1, 1),
     ("depthwise 128 @56", (8, 128, 56, 56), (128, 1, 3, 3), 1, 1, 128),
     ("128->128 g4 @28", (8, 128, 28, 28), (128, 32, 3, 3), 1, 1, 4),
+    ("440->440 g55 @4 (RegNet)", (2, 440, 4, 4), (440, 8, 3, 3), 1, 1, 55),
     ("conv1d 64->128 k5", (32, 64, 256), (128, 64, 5), 1, 2, 1),
     ("conv3d 16->32 k3", (4, 16, 16, 32, 32), (32, 16, 3, 3, 3), 1, 1, 1),
 ]
-METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "depth")
+METHODS = ("xla", "winograd", "gemm", "patches", "taps", "shift", "split", "grouped", "depth")
 # transposed: (name, input shape, weight shape (in, out, *k), stride, padding)
 TRANSPOSED = [
     ("conv_transpose2d 64->32 k4 s2", (16, 64, 16, 16), (64, 32, 4, 4), 2, 1),

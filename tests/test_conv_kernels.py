@@ -1,8 +1,8 @@
 """The convolution lowerings of issue 28 against torch in every mode, each forced: 3-D convolutions as
 2-D ones over depth planes (stacked taps through Winograd, summed taps for groups), one conv per
-group, the depthwise tap reductions, the per-image and one-product gemm, Winograd with its output in the
-phase layout (`_layout.py`) from each input layout, the per-phase ("phases"), one-product ("matmul"),
-"strided" and "xla" transposed convolutions."""
+group or one product batched over the groups, the depthwise tap reductions, the per-image and
+one-product gemm, Winograd with its output in the phase layout (`_layout.py`) from each input layout,
+the per-phase ("phases"), one-product ("matmul"), "strided" and "xla" transposed convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,10 @@ CASES = {
     ),
     "depth-3d-groups2-summed-taps": _conv_case("depth", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2),
     "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
+    "grouped-groups4-one-batched-product-stride2": _conv_case(
+        "grouped", (2, 8, 7, 6), (12, 2, 3, 3), groups=4, stride=2
+    ),
+    "grouped-1d-groups3": _conv_case("grouped", (2, 6, 9), (3, 2, 3), groups=3),
     "shift-depthwise-multiplier2": _conv_case("shift", (2, 3, 6, 5), (6, 1, 3, 3), groups=3),
     "gemm-per-image-small-fan-in": _conv_case("gemm", (2, 3, 6, 5), (4, 3, 3, 3), stride=2),
     "gemm-one-product-fan-in-72": _conv_case("gemm", (2, 8, 6, 5), (4, 8, 3, 3), stride=2),

@@ -179,11 +179,11 @@ def test_vmap_of_grad_and_of_jvp_equal_a_loop(name, args, kwargs, shape, trainin
         np.testing.assert_allclose(batched[i], jvp(tangents[i]), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["xla", "taps", "patches", "winograd", "gemm", "shift", "split"])
+@pytest.mark.parametrize("method", ["xla", "taps", "patches", "winograd", "gemm", "shift", "split", "grouped"])
 def test_every_conv_lowering_jvp_matches_torch(method, dtype):
     from funclayers._kernels import _conv_lowering as lowering
 
-    groups = {"shift": 4, "split": 2}.get(method, 1)
+    groups = {"shift": 4, "split": 2, "grouped": 2}.get(method, 1)
     stride = (2, 1) if method in ("gemm", "patches") else (1, 1)
     x = randn(2, 4, 6, 5, dtype=dtype, seed=1)
     w = randn(6 if groups == 2 else 4, 4 // groups, 3, 3, dtype=dtype, seed=2)

@@ -38,7 +38,8 @@ fastest on CPU, computing the same function and the same gradients:
   per tap, the sum of dy times that tap's input slice.
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
-  XLA:CPU runs the independent groups side by side on its threads.
+  XLA:CPU runs the independent groups side by side on its threads. "grouped", for small groups
+  and strided many-group layers: one product batched over the groups (`_conv_grouped.py`).
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
   channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
@@ -58,11 +59,11 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._utils import on_cpu, zero_pad
-from . import _winograd
+from . import _conv_grouped, _winograd
 from ._primitive import bilinear
 
 Pairs = Sequence[tuple[int, int]]
-METHODS = ("auto", "xla", "taps", "patches", "winograd", "gemm", "shift", "split", "depth")
+METHODS = ("auto", "xla", "taps", "patches", "winograd", "gemm", "shift", "split", "grouped", "depth")
 
 
 def _dimension_numbers(n: int) -> lax.ConvDimensionNumbers:
@@ -284,16 +285,6 @@ def _fenced_shift_forward(x, w, stride, padding, dilation):
 _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_depthwise, "conv_shift")
 
 
-def _split(
-    x: jax.Array, w: jax.Array, stride: tuple, padding: Pairs, dilation: tuple, groups: int, dense: Callable
-) -> jax.Array:
-    """A grouped convolution as `groups` independent dense ones, `dense(x_g, w_g, stride, padding,
-    dilation)`: XLA:CPU's runtime runs independent operations side by side on its threads."""
-    xs = jnp.split(x, groups, axis=1)
-    ws = jnp.split(w, groups, axis=0)
-    return jnp.concatenate([dense(a, b, stride, padding, dilation) for a, b in zip(xs, ws, strict=False)], axis=1)
-
-
 def _split_auto(x, w, stride, padding, dilation):
     """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape."""
     return conv(x, w, stride, padding, dilation, 1)
@@ -377,7 +368,8 @@ def choose(
         return "patches" if fan_in < 64 else "taps"
     if groups == channels:
         return "shift"
-    return "split"
+    small = len(x_shape) == 4 and _conv_grouped.pays(x_shape, w_shape, groups, stride, padding, dilation, dtype)
+    return "grouped" if small else "split"  # "grouped" measured in 2-D (and 3-D's planes) only
 
 
 def _patches_bytes(x_shape: tuple, w_shape: tuple, stride: tuple, padding: Pairs, dilation: tuple, dtype) -> int:
@@ -446,9 +438,11 @@ def conv(
             raise ValueError(f"the 'patches' lowering is for dense convolutions, got groups={groups}")
         return _taps_patches(x, w, stride, padding, dilation)
     if method == "taps":
-        return _split(x, w, stride, padding, dilation, groups, _taps)
+        return _conv_grouped.split(x, w, stride, padding, dilation, groups, _taps)
+    if method == "grouped":
+        return _conv_grouped.conv_grouped(x, w, stride, padding, dilation, groups)
     if method == "split":
-        return _split(x, w, stride, padding, dilation, groups, _split_auto)
+        return _conv_grouped.split(x, w, stride, padding, dilation, groups, _split_auto)
     raise ValueError(f"unknown convolution lowering {method!r}; expected one of {METHODS}")
 
 
