@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (slug, title, the private modules whose public names the page lists, one line of introduction)
 FAMILIES = [
-    ("containers", "Layers and containers", ["funclayers._layer", "funclayers._param_containers"],
+    ("containers", "Layers and containers", ["funclayers._layer", "funclayers._module", "funclayers._param_containers"],
      "`Layer` (the init/apply pair every layer is), torch's containers and `Module`, the composite "
      "that reads like a torch `nn.Module`."),
     ("linear", "Linear", ["funclayers._linear"], "torch.nn's linear.py and flatten.py."),

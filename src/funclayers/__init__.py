@@ -15,7 +15,8 @@ _tune_on_import()  # before the first JAX computation; see _kernels/_allocator.p
 
 from . import functional, init
 from ._interop import StateDictError, load_state_dict, state_dict
-from ._layer import Buffer, Layer, Module, ModuleDict, ModuleList, Parameter, Scope, Sequential
+from ._layer import Buffer, Layer, ModuleDict, ModuleList, Parameter, Sequential
+from ._module import Module, Scope
 
 __version__ = "0.1.0"
 

@@ -27,8 +27,9 @@ from ._activation import relu
 from ._activation_smooth import gelu
 from ._attention import MultiheadAttention
 from ._dropout import Dropout
-from ._layer import Layer, Module, ModuleList
+from ._layer import Layer, ModuleList
 from ._linear import Linear
+from ._module import Module
 from ._normalization import LayerNorm
 from ._sdpa import _canonical_mask
 from ._utils import TorchRuntimeError, compute_dtype, fmt_shape, param_dtype

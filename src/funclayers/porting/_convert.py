@@ -22,7 +22,8 @@ from typing import Any
 import jax
 
 from .._interop import load_state_dict
-from .._layer import Buffer, Layer, Module, Parameter
+from .._layer import Buffer, Layer, Parameter
+from .._module import Module
 from ._errors import TorchConversionError
 from ._graph import graph_layer
 from ._modules import builtin_converter

@@ -21,7 +21,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._layer import Buffer, Layer, Module, ModuleDict, Parameter, _get, _set
+from .._layer import Buffer, Layer, ModuleDict, Parameter
+from .._module import Module, _get, _set
 from . import _ops
 from ._errors import TorchConversionError
 from ._ops_vision import BY_NAME
