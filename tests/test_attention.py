@@ -228,6 +228,22 @@ def test_sdpa_long_causal_blockwise_matches_torch():
     _sdpa_check(q, k, v, np.float32, tol=dict(rtol=1e-4, atol=2e-6), is_causal=True)
 
 
+def test_flash_query_tiles_are_twice_the_key_tiles_where_no_padding_is_added():
+    assert _attention._flash_query_block(1024, 256) == 512
+    assert _attention._flash_query_block(768, 256) == 256  # L = 600: 512-row tiles would pad it to 1024
+    assert _attention._flash_query_block(12, 3) == 6
+    assert _attention._flash_query_block(9, 3) == 3
+
+
+def test_sdpa_long_causal_flash_512_row_query_tiles_match_torch(dtype):
+    """The default flash path at L = 1024: 512-row query tiles over 256-row key tiles, causal and not,
+    L != S (key tiles padded)."""
+    q, k, v = randn(1, 2, 1024, 8), randn(1, 2, 1000, 8, seed=1), randn(1, 2, 1000, 8, seed=2)
+    tol = dict(rtol=1e-4, atol=2e-6) if dtype == np.float32 else None
+    _sdpa_check(q, k, v, dtype, tol=tol)
+    _sdpa_check(q, k, v, dtype, tol=tol, is_causal=True)
+
+
 def test_sdpa_fused_dispatch_on_cpu(monkeypatch):
     """The off-CPU dispatch to jax.nn.dot_product_attention, forced on CPU: same values, jvp and grad work."""
     monkeypatch.setattr(_attention, "_fused_applies", lambda *a: True)
@@ -405,11 +421,12 @@ def test_attention_errors():
                                        enable_gqa=True)
 
 
-@pytest.mark.parametrize("causal, L, S", [(True, 5, 8), (True, 8, 5), (False, 7, 4)])
+@pytest.mark.parametrize("causal, L, S", [(True, 5, 8), (True, 8, 5), (False, 7, 4), (True, 12, 7), (False, 6, 10)])
 def test_flash_kernel_every_mode_matches_the_dense_kernel(blockwise, x64, causal, L, S):
     """No mask, no dropout: the blockwise path is flash attention (a closed-form tangent and backward);
     values, grad, jvp, jvp of grad and vmap of grad equal the dense kernel's (torch-checked above) in
-    float64, over padded tiles of 3 and causal tiles skipped."""
+    float64, over padded key tiles of 3 and causal tiles skipped; query tiles of 6 where L pads to a
+    multiple of 6 (L = 5, 12, 6), else 3."""
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.standard_normal(s)) for s in [(2, 3, L, 4), (2, 3, S, 4), (2, 3, S, 5)])
     ct = jnp.asarray(rng.standard_normal((2, 3, L, 5)))

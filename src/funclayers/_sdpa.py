@@ -9,9 +9,10 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
   blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither
   the forward nor the backward ever holds more than one `(block, block)` tile of scores per head; a
   causal mask skips the key blocks above the diagonal altogether. Without a mask or dropout (causal
-  or not) the blocks go to flash attention (`_kernels/_flash.py`, tiles of at most 256 rows): the
-  same online softmax keeping each row's log-sum-exp, and a closed-form tangent whose transpose is
-  flash attention's one-pass backward (causal (2, 8, 4096, 64) forward + backward 20-35% faster than
+  or not) the blocks go to flash attention (`_kernels/_flash.py`, key tiles of at most 256 rows,
+  query tiles twice that where it adds no padding, see `_flash_query_block`): the same online
+  softmax keeping each row's log-sum-exp, and a closed-form tangent whose transpose is flash
+  attention's one-pass backward (causal (2, 8, 4096, 64) forward + backward 20-35% faster than
   autodiff of the checkpointed scans, XLA temporaries 152 -> 57 MB: tiles are slices of q, k, v, no
   tile-major copies);
 - off CPU, in float16 / bfloat16 without dropout or an explicit mask (float32 would run in TF32 there,
@@ -179,12 +180,23 @@ def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
     return carry, acc / jnp.where(total == 0, 1, total)
 
 
+def _flash_query_block(padded_length: int, block: int) -> int:
+    """Flash attention's query tiles: twice the key tiles where that adds no padding rows. XLA:CPU
+    runs a batched product on both cores only when each product is large enough (about 8M
+    multiply-adds, 2 cores; (n, 256, 256) x 64 tiles run on one): 512 x 256 tiles put the forward
+    and backward products over 2 threads at the same CPU time. Causal (2, 8, L, 64) forward +
+    backward, CPU ms / (CPU / busiest thread), one process, loaded machine (benchmarks/README.md,
+    issue 28, helper `attn`): L 4096: 2219 / 1.74 vs 2233 / 1.97; L 2048: 600 / 1.55 vs 633 / 2.01;
+    L 1024: 167 / 1.56 vs 191 / 2.14."""
+    return 2 * block if padded_length % (2 * block) == 0 else block
+
+
 def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None, flash=None):
     if flash is None:  # flash attention: closed-form backward, no per-tile residuals
         flash = mask is None and dropout_p == 0
     block = block or _block_size(max(q.shape[-2], k.shape[-2]))
     if flash:
-        # tiles of at most 256 rows: causal (2, 8, L, 64) forward + backward with 256 against 512
+        # key tiles of at most 256 rows: causal (2, 8, L, 64) forward + backward with 256 against 512
         # rows, 176 vs 210 ms at L 2048, 655 vs 724 ms at L 4096 (one process, 2 CPU threads)
         block = min(block, 256)
     lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
@@ -195,7 +207,8 @@ def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None, flash=N
         def rows(x, length, padded):
             return zero_pad(x.reshape((n,) + x.shape[-2:]), ((0, 0), (0, padded - length), (0, 0)))
 
-        out = flash_attention(rows(q, L, Lp), rows(k, S, Sp), rows(v, S, Sp), causal, scale, S, block)
+        out = flash_attention(rows(q, L, Lp), rows(k, S, Sp), rows(v, S, Sp), causal, scale, S,
+                              (_flash_query_block(Lp, block), block))
         return out[:, :L].reshape(lead + (L, Ev))
     # laid out once as (block, n, block rows, dim): the xs of the scans over query and key blocks
     q = jnp.pad(q.reshape(n, L, E), ((0, 0), (0, Lp - L), (0, 0))).reshape(n, nq, block, E).transpose(1, 0, 2, 3)

@@ -88,61 +88,63 @@ def _over_keys(i, k, block, causal, compute, init):
     def body(j, carry):
         if not causal:
             return compute(j, carry)
-        return lax.cond(_visible(i, j, block, block, causal), lambda c: compute(j, c), lambda c: c, carry)
+        return lax.cond(_visible(i, j, bq, bk, causal), lambda c: compute(j, c), lambda c: c, carry)
 
-    return _loop(body, init, k.shape[1] // block)
+    bq, bk = block
+    return _loop(body, init, k.shape[1] // bk)
 
 
 def _forward(q, k, v, causal, scale, length, block):
     """(out, log-sum-exp) of the online softmax, query tile by query tile."""
-    n = q.shape[0]
+    n, (bq, bk) = q.shape[0], block
 
     def query_tile(i, carry):
         out, lse = carry
-        qi = _tile(q, i, block)
+        qi = _tile(q, i, bq)
 
         def compute(j, carry):
             m, total, acc = carry
-            s, keep = _scores(qi, _tile(k, j, block), i, j, scale, causal, length)
+            s, keep = _scores(qi, _tile(k, j, bk), i, j, scale, causal, length)
             s = jnp.where(keep, s, -jnp.inf)
             m_new = jnp.maximum(m, jnp.max(s, -1, keepdims=True))
             shift = jnp.where(jnp.isneginf(m_new), 0, m_new)
             p = jnp.exp(s - shift)
             correction = jnp.exp(m - shift)
             return m_new, total * correction + jnp.sum(p, -1, keepdims=True), \
-                acc * correction + _mm(p, _tile(v, j, block), 2, 1)
+                acc * correction + _mm(p, _tile(v, j, bk), 2, 1)
 
-        init = (jnp.full((n, block, 1), -jnp.inf, q.dtype), jnp.zeros((n, block, 1), q.dtype),
-                jnp.zeros((n, block, v.shape[-1]), q.dtype))
+        init = (jnp.full((n, bq, 1), -jnp.inf, q.dtype), jnp.zeros((n, bq, 1), q.dtype),
+                jnp.zeros((n, bq, v.shape[-1]), q.dtype))
         m, total, acc = _over_keys(i, k, block, causal, compute, varying_like(init, qi, k, v))
         seen = total > 0
         lse_i = jnp.where(seen, m + jnp.log(jnp.where(seen, total, 1)), jnp.inf)  # inf: P = 0 in the backward
         return _put_tile(out, i, acc / jnp.where(seen, total, 1)), _put_tile(lse, i, lse_i)
 
     init = (jnp.zeros(q.shape[:2] + v.shape[-1:], q.dtype), jnp.zeros(q.shape[:2] + (1,), q.dtype))
-    return _loop(query_tile, varying_like(init, q, k, v), q.shape[1] // block)
+    return _loop(query_tile, varying_like(init, q, k, v), q.shape[1] // bq)
 
 
 def _tangent(q, k, v, out, lse, dq, dk, dv, *, causal, scale, length, block):
     """dout, linear in (dq, dk, dv) (each None or like q, k, v)."""
     sc = jnp.asarray(scale, q.dtype)
+    bq, bk = block
 
     def query_tile(i, dout):
-        qi, oi, lse_i = _tile(q, i, block), _tile(out, i, block), _tile(lse, i, block)
+        qi, oi, lse_i = _tile(q, i, bq), _tile(out, i, bq), _tile(lse, i, bq)
 
         def compute(j, carry):
             c, t = carry
-            kj, vj = _tile(k, j, block), _tile(v, j, block)
+            kj, vj = _tile(k, j, bk), _tile(v, j, bk)
             p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
             ds = 0
             if dq is not None:
-                ds = ds + _mm(_tile(dq, i, block), kj, 2, 2)
+                ds = ds + _mm(_tile(dq, i, bq), kj, 2, 2)
             if dk is not None:
-                ds = ds + _mm(qi, _tile(dk, j, block), 2, 2)
+                ds = ds + _mm(qi, _tile(dk, j, bk), 2, 2)
             pds = p * (ds * sc)
             t = t + _mm(pds, vj, 2, 1)
             if dv is not None:
-                t = t + _mm(p, _tile(dv, j, block), 2, 1)
+                t = t + _mm(p, _tile(dv, j, bk), 2, 1)
             return c + jnp.sum(pds, -1, keepdims=True), t
 
         init = varying_like((jnp.zeros_like(lse_i), jnp.zeros_like(oi)), qi, k, v, oi, dq, dk, dv)
@@ -150,7 +152,7 @@ def _tangent(q, k, v, out, lse, dq, dk, dv, *, causal, scale, length, block):
         return _put_tile(dout, i, t - c * oi)
 
     init = varying_like(jnp.zeros_like(out), q, k, v, out, dq, dk, dv)
-    return [_loop(query_tile, init, q.shape[1] // block)]
+    return [_loop(query_tile, init, q.shape[1] // bq)]
 
 
 def _transpose(cts, q, k, v, out, lse, *, causal, scale, length, block):
@@ -158,14 +160,15 @@ def _transpose(cts, q, k, v, out, lse, *, causal, scale, length, block):
     (do,) = cts
     sc = jnp.asarray(scale, q.dtype)
     delta = jnp.sum(do * out, -1, keepdims=True)
+    bq, bk = block
 
     def query_tile(i, grads):
         dq, dk, dv = grads
-        qi, doi, lse_i, delta_i = (_tile(x, i, block) for x in (q, do, lse, delta))
+        qi, doi, lse_i, delta_i = (_tile(x, i, bq) for x in (q, do, lse, delta))
 
         def compute(j, carry):
             dqi, dk, dv = carry
-            kj, vj = _tile(k, j, block), _tile(v, j, block)
+            kj, vj = _tile(k, j, bk), _tile(v, j, bk)
             p = _probs(qi, kj, lse_i, i, j, scale, causal, length)
             ds = p * (_mm(doi, vj, 2, 2) - delta_i) * sc
             return dqi + _mm(ds, kj, 2, 1), _add_tile(dk, j, _mm(ds, qi, 1, 1)), _add_tile(dv, j, _mm(p, doi, 1, 1))
@@ -175,13 +178,13 @@ def _transpose(cts, q, k, v, out, lse, *, causal, scale, length, block):
         return _put_tile(dq, i, dqi), dk, dv
 
     init = varying_like((jnp.zeros_like(q), jnp.zeros_like(k), jnp.zeros_like(v)), q, k, v, do)
-    return list(_loop(query_tile, init, q.shape[1] // block))
+    return list(_loop(query_tile, init, q.shape[1] // bq))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5, 6))
 def flash_attention(q, k, v, causal, scale, length, block):
-    """softmax(q k^T * scale) v: q (n, Lp, E), k (n, Sp, E), v (n, Sp, Ev) -> (n, Lp, Ev), Lp and Sp
-    multiples of `block` (the tile size).
+    """softmax(q k^T * scale) v: q (n, Lp, E), k (n, Sp, E), v (n, Sp, Ev) -> (n, Lp, Ev); `block` =
+    (query tile rows, key tile rows), Lp a multiple of the first, Sp of the second.
 
     Key columns from `length` on are padding (masked); `causal` masks column > row (top left)."""
     return _forward(q, k, v, causal, scale, length, block)[0]
