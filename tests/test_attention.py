@@ -231,8 +231,10 @@ def test_sdpa_long_causal_blockwise_matches_torch():
 def test_flash_query_tiles_are_twice_the_key_tiles_where_no_padding_is_added():
     assert _attention._flash_query_block(1024, 256) == 512
     assert _attention._flash_query_block(768, 256) == 256  # L = 600: 512-row tiles would pad it to 1024
+    assert _attention._flash_query_block(512, 256) == 256  # one query tile only
     assert _attention._flash_query_block(12, 3) == 6
     assert _attention._flash_query_block(9, 3) == 3
+    assert _attention._flash_query_block(6, 3) == 3
 
 
 def test_sdpa_long_causal_flash_512_row_query_tiles_match_torch(dtype):
@@ -421,12 +423,12 @@ def test_attention_errors():
                                        enable_gqa=True)
 
 
-@pytest.mark.parametrize("causal, L, S", [(True, 5, 8), (True, 8, 5), (False, 7, 4), (True, 12, 7), (False, 6, 10)])
+@pytest.mark.parametrize("causal, L, S", [(True, 5, 8), (True, 8, 5), (False, 7, 4), (True, 12, 7), (False, 11, 10)])
 def test_flash_kernel_every_mode_matches_the_dense_kernel(blockwise, x64, causal, L, S):
     """No mask, no dropout: the blockwise path is flash attention (a closed-form tangent and backward);
     values, grad, jvp, jvp of grad and vmap of grad equal the dense kernel's (torch-checked above) in
     float64, over padded key tiles of 3 and causal tiles skipped; query tiles of 6 where L pads to a
-    multiple of 6 (L = 5, 12, 6), else 3."""
+    multiple of 6 that is 12 or more (L = 12), else 3."""
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.standard_normal(s)) for s in [(2, 3, L, 4), (2, 3, S, 4), (2, 3, S, 5)])
     ct = jnp.asarray(rng.standard_normal((2, 3, L, 5)))

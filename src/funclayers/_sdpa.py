@@ -181,14 +181,15 @@ def _query_block(carry, xs, *, kb, vb, causal, scale, dropout_p, length, rng):
 
 
 def _flash_query_block(padded_length: int, block: int) -> int:
-    """Flash attention's query tiles: twice the key tiles where that adds no padding rows. XLA:CPU
-    runs a batched product on both cores only when each product is large enough (about 8M
-    multiply-adds, 2 cores; (n, 256, 256) x 64 tiles run on one): 512 x 256 tiles put the forward
-    and backward products over 2 threads at the same CPU time. Causal (2, 8, L, 64) forward +
-    backward, CPU ms / (CPU / busiest thread), one process, loaded machine (benchmarks/README.md,
-    issue 28, helper `attn`): L 4096: 2219 / 1.74 vs 2233 / 1.97; L 2048: 600 / 1.55 vs 633 / 2.01;
-    L 1024: 167 / 1.56 vs 191 / 2.14."""
-    return 2 * block if padded_length % (2 * block) == 0 else block
+    """Flash attention's query tiles: twice the key tiles where that adds no padding rows and leaves
+    two query tiles or more. XLA:CPU runs a batched product on both cores only when each product is
+    large enough (about 8M multiply-adds; (n, 256, 256) x 64 tiles run on one thread): 512 x 256
+    tiles put the forward and backward products on 2 threads. Causal (2, 8, L, 64) forward +
+    backward, CPU ms and CPU / busiest thread, 256 x 256 vs 512 x 256 tiles, one process, loaded
+    machine (benchmarks/README.md, issue 28, helper `attn`): L 4096: 2384 / 1.73 vs 2384 / 1.97;
+    L 2048: 581 / 1.63 vs 645 / 1.95; L 1024: 184 / 1.40 vs 209 / 2.04; non-causal L 1024: 265 / 1.60
+    vs 258 / 1.99. At L 512 (one query tile, the causal one half masked) 53 / 1.77 vs 67 / 2.21: no gain."""
+    return 2 * block if padded_length % (2 * block) == 0 and padded_length >= 4 * block else block
 
 
 def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None, flash=None):
