@@ -197,8 +197,9 @@ def _blockwise(q, k, v, mask, causal, scale, dropout_p, rng, block=None, flash=N
         flash = mask is None and dropout_p == 0
     block = block or _block_size(max(q.shape[-2], k.shape[-2]))
     if flash:
-        # key tiles of at most 256 rows: causal (2, 8, L, 64) forward + backward with 256 against 512
-        # rows, 176 vs 210 ms at L 2048, 655 vs 724 ms at L 4096 (one process, 2 CPU threads)
+        # key tiles of at most 256 rows: causal (2, 8, L, 64) forward + backward with square tiles of
+        # 256 against 512 rows, 176 vs 210 ms at L 2048, 655 vs 724 ms at L 4096 (one process, 2 CPU
+        # threads); query tiles: `_flash_query_block`
         block = min(block, 256)
     lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
     n = math.prod(lead)
