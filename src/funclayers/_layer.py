@@ -241,8 +241,8 @@ def Sequential(*layers: Layer | Mapping[str, Layer]) -> Layer:
 
     Runs of children Conv2d (3x3, padding 1, computed by Winograd) -> BatchNorm2d / ReLU / MaxPool2d(2)
     -> Conv2d ... pass their activations on in Winograd's own layout, turned back into NCHW once at the
-    run's end (`_layout.py`; the small CNN's train step 14-16% less CPU time): the children's arithmetic
-    (BatchNorm's sums in another order), and the output is NCHW as always.
+    run's end (`_layout.py`; the small CNN's train step 14-16% less CPU time). The children's arithmetic
+    is the same up to the order of BatchNorm's sums, and the output is NCHW as always.
 
     Example:
       >>> model = fl.Sequential(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))

@@ -121,8 +121,9 @@ def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
 def _scaled_scores(q, k, scale):
     """q k^T * scale. A power-of-two scale (1/8 for head_dim 64) multiplies q instead: the same
     floats (scaling by 2^e is exact, and so commutes with every rounding of the product) without a
-    pass over the (L, S) scores, forward or backward; XLA fuses it into q's head-split copy."""
-    if math.frexp(scale)[0] == 0.5:
+    pass over the (L, S) scores, forward or backward; XLA fuses it into q's head-split copy. Only in
+    float32 / float64: in half precision q * 2^e can fall into the subnormals and lose bits."""
+    if q.dtype in (jnp.float32, jnp.float64) and math.frexp(scale)[0] == 0.5:
         return jnp.einsum("...le,...se->...ls", q * jnp.asarray(scale, q.dtype), k, precision=_PRECISION)
     return jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
 
