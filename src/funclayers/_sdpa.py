@@ -24,6 +24,7 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from functools import partial
 from typing import Any
@@ -113,8 +114,9 @@ def _mask_scores(s: jax.Array, mask: jax.Array | None, causal_keep: jax.Array | 
     return s
 
 
-def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
-    keep = jax.random.bernoulli(rng, 1 - p, w.shape)
+def _dropout_weights(w: jax.Array, p: float, rng: jax.Array, kept: jax.Array | None = None) -> jax.Array:
+    """`kept`: the entries kept (a slice of the whole draw, see `_dense`); default: drawn here."""
+    keep = jax.random.bernoulli(rng, 1 - p, w.shape) if kept is None else kept
     return jnp.where(keep, w / (1 - p), 0) if p < 1 else jnp.zeros_like(w)
 
 
@@ -128,13 +130,81 @@ def _scaled_scores(q, k, scale):
     return jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
 
 
+# The dense kernel in independent slices along its batch (leading) dims, on CPU. XLA:CPU runs a
+# batched product on one thread below about 8M multiply-adds per product (benchmarks/README.md, helper
+# `attn`), but its thunk executor runs independent slices side by side. Measured on 2 cores (forward +
+# backward, wall ms, g = 1 / 4 slices, helper `split`, benchmarks/README.md): attention core (16, 4, 128,
+# 64) 13.24 / 11.64, (8, 4, 256, 64) 17.64 / 16.30; TransformerEncoderLayer(256, 4, 1024) step 72.99 /
+# 69.55; no gain at 0.5M multiply-adds per head or fewer (MultiheadAttention(256, 8): 20.94 / 22.08;
+# (32, 8, 64, 64) core 16.09 / 16.94) nor on one core. None: `_split_count`'s rule; an int: that many
+# slices wherever the leading dims allow it (measurements and tests).
+_DENSE_SPLIT: int | None = None
+_SPLIT_MACS = (2 ** 20, 8 * 2 ** 20)  # a per-head product (L * S * E) in [low, high): split
+_SPLIT_SLICES = 4
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _split_count(lead: tuple, L: int, S: int, E: int) -> int:
+    if _DENSE_SPLIT is not None:
+        return _DENSE_SPLIT
+    low, high = _SPLIT_MACS
+    if not low <= L * S * E < high or math.prod(lead) < 4 * _SPLIT_SLICES or _cpu_cores() < 2 or not on_cpu():
+        return 1
+    return _SPLIT_SLICES
+
+
+def _lead_splits(lead: tuple, g: int) -> list[int]:
+    """How many parts each leading dim is cut into (outermost first), their product as close to g as
+    the dims' divisors allow."""
+    parts = []
+    for d in lead:
+        f = math.gcd(g, d)
+        parts.append(f)
+        g //= f
+    return parts
+
+
 def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
+    lead = q.shape[:-2]
+    parts = _lead_splits(lead, _split_count(lead, q.shape[-2], k.shape[-2], q.shape[-1]))
+    if math.prod(parts) <= 1:
+        return _dense_core(q, k, v, mask, causal, scale, dropout_p, rng)
+    kept = None
+    if dropout_p > 0:  # one draw over the whole (..., L, S), sliced: the same bits as unsplit
+        kept = jax.random.bernoulli(rng, 1 - dropout_p, lead + (q.shape[-2], k.shape[-2]))
+
+    def sliced(x, axis, i, n):
+        # x's leading dim `axis` (counted from the left of `lead`) into part i of n; x may broadcast
+        ax = axis - len(lead) + x.ndim - 2
+        if ax < 0 or x.shape[ax] == 1:
+            return x
+        size = x.shape[ax] // n
+        return lax.slice_in_dim(x, i * size, (i + 1) * size, axis=ax)
+
+    def run(axis, q, k, v, mask, kept):
+        if axis == len(lead):
+            return _dense_core(q, k, v, mask, causal, scale, dropout_p, rng, kept)
+        n = parts[axis]
+        outs = [run(axis + 1, *(None if x is None else sliced(x, axis, i, n) for x in (q, k, v, mask, kept)))
+                for i in range(n)]
+        return outs[0] if n == 1 else jnp.concatenate(outs, axis=axis)
+
+    return run(0, q, k, v, mask, kept)
+
+
+def _dense_core(q, k, v, mask, causal, scale, dropout_p, rng, dropped=None):
     s = _scaled_scores(q, k, scale)
     L, S = s.shape[-2:]
     keep = jnp.tril(jnp.ones((L, S), bool)) if causal else None
     w = _safe_softmax(_mask_scores(s, mask, keep), -1)
     if dropout_p > 0:
-        w = _dropout_weights(w, dropout_p, rng)
+        w = _dropout_weights(w, dropout_p, rng, dropped)
     return jnp.einsum("...ls,...sv->...lv", w, v, precision=_PRECISION)
 
 
