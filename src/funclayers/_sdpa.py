@@ -4,7 +4,10 @@ Kernels of `scaled_dot_product_attention` (all plain JAX or a `jax.custom_jvp` w
 tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 
 - dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
-  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
+  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`); on a
+  CPU of 2 cores or more, with 16 heads or more of 1M-8M multiply-adds each, in 4 independent slices
+  along the batch dims, which XLA:CPU runs side by side (`_split_count`; the same products per slice,
+  the dropout drawn once for the whole);
 - blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
   blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither
   the forward nor the backward ever holds more than one `(block, block)` tile of scores per head; a
@@ -132,12 +135,13 @@ def _scaled_scores(q, k, scale):
 
 # The dense kernel in independent slices along its batch (leading) dims, on CPU. XLA:CPU runs a
 # batched product on one thread below about 8M multiply-adds per product (benchmarks/README.md, helper
-# `attn`), but its thunk executor runs independent slices side by side. Measured on 2 cores (forward +
-# backward, wall ms, g = 1 / 4 slices, helper `split`, benchmarks/README.md): attention core (16, 4, 128,
-# 64) 13.24 / 11.64, (8, 4, 256, 64) 17.64 / 16.30; TransformerEncoderLayer(256, 4, 1024) step 72.99 /
-# 69.55; no gain at 0.5M multiply-adds per head or fewer (MultiheadAttention(256, 8): 20.94 / 22.08;
-# (32, 8, 64, 64) core 16.09 / 16.94) nor on one core. None: `_split_count`'s rule; an int: that many
-# slices wherever the leading dims allow it (measurements and tests).
+# `attn`), but its thunk executor runs independent slices side by side. Forward + backward on 2 cores,
+# unsplit / 4 slices, one process alternating, wall median ms (helper `split`, benchmarks/README.md):
+# TransformerEncoderLayer(256, 4, 1024) step (16, 4, 128, 64) 72.99 / 69.55 (CPU 129.1 / 126.8);
+# attention core alone (16, 4, 128, 64) 13.24 / 11.64, (8, 4, 256, 64) 17.64 / 16.30. No gain at 0.5M
+# multiply-adds per head or fewer (MultiheadAttention(256, 8) step, 8 x 8 heads of 128 x 128 x 32:
+# 20.94 / 22.08, CPU +5%; core (32, 8, 64, 64) 16.09 / 16.94) nor on one core (13.74 / 13.82).
+# None: `_split_count`'s rule; an int: that many slices wherever the leading dims allow (tests).
 _DENSE_SPLIT: int | None = None
 _SPLIT_MACS = (2 ** 20, 8 * 2 ** 20)  # a per-head product (L * S * E) in [low, high): split
 _SPLIT_SLICES = 4
@@ -151,6 +155,7 @@ def _cpu_cores() -> int:
 
 
 def _split_count(lead: tuple, L: int, S: int, E: int) -> int:
+    """How many independent slices the dense kernel over `lead` batch dims runs in (see above)."""
     if _DENSE_SPLIT is not None:
         return _DENSE_SPLIT
     low, high = _SPLIT_MACS
