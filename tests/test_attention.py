@@ -27,6 +27,12 @@ def blockwise(monkeypatch):
     monkeypatch.setattr(_attention, "_block_size", lambda length: 3)
 
 
+@pytest.fixture
+def split(monkeypatch):
+    """The dense kernel in 12 slices wherever the leading dims allow: (2, 2) -> 2 x 2, (3, 2) -> 3 x 2."""
+    monkeypatch.setattr(_attention, "_DENSE_SPLIT", 12)
+
+
 def _mask(kind, shape, seed=0, full_row=None):
     """A bool (True = masked out, MHA's convention) or float mask; never a fully masked row unless asked."""
     rng = np.random.default_rng(seed)
@@ -88,13 +94,15 @@ def _forward_kwargs(spec, unbatched, num_heads=H):
 BLOCKWISE_IDS = ["zero_attn-batch_first-padding_mask-sdpa", "is_causal-sdpa", "batch_first-kdim-bool3d-padding-sdpa"]
 KERNEL_CASES = [pytest.param(*case.values, "dense", id=case.id + "-dense") for case in MHA_CASES] + [
     pytest.param(*case.values, "blockwise", id=case.id + "-blockwise")
-    for case in MHA_CASES if case.id in BLOCKWISE_IDS]
+    for case in MHA_CASES if case.id in BLOCKWISE_IDS] + [
+    pytest.param(*case.values, "split", id=case.id + "-split") for case in MHA_CASES
+    if case.values[1].get("need_weights") is False]
 
 
 @pytest.mark.parametrize("options, forward, kernel", KERNEL_CASES)
 def test_multihead_attention_matches_torch(options, forward, kernel, dtype, request):
-    if kernel == "blockwise":  # need_weights=False cases only: the weights are dense in both frameworks
-        request.getfixturevalue("blockwise")
+    if kernel != "dense":  # need_weights=False cases only: the weights are dense in both frameworks
+        request.getfixturevalue(kernel)
     forward = dict(forward)
     unbatched = forward.pop("unbatched", False)
     torch.manual_seed(0)
@@ -204,11 +212,11 @@ SDPA_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kernel", ["dense", "blockwise"])
+@pytest.mark.parametrize("kernel", ["dense", "blockwise", "split"])
 @pytest.mark.parametrize("case", SDPA_CASES)
 def test_sdpa_matches_torch(case, kernel, dtype, request):
-    if kernel == "blockwise":
-        request.getfixturevalue("blockwise")
+    if kernel != "dense":
+        request.getfixturevalue(kernel)
     kv_heads = 1 if case.get("enable_gqa") else 2
     q, k, v = randn(2, 2, 7, 4), randn(2, kv_heads, 8, 4, seed=1), randn(2, kv_heads, 8, 5, seed=2)
     kwargs = dict(case)
@@ -312,10 +320,10 @@ def test_mha_dropout_in_training():
 # -- forward mode and vmap -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kernel", ["dense", "blockwise"])
+@pytest.mark.parametrize("kernel", ["dense", "blockwise", "split"])
 def test_mha_jvp_matches_torch_func_jvp(kernel, dtype, request):
-    if kernel == "blockwise":
-        request.getfixturevalue("blockwise")
+    if kernel != "dense":
+        request.getfixturevalue(kernel)
     torch.manual_seed(0)
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     module = torch.nn.MultiheadAttention(E, H, batch_first=True).to(tdtype)

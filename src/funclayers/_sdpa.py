@@ -4,7 +4,10 @@ Kernels of `scaled_dot_product_attention` (all plain JAX or a `jax.custom_jvp` w
 tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 
 - dense: the whole `(L, S)` score matrix, a softmax whose fully masked rows are 0 (torch's
-  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`);
+  `_safe_softmax`), for short sequences (chosen by measurement, see `_BLOCKWISE_MIN_SCORES`); on a
+  CPU of 2 cores or more, with 16 heads or more of 1M-8M multiply-adds each, in 4 independent slices
+  along the batch dims, which XLA:CPU runs side by side (`_split_count`; the same products per slice,
+  the dropout drawn once for the whole);
 - blockwise: a `lax.scan` over query blocks of 256 or 512 rows, each an online softmax over key
   blocks (an inner `lax.scan`), every query block and every key step under `jax.checkpoint`: neither
   the forward nor the backward ever holds more than one `(block, block)` tile of scores per head; a
@@ -24,6 +27,7 @@ tangent, so jvp / jacfwd / linearize / vmap / grad-of-grad all work):
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from functools import partial
 from typing import Any
@@ -113,8 +117,9 @@ def _mask_scores(s: jax.Array, mask: jax.Array | None, causal_keep: jax.Array | 
     return s
 
 
-def _dropout_weights(w: jax.Array, p: float, rng: jax.Array) -> jax.Array:
-    keep = jax.random.bernoulli(rng, 1 - p, w.shape)
+def _dropout_weights(w: jax.Array, p: float, rng: jax.Array, kept: jax.Array | None = None) -> jax.Array:
+    """`kept`: the entries kept (a slice of the whole draw, see `_dense`); default: drawn here."""
+    keep = jax.random.bernoulli(rng, 1 - p, w.shape) if kept is None else kept
     return jnp.where(keep, w / (1 - p), 0) if p < 1 else jnp.zeros_like(w)
 
 
@@ -128,13 +133,83 @@ def _scaled_scores(q, k, scale):
     return jnp.einsum("...le,...se->...ls", q, k, precision=_PRECISION) * jnp.asarray(scale, q.dtype)
 
 
+# The dense kernel in independent slices along its batch (leading) dims, on CPU. XLA:CPU runs a
+# batched product on one thread below about 8M multiply-adds per product (benchmarks/README.md, helper
+# `attn`), but its thunk executor runs independent slices side by side. Forward + backward on 2 cores,
+# unsplit / 4 slices, one process alternating, wall median ms (helper `split`, benchmarks/README.md):
+# TransformerEncoderLayer(256, 4, 1024) step (16, 4, 128, 64) 72.99 / 69.55 (CPU 129.1 / 126.8);
+# attention core alone (16, 4, 128, 64) 13.24 / 11.64, (8, 4, 256, 64) 17.64 / 16.30. No gain at 0.5M
+# multiply-adds per head or fewer (MultiheadAttention(256, 8) step, 8 x 8 heads of 128 x 128 x 32:
+# 20.94 / 22.08, CPU +5%; core (32, 8, 64, 64) 16.09 / 16.94) nor on one core (13.74 / 13.82).
+# None: `_split_count`'s rule; an int: that many slices wherever the leading dims allow (tests).
+_DENSE_SPLIT: int | None = None
+_SPLIT_MACS = (2 ** 20, 8 * 2 ** 20)  # a per-head product (L * S * E) in [low, high): split
+_SPLIT_SLICES = 4
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _split_count(lead: tuple, L: int, S: int, E: int) -> int:
+    """How many independent slices the dense kernel over `lead` batch dims runs in (see above)."""
+    if _DENSE_SPLIT is not None:
+        return _DENSE_SPLIT
+    low, high = _SPLIT_MACS
+    if not low <= L * S * E < high or math.prod(lead) < 4 * _SPLIT_SLICES or _cpu_cores() < 2 or not on_cpu():
+        return 1
+    return _SPLIT_SLICES
+
+
+def _lead_splits(lead: tuple, g: int) -> list[int]:
+    """How many parts each leading dim is cut into (outermost first), their product as close to g as
+    the dims' divisors allow."""
+    parts = []
+    for d in lead:
+        f = math.gcd(g, d)
+        parts.append(f)
+        g //= f
+    return parts
+
+
 def _dense(q, k, v, mask, causal, scale, dropout_p, rng):
+    lead = q.shape[:-2]
+    parts = _lead_splits(lead, _split_count(lead, q.shape[-2], k.shape[-2], q.shape[-1]))
+    if math.prod(parts) <= 1:
+        return _dense_core(q, k, v, mask, causal, scale, dropout_p, rng)
+    kept = None
+    if dropout_p > 0:  # one draw over the whole (..., L, S), sliced: the same bits as unsplit
+        kept = jax.random.bernoulli(rng, 1 - dropout_p, lead + (q.shape[-2], k.shape[-2]))
+
+    def sliced(x, axis, i, n):
+        # x's leading dim `axis` (counted from the left of `lead`) into part i of n; x may broadcast
+        ax = axis - len(lead) + x.ndim - 2
+        if ax < 0 or x.shape[ax] == 1:
+            return x
+        size = x.shape[ax] // n
+        return lax.slice_in_dim(x, i * size, (i + 1) * size, axis=ax)
+
+    def run(axis, q, k, v, mask, kept):
+        if axis == len(lead):
+            return _dense_core(q, k, v, mask, causal, scale, dropout_p, rng, kept)
+        n = parts[axis]
+        outs = [run(axis + 1, *(None if x is None else sliced(x, axis, i, n) for x in (q, k, v, mask, kept)))
+                for i in range(n)]
+        return outs[0] if n == 1 else jnp.concatenate(outs, axis=axis)
+
+    return run(0, q, k, v, mask, kept)
+
+
+def _dense_core(q, k, v, mask, causal, scale, dropout_p, rng, dropped=None):
     s = _scaled_scores(q, k, scale)
     L, S = s.shape[-2:]
     keep = jnp.tril(jnp.ones((L, S), bool)) if causal else None
     w = _safe_softmax(_mask_scores(s, mask, keep), -1)
     if dropout_p > 0:
-        w = _dropout_weights(w, dropout_p, rng)
+        w = _dropout_weights(w, dropout_p, rng, dropped)
     return jnp.einsum("...ls,...sv->...lv", w, v, precision=_PRECISION)
 
 
