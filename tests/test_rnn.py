@@ -317,6 +317,34 @@ def test_lstm_backward_loop(proj_size):
     assert (scans[0][1] == 4) == (proj_size == 0), scans
 
 
+def _forward_scans(jaxpr):
+    """Every forward scan in a closed jaxpr and its sub-jaxprs: (carry shapes, number of stacked outputs)."""
+    found = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan" and not eqn.params["reverse"]:
+            carry = eqn.params["num_carry"]
+            found.append(([v.aval.shape for v in eqn.outvars[:carry]], len(eqn.outvars) - carry))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _forward_scans(jax.extend.core.ClosedJaxpr(sub, ()))
+    return found
+
+
+@pytest.mark.parametrize("proj_size, masked", [(0, False), (0, True), (2, False)])
+def test_lstm_forward_loop_in_place(proj_size, masked):
+    """Without projection or mask, the forward loop of a training step (the one that keeps the
+    activations for the backward) writes step t's gate activations over step t's input gates in a
+    (T, B, 4H) buffer it carries, and stacks no outputs: no zero-filled output buffer. The projected
+    or masked LSTM stacks them as before."""
+    layer = fl.LSTM(I, H, proj_size=proj_size)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.ones((T, B, I))
+    kwargs = {"lengths": jnp.array([T, 2, T, 1])} if masked else {}
+    forward = jax.make_jaxpr(lambda p, x: jax.vjp(lambda p, x: layer.apply(p, state, x, **kwargs)[0][0], p, x)[0])
+    jaxpr = forward(params, x)
+    in_place = [n for shapes, n in _forward_scans(jaxpr) if (T, B, 4 * H) in shapes]
+    assert in_place == ([0] if proj_size == 0 and not masked else []), _forward_scans(jaxpr)
+
+
 def test_packed_sequence_under_jit_and_grad():
     layer = fl.GRU(I, H)
     params, state = layer.init(jax.random.PRNGKey(0))
