@@ -9,7 +9,10 @@ A transposed convolution is the input gradient of a convolution. XLA computes it
 of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU it is faster:
 - per output phase ("phases"): output o = s*m + r only meets the taps t = r + p - s*q, so each
   phase r is a stride-1 convolution of the undilated input with those taps; its input gradient is
-  XLA's strided convolution, its weight gradient per kernel tap, as XLA's is slow;
+  XLA's strided convolution, its weight gradient per kernel tap, as XLA's is slow; where every
+  kernel length is a multiple of the stride (k4 s2), both gradients are 2-D products with the
+  cotangent's columns (N * positions, K * taps) instead, which run side by side (XLA:CPU runs each
+  product on one thread) and beside the forward;
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
   differentiated by JAX: the input and weight gradients are matrix products too.
@@ -279,7 +282,9 @@ def conv_transpose(
     the left and that plus output_padding on the right, differentiated by JAX; "strided" is the
     same forward with a backward pass of a strided convolution (input gradient) and a per-tap
     weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
-    output phase, the input gradient XLA's strided convolution, the weight gradient as "strided"; "matmul"
+    output phase, the input gradient XLA's strided convolution, the weight gradient as "strided" (or,
+    dense with each kernel length a multiple of the stride, both from the cotangent's columns: the
+    k4 s2 steps' CPU -4% to -9%, `_columns_pay`); "matmul"
     (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled. "auto" on CPU is
     "matmul" where it applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32
     30.6 -> 20.2, against "phases"), else "phases" for dilation 1 (the (16, 64, 16, 16) k4 s2 step:
