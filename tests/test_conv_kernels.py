@@ -87,6 +87,14 @@ CASES = {
     ),
     "phases-1d-k1-s3-phases-without-taps": _transpose_case("phases", (2, 3, 5), (3, 2, 1), 3, 0, 2),
     "phases-3d-s2": _transpose_case("phases", (1, 2, 3, 4, 3), (2, 3, 3, 2, 3), (2, 1, 2), (1, 0, 1)),
+    # kernel a multiple of the stride: the gradients from the cotangent's columns (`_columns_pay`)
+    "phases-columns-2d-k4-6-s2-3-asymmetric-output_padding": _transpose_case(
+        "phases", (2, 3, 4, 5), (3, 2, 4, 6), (2, 3), (1, 2), (1, 2)
+    ),
+    "phases-columns-1d-k4-s2-padding-beyond-stride": _transpose_case("phases", (2, 3, 5), (3, 4, 4), 2, 3, 1),
+    "phases-columns-3d-k4-1-2": _transpose_case(
+        "phases", (1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)
+    ),
     "matmul-2d-k2-s2": _transpose_case("matmul", (2, 4, 5, 6), (4, 3, 2, 2), 2, 0),
     "matmul-2d-k-s-asymmetric-padding-output_padding": _transpose_case(
         "matmul", (2, 4, 5, 6), (4, 3, 2, 3), (2, 3), (1, 0), (1, 2)
@@ -193,6 +201,19 @@ def test_transposed_dispatch_on_cpu_and_elsewhere():
     assert choose_transpose((64, 16, 2, 2), (2, 2), (1, 1), 2, "cpu") == "phases"  # grouped
     assert choose_transpose((64, 32, 2, 2), (2, 2), (2, 1), 1, "cpu") == "strided"
     assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "gpu") == "xla"
+
+
+def test_phases_takes_its_gradients_from_columns_where_the_kernel_is_a_multiple_of_the_stride():
+    from funclayers._kernels._conv_transpose_lowering import _columns_pay
+
+    assert _columns_pay((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), 1, jnp.float32)  # the benchmark row
+    assert _columns_pay((2, 3, 4, 5), (3, 2, 4, 6), (2, 3), 1, jnp.float64)
+    assert not _columns_pay((8, 64, 32, 32), (64, 32, 3, 3), (2, 2), 1, jnp.float32)  # k3 s2: per tap
+    assert not _columns_pay((16, 64, 16, 16), (64, 16, 4, 4), (2, 2), 2, jnp.float32)  # grouped
+    # 32 MB of columns at most: (64 * 32 * 32 positions, 64 * 16) float32 columns are 256 MB
+    assert not _columns_pay((64, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float32)
+    assert _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float32)  # 32 MB
+    assert not _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float64)
 
 
 def test_shift_fence_is_exact_at_the_dtype_extremes(dtype):

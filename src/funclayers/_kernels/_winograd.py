@@ -232,8 +232,14 @@ def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
 
 
 def _products_t_input(u: jax.Array, dm: jax.Array) -> jax.Array:
-    """The transpose of `_products` in the inputs: (16, K, C), (16, K, P) -> (16, C, P)."""
-    return lax.dot_general(u, dm, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+    """The transpose of `_products` in the inputs: (16, K, C), (16, K, P) -> (16, C, P).
+
+    The small transformed weights are transposed to (16, C, K) first, behind an optimization
+    barrier: XLA would fold a plain transpose into the dot's dimension numbers, and a product that
+    contracts its left operand's middle axis is XLA:CPU's Eigen batched dot, not YNNPACK's.
+    """
+    ut = lax.optimization_barrier(jnp.swapaxes(u, 1, 2))
+    return lax.dot_general(ut, dm, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
 def _products_t_weight(dm: jax.Array, v: jax.Array) -> jax.Array:
