@@ -321,7 +321,8 @@ def _products_ut(v: jax.Array, u: jax.Array, ut: jax.Array) -> jax.Array:
     alternating): (32, 32) kernels on P = 16384 tiles 13.7 -> 8.6 ms CPU, 19.2 -> 12.6 ms wall; (64, 32)
     on 4096 tiles 5.8 -> 4.5 ms CPU, 8.4 -> 4.9 ms wall. The small CNN's train step (benchmark builder,
     2 x 40 alternating, load 4.6): CPU 94.0 -> 91.5 ms, wall median 95.1 -> 93.9 (benchmarks/README.md,
-    issue 28). `conv3x3`'s backward still runs the slower form (ResNet-18; not measured).
+    issue 28). `conv3x3`'s own backward reaches the same products another way: `_products_t_input`
+    transposes `u` behind an optimization barrier (helper `ctg`).
     The value does not depend on `ut`: its tangent is ignored (its cotangent is never asked for).
     """
     return _products(u, v)
