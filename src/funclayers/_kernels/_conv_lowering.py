@@ -42,7 +42,8 @@ fastest on CPU, computing the same function and the same gradients:
   and strided many-group layers: one product batched over the groups (`_conv_grouped.py`).
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
-  channels are the kd depth-shifted planes stacked, a grouped one as a sum over depth taps.
+  channels are the kd depth-shifted planes stacked (with a (kd, 3, 3) kernel and stride 1, the
+  same Winograd convolution in `_conv3d.py`'s own layout), a grouped one as a sum over depth taps.
 
 Transposed convolutions are in `_conv_transpose_lowering.py` (re-exported here): per output phase,
 or one matrix product where each phase meets a single tap.
