@@ -50,7 +50,7 @@ def _transpose_case(method, x_shape, w_shape, stride, padding, output_padding=0,
 
 def _conv3d_case(x_shape, w_shape, padding):
     """`_conv3d.conv3d` called directly (the stacked depth taps through Winograd, in its own
-    layout: the batch cut in two where it is even), whatever the dispatch would pick."""
+    layout), whatever the dispatch would pick."""
     from funclayers._kernels import _conv3d
 
     def ours(x, w):
@@ -85,13 +85,13 @@ CASES = {
     "depth-3d-stacked-2d-gemm-kernel-2x3": _conv_case(  # not 3x3: the stacked 2-D conv, not `_conv3d`
         "depth", (2, 4, 4, 6, 5), (5, 4, 2, 2, 3), padding=((1, 0), (1, 1), (0, 2))
     ),
-    "conv3d-winograd-batch2-split-asymmetric-padding": _conv3d_case(
+    "conv3d-winograd-depth-kernel2-asymmetric-padding": _conv3d_case(
         (2, 3, 4, 5, 6), (4, 3, 2, 3, 3), ((1, 0), (0, 2), (2, 1))
     ),
-    "conv3d-winograd-batch3-unsplit-depth-kernel1": _conv3d_case(
+    "conv3d-winograd-depth-kernel1": _conv3d_case(
         (3, 2, 3, 4, 5), (3, 2, 1, 3, 3), ((0, 0), (1, 1), (1, 1))
     ),
-    "conv3d-winograd-batch4-depth-kernel3-no-padding": _conv3d_case((4, 2, 5, 3, 4), (2, 2, 3, 3, 3), ((0, 0),) * 3),
+    "conv3d-winograd-depth-kernel3-no-padding": _conv3d_case((4, 2, 5, 3, 4), (2, 2, 3, 3, 3), ((0, 0),) * 3),
     "depth-3d-groups2-summed-taps": _conv_case("depth", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2),
     "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
     "grouped-groups4-one-batched-product-stride2": _conv_case(

@@ -13,9 +13,7 @@ arrays around the products are laid out and built, so that XLA writes fewer and 
 - The input gradient: the depth overlap-add on the transformed gradient (C channels, not kd*C),
   and the untile, each written as a concatenation of partial sums; as pads and adds, XLA
   materialised every padded term (kd copies of 18.9 MB for the benchmark).
-- The products are batched over (tile position, half of the batch): the weight gradient's
-  product, (K, P) x (P, kd*C) per tile position, has a tiny output that YNNPACK ran on one thread;
-  cut in two along P, its halves run on both threads, summed after.
+- Everything channel-major, (16, channels, P) with P = N*D*th*tw, as `_winograd`.
 
 Why (benchmarks/README.md, issue 28, helper `c3d`): the benchmark's Conv3d(16, 32, 3, padding=1)
 on (4, 16, 16, 32, 32) spent more of its step moving those arrays than in the products. Against
@@ -66,34 +64,17 @@ def _transform(a: jax.Array, terms: tuple, tiles: tuple) -> jax.Array:
     return v.reshape((-1,) + v.shape[2:])
 
 
-def _split(batch: int) -> int:
-    """How many parts the products are cut into along the batch (2 where it divides evenly)."""
-    return 2 if batch % 2 == 0 else 1
-
-
-def _planes(a: jax.Array, split: int) -> jax.Array:
-    """(N, C, ...) -> (split, C, N/split, ...): channel-major within each part of the batch."""
-    a = a.reshape((split, a.shape[0] // split) + a.shape[1:])
-    return jnp.swapaxes(a, 1, 2)
-
-
-def _unplanes(a: jax.Array) -> jax.Array:
-    """The inverse of `_planes`: (split, C, N/split, ...) -> (N, C, ...)."""
-    a = jnp.swapaxes(a, 1, 2)
-    return a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:])
-
-
-def _transform_input(xp: jax.Array, depth_taps: int, tiles: tuple, split: int) -> jax.Array:
-    """(N, C, D + kd - 1, 2*th + 2, 2*tw + 2) padded input -> (16, split, kd*C, P/split) with
-    P = N*D*th*tw: B^T d B for every tile of every depth-shifted plane; stacked channel
+def _transform_input(xp: jax.Array, depth_taps: int, tiles: tuple) -> jax.Array:
+    """(N, C, D + kd - 1, 2*th + 2, 2*tw + 2) padded input -> (16, kd*C, P) with P = N*D*th*tw:
+    B^T d B for every tile of every depth-shifted plane; stacked channel
     tap * C + c is channel c of plane d + tap.
 
     Every plane is transformed once, then the kd depth windows of the transformed planes are
     stacked (one concatenation of contiguous blocks)."""
     depth = xp.shape[2] - depth_taps + 1
-    v0 = _transform(_planes(xp, split), _BT, tiles)  # (16, split, C, N/split, D + kd - 1, th, tw)
-    v = jnp.concatenate([lax.slice_in_dim(v0, t, t + depth, axis=4) for t in range(depth_taps)], axis=2)
-    return v.reshape(v.shape[:3] + (-1,))
+    v0 = _transform(jnp.swapaxes(xp, 0, 1), _BT, tiles)  # (16, C, N, D + kd - 1, th, tw)
+    v = jnp.concatenate([lax.slice_in_dim(v0, t, t + depth, axis=3) for t in range(depth_taps)], axis=1)
+    return v.reshape(v.shape[:2] + (-1,))
 
 
 def _overlap_add(a: jax.Array, axis: int, taps_axis: int) -> jax.Array:
@@ -120,16 +101,16 @@ def _overlap_add(a: jax.Array, axis: int, taps_axis: int) -> jax.Array:
 
 
 def _transform_input_t(dv: jax.Array, shape: tuple, tiles: tuple) -> jax.Array:
-    """The transpose of `_transform_input`: (16, split, kd*C, P/split) -> `shape` = (N, C, Dp, Hp, Wp)."""
-    split, channels, padded_depth = dv.shape[1], shape[1], shape[2]
-    depth_taps = dv.shape[2] // channels
+    """The transpose of `_transform_input`: (16, kd*C, P) -> `shape` = (N, C, Dp, Hp, Wp)."""
+    channels, padded_depth = shape[1], shape[2]
+    depth_taps = dv.shape[1] // channels
     depth = padded_depth - depth_taps + 1
-    dv = dv.reshape((16, split, depth_taps, channels, shape[0] // split, depth) + tiles)
+    dv = dv.reshape((16, depth_taps, channels, shape[0], depth) + tiles)
     # Tap t of plane d came from padded plane d + t: the depth overlap-add, still transformed.
-    total = _overlap_add(dv, axis=5, taps_axis=2)  # (16, split, C, N/split, Dp, th, tw)
+    total = _overlap_add(dv, axis=4, taps_axis=1)  # (16, C, N, Dp, th, tw)
     total = total.reshape((4, 4) + total.shape[1:])
-    cols = [_untile(_winograd._input_transform_t([total[a, b] for b in range(4)]), 5) for a in range(4)]
-    return _unplanes(_untile(_winograd._input_transform_t(cols), 4))
+    cols = [_untile(_winograd._input_transform_t([total[a, b] for b in range(4)]), 4) for a in range(4)]
+    return jnp.swapaxes(_untile(_winograd._input_transform_t(cols), 3), 0, 1)
 
 
 def _untile(rows: list, axis: int) -> jax.Array:
@@ -141,18 +122,18 @@ def _untile(rows: list, axis: int) -> jax.Array:
 
 
 def _transform_output(m: jax.Array, batch: int, depth: int, tiles: tuple) -> jax.Array:
-    """(16, split, K, P/split) -> (N, K, D, 2*th, 2*tw): A^T m A for every tile, put back in place."""
-    split, channels = m.shape[1:3]
-    o = _winograd._dot(jnp.asarray(_winograd._A_A, m.dtype), m.reshape(16, -1))  # (4, split*K*P/split)
-    o = o.reshape((2, 2, split, channels, batch // split, depth) + tiles)
-    o = o.transpose(2, 4, 3, 5, 6, 0, 7, 1)  # (split, N/split, K, D, th, 2, tw, 2)
+    """(16, K, P) -> (N, K, D, 2*th, 2*tw): A^T m A for every tile, put back in place."""
+    channels = m.shape[1]
+    o = _winograd._dot(jnp.asarray(_winograd._A_A, m.dtype), m.reshape(16, -1))  # (4, K*P)
+    o = o.reshape((2, 2, channels, batch, depth) + tiles)
+    o = o.transpose(3, 2, 4, 5, 0, 6, 1)  # (N, K, D, th, 2, tw, 2)
     return o.reshape((batch, channels, depth, 2 * tiles[0], 2 * tiles[1]))
 
 
-def _transform_output_t(dy: jax.Array, tiles: tuple, split: int) -> jax.Array:
-    """The transpose of `_transform_output`: (N, K, D, 2*th, 2*tw) -> (16, split, K, P/split)."""
-    dm = _transform(_planes(dy, split), _A, tiles)  # (16, split, K, N/split, D, th, tw)
-    return dm.reshape(dm.shape[:3] + (-1,))
+def _transform_output_t(dy: jax.Array, tiles: tuple) -> jax.Array:
+    """The transpose of `_transform_output`: (N, K, D, 2*th, 2*tw) -> (16, K, P)."""
+    dm = _transform(jnp.swapaxes(dy, 0, 1), _A, tiles)  # (16, K, N, D, th, tw)
+    return dm.reshape(dm.shape[:2] + (-1,))
 
 
 def _geometry(x_shape: tuple, depth_taps: int, padding: tuple):
@@ -174,31 +155,14 @@ def _kernel_t(du: jax.Array, channels: int) -> jax.Array:
     return jnp.swapaxes(dw2.reshape((dw2.shape[0], -1, channels, 3, 3)), 1, 2)
 
 
-_HIGHEST = lax.Precision.HIGHEST
-
-
-def _products(u: jax.Array, v: jax.Array) -> jax.Array:
-    """(16, K, L) weights, (16, split, L, P') inputs -> (16, split, K, P')."""
-    ub = jnp.broadcast_to(u[:, None], (u.shape[0], v.shape[1]) + u.shape[1:])
-    return lax.dot_general(ub, v, (((3,), (2,)), ((0, 1), (0, 1))), precision=_HIGHEST)
-
-
-def _products_t_input(u: jax.Array, dm: jax.Array) -> jax.Array:
-    """The transpose of `_products` in the inputs: (16, K, L), (16, split, K, P') -> (16, split, L, P')."""
-    ub = jnp.broadcast_to(u[:, None], (u.shape[0], dm.shape[1]) + u.shape[1:])
-    return lax.dot_general(ub, dm, (((2,), (2,)), ((0, 1), (0, 1))), precision=_HIGHEST)
-
-
-def _products_t_weight(dm: jax.Array, v: jax.Array) -> jax.Array:
-    """The transpose of `_products` in the weights: (16, split, K, P'), (16, split, L, P') -> (16, K, L),
-    one product per part of the batch (they run side by side), summed."""
-    du = lax.dot_general(dm, v, (((3,), (3,)), ((0, 1), (0, 1))), precision=_HIGHEST)
-    return jnp.sum(du, axis=1)
+_products = _winograd._products
+_products_t_input = _winograd._products_t_input
+_products_t_weight = _winograd._products_t_weight
 
 
 def _forward(x: jax.Array, w: jax.Array, padding: tuple):
     out, tiles, pads = _geometry(x.shape, w.shape[2], padding)
-    v = _transform_input(zero_pad(x, ((0, 0), (0, 0)) + pads), w.shape[2], tiles, _split(x.shape[0]))
+    v = _transform_input(zero_pad(x, ((0, 0), (0, 0)) + pads), w.shape[2], tiles)
     u = _kernel(w)
     y = _transform_output(_products(u, v), x.shape[0], out[0], tiles)
     return y[:, :, :, : out[1], : out[2]], (v, u)
@@ -237,7 +201,7 @@ def _conv3d_jvp(padding, primals, tangents):
     def tangent(v, u, tx, tw):  # bilinear: the products of the transformed tangents
         m = None
         if tx is not None:
-            vt = _transform_input(zero_pad(tx, ((0, 0), (0, 0)) + pads), depth_taps, tiles, v.shape[1])
+            vt = _transform_input(zero_pad(tx, ((0, 0), (0, 0)) + pads), depth_taps, tiles)
             m = _products(u, vt)
         if tw is not None:
             mw = _products(_kernel(tw), v)
@@ -255,7 +219,7 @@ def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, x_shape: tuple, padding
     depth_taps = u.shape[2] // x_shape[1]
     out, tiles, pads = _geometry(x_shape, depth_taps, padding)
     dy = zero_pad(dy, ((0, 0), (0, 0), (0, 0), (0, 2 * tiles[0] - out[1]), (0, 2 * tiles[1] - out[2])))
-    dm = _transform_output_t(dy, tiles, v.shape[1])
+    dm = _transform_output_t(dy, tiles)
     du = _products_t_weight(dm, v)
     dv = _products_t_input(u, dm)
     padded = x_shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x_shape[2:], pads, strict=True))
