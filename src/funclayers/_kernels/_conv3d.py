@@ -18,8 +18,7 @@ arrays around the products are laid out and built, so that XLA writes fewer and 
 Why (benchmarks/README.md, issue 28, helper `c3d`): the benchmark's Conv3d(16, 32, 3, padding=1)
 on (4, 16, 16, 32, 32) spent more of its step moving those arrays than in the products. Against
 the stacked 2-D convolution, same process: step wall 54.5 -> 41.0 ms, CPU 85.3 -> 71.6 ms, XLA
-temp 179 -> 146 MiB
-(the memory-optimised scheduler: 99 -> 120 MiB).
+temp 179 -> 146 MiB (the memory-optimised scheduler: 99 -> 120 MiB).
 """
 
 from __future__ import annotations
