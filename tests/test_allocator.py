@@ -148,7 +148,9 @@ def test_memory_optimised_scheduler_shrinks_the_scratch_buffer():
     flagged, tuned_temp = _run_program(TEMP_PROGRAM, "1", FUNCLAYERS_MEMORY_SCHEDULER="1")
     unflagged, untuned_temp = _run_program(TEMP_PROGRAM, "0", FUNCLAYERS_MEMORY_SCHEDULER="1")
     assert flagged == "True" and unflagged == "False"
-    assert int(tuned_temp) < 0.75 * int(untuned_temp), (tuned_temp, untuned_temp)
+    # conv3d's step (`_conv3d`): 146 MiB of scratch under XLA's default scheduler, 120 with the
+    # memory-optimised one (before `_conv3d`, whose layout leaves less to reorder: 179 and 99)
+    assert int(tuned_temp) < 0.9 * int(untuned_temp), (tuned_temp, untuned_temp)
     # opt-in: without FUNCLAYERS_MEMORY_SCHEDULER the default scheduler stays
     flagged, temp = _run_program(TEMP_PROGRAM, "1")
     assert flagged == "False" and int(temp) == int(untuned_temp)

@@ -1,5 +1,6 @@
 """The convolution lowerings of issue 28 against torch in every mode, each forced: 3-D convolutions as
-2-D ones over depth planes (stacked taps through Winograd, summed taps for groups), one conv per
+2-D ones over depth planes (stacked taps through Winograd in `_conv3d`'s layout or through the 2-D
+dispatch, summed taps for groups), one conv per
 group or one product batched over the groups, the depthwise tap reductions, the per-image and
 one-product gemm, Winograd with its output in the phase layout (`_layout.py`) from each input layout,
 the per-phase ("phases"), one-product ("matmul"), "strided" and "xla" transposed convolutions."""
@@ -47,6 +48,17 @@ def _transpose_case(method, x_shape, w_shape, stride, padding, output_padding=0,
     return ours, theirs, x_shape, w_shape
 
 
+def _conv3d_case(x_shape, w_shape, padding):
+    """`_conv3d.conv3d` called directly (the stacked depth taps through Winograd, in its own
+    layout), whatever the dispatch would pick."""
+    from funclayers._kernels import _conv3d
+
+    def ours(x, w):
+        return _conv3d.conv3d(x, w, padding)
+
+    return ours, _conv_case("depth", x_shape, w_shape, padding=padding)[1], x_shape, w_shape
+
+
 def _phase_case(layout, x_shape, w_shape):
     """`_winograd.conv3x3_phase` (Sequential's internal layouts, `_layout.py`) from an NCHW, CNHW or
     phase-layout input, its phase-layout output turned back into NCHW: a 3x3 stride-1 conv with padding 1."""
@@ -70,6 +82,16 @@ CASES = {
     "depth-3d-stacked-winograd": _conv_case(
         "depth", (2, 4, 4, 6, 5), (5, 4, 2, 3, 3), padding=((1, 0), (1, 1), (0, 2))
     ),
+    "depth-3d-stacked-2d-gemm-kernel-2x3": _conv_case(  # not 3x3: the stacked 2-D conv, not `_conv3d`
+        "depth", (2, 4, 4, 6, 5), (5, 4, 2, 2, 3), padding=((1, 0), (1, 1), (0, 2))
+    ),
+    "conv3d-winograd-depth-kernel2-asymmetric-padding": _conv3d_case(
+        (2, 3, 4, 5, 6), (4, 3, 2, 3, 3), ((1, 0), (0, 2), (2, 1))
+    ),
+    "conv3d-winograd-depth-kernel1": _conv3d_case(
+        (3, 2, 3, 4, 5), (3, 2, 1, 3, 3), ((0, 0), (1, 1), (1, 1))
+    ),
+    "conv3d-winograd-depth-kernel3-no-padding": _conv3d_case((4, 2, 5, 3, 4), (2, 2, 3, 3, 3), ((0, 0),) * 3),
     "depth-3d-groups2-summed-taps": _conv_case("depth", (1, 4, 3, 5, 4), (6, 2, 2, 3, 3), groups=2),
     "split-groups4-winograd-per-group": _conv_case("split", (2, 32, 6, 5), (8, 8, 3, 3), groups=4),
     "grouped-groups4-one-batched-product-stride2": _conv_case(
@@ -269,3 +291,25 @@ def test_phase_input_gradient_products_are_plain_matrix_products():
     products = [line for line in hlo.splitlines() if "lhs_batch_dims={0}" in line]
     assert products, "no batched products found"
     assert not [p for p in products if "lhs_contracting_dims={1}" in p and "rhs_contracting_dims={1}" in p]
+
+
+def test_depth_dispatch_sends_stacked_winograd_convolutions_to_conv3d(monkeypatch):
+    """A dense (kd, 3, 3) stride-1 3-D convolution whose stacked 2-D convolution would be Winograd's
+    (the benchmark's Conv3d(16, 32, 3, padding=1)) goes to `_conv3d.conv3d`; a grouped one, a strided
+    one and one with a 2x2 plane kernel keep the 2-D dispatch."""
+    from funclayers._kernels import _conv3d
+
+    calls = []
+    real = _conv3d.conv3d
+    monkeypatch.setattr(_conv3d, "conv3d", lambda x, w, padding: calls.append(x.shape) or real(x, w, padding))
+
+    def run(x_shape, w_shape, stride=(1, 1, 1), groups=1):
+        x, w = jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(w_shape, jnp.float32)
+        jax.eval_shape(lambda x, w: lowering.conv(x, w, stride, ((1, 1),) * 3, (1, 1, 1), groups, method="depth"), x, w)
+
+    run((4, 16, 16, 32, 32), (32, 16, 3, 3, 3))
+    assert calls == [(4, 16, 16, 32, 32)]
+    run((4, 16, 16, 32, 32), (32, 8, 3, 3, 3), groups=2)
+    run((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), stride=(1, 2, 2))
+    run((4, 16, 16, 32, 32), (32, 16, 3, 2, 2))
+    assert calls == [(4, 16, 16, 32, 32)]

@@ -2,8 +2,9 @@
 
 Used by: `Conv2d` / `F.conv2d` with a dense 3x3 stride-1 kernel, enough channels and output tiles
 (`_conv_lowering.choose` picks "winograd" on CPU): most convolutions of ResNet-18 and the small
-CNN, each group of a grouped one and the depth-stacked planes of a 3-D one ("split" and "depth" in
-`_conv_lowering`). Why (benchmarks/README.md, third session, isolated forward + backward in one
+CNN, each group of a grouped one ("split" in `_conv_lowering`), a dense (kd, 3, 3) 3-D one through
+`_conv3d` (its transforms and products are these) and the depth-stacked planes of a grouped 3-D one
+("depth"). Why (benchmarks/README.md, third session, isolated forward + backward in one
 process):
 64->64 on 32x32 maps 112 -> 73 ms, 128->128 @16 53 -> 34, 256->256 @8 47 -> 28, against XLA's
 direct convolution.
