@@ -276,23 +276,6 @@ def test_shift_step_scratch_stays_near_one_activation():
     assert analysis.temp_size_in_bytes <= 12 * x.nbytes
 
 
-def test_phase_input_gradient_products_are_plain_matrix_products():
-    """The phase-layout conv's input gradient runs (C, K) x (K, P) products (`_winograd._products_ut`
-    with the transposed kernel computed on its own), not products contracting the leading axis of
-    both operands, which XLA:CPU runs on a slower path (small CNN, issue 28)."""
-    from funclayers._kernels import _winograd
-
-    x, w = jnp.ones((2, 2, 8, 4, 8, 8), jnp.float32), jnp.ones((16, 8, 3, 3), jnp.float32)
-
-    def loss(x, w):
-        return jnp.sum(_winograd.conv3x3_phase(x, w, "phase") ** 2)
-
-    hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
-    products = [line for line in hlo.splitlines() if "lhs_batch_dims={0}" in line]
-    assert products, "no batched products found"
-    assert not [p for p in products if "lhs_contracting_dims={1}" in p and "rhs_contracting_dims={1}" in p]
-
-
 def test_depth_dispatch_sends_stacked_winograd_convolutions_to_conv3d(monkeypatch):
     """A dense (kd, 3, 3) stride-1 3-D convolution whose stacked 2-D convolution would be Winograd's
     (the benchmark's Conv3d(16, 32, 3, padding=1)) goes to `_conv3d.conv3d`; a grouped one, a strided

@@ -235,12 +235,12 @@ def _backward(v: jax.Array, u: jax.Array, dy: jax.Array, padding: Pairs):
 def _products_t_input(u: jax.Array, dm: jax.Array) -> jax.Array:
     """The transpose of `_products` in the inputs: (16, K, C), (16, K, P) -> (16, C, P).
 
-    The small transformed weights are transposed to (16, C, K) first, behind an optimization
-    barrier: XLA would fold a plain transpose into the dot's dimension numbers, and a product that
-    contracts its left operand's middle axis is XLA:CPU's Eigen batched dot, not YNNPACK's.
+    XLA:CPU runs this product (contracting both operands' axis 1) as its Eigen batched dot, which
+    spreads over the cores; `u` transposed behind an optimization barrier makes it YNNPACK's, which
+    ran it on one thread: CPU -7% but wall +7% on the quiet machine (groups=4 and 64->64 rows,
+    benchmarks/README.md, fourteenth session), so it stays as it is.
     """
-    ut = lax.optimization_barrier(jnp.swapaxes(u, 1, 2))
-    return lax.dot_general(ut, dm, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+    return lax.dot_general(u, dm, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
 def _products_t_weight(dm: jax.Array, v: jax.Array) -> jax.Array:
@@ -300,7 +300,7 @@ def conv3x3_phase(x: jax.Array, w: jax.Array, layout: str) -> jax.Array:
         x = jnp.swapaxes(x, 0, 1) if layout == "nchw" else x
         batch, tiles = x.shape[1], (x.shape[2] // 2, x.shape[3] // 2)
         v = _transform_input(zero_pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), tiles)
-    m = _products_ut(v, _kernel_transform(w), _kernel_transform(jnp.swapaxes(w, 0, 1)))
+    m = _products(_kernel_transform(w), v)
     o = _dot(jnp.asarray(_A_A, m.dtype), m.reshape(16, -1))  # (4, K*P)
     return o.reshape(2, 2, w.shape[0], batch, *tiles)
 
@@ -309,39 +309,3 @@ def phase_to_nchw(x: jax.Array) -> jax.Array:
     """(2, 2, C, N, th, tw) -> (N, C, 2*th, 2*tw): the interleave `_transform_output` does."""
     _, _, c, n, th, tw = x.shape
     return x.transpose(3, 2, 4, 0, 5, 1).reshape(n, c, 2 * th, 2 * tw)
-
-
-@jax.custom_jvp
-def _products_ut(v: jax.Array, u: jax.Array, ut: jax.Array) -> jax.Array:
-    """`_products(u, v)`, whose input-gradient products read `ut` = u with its channel axes swapped.
-
-    `ut` (16, C, K) is computed from the kernel on its own (not as a transpose of `u`, which XLA folds
-    back into the product), so the input gradient's 16 products are (C, K) x (K, P) products like
-    the forward's instead of products contracting the leading axis of both operands, which XLA:CPU
-    runs outside its YNNPACK kernels. Those products alone (16 of them, float32, one process, 40
-    alternating): (32, 32) kernels on P = 16384 tiles 13.7 -> 8.6 ms CPU, 19.2 -> 12.6 ms wall; (64, 32)
-    on 4096 tiles 5.8 -> 4.5 ms CPU, 8.4 -> 4.9 ms wall. The small CNN's train step (benchmark builder,
-    2 x 40 alternating, load 4.6): CPU 94.0 -> 91.5 ms, wall median 95.1 -> 93.9 (benchmarks/README.md,
-    issue 28). `conv3x3`'s own backward reaches the same products another way: `_products_t_input`
-    transposes `u` behind an optimization barrier (helper `ctg`).
-    The value does not depend on `ut`: its tangent is ignored (its cotangent is never asked for).
-    """
-    return _products(u, v)
-
-
-@partial(_products_ut.defjvp, symbolic_zeros=True)
-def _products_ut_jvp(primals, tangents):
-    v, u, ut = primals
-    tv, tu, _ = tangents
-
-    def tangent(v, u, ut, tv, tu):
-        terms = ([_products(u, tv)] if tv is not None else []) + ([_products(tu, v)] if tu is not None else [])
-        return [terms[0] if len(terms) == 1 else terms[0] + terms[1]]
-
-    def transpose(cts, v, u, ut):
-        dm = cts[0]
-        return [lax.dot_general(ut, dm, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST),
-                _products_t_weight(dm, v)]
-
-    (tm,) = linear_call(tangent, transpose, (v, u, ut), (tv, tu), "winograd_products")
-    return _products(u, v), tm
