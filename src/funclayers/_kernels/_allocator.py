@@ -30,7 +30,8 @@ Two more settings keep that peak down (issue 28: peak RSS of the conv steps vs t
   >= 0.10.2 where the flag exists: XLA aborts on an unknown flag). The default schedule keeps
   independent intermediates alive together so that their thunks can run concurrently: the scratch
   buffer (`memory_analysis().temp_size_in_bytes`) of the conv3d (4,16,16,32,32) training step is
-  195 MiB with it and 99 MiB with the memory scheduler, conv2d 64->64 (32,64,32,32) 128 -> 98 MiB,
+  195 MiB with it and 99 MiB with the memory scheduler under the stacked 2-D lowering of the twelfth
+  session (146 -> 120 MiB with `_conv3d`'s since the fourteenth), conv2d 64->64 (32,64,32,32) 128 -> 98 MiB,
   at the same CPU time per step; but the wall time of steps with independent branches rises on
   the quiet 2-core machine (RGB stem 2.36-2.39 -> 3.0-5.1 ms, ConvTranspose2d k4 s2 9.2-9.4 ->
   10.5-12.1 ms; benchmarks/README.md, twelfth session), so it is not the default.

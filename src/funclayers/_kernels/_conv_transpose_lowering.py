@@ -284,7 +284,7 @@ def conv_transpose(
     weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
     output phase, the input gradient XLA's strided convolution, the weight gradient as "strided" (or,
     dense with each kernel length a multiple of the stride, both from the cotangent's columns: the
-    k4 s2 steps' CPU -4% to -9%, `_columns_pay`); "matmul"
+    k4 s2 steps' CPU -4% to -9%, the (16, 64, 16, 16) step's quiet wall time -15%, `_columns_pay`); "matmul"
     (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled. "auto" on CPU is
     "matmul" where it applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32
     30.6 -> 20.2, against "phases"), else "phases" for dilation 1 (the (16, 64, 16, 16) k4 s2 step:
