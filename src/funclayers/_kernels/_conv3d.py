@@ -37,6 +37,7 @@ from ._primitive import linear_call
 # (tile row, sign) terms: `_winograd._input_transform` and `_winograd._output_transform_t`.
 _BT = (((0, 1), (2, -1)), ((1, 1), (2, 1)), ((2, 1), (1, -1)), ((1, 1), (3, -1)))
 _A = (((0, 1),), ((0, 1), (1, 1)), ((0, 1), (1, -1)), ((1, -1),))
+_AT = (((0, 1), (1, 1), (2, 1)), ((1, 1), (2, -1), (3, -1)))  # A^T (output transform), per output row
 
 
 def _combine(rows: list, terms: tuple) -> jax.Array:
@@ -122,10 +123,15 @@ def _untile(rows: list, axis: int) -> jax.Array:
 
 
 def _transform_output(m: jax.Array, batch: int, depth: int, tiles: tuple) -> jax.Array:
-    """(16, K, P) -> (N, K, D, 2*th, 2*tw): A^T m A for every tile, put back in place."""
+    """(16, K, P) -> (N, K, D, 2*th, 2*tw): A^T m A for every tile, put back in place.
+
+    Elementwise (the rows of A^T, then its columns), so that XLA fuses it with the interleave into
+    one pass over m; `_winograd` uses a (4, 16) product and a transposing copy after it (the
+    benchmark's step: wall -0.9 ms, benchmarks/README.md, helper `c3d2`)."""
     channels = m.shape[1]
-    o = _winograd._dot(jnp.asarray(_winograd._A_A, m.dtype), m.reshape(16, -1))  # (4, K*P)
-    o = o.reshape((2, 2, channels, batch, depth) + tiles)
+    m = m.reshape((4, 4, channels, batch, depth) + tiles)
+    rows = [_combine([m[i] for i in range(4)], terms) for terms in _AT]  # 2 x (4, K, N, D, th, tw)
+    o = jnp.stack([jnp.stack([_combine([r[j] for j in range(4)], terms) for terms in _AT]) for r in rows])
     o = o.transpose(3, 2, 4, 5, 0, 6, 1)  # (N, K, D, th, 2, tw, 2)
     return o.reshape((batch, channels, depth, 2 * tiles[0], 2 * tiles[1]))
 
