@@ -296,3 +296,20 @@ def test_depth_dispatch_sends_stacked_winograd_convolutions_to_conv3d(monkeypatc
     run((4, 16, 16, 32, 32), (32, 16, 3, 3, 3), stride=(1, 2, 2))
     run((4, 16, 16, 32, 32), (32, 16, 3, 2, 2))
     assert calls == [(4, 16, 16, 32, 32)]
+
+
+def test_conv3d_output_transform_is_winograds_and_one_pass():
+    """`_conv3d._transform_output` (elementwise A^T m A, fused with the interleave) equals
+    `_winograd`'s (4, 16) product form in float64, and the benchmark's forward compiles to no
+    product on m's (16, K*P) rows."""
+    from funclayers._kernels import _conv3d, _winograd
+
+    with jax.enable_x64(True):
+        m = jnp.asarray(np.random.default_rng(0).standard_normal((16, 3, 2 * 4 * 5 * 6)))
+        got = _conv3d._transform_output(m, 2, 4, (5, 6))
+        o = (jnp.asarray(_winograd._A_A) @ m.reshape(16, -1)).reshape(2, 2, 3, 2, 4, 5, 6)
+        want = o.transpose(3, 2, 4, 5, 0, 6, 1).reshape(2, 3, 4, 10, 12)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=1e-13)
+    x, w = jnp.zeros((4, 16, 16, 32, 32)), jnp.zeros((32, 16, 3, 3, 3))
+    hlo = jax.jit(lambda x, w: _conv3d.conv3d(x, w, ((1, 1),) * 3)).lower(x, w).compile().as_text()
+    assert "f32[4,524288]" not in hlo  # the (4, 16) x (16, K*P) product's output

@@ -13,6 +13,8 @@ arrays around the products are laid out and built, so that XLA writes fewer and 
 - The input gradient: the depth overlap-add on the transformed gradient (C channels, not kd*C),
   and the untile, each written as a concatenation of partial sums; as pads and adds, XLA
   materialised every padded term (kd copies of 18.9 MB for the benchmark).
+- The output transform: elementwise and fused with the interleave into y (one pass over m), not
+  `_winograd`'s (4, 16) product followed by a transposing copy.
 - Everything channel-major, (16, channels, P) with P = N*D*th*tw, as `_winograd`.
 
 Why (benchmarks/README.md, issue 28, helper `c3d`): the benchmark's Conv3d(16, 32, 3, padding=1)
@@ -126,8 +128,9 @@ def _transform_output(m: jax.Array, batch: int, depth: int, tiles: tuple) -> jax
     """(16, K, P) -> (N, K, D, 2*th, 2*tw): A^T m A for every tile, put back in place.
 
     Elementwise (the rows of A^T, then its columns), so that XLA fuses it with the interleave into
-    one pass over m; `_winograd` uses a (4, 16) product and a transposing copy after it (the
-    benchmark's step: wall -0.9 ms, benchmarks/README.md, helper `c3d2`)."""
+    one pass over m, where `_winograd`'s (4, 16) product wrote a (4, K*P) array and a transposing
+    copy followed (the benchmark's step, same process, 4 runs: wall -0.9 to -2.5 ms of 35-46, CPU
+    0 to -3.6 ms; benchmarks/README.md, helper `c3d2`)."""
     channels = m.shape[1]
     m = m.reshape((4, 4, channels, batch, depth) + tiles)
     rows = [_combine([m[i] for i in range(4)], terms) for terms in _AT]  # 2 x (4, K, N, D, th, tw)
