@@ -13,14 +13,13 @@ with a (16, 32, 32, 2) grid, CPU time per step under load, one process, alternat
   batched dot (16384 products of (1, 4) x (4, 64)): 13.9 ms against 2.6 ms;
 - JAX's own transpose of that gather is a scatter of strided (C, every S-th element) windows: 56 ms.
   The transpose here scatters contiguous C-vectors into channels-last accumulators, in a loop
-  over groups of up to 8 images (`_input_grad`): the loop keeps XLA from fusing the cotangent's
+  over groups of up to 4 images (`_input_grad`): the loop keeps XLA from fusing the cotangent's
   transpose into the weighted updates (that fusion alone took 12 ms; one scatter of all taps 15 ms
   in all, a `fori_loop` of one scatter per tap into one accumulator 4.2-4.8 ms with both
   transposes). Per image, the accumulator is small, needs no full-size zero fill, and is
-  transposed back into the output by the loop; the 8 images of a step are independent thunks,
-  which XLA:CPU runs on both cores. Same process, alternating, `chrt -f 1`, wall ms of the whole
-  step, per-image groups against the per-tap loop: 8.55 / 8.43 vs 11.58 / 11.53 in the machine's
-  slow-memory periods, 5.35 vs 5.00 in its fast ones (the issue 28 notes in benchmarks/README.md);
+  transposed back into the output by the loop. Same process, alternating, `chrt -f 1`, wall ms of
+  the whole step, 4 images per step against the per-tap loop: 8.7-9.1 vs 11.5-12.1 in the
+  machine's slow-memory periods, 5.0-5.2 vs 5.3 in its fast ones (benchmarks/README.md, issue 28);
 - the weight gradient sums cotangent x gathered tap over the channels as a tree of slice additions
   (one loop fusion; a `reduce` becomes a library reduction over a materialised gather: 4.8-6.9 ms
   against 3.1 ms), gathering with its index columns swapped so that XLA does not merge these
@@ -71,19 +70,21 @@ def _tree_sum(values: jax.Array, axis: int) -> jax.Array:
 
 
 def _images_per_step(batch: int) -> int:
-    """Images per step of `_input_grad`'s loop: the largest divisor of `batch` up to 8 that leaves two or
+    """Images per step of `_input_grad`'s loop: the largest divisor of `batch` up to 4 that leaves two or
     more steps (a loop of one step is unrolled, and XLA then fuses the cotangent's transpose into the
-    weighted updates); 0 where there is none (batch 1)."""
-    return next((k for k in range(min(8, batch // 2), 0, -1) if batch % k == 0), 0)
+    weighted updates); 0 where there is none (batch 1). Up to 4: at batch 16, wall ms of the step in
+    the machine's slow / fast periods, 4 images per step 8.7-9.1 / 5.0-5.2, 8 8.9 / 5.4, 2 10.0-10.3,
+    1 10.6-11.0, the per-tap loop 11.5-12.1 / 5.3 (same process, alternating)."""
+    return next((k for k in range(min(4, batch // 2), 0, -1) if batch % k == 0), 0)
 
 
 def _input_grad(cotangent: jax.Array, weight: jax.Array, index: jax.Array, size: int) -> jax.Array:
     """The transpose of `_forward` in `flat`: scatter-adds of C-vectors into channels-last accumulators.
 
     A loop over groups of images (`_images_per_step`); each image's taps are scattered into an
-    accumulator of its own, which is transposed back into the output. The images of a group are
-    independent thunks, which XLA:CPU's executor runs on both cores (more than 8 ready at once), and
-    each accumulator is small. Batch 1: one scatter per tap into one accumulator (`_input_grad_taps`).
+    accumulator of its own, which is transposed back into the output: each accumulator is small
+    and there is no full-size zero fill. Batch 1: one scatter per tap into one accumulator
+    (`_input_grad_taps`).
     """
     n, channels, points = cotangent.shape
     taps = index.shape[-1]
@@ -131,6 +132,7 @@ def _weight_grad(cotangent: jax.Array, flat: jax.Array, index: jax.Array) -> jax
 
 
 def _transpose(cotangent, flat, weight, index):
+    """The transpose of `_forward` in (flat, weight): the gradients w.r.t. the input and the tap weights."""
     return _input_grad(cotangent, weight, index, flat.shape[-1]), _weight_grad(cotangent, flat, index)
 
 
