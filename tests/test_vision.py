@@ -167,6 +167,36 @@ def test_grid_sample_grad_of_grad_matches_torch(rank, mode, padding_mode, x64):
         assert_close(got, want, f"grad of grad w.r.t. the {name}", **tolerance(np.float64, atol=1e-13 * scale))
 
 
+@pytest.mark.parametrize("batch,per_step", [(1, 0), (5, 1), (6, 3), (16, 4)])
+def test_grid_sample_input_gradient_per_image_loop_matches_torch(batch, per_step, dtype):
+    """The input gradient's loop over groups of images (`_kernels/_sample._images_per_step`: batch 1 one
+    scatter per tap, 5 one image per step, 6 three, 16 four as in the benchmark), many points per
+    pixel, against torch; and vmap of grad (the loop batched) against each example alone."""
+    from funclayers._kernels._sample import _images_per_step
+
+    assert _images_per_step(batch) == per_step
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((batch, 3, 4, 5)).astype(dtype)
+    grid = rng.uniform(-1.3, 1.3, (batch, 9, 7, 2)).astype(dtype)  # 63 points on 20 pixels
+    cotangent = rng.standard_normal((batch, 3, 9, 7)).astype(dtype)
+    tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
+    (TF.grid_sample(tx, tg, "bilinear", "zeros", False) * torch.from_numpy(cotangent)).sum().backward()
+    grad_x, grad_grid = jax.jit(jax.vjp(lambda x, g: F.grid_sample(x, g, "bilinear", "zeros", False),
+                                        jnp.asarray(x), jnp.asarray(grid))[1])(jnp.asarray(cotangent))
+    assert_close(grad_x, tx.grad, "grad of input", **tolerance(dtype))
+    assert_close(grad_grid, tg.grad, "grad of grid", **tolerance(dtype))
+
+    def loss(x, g):
+        return jnp.sum(F.grid_sample(x, g, "bilinear", "zeros", False) * jnp.asarray(cotangent))
+
+    stacked = jnp.stack([jnp.asarray(x), jnp.asarray(x[::-1])]), jnp.stack([jnp.asarray(grid), jnp.asarray(grid[::-1])])
+    per_example = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(*stacked)
+    for i in range(2):
+        for batched, single in zip(per_example, jax.grad(loss, argnums=(0, 1))(stacked[0][i], stacked[1][i]),
+                                   strict=True):
+            np.testing.assert_allclose(batched[i], single, rtol=1e-5, atol=1e-5)  # as the test above
+
+
 @pytest.mark.parametrize("size,align_corners", [((2, 3, 4, 5), False), ((2, 3, 4, 5), True),
                                                 ((2, 1, 3, 4, 5), False), ((2, 1, 3, 1, 5), True),
                                                 ((2, 3, 1, 6), False)])

@@ -12,10 +12,14 @@ with a (16, 32, 32, 2) grid, CPU time per step under load, one process, alternat
   transposed output. The former channels-last lowering gathered (2, C) pairs and summed them by a
   batched dot (16384 products of (1, 4) x (4, 64)): 13.9 ms against 2.6 ms;
 - JAX's own transpose of that gather is a scatter of strided (C, every S-th element) windows: 56 ms.
-  The transpose here scatters contiguous C-vectors into a channels-last accumulator, one scatter
-  per tap in a `fori_loop`: the loop keeps XLA from fusing the cotangent's transpose into the
-  weighted updates (that fusion alone took 12 ms; one scatter of all taps 15 ms in all, the loop
-  4.2-4.8 ms with both transposes);
+  The transpose here scatters contiguous C-vectors into channels-last accumulators, in a loop
+  over groups of up to 4 images (`_input_grad`): the loop keeps XLA from fusing the cotangent's
+  transpose into the weighted updates (that fusion alone took 12 ms; one scatter of all taps 15 ms
+  in all, a `fori_loop` of one scatter per tap into one accumulator 4.2-4.8 ms with both
+  transposes). Per image, the accumulator is small, needs no full-size zero fill, and is
+  transposed back into the output by the loop. Same process, alternating, `chrt -f 1`, wall ms of
+  the whole step, 4 images per step against the per-tap loop: 8.7-9.1 vs 11.5-12.1 in the
+  machine's slow-memory periods, 5.0-5.2 vs 5.3 in its fast ones (benchmarks/README.md, issue 28);
 - the weight gradient sums cotangent x gathered tap over the channels as a tree of slice additions
   (one loop fusion; a `reduce` becomes a library reduction over a materialised gather: 4.8-6.9 ms
   against 3.1 ms), gathering with its index columns swapped so that XLA does not merge these
@@ -65,8 +69,46 @@ def _tree_sum(values: jax.Array, axis: int) -> jax.Array:
     return jnp.squeeze(values, axis)
 
 
+def _images_per_step(batch: int) -> int:
+    """Images per step of `_input_grad`'s loop: the largest divisor of `batch` up to 4 that leaves two or
+    more steps (a loop of one step is unrolled, and XLA then fuses the cotangent's transpose into the
+    weighted updates); 0 where there is none (batch 1). Up to 4: at batch 16, wall ms of the step in
+    the machine's slow / fast periods, 4 images per step 8.7-9.1 / 5.0-5.2, 8 8.9 / 5.4, 2 10.0-10.3,
+    1 10.6-11.0, the per-tap loop 11.5-12.1 / 5.3 (same process, alternating)."""
+    return next((k for k in range(min(4, batch // 2), 0, -1) if batch % k == 0), 0)
+
+
 def _input_grad(cotangent: jax.Array, weight: jax.Array, index: jax.Array, size: int) -> jax.Array:
-    """The transpose of `_forward` in `flat`: per tap, a scatter-add of C-vectors, channels last."""
+    """The transpose of `_forward` in `flat`: scatter-adds of C-vectors into channels-last accumulators.
+
+    A loop over groups of images (`_images_per_step`); each image's taps are scattered into an
+    accumulator of its own, which is transposed back into the output: each accumulator is small
+    and there is no full-size zero fill. Batch 1: one scatter per tap into one accumulator
+    (`_input_grad_taps`).
+    """
+    n, channels, points = cotangent.shape
+    taps = index.shape[-1]
+    per_step = _images_per_step(n)
+    if not per_step:
+        return _input_grad_taps(cotangent, weight, index, size)
+    rows = jnp.swapaxes(cotangent, 1, 2)  # (N, P, C): materialised once, as the loop's input
+    scales = jnp.swapaxes(weight, 1, 2)  # (N, T, P)
+    starts = jnp.swapaxes(index, 1, 2).reshape(n, taps * points, 1)
+
+    def image(rows, scales, starts):
+        updates = (scales[:, :, None] * rows).reshape(taps * points, channels)
+        acc = lax.scatter_add(jnp.zeros((size, channels), rows.dtype), starts, updates, _ROWS, mode=_PROMISE)
+        return acc.T
+
+    def step(carry, group):
+        return carry, jnp.stack([image(*(a[j] for a in group)) for j in range(per_step)])
+
+    groups = [a.reshape(n // per_step, per_step, *a.shape[1:]) for a in (rows, scales, starts)]
+    return lax.scan(step, None, groups)[1].reshape(n, channels, size)
+
+
+def _input_grad_taps(cotangent: jax.Array, weight: jax.Array, index: jax.Array, size: int) -> jax.Array:
+    """`_input_grad` as one scatter-add per tap into one channels-last accumulator, in a `fori_loop`."""
     n, channels, points = cotangent.shape
     taps = index.shape[-1]
     rows = jnp.swapaxes(cotangent, 1, 2).reshape(n * points, channels)
@@ -87,6 +129,11 @@ def _weight_grad(cotangent: jax.Array, flat: jax.Array, index: jax.Array) -> jax
     """The transpose of `_forward` in `weight`: sum over channels of cotangent x gathered tap."""
     return jnp.stack([_tree_sum(cotangent * _gather_tap(flat, index[..., t], swapped=True), 1)
                       for t in range(index.shape[-1])], -1)
+
+
+def _transpose(cotangent, flat, weight, index):
+    """The transpose of `_forward` in (flat, weight): the gradients w.r.t. the input and the tap weights."""
+    return _input_grad(cotangent, weight, index, flat.shape[-1]), _weight_grad(cotangent, flat, index)
 
 
 @jax.custom_jvp
@@ -121,7 +168,7 @@ def _sample_taps_jvp(primals, tangents):
 
     def transpose(cotangents, flat, weight, index):
         (cotangent,) = cotangents
-        return [_input_grad(cotangent, weight, index, flat.shape[-1]), _weight_grad(cotangent, flat, index)]
+        return list(_transpose(cotangent, flat, weight, index))
 
     (out_dot,) = linear_call(tangent, transpose, (flat, weight, index), (flat_dot, weight_dot), "grid_sample")
     return _forward(flat, weight, index), out_dot
