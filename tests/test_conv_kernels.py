@@ -117,6 +117,14 @@ CASES = {
     "phases-columns-3d-k4-1-2": _transpose_case(
         "phases", (1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)
     ),
+    # torch's col2im: one product into the columns, their overlap-add; gradients from the columns
+    "columns-2d-k4-s2-p1": _transpose_case("columns", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
+    "columns-2d-k4-6-s2-3-asymmetric-output_padding": _transpose_case(
+        "columns", (2, 3, 4, 5), (3, 2, 4, 6), (2, 3), (1, 2), (1, 2)
+    ),
+    "columns-2d-k3-s2-output_padding-taps-padded": _transpose_case("columns", (2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1),
+    "columns-1d-k4-s2-padding-beyond-stride": _transpose_case("columns", (2, 3, 5), (3, 4, 4), 2, 3, 1),
+    "columns-3d-k4-1-2": _transpose_case("columns", (1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)),
     "matmul-2d-k2-s2": _transpose_case("matmul", (2, 4, 5, 6), (4, 3, 2, 2), 2, 0),
     "matmul-2d-k-s-asymmetric-padding-output_padding": _transpose_case(
         "matmul", (2, 4, 5, 6), (4, 3, 2, 3), (2, 3), (1, 0), (1, 2)
@@ -210,6 +218,10 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="matmul")  # kernel 3, stride 2
     with pytest.raises(ValueError, match="'matmul' transposed convolution lowering is for dense kernels"):
         lowering.conv_transpose(x, jnp.zeros((2, 1, 2, 2)), (2, 2), (0, 0), (0, 0), (1, 1), 2, method="matmul")
+    with pytest.raises(ValueError, match="'columns' transposed convolution lowering is for dense kernels and dilation"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="columns")
+    with pytest.raises(ValueError, match="'columns' transposed convolution lowering is for dense kernels and dilation"):
+        lowering.conv_transpose(x, jnp.zeros((2, 1, 4, 4)), (2, 2), (0, 0), (0, 0), (1, 1), 2, method="columns")
     with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
 
@@ -217,12 +229,44 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
 def test_transposed_dispatch_on_cpu_and_elsewhere():
     from funclayers._kernels._conv_transpose_lowering import choose_transpose
 
-    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "cpu") == "matmul"
-    assert choose_transpose((64, 32, 3), (3,), (1,), 1, "cpu") == "matmul"
-    assert choose_transpose((64, 32, 4, 4), (2, 2), (1, 1), 1, "cpu") == "phases"
-    assert choose_transpose((64, 16, 2, 2), (2, 2), (1, 1), 2, "cpu") == "phases"  # grouped
-    assert choose_transpose((64, 32, 2, 2), (2, 2), (2, 1), 1, "cpu") == "strided"
-    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "gpu") == "xla"
+    f32, f64 = jnp.float32, jnp.float64
+    assert choose_transpose((16, 256, 14, 14), (256, 128, 2, 2), (2, 2), (1, 1), 1, f32, "cpu") == "matmul"
+    assert choose_transpose((16, 64, 9), (64, 32, 3), (3,), (1,), 1, f32, "cpu") == "matmul"
+    # the columns forward where it measured faster: k4 s2 and k8 s4, 1-D to 3-D, up to 32 MB of columns
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "columns"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), (1, 1), 1, f64, "cpu") == "columns"
+    assert choose_transpose((16, 64, 256), (64, 32, 4), (2,), (1,), 1, f32, "cpu") == "columns"
+    assert choose_transpose((4, 32, 8, 16, 16), (32, 16, 4, 4, 4), (2,) * 3, (1,) * 3, 1, f32, "cpu") == "columns"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 8, 8), (4, 4), (1, 1), 1, f32, "cpu") == "columns"
+    assert choose_transpose((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "columns"  # 32 MB
+    # per phase where it did not: other kernel/stride pairs, groups, more than 32 MB of columns
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 6, 6), (3, 3), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 6, 6), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((8, 64, 32, 32), (64, 32, 3, 3), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 2), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 16, 4, 4), (2, 2), (1, 1), 2, f32, "cpu") == "phases"  # grouped
+    assert choose_transpose((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f64, "cpu") == "phases"
+    assert choose_transpose((64, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 2, 2), (2, 2), (2, 1), 1, f32, "cpu") == "strided"
+    assert choose_transpose((16, 256, 14, 14), (256, 128, 2, 2), (2, 2), (1, 1), 1, f32, "gpu") == "xla"
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU dispatch")
+def test_auto_takes_the_columns_forward_for_the_benchmark_row_and_phases_for_k3_s2():
+    def kernels(x_shape, w_shape, stride, padding, output_padding=0):
+        n = len(x_shape) - 2
+        x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
+        args = ((stride,) * n, (padding,) * n, (output_padding,) * n, (1,) * n, 1)
+        def jvp(x, w):  # the kernel's linear primitive, named after its lowering, is in the jvp's jaxpr
+            return jax.jvp(lambda x, w: lowering.conv_transpose(x, w, *args), (x, w), (x, w))
+
+        return str(jax.make_jaxpr(jvp)(x, w))
+
+    row = kernels((16, 64, 16, 16), (64, 32, 4, 4), 2, 1)
+    assert "name=conv_transpose_columns" in row and "conv_transpose_phases" not in row
+    odd = kernels((2, 64, 8, 8), (64, 32, 3, 3), 2, 1, 1)
+    assert "name=conv_transpose_phases" in odd and "conv_transpose_columns" not in odd
 
 
 def test_phases_takes_its_gradients_from_columns_where_the_kernel_is_a_multiple_of_the_stride():
