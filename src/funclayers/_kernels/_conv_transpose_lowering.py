@@ -15,7 +15,12 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
   product on one thread) and beside the forward;
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
-  differentiated by JAX: the input and weight gradients are matrix products too.
+  differentiated by JAX: the input and weight gradients are matrix products too;
+- as torch does ("columns", col2im): one 2-D product into the columns (N * positions, K * taps),
+  then their overlap-add, both gradients from the cotangent's columns as above; its three products
+  are independent and each big enough to be split over both cores, which the per-phase
+  convolutions are not: the k4 s2 (16, 64, 16, 16) step's wall time -15% against "phases" (CPU
+  time +7%), so "auto" takes it for k4 s2 and k8 s4 only (`_columns_forward_pays`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
