@@ -10,9 +10,8 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - per output phase ("phases"): output o = s*m + r only meets the taps t = r + p - s*q, so each
   phase r is a stride-1 convolution of the undilated input with those taps; its input gradient is
   XLA's strided convolution, its weight gradient per kernel tap, as XLA's is slow; where every
-  kernel length is a multiple of the stride (k4 s2), both gradients are 2-D products with the
-  cotangent's columns (N * positions, K * taps) instead, which run side by side (XLA:CPU runs each
-  product on one thread) and beside the forward;
+  kernel length is twice an even stride (k4 s2, k8 s4), both gradients are 2-D products with the
+  cotangent's columns (N * positions, K * taps) instead, which do not wait for the forward;
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
   differentiated by JAX: the input and weight gradients are matrix products too;
@@ -20,7 +19,7 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
   then their overlap-add, both gradients from the cotangent's columns as above; its three products
   are independent and each big enough to be split over both cores, which the per-phase
   convolutions are not: the k4 s2 (16, 64, 16, 16) step's wall time -15% against "phases" (CPU
-  time +7%), so "auto" takes it for k4 s2 and k8 s4 only (`_columns_forward_pays`).
+  time +7%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
@@ -260,29 +259,21 @@ def _conv_transpose_matmul(x, w, stride, padding, output_padding):
 
 
 def _columns_pay(x_shape: tuple, w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
-    """Whether "phases" takes its gradients from the cotangent's columns rather than from XLA's
-    strided convolution and a per-tap weight gradient: dense, every kernel length a multiple of its
-    stride (each phase meets as many taps), at most 32 MB of columns (as the "gemm" convolution's
-    patches). Step CPU ms, float32, per-tap -> columns: k4 s2 (16, 64, 16, 16) 13.54 -> 13.00,
-    (16, 128, 8, 8) 11.58 -> 10.92, (8, 256, 8, 8) 23.21 -> 21.01; k3 s2 (8, 64, 32, 32) 18.2 -> 23.7."""
+    """Whether the cotangent's columns pay: "auto" then picks "columns" (forward from the columns too)
+    and a forced "phases" takes both gradients from them, rather than from XLA's strided convolution
+    and a per-tap weight gradient. Dense, every kernel length twice an even stride (k4 s2, k8 s4), at
+    most 32 MB of columns (as the "gemm" convolution's patches). Step wall ms, same process,
+    alternating (two cores), "phases" with the per-tap backward / with the columns backward /
+    "columns": k4 s2 (16, 64, 16, 16) 10.53 / 10.24 / 8.09; k8 s4 36.9 / 31.3 / 28.3; 1-D k4 s2
+    3.61 / 3.52 / 2.98; 3-D k4 s2 (4, 32, 8, 16, 16) 53.3 / 54.1 / 35.4; more in
+    benchmarks/README.md (helper `ct3`). Other kernels that are multiples of the stride are slower
+    from the columns: k6 s3 18.1 / 22.5 / 26.5, k6 s2 18.5 / 29.1 / 31.4, k3 s1 6.21 / 7.68 / 7.80,
+    k5 s1 10.6 / 29.1."""
     columns = x_shape[0] * math.prod(x_shape[2:]) * w_shape[1] * math.prod(w_shape[2:])
     return (
         groups == 1
-        and all(k % s == 0 for k, s in zip(w_shape[2:], stride, strict=True))
+        and all(k == 2 * s and s % 2 == 0 for k, s in zip(w_shape[2:], stride, strict=True))
         and columns * jnp.dtype(dtype).itemsize <= 32 << 20
-    )
-
-
-def _columns_forward_pays(x_shape: tuple, w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
-    """Whether "auto" computes the forward from the columns too ("columns") rather than per phase:
-    where the columns backward pays (`_columns_pay`) and every kernel length is twice an even stride
-    (k4 s2, k8 s4), as measured. Step wall ms, same process, alternating, float32 unless said,
-    "phases" -> "columns": (16, 64, 16, 16) k4 s2 p1 7.28 -> 5.93, 9.64 -> 7.48; (16, 128, 8, 8) k4 s2
-    8.09 -> 5.75; (8, 256, 8, 8) 11.34 -> 9.99; (8, 128, 32, 32) 54.6 -> 43.7; 1-D (16, 64, 256) k4 s2
-    3.70 -> 2.73; 3-D (4, 32, 8, 16, 16) k4 s2 54.3 -> 34.6; float64 (16, 64, 16, 16) 13.85 -> 11.81;
-    k8 s4 31.7 -> 28.0. Slower: k6 s3 21.7 -> 26.1 (+20%), k6 s2 26.8 -> 28.7, k3 s1 6.29 -> 6.47."""
-    return _columns_pay(x_shape, w_shape, stride, groups, dtype) and all(
-        k == 2 * s and s % 2 == 0 for k, s in zip(w_shape[2:], stride, strict=True)
     )
 
 
@@ -301,7 +292,7 @@ def choose_transpose(
         return "matmul"
     if any(d != 1 for d in dilation):
         return "strided"
-    return "columns" if _columns_forward_pays(x_shape, w_shape, stride, groups, dtype) else "phases"
+    return "columns" if _columns_pay(x_shape, w_shape, stride, groups, dtype) else "phases"
 
 
 def conv_transpose(
@@ -322,14 +313,14 @@ def conv_transpose(
     same forward with a backward pass of a strided convolution (input gradient) and a per-tap
     weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
     output phase, the input gradient XLA's strided convolution, the weight gradient as "strided" (or,
-    dense with each kernel length a multiple of the stride, both from the cotangent's columns: the
+    dense with each kernel length twice an even stride, both from the cotangent's columns: the
     k4 s2 steps' CPU -4% to -9%, the (16, 64, 16, 16) step's quiet wall time -15%, `_columns_pay`); "matmul"
     (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled; "columns" (dense,
     dilation 1) is torch's col2im: one product into the columns (N * positions, K * taps) and their
     overlap-add, both gradients from the cotangent's columns. "auto" on CPU is "matmul" where it
     applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32 30.6 -> 20.2,
     against "phases"), "columns" for k4 s2 and k8 s4 with at most 32 MB of columns (the
-    (16, 64, 16, 16) k4 s2 step's wall time -12% to -22% against "phases", `_columns_forward_pays`),
+    (16, 64, 16, 16) k4 s2 step's wall time -12% to -22% against "phases", `_columns_pay`),
     else "phases" for dilation 1 (that step: CPU 17.0 -> 14.0 ms against "strided", forward 5.4 ->
     3.9; 13.6 -> 12.5 with XLA's input gradient), "strided" for dilated ones; "xla" elsewhere.
     """
