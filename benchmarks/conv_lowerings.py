@@ -97,7 +97,7 @@ def main() -> int:
                 row.append(f"{method} {time_transposed(x, w, stride, padding, method):.2f}")
             except ValueError:  # a lowering that does not apply to this shape
                 continue
-        auto = lowering.choose_transpose(ws, (stride,) * (len(xs) - 2), (1,) * (len(xs) - 2), 1)
+        auto = lowering.choose_transpose(xs, ws, (stride,) * (len(xs) - 2), (1,) * (len(xs) - 2), 1)
         print(f"{name}: {', '.join(row)} (auto: {auto})", flush=True)
     return 0
 

@@ -5,6 +5,8 @@ group or one product batched over the groups, the depthwise tap reductions, the 
 one-product gemm, Winograd with its output in the phase layout (`_layout.py`) from each input layout,
 the per-phase ("phases"), one-product ("matmul"), "strided" and "xla" transposed convolutions."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,14 +111,25 @@ CASES = {
     ),
     "phases-1d-k1-s3-phases-without-taps": _transpose_case("phases", (2, 3, 5), (3, 2, 1), 3, 0, 2),
     "phases-3d-s2": _transpose_case("phases", (1, 2, 3, 4, 3), (2, 3, 3, 2, 3), (2, 1, 2), (1, 0, 1)),
-    # kernel a multiple of the stride: the gradients from the cotangent's columns (`_columns_pay`)
-    "phases-columns-2d-k4-6-s2-3-asymmetric-output_padding": _transpose_case(
-        "phases", (2, 3, 4, 5), (3, 2, 4, 6), (2, 3), (1, 2), (1, 2)
+    # kernels twice an even stride: the gradients from the cotangent's columns (`_columns_pay`)
+    "phases-columns-2d-k4-8-s2-4-asymmetric-output_padding": _transpose_case(
+        "phases", (2, 3, 4, 5), (3, 2, 4, 8), (2, 4), (1, 2), (1, 2)
+    ),
+    "phases-per-tap-2d-k6-3-s3-1-multiples-of-the-stride": _transpose_case(
+        "phases", (2, 3, 4, 5), (3, 2, 6, 3), (3, 1), (1, 1), (2, 0)
     ),
     "phases-columns-1d-k4-s2-padding-beyond-stride": _transpose_case("phases", (2, 3, 5), (3, 4, 4), 2, 3, 1),
-    "phases-columns-3d-k4-1-2": _transpose_case(
-        "phases", (1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)
+    "phases-columns-3d-k4-4-8": _transpose_case(
+        "phases", (1, 2, 3, 2, 3), (2, 3, 4, 4, 8), (2, 2, 4), (1, 0, 0), (1, 0, 1)
     ),
+    # torch's col2im: one product into the columns, their overlap-add; gradients from the columns
+    "columns-2d-k4-s2-p1": _transpose_case("columns", (2, 4, 5, 6), (4, 3, 4, 4), 2, 1),
+    "columns-2d-k4-6-s2-3-asymmetric-output_padding": _transpose_case(
+        "columns", (2, 3, 4, 5), (3, 2, 4, 6), (2, 3), (1, 2), (1, 2)
+    ),
+    "columns-2d-k3-s2-output_padding-taps-padded": _transpose_case("columns", (2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1),
+    "columns-1d-k4-s2-padding-beyond-stride": _transpose_case("columns", (2, 3, 5), (3, 4, 4), 2, 3, 1),
+    "columns-3d-k4-1-2": _transpose_case("columns", (1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)),
     "matmul-2d-k2-s2": _transpose_case("matmul", (2, 4, 5, 6), (4, 3, 2, 2), 2, 0),
     "matmul-2d-k-s-asymmetric-padding-output_padding": _transpose_case(
         "matmul", (2, 4, 5, 6), (4, 3, 2, 3), (2, 3), (1, 0), (1, 2)
@@ -210,6 +223,10 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="matmul")  # kernel 3, stride 2
     with pytest.raises(ValueError, match="'matmul' transposed convolution lowering is for dense kernels"):
         lowering.conv_transpose(x, jnp.zeros((2, 1, 2, 2)), (2, 2), (0, 0), (0, 0), (1, 1), 2, method="matmul")
+    with pytest.raises(ValueError, match="'columns' transposed convolution lowering is for dense kernels and dilation"):
+        lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (2, 1), 1, method="columns")
+    with pytest.raises(ValueError, match="'columns' transposed convolution lowering is for dense kernels and dilation"):
+        lowering.conv_transpose(x, jnp.zeros((2, 1, 4, 4)), (2, 2), (0, 0), (0, 0), (1, 1), 2, method="columns")
     with pytest.raises(ValueError, match="unknown transposed convolution lowering 'gemm'"):
         lowering.conv_transpose(x, w, (2, 2), (0, 0), (0, 0), (1, 1), 1, method="gemm")
 
@@ -217,25 +234,65 @@ def test_transposed_lowerings_refuse_what_they_cannot_compute():
 def test_transposed_dispatch_on_cpu_and_elsewhere():
     from funclayers._kernels._conv_transpose_lowering import choose_transpose
 
-    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "cpu") == "matmul"
-    assert choose_transpose((64, 32, 3), (3,), (1,), 1, "cpu") == "matmul"
-    assert choose_transpose((64, 32, 4, 4), (2, 2), (1, 1), 1, "cpu") == "phases"
-    assert choose_transpose((64, 16, 2, 2), (2, 2), (1, 1), 2, "cpu") == "phases"  # grouped
-    assert choose_transpose((64, 32, 2, 2), (2, 2), (2, 1), 1, "cpu") == "strided"
-    assert choose_transpose((256, 128, 2, 2), (2, 2), (1, 1), 1, "gpu") == "xla"
+    f32, f64 = jnp.float32, jnp.float64
+    assert choose_transpose((16, 256, 14, 14), (256, 128, 2, 2), (2, 2), (1, 1), 1, f32, "cpu") == "matmul"
+    assert choose_transpose((16, 64, 9), (64, 32, 3), (3,), (1,), 1, f32, "cpu") == "matmul"
+    # the columns forward where it measured faster: k4 s2 and k8 s4, 1-D to 3-D, up to 32 MB of columns
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "columns"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), (1, 1), 1, f64, "cpu") == "columns"
+    assert choose_transpose((16, 64, 256), (64, 32, 4), (2,), (1,), 1, f32, "cpu") == "columns"
+    assert choose_transpose((4, 32, 8, 16, 16), (32, 16, 4, 4, 4), (2,) * 3, (1,) * 3, 1, f32, "cpu") == "columns"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 8, 8), (4, 4), (1, 1), 1, f32, "cpu") == "columns"
+    assert choose_transpose((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "columns"  # 32 MB
+    # per phase where it did not: other kernel/stride pairs, groups, more than 32 MB of columns
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 6, 6), (3, 3), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 6, 6), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 3, 3), (1, 1), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 5, 5), (1, 1), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((8, 64, 32, 32), (64, 32, 3, 3), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 4, 2), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 16, 4, 4), (2, 2), (1, 1), 2, f32, "cpu") == "phases"  # grouped
+    assert choose_transpose((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f64, "cpu") == "phases"
+    assert choose_transpose((64, 128, 32, 32), (128, 64, 4, 4), (2, 2), (1, 1), 1, f32, "cpu") == "phases"
+    assert choose_transpose((16, 64, 16, 16), (64, 32, 2, 2), (2, 2), (2, 1), 1, f32, "cpu") == "strided"
+    assert choose_transpose((16, 256, 14, 14), (256, 128, 2, 2), (2, 2), (1, 1), 1, f32, "gpu") == "xla"
 
 
-def test_phases_takes_its_gradients_from_columns_where_the_kernel_is_a_multiple_of_the_stride():
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU dispatch")
+def test_auto_binds_the_kernels_its_dispatch_names():
+    def kernels(x_shape, w_shape, stride, padding, output_padding=0):
+        n = len(x_shape) - 2
+        x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
+        args = ((stride,) * n, (padding,) * n, (output_padding,) * n, (1,) * n, 1)
+
+        def jvp(x, w):  # the kernel's linear primitive, named after its lowering, is in the jvp's jaxpr
+            return jax.jvp(lambda x, w: lowering.conv_transpose(x, w, *args), (x, w), (x, w))
+
+        return set(re.findall(r"name=(conv_transpose\w*)", str(jax.make_jaxpr(jvp)(x, w))))
+
+    assert kernels((16, 64, 16, 16), (64, 32, 4, 4), 2, 1) == {"conv_transpose_columns"}  # the benchmark row
+    assert kernels((2, 64, 8, 8), (64, 32, 3, 3), 2, 1, 1) == {"conv_transpose_phases"}  # per tap
+    assert kernels((2, 64, 8, 8), (64, 32, 3, 3), 1, 1) == {"conv_transpose_phases"}  # stride 1: per tap
+
+
+def test_the_cotangents_columns_pay_for_kernels_twice_an_even_stride():
     from funclayers._kernels._conv_transpose_lowering import _columns_pay
 
-    assert _columns_pay((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), 1, jnp.float32)  # the benchmark row
-    assert _columns_pay((2, 3, 4, 5), (3, 2, 4, 6), (2, 3), 1, jnp.float64)
-    assert not _columns_pay((8, 64, 32, 32), (64, 32, 3, 3), (2, 2), 1, jnp.float32)  # k3 s2: per tap
-    assert not _columns_pay((16, 64, 16, 16), (64, 16, 4, 4), (2, 2), 2, jnp.float32)  # grouped
+    f32, f64 = jnp.float32, jnp.float64
+    assert _columns_pay((16, 64, 16, 16), (64, 32, 4, 4), (2, 2), 1, f32)  # the benchmark row
+    assert _columns_pay((2, 3, 4, 5), (3, 2, 4, 8), (2, 4), 1, f64)
+    assert _columns_pay((16, 64, 256), (64, 32, 4), (2,), 1, f32)
+    # other kernels that are multiples of the stride measured faster per tap
+    assert not _columns_pay((2, 3, 4, 5), (3, 2, 4, 6), (2, 3), 1, f64)  # k6 s3
+    assert not _columns_pay((16, 64, 16, 16), (64, 32, 6, 6), (2, 2), 1, f32)  # k6 s2
+    assert not _columns_pay((16, 64, 16, 16), (64, 32, 3, 3), (1, 1), 1, f32)  # k3 s1
+    assert not _columns_pay((16, 64, 16, 16), (64, 32, 5, 5), (1, 1), 1, f32)  # k5 s1
+    assert not _columns_pay((8, 64, 32, 32), (64, 32, 3, 3), (2, 2), 1, f32)  # k3 s2: not a multiple
+    assert not _columns_pay((16, 64, 16, 16), (64, 16, 4, 4), (2, 2), 2, f32)  # grouped
     # 32 MB of columns at most: (64 * 32 * 32 positions, 64 * 16) float32 columns are 256 MB
-    assert not _columns_pay((64, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float32)
-    assert _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float32)  # 32 MB
-    assert not _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, jnp.float64)
+    assert not _columns_pay((64, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, f32)
+    assert _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, f32)  # 32 MB
+    assert not _columns_pay((8, 128, 32, 32), (128, 64, 4, 4), (2, 2), 1, f64)
 
 
 def test_shift_fence_is_exact_at_the_dtype_extremes(dtype):

@@ -10,12 +10,16 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - per output phase ("phases"): output o = s*m + r only meets the taps t = r + p - s*q, so each
   phase r is a stride-1 convolution of the undilated input with those taps; its input gradient is
   XLA's strided convolution, its weight gradient per kernel tap, as XLA's is slow; where every
-  kernel length is a multiple of the stride (k4 s2), both gradients are 2-D products with the
-  cotangent's columns (N * positions, K * taps) instead, which run side by side (XLA:CPU runs each
-  product on one thread) and beside the forward;
+  kernel length is twice an even stride (k4 s2, k8 s4), both gradients are 2-D products with the
+  cotangent's columns (N * positions, K * taps) instead, which do not wait for the forward;
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
-  differentiated by JAX: the input and weight gradients are matrix products too.
+  differentiated by JAX: the input and weight gradients are matrix products too;
+- as torch does ("columns", col2im): one 2-D product into the columns (N * positions, K * taps),
+  then their overlap-add, both gradients from the cotangent's columns as above; its three products
+  are independent and each big enough to be split over both cores, which the per-phase
+  convolutions are not: the k4 s2 (16, 64, 16, 16) step's wall time -15% against "phases" (CPU
+  time +7%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
@@ -210,6 +214,22 @@ _conv_transpose_by_phase_columns = bilinear(
 )
 
 
+def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, groups):
+    """A dense transposed convolution (dilation 1) as torch computes it: the columns (N * positions,
+    K * taps) as ONE 2-D product of the channels-last input with the weights, then their overlap-add
+    (`_overlap_add`, one fusion). One big product is split over both cores; the per-phase
+    convolutions of "phases" run on one thread each, in sequence."""
+    channels = x.shape[1]
+    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
+    z = jnp.matmul(rows, w.reshape(channels, -1), precision=lax.Precision.HIGHEST)
+    return _overlap_add(z, x.shape, w.shape, stride, padding, output_padding)
+
+
+_conv_transpose_by_columns = bilinear(
+    _conv_transpose_columns, _conv_transpose_columns_backward, "conv_transpose_columns"
+)
+
+
 def _matmul_applies(w_shape: tuple, stride: tuple, dilation: tuple, groups: int) -> bool:
     """Whether every output phase meets exactly one kernel tap: dense, kernel == stride, no dilation."""
     return groups == 1 and all(d == 1 for d in dilation) and tuple(w_shape[2:]) == tuple(stride)
@@ -239,30 +259,40 @@ def _conv_transpose_matmul(x, w, stride, padding, output_padding):
 
 
 def _columns_pay(x_shape: tuple, w_shape: tuple, stride: tuple, groups: int, dtype) -> bool:
-    """Whether "phases" takes its gradients from the cotangent's columns rather than from XLA's
-    strided convolution and a per-tap weight gradient: dense, every kernel length a multiple of its
-    stride (each phase meets as many taps), at most 32 MB of columns (as the "gemm" convolution's
-    patches). Step CPU ms, float32, per-tap -> columns: k4 s2 (16, 64, 16, 16) 13.54 -> 13.00,
-    (16, 128, 8, 8) 11.58 -> 10.92, (8, 256, 8, 8) 23.21 -> 21.01; k3 s2 (8, 64, 32, 32) 18.2 -> 23.7."""
+    """Whether the cotangent's columns pay: "auto" then picks "columns" (forward from the columns too)
+    and a forced "phases" takes both gradients from them, rather than from XLA's strided convolution
+    and a per-tap weight gradient. Dense, every kernel length twice an even stride (k4 s2, k8 s4), at
+    most 32 MB of columns (as the "gemm" convolution's patches). Step wall ms, same process,
+    alternating (two cores), "phases" with the per-tap backward / with the columns backward /
+    "columns": k4 s2 (16, 64, 16, 16) 10.53 / 10.24 / 8.09; k8 s4 36.9 / 31.3 / 28.3; 1-D k4 s2
+    3.61 / 3.52 / 2.98; 3-D k4 s2 (4, 32, 8, 16, 16) 53.3 / 54.1 / 35.4; more in
+    benchmarks/README.md (helper `ct3`). Other kernels that are multiples of the stride are slower
+    from the columns: k6 s3 18.1 / 22.5 / 26.5, k6 s2 18.5 / 29.1 / 31.4, k3 s1 6.21 / 7.68 / 7.80,
+    k5 s1 10.6 / 29.1."""
     columns = x_shape[0] * math.prod(x_shape[2:]) * w_shape[1] * math.prod(w_shape[2:])
     return (
         groups == 1
-        and all(k % s == 0 for k, s in zip(w_shape[2:], stride, strict=True))
+        and all(k == 2 * s and s % 2 == 0 for k, s in zip(w_shape[2:], stride, strict=True))
         and columns * jnp.dtype(dtype).itemsize <= 32 << 20
     )
 
 
-TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases", "matmul")
+TRANSPOSE_METHODS = ("auto", "xla", "strided", "phases", "matmul", "columns")
 
 
-def choose_transpose(w_shape: tuple, stride: tuple, dilation: tuple, groups: int, platform: str | None = None) -> str:
+def choose_transpose(
+    x_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int, dtype=jnp.float32,
+    platform: str | None = None,
+) -> str:
     """The lowering `conv_transpose` uses on `platform` (JAX's default backend if None): measured on
     CPU (see `conv_transpose`); XLA's own elsewhere."""
     if not on_cpu(platform):
         return "xla"
     if _matmul_applies(w_shape, stride, dilation, groups):
         return "matmul"
-    return "phases" if all(d == 1 for d in dilation) else "strided"
+    if any(d != 1 for d in dilation):
+        return "strided"
+    return "columns" if _columns_pay(x_shape, w_shape, stride, groups, dtype) else "phases"
 
 
 def conv_transpose(
@@ -283,17 +313,20 @@ def conv_transpose(
     same forward with a backward pass of a strided convolution (input gradient) and a per-tap
     weight gradient; "phases" (dilation 1) is one stride-1 convolution of the undilated input per
     output phase, the input gradient XLA's strided convolution, the weight gradient as "strided" (or,
-    dense with each kernel length a multiple of the stride, both from the cotangent's columns: the
+    dense with each kernel length twice an even stride, both from the cotangent's columns: the
     k4 s2 steps' CPU -4% to -9%, the (16, 64, 16, 16) step's quiet wall time -15%, `_columns_pay`); "matmul"
-    (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled. "auto" on CPU is
-    "matmul" where it applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32
-    30.6 -> 20.2, against "phases"), else "phases" for dilation 1 (the (16, 64, 16, 16) k4 s2 step:
-    CPU 17.0 -> 14.0 ms against "strided", forward 5.4 -> 3.9; 13.6 -> 12.5 with XLA's input
-    gradient), "strided" for dilated ones; "xla" elsewhere.
+    (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled; "columns" (dense,
+    dilation 1) is torch's col2im: one product into the columns (N * positions, K * taps) and their
+    overlap-add, both gradients from the cotangent's columns. "auto" on CPU is "matmul" where it
+    applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32 30.6 -> 20.2,
+    against "phases"), "columns" for k4 s2 and k8 s4 with at most 32 MB of columns (the
+    (16, 64, 16, 16) k4 s2 step's wall time -12% to -22% against "phases", `_columns_pay`),
+    else "phases" for dilation 1 (that step: CPU 17.0 -> 14.0 ms against "strided", forward 5.4 ->
+    3.9; 13.6 -> 12.5 with XLA's input gradient), "strided" for dilated ones; "xla" elsewhere.
     """
     args = (tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups)
     if method == "auto":
-        method = choose_transpose(w.shape, args[0], args[3], groups)
+        method = choose_transpose(x.shape, w.shape, args[0], args[3], groups, x.dtype)
     if method == "xla":
         return _conv_transpose_forward(x, w, *args)
     if method == "strided":
@@ -312,4 +345,11 @@ def conv_transpose(
         if _columns_pay(x.shape, w.shape, args[0], groups, x.dtype):
             return _conv_transpose_by_phase_columns(x, w, *args)
         return _conv_transpose_by_phase(x, w, *args)
+    if method == "columns":
+        if groups != 1 or any(d != 1 for d in dilation):
+            raise ValueError(
+                "the 'columns' transposed convolution lowering is for dense kernels and dilation 1, got "
+                f"groups {groups}, dilation {tuple(dilation)}"
+            )
+        return _conv_transpose_by_columns(x, w, *args)
     raise ValueError(f"unknown transposed convolution lowering {method!r}; expected one of {TRANSPOSE_METHODS}")
