@@ -128,14 +128,16 @@ def test_grid_sample_every_transformation_agrees(rank, mode):
         np.testing.assert_allclose(forward, reverse, rtol=1e-5, atol=atol)
     tangents = (jnp.ones_like(x), jnp.full_like(grid, 0.1))
     _, lin = jax.linearize(f, x, grid)
-    np.testing.assert_allclose(lin(*tangents), jax.jvp(f, (x, grid), tangents)[1], rtol=1e-6, atol=1e-6)
+    jvp = jax.jit(lambda x, g, t: jax.jvp(f, (x, g), t)[1])(x, grid, tangents)
+    np.testing.assert_allclose(jax.jit(lin)(*tangents), jvp, rtol=1e-6, atol=1e-6)
 
     def loss(x, g):
         return jnp.sum(f(x[None], g[None]) ** 2)
 
     per_example = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(x, grid)
+    one = jax.jit(jax.grad(loss, argnums=(0, 1)))  # compiled once (op by op, the kernels' loops dispatch slowly)
     for i in range(x.shape[0]):
-        alone = jax.grad(loss, argnums=(0, 1))(x[i], grid[i])
+        alone = one(x[i], grid[i])
         for batched, single in zip(per_example, alone, strict=True):
             np.testing.assert_allclose(batched[i], single, rtol=1e-5, atol=1e-5)
 
@@ -191,9 +193,9 @@ def test_grid_sample_input_gradient_per_image_loop_matches_torch(batch, per_step
 
     stacked = jnp.stack([jnp.asarray(x), jnp.asarray(x[::-1])]), jnp.stack([jnp.asarray(grid), jnp.asarray(grid[::-1])])
     per_example = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(*stacked)
+    one = jax.jit(jax.grad(loss, argnums=(0, 1)))  # compiled once: op by op, the loop dispatches slowly
     for i in range(2):
-        for batched, single in zip(per_example, jax.grad(loss, argnums=(0, 1))(stacked[0][i], stacked[1][i]),
-                                   strict=True):
+        for batched, single in zip(per_example, one(stacked[0][i], stacked[1][i]), strict=True):
             np.testing.assert_allclose(batched[i], single, rtol=1e-5, atol=1e-5)  # as the test above
 
 

@@ -5,8 +5,9 @@ Used by: `Conv1d/2d/3d`, `ConvTranspose1d/2d/3d` and `F.conv*d` / `F.conv_transp
 lowerings, in the quiet rerun of 2026-12-07 13:19 (benchmarks/results.md, last table: forward and
 backward, every array an argument), the dense and depthwise 2-D rows run at 0.69-1.02x of torch's
 step (depthwise 0.69x) where Flax and Equinox run at 0.95-7.4x; 1-D (1.2x), grouped (1.0-1.8x:
-torch's own time moves), transposed (1.5-1.85x, likewise; the 15:15 rerun) and 3-D (1.9x)
-convolutions are still slower than torch's (benchmarks/README.md, twelfth and thirteenth sessions).
+torch's own time moves), transposed (1.4-1.6x with "columns", 21:15/21:17 reruns) and 3-D
+(1.3-1.4x, `_conv3d`) convolutions are still slower than torch's (benchmarks/README.md, twelfth to
+fifteenth sessions).
 Measured per lowering: the RGB stem's weight gradient ("patches") 26.8 -> 8 ms inside the small
 CNN step; "gemm" forward 3x3 s2 23.5 -> 18.1 ms, 1x1 s2 6.2 -> 2.4; "taps" weight gradient 3-5x
 faster than XLA's.
