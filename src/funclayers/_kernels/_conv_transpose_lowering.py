@@ -18,8 +18,8 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - as torch does ("columns", col2im): one 2-D product into the columns (N * positions, K * taps),
   then their overlap-add, both gradients from the cotangent's columns as above; its three products
   are independent and each big enough to be split over both cores, which the per-phase
-  convolutions are not: the k4 s2 (16, 64, 16, 16) step's wall time -15% against "phases" (CPU
-  time +7%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
+  convolutions are not: the k4 s2 (16, 64, 16, 16) step's quiet wall time -4% to -16% against
+  "phases" (CPU time +1% to +18%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
@@ -158,6 +158,14 @@ def _conv_transpose_phases_backward(x, w, dy, stride, padding, output_padding, d
 _conv_transpose_by_phase = bilinear(_conv_transpose_phases, _conv_transpose_phases_backward, "conv_transpose_phases")
 
 
+def _columns(x: jax.Array, w: jax.Array) -> jax.Array:
+    """The columns (N * positions, K * taps) of a dense transposed convolution: the channels-last
+    input (N * positions, C) times the weights (C, K * taps), one 2-D product."""
+    channels = x.shape[1]
+    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
+    return jnp.matmul(rows, w.reshape(channels, -1), precision=lax.Precision.HIGHEST)
+
+
 def _overlap_add(z: jax.Array, x_shape: tuple, w_shape: tuple, stride: tuple, padding: tuple, output_padding: tuple):
     """A dense transposed convolution's output (dilation 1) from its columns `z` (N * positions, K * taps),
     `z[(n, i), (k, t)] = x[n, :, i] . w[:, k, t]`: output s*i + t - padding sums the columns that land
@@ -219,10 +227,7 @@ def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, gro
     K * taps) as ONE 2-D product of the channels-last input with the weights, then their overlap-add
     (`_overlap_add`, one fusion). One big product is split over both cores; the per-phase
     convolutions of "phases" run on one thread each, in sequence."""
-    channels = x.shape[1]
-    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
-    z = jnp.matmul(rows, w.reshape(channels, -1), precision=lax.Precision.HIGHEST)
-    return _overlap_add(z, x.shape, w.shape, stride, padding, output_padding)
+    return _overlap_add(_columns(x, w), x.shape, w.shape, stride, padding, output_padding)
 
 
 _conv_transpose_by_columns = bilinear(
@@ -245,12 +250,9 @@ def _conv_transpose_matmul(x, w, stride, padding, output_padding):
     on (16, 256, 14, 14), CPU ms: 39.7 "phases" (four 1x1 convolutions, per-tap weight gradient)
     -> 34.5.
     """
-    n = x.ndim - 2
-    batch, channels = x.shape[:2]
+    n, batch = x.ndim - 2, x.shape[0]
     out_channels, spatial = w.shape[1], x.shape[2:]
-    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
-    z = jnp.matmul(rows, w.reshape(channels, -1), precision=lax.Precision.HIGHEST)  # (N * positions, K * taps)
-    z = z.reshape((batch,) + spatial + (out_channels,) + tuple(stride))
+    z = _columns(x, w).reshape((batch,) + spatial + (out_channels,) + tuple(stride))
     # (N, S_1.., K, s_1..) -> (N, K, S_1, s_1, S_2, s_2, ...)
     z = jnp.transpose(z, (0, n + 1) + tuple(i for a in range(n) for i in (1 + a, n + 2 + a)))
     z = z.reshape((batch, out_channels) + tuple(size * s for size, s in zip(spatial, stride, strict=True)))
@@ -320,7 +322,7 @@ def conv_transpose(
     overlap-add, both gradients from the cotangent's columns. "auto" on CPU is "matmul" where it
     applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32 30.6 -> 20.2,
     against "phases"), "columns" for k4 s2 and k8 s4 with at most 32 MB of columns (the
-    (16, 64, 16, 16) k4 s2 step's wall time -12% to -22% against "phases", `_columns_pay`),
+    (16, 64, 16, 16) k4 s2 step's quiet wall time -4% to -16% against "phases", `_columns_pay`),
     else "phases" for dilation 1 (that step: CPU 17.0 -> 14.0 ms against "strided", forward 5.4 ->
     3.9; 13.6 -> 12.5 with XLA's input gradient), "strided" for dilated ones; "xla" elsewhere.
     """
