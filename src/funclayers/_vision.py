@@ -15,15 +15,16 @@ coordinate on the border gets torch's zero rather than JAX's half); nearest's is
 
 The lowering (every mode, 2-D and 3-D): each output point's taps become a flat spatial index and a
 weight, (N, P, T) arrays computed once per point, and `_kernels/_sample.sample_taps` sums the
-weighted taps gathered from the NCHW input, with a hand-written transpose (scatter-adds of
-C-vectors into a channels-last accumulator per image, in a loop over groups of images; the weight
-gradient summed over channels); the gradient w.r.t. the grid is JAX's derivative of the weights.
-Measured on CPU, forward + backward on (16, 64, 32, 32) with a (16, 32, 32, 2) grid, bilinear, CPU
-time per step in one process, alternating, on the loaded 2-core machine: 13.1 ms, against 37.9 ms for the former lowering (the input channels-last, each pair
-of width-neighbours gathered as one (2, C) slice and summed by a batched dot, the gradient JAX's
-scatter-add), 32.2 ms for torch (whose threads suffer most from the load); alternatives measured
-for that lowering: one gather per tap 2x slower, gathers along the last axis of NCHW 2x slower,
-one-hot matrix products 7x slower (quadratic in the image size).
+weighted taps gathered from the NCHW input, with a hand-written transpose (scatter-adds of C-vectors
+into a channels-last accumulator per image, in a loop over groups of images; the weight gradient
+summed over channels); the gradient w.r.t. the grid is JAX's derivative of the weights. Measured on
+CPU, forward + backward on (16, 64, 32, 32) with a (16, 32, 32, 2) grid, bilinear, CPU time per step
+in one process, alternating, on the loaded 2-core machine: 13.1 ms, against 37.9 ms for the former
+lowering (the input channels-last, each pair of width-neighbours gathered as one (2, C) slice and
+summed by a batched dot, the gradient JAX's scatter-add), 32.2 ms for torch (whose threads suffer
+most from the load); alternatives measured for that lowering: one gather per tap 2x slower, gathers
+along the last axis of NCHW 2x slower, one-hot matrix products 7x slower (quadratic in the image
+size).
 """
 
 from __future__ import annotations
