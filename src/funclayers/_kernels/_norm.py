@@ -202,7 +202,7 @@ def _bn_train_jvp(axes, eps, primals, tangents):
 
 
 def _group_stats(x, groups):
-    n, c, _ = x.shape
+    n, c = x.shape[:2]
     grouped = x.reshape(n, groups, -1)
     mean = jnp.mean(grouped, -1)
     centred = grouped - mean[..., None]
@@ -229,25 +229,35 @@ def _split_per_channel(value: jax.Array, length: int) -> jax.Array:
     return value[..., None] if math.gcd(length, _LENGTH_SPLIT) > 1 else value
 
 
+_BARRIER = lax.optimization_barrier
+
+
+def _on_input(value: jax.Array, ndim: int) -> jax.Array:
+    """A per-(sample, channel) `(N, C)` value shaped to broadcast against the `(N, C, *S)` input."""
+    return value.reshape(value.shape + (1,) * (ndim - 2))
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def _group_norm_fused(x, weight, bias, groups, eps):
     c = x.shape[1]
     mean, var = _group_stats(x, groups)
-    alpha = _per_channel(lax.rsqrt(var + eps), c) * weight[:, None]
-    return x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
+    alpha = _per_channel(lax.rsqrt(var + eps), c)[..., 0] * weight
+    return x * _on_input(alpha, x.ndim) + _on_input(bias - _per_channel(mean, c)[..., 0] * alpha, x.ndim)
 
 
 @partial(_group_norm_fused.defjvp, symbolic_zeros=True)
 def _group_norm_jvp(groups, eps, primals, tangents):
     x, weight, bias = primals
-    n, c, length = x.shape
+    n, c = x.shape[:2]
+    length = math.prod(x.shape[2:])
     mean, var = _group_stats(x, groups)
     inv_std = lax.rsqrt(var + eps)
-    alpha = _per_channel(inv_std, c) * weight[:, None]
-    out = x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
+    alpha = _per_channel(inv_std, c)[..., 0] * weight
+    out = x * _on_input(alpha, x.ndim) + _on_input(bias - _per_channel(mean, c)[..., 0] * alpha, x.ndim)
     count = c // groups * length
 
     def tangent(x, weight, mean, inv_std, tx, tw, tb):
+        shape, x = x.shape, x.reshape(n, c, length)
         t = jnp.zeros(x.shape, x.dtype) if tb is None else jnp.broadcast_to(tb[:, None], x.shape)
         xhat = (x - _per_channel(mean, c)) * _per_channel(inv_std, c)
         if tx is not None:
@@ -256,10 +266,11 @@ def _group_norm_jvp(groups, eps, primals, tangents):
             t = t + tg.reshape(x.shape) * (_per_channel(inv_std, c) * weight[:, None])
         if tw is not None:
             t = t + xhat * tw[:, None]
-        return [t]
+        return [t.reshape(shape)]
 
     def transpose(cts, x, weight, mean, inv_std):
-        dy = cts[0]
+        shape, x = x.shape, x.reshape(n, c, length)
+        dy = cts[0].reshape(n, c, length)
         ds = jnp.sum(dy * x, -1)  # (N, C)
         db = jnp.sum(dy, -1)
         sum_ds_w = jnp.sum((ds * weight).reshape(n, groups, -1), -1)  # (N, G)
@@ -269,10 +280,12 @@ def _group_norm_jvp(groups, eps, primals, tangents):
         scale = _per_channel(inv_std, c) * weight[:, None]
         dx = (_split_length(dy) * _split_per_channel(scale, length)
               + _split_per_channel(_per_channel(c2, c), length) * _split_length(x)
-              + _split_per_channel(_per_channel(c3, c), length)).reshape(x.shape)
+              + _split_per_channel(_per_channel(c3, c), length)).reshape(shape)
         mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
         d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
-        return [dx, d_weight, jnp.sum(db, 0)]
+        # d_bias from the (N, C) sums: XLA would otherwise fold sum(sum(dy, -1), 0) into a second
+        # full-size pass over dy
+        return [dx, d_weight, jnp.sum(_BARRIER(db), 0)]
 
     (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "group_norm")
     return out, t_out
