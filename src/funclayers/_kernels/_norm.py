@@ -12,8 +12,9 @@ BatchNorm, GroupNorm: the tangent and torch's backward paired by `_primitive.lin
 JAX's own transpose of the tangent is the slow form). Measured on the 2-core CPU
 (`benchmarks/README.md`): the instance norms ~3x faster than autodiff of the formula; training
 BatchNorm2d(32) on (64, 32, 32, 32) 0.24x of torch's step (differentiating the plain formula, or
-transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.98x of torch
-(the generic JVP transposed ~2x slower), in the quiet record of 2026-12-07 (benchmarks/results.md).
+transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.73-1.15x of
+torch in the quiet records of 2026-12-07, the same compiled step each time (the machine's fast and
+slow periods), 18-26% less wall time since (the generic JVP transposed ~2x slower).
 CrossMapLRN2d reproduces torch's legacy Function, whose backward is not the derivative of its forward.
 """
 
@@ -199,6 +200,13 @@ def _bn_train_jvp(axes, eps, primals, tangents):
 # both consumers (the forward's loss fusion and the backward's dx fusion). GroupNorm(8, 64) on
 # (16, 64, 32, 32), forward + backward of the summed loss, one process, alternating, two runs at
 # load 8-9: median CPU time per step 2.05-2.65 -> 1.84-2.20 ms, the same values bit for bit.
+# The output is computed on the caller's `(N, C, *S)` shape, with `(N, C, 1, ...)` broadcasts: the
+# consumer (the loss's `sum(y * ct)`) then reads it without a reshape inside its fusion, which cost
+# YNNPACK's reduction ~26% (micro-benchmark), and the forward's broadcasts never have the
+# backward's shapes (odd spatial sizes included). The bias gradient is summed from the backward's
+# (N, C) sums of dy behind `optimization_barrier`: XLA otherwise folds `sum(sum(dy, -1), 0)` into
+# a second full-size pass over dy. The step, same process, alternating, SCHED_FIFO: wall median
+# 1.25 -> 1.02 ms (CPU 2.31 -> 1.90) with both cores, 2.36 -> 1.74 ms on one (issue 28).
 
 
 def _group_stats(x, groups):
