@@ -4,7 +4,8 @@ At the benchmark shapes (benchmarks/workloads/normalization.py), the only full-s
 `value_and_grad(sum(norm(x) * ct))` computes on XLA:CPU is the input gradient: every other pass
 is a reduction that reads `x` and `ct`. Without the views the kernels give their backward passes
 (`_kernels/_norm.py`, `_kernels/_layernorm.py`; LayerNorm with odd rows or a 2-D input: copies of
-its statistics behind barriers instead), XLA's CSE merges a broadcast or `x - mean` of the forward with the
+its statistics behind barriers instead; GroupNorm: its forward's broadcasts on the caller's
+shape), XLA's CSE merges a broadcast or `x - mean` of the forward with the
 backward's and writes it out at full size (issue 28: 15-26% of the step's CPU time for GroupNorm
 and BatchNorm). Lowered from shapes alone; nothing runs.
 """
@@ -52,8 +53,10 @@ def _compiled_step(layer, shape, training):
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4096, 512), False, id="layernorm-2d"),
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 32, 32), False, id="groupnorm-8-64"),
-    # an odd spatial size: no (N, C, d, L/d) view, but the forward's broadcasts are (N, C, 1, 1)
+    # an odd spatial size, one spatial dim: the backward has no views; the forward's broadcasts are
+    # built otherwise (per-channel products reshaped to (N, C, 1, ...)) and not shared with it
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 31, 33), False, id="groupnorm-odd-length"),
+    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 1024), False, id="groupnorm-1d"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 32, 32), True, id="batchnorm2d-32-train"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(64), (64, 64, 16, 16), True, id="batchnorm2d-64-train"),
     # an odd spatial size: BatchNorm's backward splits the batch instead

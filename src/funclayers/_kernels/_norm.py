@@ -194,19 +194,16 @@ def _bn_train_jvp(axes, eps, primals, tangents):
 # dx = weight * inv_std * dy + c2 * x + c3 with per-group c2, c3 from the per-channel sums of dy
 # and dy * x. Letting JAX transpose the generic JVP materialises xhat and dy * weight and is ~2x
 # slower, so the closed-form tangent and this backward are paired by `linear_call`.
-# The backward pass reads `(N, C, L)` as `(N, C, d, L/d)` (`_split_length`): the per-channel
-# factor it broadcasts then has another shape than the forward's `alpha` broadcast, so XLA's CSE
-# does not merge the two into one full-size broadcast that it would write out and read back in
-# both consumers (the forward's loss fusion and the backward's dx fusion). GroupNorm(8, 64) on
-# (16, 64, 32, 32), forward + backward of the summed loss, one process, alternating, two runs at
-# load 8-9: median CPU time per step 2.05-2.65 -> 1.84-2.20 ms, the same values bit for bit.
-# The output is computed on the caller's `(N, C, *S)` shape, with `(N, C, 1, ...)` broadcasts: the
-# consumer (the loss's `sum(y * ct)`) then reads it without a reshape inside its fusion, which cost
-# YNNPACK's reduction ~26% (micro-benchmark), and the forward's broadcasts never have the
-# backward's shapes (odd spatial sizes included). The bias gradient is summed from the backward's
-# (N, C) sums of dy behind `optimization_barrier`: XLA otherwise folds `sum(sum(dy, -1), 0)` into
-# a second full-size pass over dy. The step, same process, alternating, SCHED_FIFO: wall median
-# 1.25 -> 1.02 ms (CPU 2.31 -> 1.90) with both cores, 2.36 -> 1.74 ms on one (issue 28).
+# The output is computed on the caller's `(N, C, *S)` shape with `(N, C, 1, ...)` broadcasts, the
+# backward on `(N, C, prod(S))`: the consumer (the loss's `sum(y * ct)`) reads y without a reshape
+# inside its fusion (which cost YNNPACK's reduction ~26%, micro-benchmark), and XLA's CSE finds no
+# broadcast of the forward's to share with the backward's dx (it wrote a shared one out at full
+# size and read it back in both; the eleventh session's `(N, C, d, L/d)` views of the backward are
+# not needed since). The bias gradient is summed from the backward's (N, C) sums of dy behind
+# `optimization_barrier`: XLA otherwise folds `sum(sum(dy, -1), 0)` into a second full-size pass
+# over dy. GroupNorm(8, 64) on (16, 64, 32, 32), the benchmark's step, same process, alternating,
+# under SCHED_FIFO: wall median 1.25 -> 1.02 ms (CPU 2.31 -> 1.90) with both cores, 2.36 -> 1.74
+# ms on one (issue 28, benchmarks/README.md).
 
 
 def _group_stats(x, groups):
@@ -220,21 +217,6 @@ def _group_stats(x, groups):
 def _per_channel(value, c):
     n, groups = value.shape
     return jnp.repeat(value, c // groups, axis=1)[..., None]  # (N, C, 1)
-
-
-_LENGTH_SPLIT = 8
-
-
-def _split_length(a: jax.Array) -> jax.Array:
-    """`(N, C, L)` seen as `(N, C, d, L/d)` with d = gcd(L, 8): broadcasts of their own shape (a view)."""
-    n, c, length = a.shape
-    d = math.gcd(length, _LENGTH_SPLIT)
-    return a.reshape(n, c, d, length // d) if d > 1 else a
-
-
-def _split_per_channel(value: jax.Array, length: int) -> jax.Array:
-    """A per-(sample, channel) `(N, C, 1)` value shaped to broadcast against `_split_length`."""
-    return value[..., None] if math.gcd(length, _LENGTH_SPLIT) > 1 else value
 
 
 _BARRIER = lax.optimization_barrier
@@ -286,9 +268,7 @@ def _group_norm_jvp(groups, eps, primals, tangents):
         c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
         c3 = -c2 * mean - sum_db_w * inv_std / count
         scale = _per_channel(inv_std, c) * weight[:, None]
-        dx = (_split_length(dy) * _split_per_channel(scale, length)
-              + _split_per_channel(_per_channel(c2, c), length) * _split_length(x)
-              + _split_per_channel(_per_channel(c3, c), length)).reshape(shape)
+        dx = (dy * scale + _per_channel(c2, c) * x + _per_channel(c3, c)).reshape(shape)
         mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
         d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
         # d_bias from the (N, C) sums: XLA would otherwise fold sum(sum(dy, -1), 0) into a second
