@@ -4,7 +4,8 @@ At the benchmark shapes (benchmarks/workloads/normalization.py), the only full-s
 `value_and_grad(sum(norm(x) * ct))` computes on XLA:CPU is the input gradient: every other pass
 is a reduction that reads `x` and `ct`. Without the views the kernels give their backward passes
 (`_kernels/_norm.py`, `_kernels/_layernorm.py`; LayerNorm with odd rows or a 2-D input: copies of
-its statistics behind barriers instead), XLA's CSE merges a broadcast or `x - mean` of the forward with the
+its statistics behind barriers instead; GroupNorm: its forward's broadcasts on the caller's
+shape), XLA's CSE merges a broadcast or `x - mean` of the forward with the
 backward's and writes it out at full size (issue 28: 15-26% of the step's CPU time for GroupNorm
 and BatchNorm). Lowered from shapes alone; nothing runs.
 """
@@ -52,6 +53,10 @@ def _compiled_step(layer, shape, training):
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4096, 512), False, id="layernorm-2d"),
     pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 32, 32), False, id="groupnorm-8-64"),
+    # an odd spatial size, one spatial dim: the backward has no views; the forward's broadcasts are
+    # built otherwise (per-channel products reshaped to (N, C, 1, ...)) and not shared with it
+    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 31, 33), False, id="groupnorm-odd-length"),
+    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 1024), False, id="groupnorm-1d"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 32, 32), True, id="batchnorm2d-32-train"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(64), (64, 64, 16, 16), True, id="batchnorm2d-64-train"),
     # an odd spatial size: BatchNorm's backward splits the batch instead
@@ -83,16 +88,36 @@ def test_layernorm_output_is_computed_in_the_callers_shape(shape):
     assert reshaped_inside_fusions(hlo, math.prod(shape)) == []
 
 
+@pytest.mark.parametrize("shape", [(16, 64, 32, 32), (16, 64, 31, 33), (4, 16, 8, 8, 8)])
+def test_groupnorm_output_is_computed_in_the_callers_shape(shape):
+    """F.group_norm hands the kernel `(N, C, *S)`, not `(N, C, prod(S))`: the output is computed in the
+    shape the loss's product with `ct` reads (reshaped inside that fusion, YNNPACK's full reduction of
+    it ran 26% slower in a micro-benchmark, issue 28)."""
+    hlo = _compiled_step(fl.GroupNorm(8, 64) if shape[1] == 64 else fl.GroupNorm(4, 16), shape, False)
+    assert reshaped_inside_fusions(hlo, math.prod(shape)) == []
+
+
+def test_groupnorm_bias_gradient_is_summed_from_the_per_channel_sums():
+    """The bias gradient adds up the backward's (N, C) sums of dy: XLA would fold `sum(sum(dy, -1), 0)`
+    into one more full-size pass over dy (a (C,) result read from a full-size operand)."""
+    shape = (16, 64, 32, 32)
+    hlo = _compiled_step(fl.GroupNorm(8, 64), shape, False)
+    entry = hlo[hlo.index("\nENTRY"):]
+    full = {m.group(1) for m in re.finditer(r"\n  %(\S+) = f32\[16,64,32,32\]\S* parameter\(", entry)}
+    reads = [m.group(1) for m in re.finditer(r"\n  %(\S+) = f32\[64\]\S* fusion\(([^)]*)\)", entry)
+             if full & {a.strip().lstrip("%") for a in m.group(2).split(",")}]
+    assert len(full) == 2 and reads == [], reads
+
+
 @pytest.mark.parametrize("name,make,shape,training", [
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4095, 512), False, id="layernorm-4095-rows"),
-    pytest.param("GroupNorm", lambda: fl.GroupNorm(8, 64), (16, 64, 31, 33), False, id="groupnorm-odd-length"),
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (63, 32, 31, 33), True,
                  id="batchnorm2d-odd-batch-and-spatial"),
 ])
 def test_without_the_views_the_temporaries_are_back(name, make, shape, training):
-    """Negative control, and the kernels' known limit: GroupNorm with an odd spatial size, BatchNorm with
-    both odd get no view (gcd with 8 is 1), and then XLA writes broadcasts or `x - mean` out besides
-    the input gradient. LayerNorm on (4095, 512) (but not (4123, 512) nor (31, 133, 512)): XLA:CPU
+    """Negative control, and the kernels' known limit: BatchNorm with an odd batch and spatial size gets
+    no view (gcd with 8 is 1), and then XLA writes broadcasts or `x - mean` out besides the input
+    gradient. LayerNorm on (4095, 512) (but not (4123, 512) nor (31, 133, 512)): XLA:CPU
     then leaves the input gradient's row sums out of the YNNPACK fusions, and its own fusions write
     `ct * weight` and `x - mean` out (3 full-size arrays; main's views: 5)."""
     names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))

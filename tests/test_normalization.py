@@ -117,8 +117,8 @@ def test_layernorm_rejects_wrong_trailing_shape():
     pytest.param((6, 6), dict(eps=1e-3), (2, 6, 3, 2, 2), id="one-channel-per-group-3d"),
     pytest.param((2, 4), dict(affine=False), (3, 4), id="no-affine-no-spatial"),
     pytest.param((2, 4), dict(bias=False), (3, 4, 5), id="no-bias"),
-    # spatial sizes divisible by 8 and by 2 only: the backward pass reads (N, C, d, L/d) views
-    # (d = gcd(L, 8)) so that its broadcasts are not the forward's
+    # spatial sizes divisible by 8 and by 2 only (the backward pass read (N, C, d, L/d) views,
+    # d = gcd(L, 8), until the forward's output moved to the caller's shape)
     pytest.param((4, 8), {}, (2, 8, 4, 6), id="length-by-8"),
     pytest.param((2, 4), {}, (3, 4, 2, 3), id="length-by-2"),
 ])

@@ -196,7 +196,7 @@ def _group_norm(where, input, num_groups, weight, bias, eps):
     x = input.astype(jnp.float32) if dtype in (jnp.float16, jnp.bfloat16) else input
     weight = jnp.ones((c,), x.dtype) if weight is None else weight.astype(x.dtype)
     bias = jnp.zeros((c,), x.dtype) if bias is None else bias.astype(x.dtype)
-    out = _group_norm_fused(x.reshape(n, c, -1), weight, bias, num_groups, float(eps))
+    out = _group_norm_fused(x, weight, bias, num_groups, float(eps))
     return out.reshape(shape).astype(dtype)
 
 

@@ -12,8 +12,9 @@ BatchNorm, GroupNorm: the tangent and torch's backward paired by `_primitive.lin
 JAX's own transpose of the tangent is the slow form). Measured on the 2-core CPU
 (`benchmarks/README.md`): the instance norms ~3x faster than autodiff of the formula; training
 BatchNorm2d(32) on (64, 32, 32, 32) 0.24x of torch's step (differentiating the plain formula, or
-transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.98x of torch
-(the generic JVP transposed ~2x slower), in the quiet record of 2026-12-07 (benchmarks/results.md).
+transposing a closed-form JVP, ~3x slower); GroupNorm(8, 64) on (16, 64, 32, 32) 0.73-1.15x of
+torch in the quiet records of 2026-12-07, the same compiled step each time (the machine's fast and
+slow periods), 18-26% less wall time since (the generic JVP transposed ~2x slower).
 CrossMapLRN2d reproduces torch's legacy Function, whose backward is not the derivative of its forward.
 """
 
@@ -193,16 +194,20 @@ def _bn_train_jvp(axes, eps, primals, tangents):
 # dx = weight * inv_std * dy + c2 * x + c3 with per-group c2, c3 from the per-channel sums of dy
 # and dy * x. Letting JAX transpose the generic JVP materialises xhat and dy * weight and is ~2x
 # slower, so the closed-form tangent and this backward are paired by `linear_call`.
-# The backward pass reads `(N, C, L)` as `(N, C, d, L/d)` (`_split_length`): the per-channel
-# factor it broadcasts then has another shape than the forward's `alpha` broadcast, so XLA's CSE
-# does not merge the two into one full-size broadcast that it would write out and read back in
-# both consumers (the forward's loss fusion and the backward's dx fusion). GroupNorm(8, 64) on
-# (16, 64, 32, 32), forward + backward of the summed loss, one process, alternating, two runs at
-# load 8-9: median CPU time per step 2.05-2.65 -> 1.84-2.20 ms, the same values bit for bit.
+# The output is computed on the caller's `(N, C, *S)` shape with `(N, C, 1, ...)` broadcasts, the
+# backward on `(N, C, prod(S))`: the consumer (the loss's `sum(y * ct)`) reads y without a reshape
+# inside its fusion (which cost YNNPACK's reduction ~26%, micro-benchmark), and XLA's CSE finds no
+# broadcast of the forward's to share with the backward's dx (it wrote a shared one out at full
+# size and read it back in both; the eleventh session's `(N, C, d, L/d)` views of the backward are
+# not needed since). The bias gradient is summed from the backward's (N, C) sums of dy behind
+# `optimization_barrier`: XLA otherwise folds `sum(sum(dy, -1), 0)` into a second full-size pass
+# over dy. GroupNorm(8, 64) on (16, 64, 32, 32), the benchmark's step, same process, alternating,
+# under SCHED_FIFO: wall median 1.25 -> 1.02 ms (CPU 2.31 -> 1.90) with both cores, 2.36 -> 1.74
+# ms on one (issue 28, benchmarks/README.md).
 
 
 def _group_stats(x, groups):
-    n, c, _ = x.shape
+    n, c = x.shape[:2]
     grouped = x.reshape(n, groups, -1)
     mean = jnp.mean(grouped, -1)
     centred = grouped - mean[..., None]
@@ -214,40 +219,35 @@ def _per_channel(value, c):
     return jnp.repeat(value, c // groups, axis=1)[..., None]  # (N, C, 1)
 
 
-_LENGTH_SPLIT = 8
+_BARRIER = lax.optimization_barrier
 
 
-def _split_length(a: jax.Array) -> jax.Array:
-    """`(N, C, L)` seen as `(N, C, d, L/d)` with d = gcd(L, 8): broadcasts of their own shape (a view)."""
-    n, c, length = a.shape
-    d = math.gcd(length, _LENGTH_SPLIT)
-    return a.reshape(n, c, d, length // d) if d > 1 else a
-
-
-def _split_per_channel(value: jax.Array, length: int) -> jax.Array:
-    """A per-(sample, channel) `(N, C, 1)` value shaped to broadcast against `_split_length`."""
-    return value[..., None] if math.gcd(length, _LENGTH_SPLIT) > 1 else value
+def _on_input(value: jax.Array, ndim: int) -> jax.Array:
+    """A per-(sample, channel) `(N, C)` value shaped to broadcast against the `(N, C, *S)` input."""
+    return value.reshape(value.shape + (1,) * (ndim - 2))
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def _group_norm_fused(x, weight, bias, groups, eps):
     c = x.shape[1]
     mean, var = _group_stats(x, groups)
-    alpha = _per_channel(lax.rsqrt(var + eps), c) * weight[:, None]
-    return x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
+    alpha = _per_channel(lax.rsqrt(var + eps), c)[..., 0] * weight
+    return x * _on_input(alpha, x.ndim) + _on_input(bias - _per_channel(mean, c)[..., 0] * alpha, x.ndim)
 
 
 @partial(_group_norm_fused.defjvp, symbolic_zeros=True)
 def _group_norm_jvp(groups, eps, primals, tangents):
     x, weight, bias = primals
-    n, c, length = x.shape
+    n, c = x.shape[:2]
+    length = math.prod(x.shape[2:])
     mean, var = _group_stats(x, groups)
     inv_std = lax.rsqrt(var + eps)
-    alpha = _per_channel(inv_std, c) * weight[:, None]
-    out = x * alpha + (bias[:, None] - _per_channel(mean, c) * alpha)
+    alpha = _per_channel(inv_std, c)[..., 0] * weight
+    out = x * _on_input(alpha, x.ndim) + _on_input(bias - _per_channel(mean, c)[..., 0] * alpha, x.ndim)
     count = c // groups * length
 
     def tangent(x, weight, mean, inv_std, tx, tw, tb):
+        shape, x = x.shape, x.reshape(n, c, length)
         t = jnp.zeros(x.shape, x.dtype) if tb is None else jnp.broadcast_to(tb[:, None], x.shape)
         xhat = (x - _per_channel(mean, c)) * _per_channel(inv_std, c)
         if tx is not None:
@@ -256,10 +256,11 @@ def _group_norm_jvp(groups, eps, primals, tangents):
             t = t + tg.reshape(x.shape) * (_per_channel(inv_std, c) * weight[:, None])
         if tw is not None:
             t = t + xhat * tw[:, None]
-        return [t]
+        return [t.reshape(shape)]
 
     def transpose(cts, x, weight, mean, inv_std):
-        dy = cts[0]
+        shape, x = x.shape, x.reshape(n, c, length)
+        dy = cts[0].reshape(n, c, length)
         ds = jnp.sum(dy * x, -1)  # (N, C)
         db = jnp.sum(dy, -1)
         sum_ds_w = jnp.sum((ds * weight).reshape(n, groups, -1), -1)  # (N, G)
@@ -267,12 +268,12 @@ def _group_norm_jvp(groups, eps, primals, tangents):
         c2 = (sum_db_w * mean - sum_ds_w) * inv_std ** 3 / count
         c3 = -c2 * mean - sum_db_w * inv_std / count
         scale = _per_channel(inv_std, c) * weight[:, None]
-        dx = (_split_length(dy) * _split_per_channel(scale, length)
-              + _split_per_channel(_per_channel(c2, c), length) * _split_length(x)
-              + _split_per_channel(_per_channel(c3, c), length)).reshape(x.shape)
+        dx = (dy * scale + _per_channel(c2, c) * x + _per_channel(c3, c)).reshape(shape)
         mean_c, inv_std_c = _per_channel(mean, c)[..., 0], _per_channel(inv_std, c)[..., 0]
         d_weight = jnp.sum((ds - mean_c * db) * inv_std_c, 0)
-        return [dx, d_weight, jnp.sum(db, 0)]
+        # d_bias from the (N, C) sums: XLA would otherwise fold sum(sum(dy, -1), 0) into a second
+        # full-size pass over dy
+        return [dx, d_weight, jnp.sum(_BARRIER(db), 0)]
 
     (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "group_norm")
     return out, t_out
