@@ -212,7 +212,8 @@ def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, 
     )(dy)
     precision = lax.Precision.HIGHEST
     dx = lax.dot_general(dz, w.reshape(channels, -1), (((1,), (1,)), ((), ())), precision=precision)
-    dx = jnp.moveaxis(dx.reshape((batch,) + spatial + (channels,)), -1, 1)
+    # (N, positions, C) -> (N, C, positions): one copy (a moveaxis of the (N, *S, C) view is two in XLA)
+    dx = jnp.swapaxes(dx.reshape(batch, -1, channels), 1, 2).reshape(x.shape)
     dw = jnp.matmul(jnp.swapaxes(x, 0, 1).reshape(channels, -1), dz, precision=precision)
     return dx.astype(x.dtype), dw.reshape(w.shape).astype(w.dtype)
 
@@ -222,12 +223,47 @@ _conv_transpose_by_phase_columns = bilinear(
 )
 
 
+def _overlap_add_channels_major(z, x_shape, w_shape, stride, padding, output_padding):
+    """`_overlap_add` of the columns stored channels-major, `z` (K * taps, N * positions): each of
+    the ceil(k/s)**n shifted pieces is read along the positions (contiguous runs of the input rows)
+    instead of across the (N * positions, K * taps) rows."""
+    n = len(x_shape) - 2
+    batch, k_out, kernel, spatial = x_shape[0], w_shape[1], tuple(w_shape[2:]), tuple(x_shape[2:])
+    shifts = tuple(-(-k // s) for k, s in zip(kernel, stride, strict=True))
+    z = z.reshape((k_out,) + kernel + (batch,) + spatial)
+    pads = [(0, 0, 0)] + [(0, a * s - k, 0) for k, s, a in zip(kernel, stride, shifts, strict=True)]
+    if any(p != (0, 0, 0) for p in pads):
+        z = lax.pad(z, jnp.zeros((), z.dtype), pads + [(0, 0, 0)] * (n + 1))
+    z = z.reshape((k_out,) + tuple(v for a, s in zip(shifts, stride, strict=True) for v in (a, s)) + (batch,) + spatial)
+    out = None
+    for combo in itertools.product(*(range(a) for a in shifts)):
+        index = (slice(None),) + tuple(v for a in combo for v in (a, slice(None)))
+        shift = [(0, 0, 0)] * (n + 2) + [(a, last - 1 - a, 0) for a, last in zip(combo, shifts, strict=True)]
+        piece = lax.pad(z[index], jnp.zeros((), z.dtype), shift)  # (K, *s, N, *(S + A - 1))
+        out = piece if out is None else out + piece
+    # (K, r_1.., N, M_1..) -> (N, K, M_1, r_1, M_2, r_2, ...)
+    out = jnp.transpose(out, (n + 1, 0) + tuple(i for a in range(n) for i in (n + 2 + a, 1 + a)))
+    full = tuple((m + a - 1) * s for m, a, s in zip(spatial, shifts, stride, strict=True))
+    out = out.reshape((batch, k_out) + full)
+    crop = [(0, 0, 0)] * 2 + [
+        (-p, (m - 1) * s + k + op - p - f, 0)
+        for m, s, k, p, op, f in zip(spatial, stride, kernel, padding, output_padding, full, strict=True)
+    ]
+    return lax.pad(out, jnp.zeros((), out.dtype), crop)
+
+
 def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, groups):
-    """A dense transposed convolution (dilation 1) as torch computes it: the columns (N * positions,
-    K * taps) as ONE 2-D product of the channels-last input with the weights, then their overlap-add
-    (`_overlap_add`, one fusion). One big product is split over both cores; the per-phase
-    convolutions of "phases" run on one thread each, in sequence."""
-    return _overlap_add(_columns(x, w), x.shape, w.shape, stride, padding, output_padding)
+    """A dense transposed convolution (dilation 1) as torch computes it: the columns as ONE 2-D
+    product of the channels-last input with the weights, then their overlap-add (one fusion). One
+    big product is split over both cores; the per-phase convolutions of "phases" run on one thread
+    each, in sequence. The columns are stored channels-major, (K * taps, N * positions) = w^T .
+    rows^T (contracting both operands' last axis, YNNPACK's product; w^T behind a barrier, else XLA
+    folds the transpose into the product), so that the overlap-add reads them along the positions."""
+    channels = x.shape[1]
+    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
+    w_t = lax.optimization_barrier(jnp.transpose(w.reshape(channels, -1)))
+    z = lax.dot_general(w_t, rows, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
+    return _overlap_add_channels_major(z, x.shape, w.shape, stride, padding, output_padding)
 
 
 _conv_transpose_by_columns = bilinear(
