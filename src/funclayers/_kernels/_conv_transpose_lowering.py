@@ -197,6 +197,15 @@ def _overlap_add(z: jax.Array, x_shape: tuple, w_shape: tuple, stride: tuple, pa
     return lax.pad(out, jnp.zeros((), out.dtype), crop)
 
 
+def _weights_t(w: jax.Array) -> jax.Array:
+    """A dense transposed convolution's weights as (K * taps, C), behind a barrier: else XLA folds the
+    transpose into the product, which then contracts an operand's first axis (XLA:CPU's slower Eigen
+    dot). The "columns" forward and its input gradient share it (XLA merges the two barriers): one
+    buffer live until the input gradient, so that XLA does not hand it on to the weight gradient's
+    output, which made that product wait for the forward's."""
+    return lax.optimization_barrier(jnp.transpose(w.reshape(w.shape[0], -1)))
+
+
 def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
     """Both gradients of a dense transposed convolution (dilation 1) from the cotangent's columns
     `dz` (N * positions, K * taps), the transpose of `_overlap_add` (one fusion of dy's strided
@@ -211,7 +220,7 @@ def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, 
         lambda z: _overlap_add(z, x.shape, w.shape, stride, padding, output_padding), columns
     )(dy)
     precision = lax.Precision.HIGHEST
-    dx = lax.dot_general(dz, w.reshape(channels, -1), (((1,), (1,)), ((), ())), precision=precision)
+    dx = jnp.matmul(dz, _weights_t(w), precision=precision)
     # (N, positions, C) -> (N, C, positions): one copy (a moveaxis of the (N, *S, C) view is two in XLA)
     dx = jnp.swapaxes(dx.reshape(batch, -1, channels), 1, 2).reshape(x.shape)
     dw = jnp.matmul(jnp.swapaxes(x, 0, 1).reshape(channels, -1), dz, precision=precision)
@@ -259,10 +268,8 @@ def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, gro
     each, in sequence. The columns are stored channels-major, (K * taps, N * positions) = w^T .
     rows^T (contracting both operands' last axis, YNNPACK's product; w^T behind a barrier, else XLA
     folds the transpose into the product), so that the overlap-add reads them along the positions."""
-    channels = x.shape[1]
-    rows = jnp.moveaxis(x, 1, -1).reshape(-1, channels)
-    w_t = lax.optimization_barrier(jnp.transpose(w.reshape(channels, -1)))
-    z = lax.dot_general(w_t, rows, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
+    rows = jnp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    z = lax.dot_general(_weights_t(w), rows, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
     return _overlap_add_channels_major(z, x.shape, w.shape, stride, padding, output_padding)
 
 
