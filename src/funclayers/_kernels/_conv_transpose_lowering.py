@@ -197,6 +197,11 @@ def _overlap_add(z: jax.Array, x_shape: tuple, w_shape: tuple, stride: tuple, pa
     return lax.pad(out, jnp.zeros((), out.dtype), crop)
 
 
+def _channels_major(x: jax.Array) -> jax.Array:
+    """The input as (C, N * positions): the "columns" forward's and the weight gradient's operand (one copy)."""
+    return jnp.swapaxes(x, 0, 1).reshape(x.shape[1], -1)
+
+
 def _weights_t(w: jax.Array) -> jax.Array:
     """A dense transposed convolution's weights as (K * taps, C), behind a barrier: else XLA folds the
     transpose into the product, which then contracts an operand's first axis (XLA:CPU's slower Eigen
@@ -223,7 +228,7 @@ def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, 
     dx = jnp.matmul(dz, _weights_t(w), precision=precision)
     # (N, positions, C) -> (N, C, positions): one copy (a moveaxis of the (N, *S, C) view is two in XLA)
     dx = jnp.swapaxes(dx.reshape(batch, -1, channels), 1, 2).reshape(x.shape)
-    dw = jnp.matmul(jnp.swapaxes(x, 0, 1).reshape(channels, -1), dz, precision=precision)
+    dw = jnp.matmul(_channels_major(x), dz, precision=precision)
     return dx.astype(x.dtype), dw.reshape(w.shape).astype(w.dtype)
 
 
@@ -263,13 +268,13 @@ def _overlap_add_channels_major(z, x_shape, w_shape, stride, padding, output_pad
 
 def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, groups):
     """A dense transposed convolution (dilation 1) as torch computes it: the columns as ONE 2-D
-    product of the channels-last input with the weights, then their overlap-add (one fusion). One
-    big product is split over both cores; the per-phase convolutions of "phases" run on one thread
-    each, in sequence. The columns are stored channels-major, (K * taps, N * positions) = w^T .
-    rows^T (contracting both operands' last axis, YNNPACK's product; w^T behind a barrier, else XLA
-    folds the transpose into the product), so that the overlap-add reads them along the positions."""
-    rows = jnp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
-    z = lax.dot_general(_weights_t(w), rows, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
+    product, then their overlap-add (one fusion). One big product is split over both cores; the
+    per-phase convolutions of "phases" run on one thread each, in sequence. The columns are stored
+    channels-major, (K * taps, N * positions) = w^T . x^T (x^T shared with the weight gradient, w^T
+    with the input gradient), so that the overlap-add reads them along the positions: 0.5-1.0 ms
+    instead of 1.2-1.9 for the k4 s2 (16, 64, 16, 16) step's, whose wall time this took from 7.4 to
+    6.9 ms (slow periods) and from 5.96 to 5.69 (fast), same process (benchmarks/README.md, `ct4`)."""
+    z = jnp.matmul(_weights_t(w), _channels_major(x), precision=lax.Precision.HIGHEST)
     return _overlap_add_channels_major(z, x.shape, w.shape, stride, padding, output_padding)
 
 
