@@ -15,11 +15,12 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
   differentiated by JAX: the input and weight gradients are matrix products too;
-- as torch does ("columns", col2im): one 2-D product into the columns (N * positions, K * taps),
+- as torch does ("columns", col2im): one 2-D product into the columns (K * taps, N * positions),
   then their overlap-add, both gradients from the cotangent's columns as above; its three products
   are independent and each big enough to be split over both cores, which the per-phase
   convolutions are not: the k4 s2 (16, 64, 16, 16) step's quiet wall time -4% to -16% against
-  "phases" (CPU time +1% to +18%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
+  "phases" (CPU time +1% to +18%), then -6% to -11% more (wall and CPU) with the columns stored
+  channels-major; "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
@@ -272,8 +273,9 @@ def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, gro
     per-phase convolutions of "phases" run on one thread each, in sequence. The columns are stored
     channels-major, (K * taps, N * positions) = w^T . x^T (x^T shared with the weight gradient, w^T
     with the input gradient), so that the overlap-add reads them along the positions: 0.5-1.0 ms
-    instead of 1.2-1.9 for the k4 s2 (16, 64, 16, 16) step's, whose wall time this took from 7.4 to
-    6.9 ms (slow periods) and from 5.96 to 5.69 (fast), same process (benchmarks/README.md, `ct4`)."""
+    instead of 1.2-1.9 for the k4 s2 (16, 64, 16, 16) step's, whose wall time this took from 6.43 to
+    6.01 ms (fast period) and from 8.62 to 7.64 (slow), CPU -7% to -11%, same process, against the
+    columns stored (N * positions, K * taps) (benchmarks/README.md, helper `ct4`)."""
     z = jnp.matmul(_weights_t(w), _channels_major(x), precision=lax.Precision.HIGHEST)
     return _overlap_add_channels_major(z, x.shape, w.shape, stride, padding, output_padding)
 
