@@ -368,7 +368,7 @@ def conv_transpose(
     dense with each kernel length twice an even stride, both from the cotangent's columns: the
     k4 s2 steps' CPU -4% to -9%, the (16, 64, 16, 16) step's quiet wall time -15%, `_columns_pay`); "matmul"
     (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled; "columns" (dense,
-    dilation 1) is torch's col2im: one product into the columns (N * positions, K * taps) and their
+    dilation 1) is torch's col2im: one product into the columns (K * taps, N * positions) and their
     overlap-add, both gradients from the cotangent's columns. "auto" on CPU is "matmul" where it
     applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32 30.6 -> 20.2,
     against "phases"), "columns" for k4 s2 and k8 s4 with at most 32 MB of columns (the
