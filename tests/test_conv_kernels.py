@@ -275,6 +275,28 @@ def test_auto_binds_the_kernels_its_dispatch_names():
     assert kernels((2, 64, 8, 8), (64, 32, 3, 3), 1, 1) == {"conv_transpose_phases"}  # stride 1: per tap
 
 
+def test_the_channels_major_overlap_add_is_the_row_major_one_of_the_transposed_columns():
+    # the "columns" forward stores its columns (K * taps, N * positions); the cotangent's columns are
+    # the transpose of the (N * positions, K * taps) overlap-add: both must place every tap alike
+    from funclayers._kernels._conv_transpose_lowering import _overlap_add, _overlap_add_channels_major
+
+    rng = np.random.default_rng(0)
+    cases = [  # x shape, w shape, stride, padding, output_padding
+        ((2, 3, 4, 5), (3, 2, 4, 4), (2, 2), (1, 1), (0, 0)),
+        ((2, 3, 4, 5), (3, 2, 4, 6), (2, 3), (1, 2), (1, 2)),
+        ((2, 3, 4, 5), (3, 2, 3, 3), (2, 2), (1, 1), (1, 1)),  # kernel not a multiple of the stride
+        ((2, 3, 5), (3, 4, 4), (2,), (3,), (1,)),
+        ((1, 2, 3, 2, 3), (2, 3, 4, 1, 2), (2, 1, 2), (1, 0, 0), (1, 0, 1)),
+    ]
+    for x_shape, w_shape, stride, padding, output_padding in cases:
+        rows = x_shape[0] * int(np.prod(x_shape[2:]))
+        z = jnp.asarray(rng.standard_normal((rows, w_shape[1] * int(np.prod(w_shape[2:])))), jnp.float32)
+        expected = _overlap_add(z, x_shape, w_shape, stride, padding, output_padding)
+        got = _overlap_add_channels_major(z.T, x_shape, w_shape, stride, padding, output_padding)
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
 def test_the_cotangents_columns_pay_for_kernels_twice_an_even_stride():
     from funclayers._kernels._conv_transpose_lowering import _columns_pay
 

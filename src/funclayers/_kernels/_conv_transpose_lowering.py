@@ -15,11 +15,12 @@ of the input dilated by the stride ("xla"), where most inputs are zeros; on CPU 
 - where every phase meets exactly one tap (kernel == stride, a "pixel shuffle" upsampling such as
   a U-Net's k2 s2), one matrix product of the channels-last input with the weights ("matmul"),
   differentiated by JAX: the input and weight gradients are matrix products too;
-- as torch does ("columns", col2im): one 2-D product into the columns (N * positions, K * taps),
+- as torch does ("columns", col2im): one 2-D product into the columns (K * taps, N * positions),
   then their overlap-add, both gradients from the cotangent's columns as above; its three products
   are independent and each big enough to be split over both cores, which the per-phase
   convolutions are not: the k4 s2 (16, 64, 16, 16) step's quiet wall time -4% to -16% against
-  "phases" (CPU time +1% to +18%); "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
+  "phases" (CPU time +1% to +18%), then -6% to -11% more (wall and CPU) with the columns stored
+  channels-major; "auto" takes it where the cotangent's columns pay (k4 s2, k8 s4: `_columns_pay`).
 
 Winograd's F(2x2, 2x2) per phase (9 products per 2x2 tile instead of 16, exact transforms) was
 measured for k4 s2 and dropped (benchmarks/README.md, helper `ctw`): its products run faster, but
@@ -197,6 +198,20 @@ def _overlap_add(z: jax.Array, x_shape: tuple, w_shape: tuple, stride: tuple, pa
     return lax.pad(out, jnp.zeros((), out.dtype), crop)
 
 
+def _channels_major(x: jax.Array) -> jax.Array:
+    """The input as (C, N * positions): the "columns" forward's and the weight gradient's operand (one copy)."""
+    return jnp.swapaxes(x, 0, 1).reshape(x.shape[1], -1)
+
+
+def _weights_t(w: jax.Array) -> jax.Array:
+    """A dense transposed convolution's weights as (K * taps, C), behind a barrier: else XLA folds the
+    transpose into the product, which then contracts an operand's first axis (XLA:CPU's slower Eigen
+    dot). The "columns" forward and its input gradient share it (XLA merges the two barriers): one
+    buffer live until the input gradient, so that XLA does not hand it on to the weight gradient's
+    output, which made that product wait for the forward's."""
+    return lax.optimization_barrier(jnp.transpose(w.reshape(w.shape[0], -1)))
+
+
 def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, dilation, groups):
     """Both gradients of a dense transposed convolution (dilation 1) from the cotangent's columns
     `dz` (N * positions, K * taps), the transpose of `_overlap_add` (one fusion of dy's strided
@@ -211,9 +226,10 @@ def _conv_transpose_columns_backward(x, w, dy, stride, padding, output_padding, 
         lambda z: _overlap_add(z, x.shape, w.shape, stride, padding, output_padding), columns
     )(dy)
     precision = lax.Precision.HIGHEST
-    dx = lax.dot_general(dz, w.reshape(channels, -1), (((1,), (1,)), ((), ())), precision=precision)
-    dx = jnp.moveaxis(dx.reshape((batch,) + spatial + (channels,)), -1, 1)
-    dw = jnp.matmul(jnp.swapaxes(x, 0, 1).reshape(channels, -1), dz, precision=precision)
+    dx = jnp.matmul(dz, _weights_t(w), precision=precision)
+    # (N, positions, C) -> (N, C, positions): one copy (a moveaxis of the (N, *S, C) view is two in XLA)
+    dx = jnp.swapaxes(dx.reshape(batch, -1, channels), 1, 2).reshape(x.shape)
+    dw = jnp.matmul(_channels_major(x), dz, precision=precision)
     return dx.astype(x.dtype), dw.reshape(w.shape).astype(w.dtype)
 
 
@@ -222,12 +238,46 @@ _conv_transpose_by_phase_columns = bilinear(
 )
 
 
+def _overlap_add_channels_major(z, x_shape, w_shape, stride, padding, output_padding):
+    """`_overlap_add` of the columns stored channels-major, `z` (K * taps, N * positions): each of
+    the ceil(k/s)**n shifted pieces is read along the positions (contiguous runs of the input rows)
+    instead of across the (N * positions, K * taps) rows."""
+    n = len(x_shape) - 2
+    batch, k_out, kernel, spatial = x_shape[0], w_shape[1], tuple(w_shape[2:]), tuple(x_shape[2:])
+    shifts = tuple(-(-k // s) for k, s in zip(kernel, stride, strict=True))
+    z = z.reshape((k_out,) + kernel + (batch,) + spatial)
+    pads = [(0, 0, 0)] + [(0, a * s - k, 0) for k, s, a in zip(kernel, stride, shifts, strict=True)]
+    if any(p != (0, 0, 0) for p in pads):
+        z = lax.pad(z, jnp.zeros((), z.dtype), pads + [(0, 0, 0)] * (n + 1))
+    z = z.reshape((k_out,) + tuple(v for a, s in zip(shifts, stride, strict=True) for v in (a, s)) + (batch,) + spatial)
+    out = None
+    for combo in itertools.product(*(range(a) for a in shifts)):
+        index = (slice(None),) + tuple(v for a in combo for v in (a, slice(None)))
+        shift = [(0, 0, 0)] * (n + 2) + [(a, last - 1 - a, 0) for a, last in zip(combo, shifts, strict=True)]
+        piece = lax.pad(z[index], jnp.zeros((), z.dtype), shift)  # (K, *s, N, *(S + A - 1))
+        out = piece if out is None else out + piece
+    # (K, r_1.., N, M_1..) -> (N, K, M_1, r_1, M_2, r_2, ...)
+    out = jnp.transpose(out, (n + 1, 0) + tuple(i for a in range(n) for i in (n + 2 + a, 1 + a)))
+    full = tuple((m + a - 1) * s for m, a, s in zip(spatial, shifts, stride, strict=True))
+    out = out.reshape((batch, k_out) + full)
+    crop = [(0, 0, 0)] * 2 + [
+        (-p, (m - 1) * s + k + op - p - f, 0)
+        for m, s, k, p, op, f in zip(spatial, stride, kernel, padding, output_padding, full, strict=True)
+    ]
+    return lax.pad(out, jnp.zeros((), out.dtype), crop)
+
+
 def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, groups):
-    """A dense transposed convolution (dilation 1) as torch computes it: the columns (N * positions,
-    K * taps) as ONE 2-D product of the channels-last input with the weights, then their overlap-add
-    (`_overlap_add`, one fusion). One big product is split over both cores; the per-phase
-    convolutions of "phases" run on one thread each, in sequence."""
-    return _overlap_add(_columns(x, w), x.shape, w.shape, stride, padding, output_padding)
+    """A dense transposed convolution (dilation 1) as torch computes it: the columns as ONE 2-D
+    product, then their overlap-add (one fusion). One big product is split over both cores; the
+    per-phase convolutions of "phases" run on one thread each, in sequence. The columns are stored
+    channels-major, (K * taps, N * positions) = w^T . x^T (x^T shared with the weight gradient, w^T
+    with the input gradient), so that the overlap-add reads them along the positions: 0.5-1.0 ms
+    instead of 1.2-1.9 for the k4 s2 (16, 64, 16, 16) step's, whose wall time this took from 6.43 to
+    6.01 ms (fast period) and from 8.62 to 7.64 (slow), CPU -7% to -11%, same process, against the
+    columns stored (N * positions, K * taps) (benchmarks/README.md, helper `ct4`)."""
+    z = jnp.matmul(_weights_t(w), _channels_major(x), precision=lax.Precision.HIGHEST)
+    return _overlap_add_channels_major(z, x.shape, w.shape, stride, padding, output_padding)
 
 
 _conv_transpose_by_columns = bilinear(
@@ -318,7 +368,7 @@ def conv_transpose(
     dense with each kernel length twice an even stride, both from the cotangent's columns: the
     k4 s2 steps' CPU -4% to -9%, the (16, 64, 16, 16) step's quiet wall time -15%, `_columns_pay`); "matmul"
     (dense, kernel == stride, dilation 1) is one matrix product, pixel-shuffled; "columns" (dense,
-    dilation 1) is torch's col2im: one product into the columns (N * positions, K * taps) and their
+    dilation 1) is torch's col2im: one product into the columns (K * taps, N * positions) and their
     overlap-add, both gradients from the cotangent's columns. "auto" on CPU is "matmul" where it
     applies (k2 s2 steps, CPU ms: 256->128 on 14x14 39.2 -> 34.5, 64->32 on 32x32 30.6 -> 20.2,
     against "phases"), "columns" for k4 s2 and k8 s4 with at most 32 MB of columns (the
