@@ -370,3 +370,17 @@ def test_conv3d_output_transform_is_winograds_and_one_pass():
     x, w = jnp.zeros((4, 16, 16, 32, 32)), jnp.zeros((32, 16, 3, 3, 3))
     hlo = jax.jit(lambda x, w: _conv3d.conv3d(x, w, ((1, 1),) * 3)).lower(x, w).compile().as_text()
     assert "f32[4,524288]" not in hlo  # the (4, 16) x (16, K*P) product's output
+
+
+def test_winograd_forward_products_are_xlas_multithreaded_dot():
+    """`_winograd._products` contracts both operands' axis 1 (the transformed weights transposed
+    behind an optimization barrier), which XLA:CPU runs as its Eigen batched dot over the cores,
+    not as the canonical (16, K, C) x (16, C, P) product that it hands to YNNPACK's one-thread
+    batched kernel (and folds a plain transpose back into)."""
+    from funclayers._kernels import _winograd
+
+    x, w = jnp.zeros((8, 32, 28, 28)), jnp.zeros((32, 32, 3, 3))
+    hlo = jax.jit(lambda x, w: _winograd.conv3x3(x, w, ((1, 1), (1, 1)))).lower(x, w).compile().as_text()
+    products = [line for line in hlo.splitlines() if "= f32[16,32,1568]" in line and " dot(" in line]
+    assert len(products) == 1
+    assert "lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}" in products[0]

@@ -172,8 +172,17 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _products(u: jax.Array, v: jax.Array) -> jax.Array:
-    """The 16 products of transformed weights (16, K, C) and inputs (16, C, P): (16, K, P)."""
-    return lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+    """The 16 products of transformed weights (16, K, C) and inputs (16, C, P): (16, K, P).
+
+    The small `u` is transposed to (16, C, K) behind an optimization barrier (XLA folds a plain
+    transpose back into the dot), so that the product contracts both operands' axis 1: XLA:CPU runs
+    that as its Eigen batched dot, which spreads over the cores, where the canonical form is
+    YNNPACK's batched product on one thread (the same split as `_products_t_input`'s). Quiet-like
+    wall, same process (`chrt -f 1`), groups=4 row -5 to -8%, dense 64->64 row -11%
+    (benchmarks/README.md, issue 28, helper `grp2`).
+    """
+    ut = lax.optimization_barrier(jnp.swapaxes(u, 1, 2))
+    return lax.dot_general(ut, v, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
 def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
