@@ -373,10 +373,10 @@ def test_conv3d_output_transform_is_winograds_and_one_pass():
 
 
 def test_winograd_forward_products_are_xlas_multithreaded_dot():
-    """`_winograd._products` contracts both operands' axis 1 (the transformed weights transposed
-    behind an optimization barrier), which XLA:CPU runs as its Eigen batched dot over the cores,
-    not as the canonical (16, K, C) x (16, C, P) product that it hands to YNNPACK's one-thread
-    batched kernel (and folds a plain transpose back into)."""
+    """`_winograd.conv3x3`'s forward products contract both operands' axis 1 (the transformed
+    weights transposed behind an optimization barrier), which XLA:CPU runs as its Eigen batched dot
+    over the cores, not as the canonical (16, K, C) x (16, C, P) product that it hands to YNNPACK's
+    one-thread batched kernel (and folds a plain transpose back into)."""
     from funclayers._kernels import _winograd
 
     x, w = jnp.zeros((8, 32, 28, 28)), jnp.zeros((32, 32, 3, 3))

@@ -172,13 +172,20 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def _products(u: jax.Array, v: jax.Array) -> jax.Array:
-    """The 16 products of transformed weights (16, K, C) and inputs (16, C, P): (16, K, P).
+    """The 16 products of transformed weights (16, K, C) and inputs (16, C, P): (16, K, P)."""
+    return lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+
+
+def _products_spread(u: jax.Array, v: jax.Array) -> jax.Array:
+    """`_products` as XLA:CPU's Eigen batched dot, which spreads over the cores (`conv3x3`'s).
 
     The small `u` is transposed to (16, C, K) behind an optimization barrier (XLA folds a plain
-    transpose back into the dot), so that the product contracts both operands' axis 1: XLA:CPU runs
-    that as its Eigen batched dot, which spreads over the cores, where the canonical form is
-    YNNPACK's batched product on one thread (the same split as `_products_t_input`'s). Quiet-like
-    wall, same process (`chrt -f 1`), groups=4 row -5 to -8%, dense 64->64 row -11%
+    transpose back into the dot), so that the product contracts both operands' axis 1: the form
+    XLA:CPU runs as Eigen's dot, where the canonical one goes to YNNPACK's batched product on one
+    thread (the same split as `_products_t_input`'s). Same process, alternating, `chrt -f 1`, with
+    both cores: the groups=4 row's step -4 to -8% wall (CPU unchanged), the dense 64->64 row -5
+    to -11%; with one core free (the other busy): groups=4 +1 to +5%, 64->64 -5%. Not used by
+    `_conv3d` (its Conv3d row took 64 -> 90 ms with one core free) nor by `conv3x3_phase`
     (benchmarks/README.md, issue 28, helper `grp2`).
     """
     ut = lax.optimization_barrier(jnp.swapaxes(u, 1, 2))
@@ -190,7 +197,7 @@ def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
     xp = zero_pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
     v = _transform_input(xp, tiles)
     u = _kernel_transform(w)
-    m = _products(u, v)
+    m = _products_spread(u, v)
     y = _transform_output(m, x.shape[0], tiles)[:, :, : out[0], : out[1]]
     return y, (v, u)
 
@@ -215,9 +222,9 @@ def _conv3x3_jvp(padding, primals, tangents):
         m = None
         if tx is not None:
             vt = _transform_input(zero_pad(jnp.swapaxes(tx, 0, 1), ((0, 0), (0, 0)) + pads), tiles)
-            m = _products(u, vt)
+            m = _products_spread(u, vt)
         if tw is not None:
-            mw = _products(_kernel_transform(tw), v)
+            mw = _products_spread(_kernel_transform(tw), v)
             m = mw if m is None else m + mw
         return [_transform_output(m, batch, tiles)[:, :, : out[0], : out[1]]]
 
