@@ -372,15 +372,23 @@ def test_conv3d_output_transform_is_winograds_and_one_pass():
     assert "f32[4,524288]" not in hlo  # the (4, 16) x (16, K*P) product's output
 
 
-def test_winograd_forward_products_are_xlas_multithreaded_dot():
-    """`_winograd.conv3x3`'s forward products contract both operands' axis 1 (the transformed
-    weights transposed behind an optimization barrier), which XLA:CPU runs as its Eigen batched dot
-    over the cores, not as the canonical (16, K, C) x (16, C, P) product that it hands to YNNPACK's
-    one-thread batched kernel (and folds a plain transpose back into)."""
-    from funclayers._kernels import _winograd
+def test_grouped_winograd_forward_products_are_xlas_multithreaded_dot():
+    """The groups of a grouped Winograd convolution ("split") run their forward products contracting
+    both operands' axis 1 (the transformed weights transposed behind an optimization barrier,
+    `_winograd._products_spread`), which XLA:CPU runs as its Eigen batched dot over the cores; a
+    dense one keeps the canonical (16, K, C) x (16, C, P) product (YNNPACK's, one thread)."""
+    from funclayers._kernels import _conv_lowering
 
-    x, w = jnp.zeros((8, 32, 28, 28)), jnp.zeros((32, 32, 3, 3))
-    hlo = jax.jit(lambda x, w: _winograd.conv3x3(x, w, ((1, 1), (1, 1)))).lower(x, w).compile().as_text()
-    products = [line for line in hlo.splitlines() if "= f32[16,32,1568]" in line and " dot(" in line]
-    assert len(products) == 1
-    assert "lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}" in products[0]
+    spread = "lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
+    canonical = "lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
+
+    def products(x_shape, w_shape, groups):
+        x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
+        run = jax.jit(lambda x, w: _conv_lowering.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), groups))
+        lines = run.lower(x, w).compile().as_text().splitlines()
+        return [line for line in lines if f"= f32[16,{w_shape[0] // groups},1568]" in line and " dot(" in line]
+
+    grouped = products((8, 128, 28, 28), (128, 32, 3, 3), 4)  # the groups=4 row: "split", Winograd per group
+    assert len(grouped) == 4 and all(spread in line for line in grouped)
+    dense = products((8, 32, 28, 28), (32, 32, 3, 3), 1)
+    assert len(dense) == 1 and canonical in dense[0]

@@ -288,7 +288,10 @@ _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_dept
 
 
 def _split_auto(x, w, stride, padding, dilation):
-    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape."""
+    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape;
+    a Winograd one with its forward products on XLA's multi-threaded dot (`_winograd._products_spread`)."""
+    if choose(x.shape, w.shape, 1, stride, padding, dilation, x.dtype) == "winograd":
+        return _winograd.conv3x3(x, w, tuple(map(tuple, padding)), True)
     return conv(x, w, stride, padding, dilation, 1)
 
 
