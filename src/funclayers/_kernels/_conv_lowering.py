@@ -39,7 +39,7 @@ fastest on CPU, computing the same function and the same gradients:
   per tap, the sum of dy times that tap's input slice.
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
   for its shape (Winograd for the benchmark's 32->32 3x3 groups, its forward products on XLA's
-  Eigen dot over both cores: `_winograd._products_spread`, the row's step -6 to -8% wall);
+  Eigen dot over both cores: `_winograd._products_spread`, the row's step -4 to -8% wall);
   "taps" forces "taps" per group. The groups' thunks are independent, but XLA:CPU's executor
   only runs them side by side with more than 8 ready at once. "grouped", for small groups
   and strided many-group layers: one product batched over the groups (`_conv_grouped.py`).
