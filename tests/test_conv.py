@@ -521,6 +521,11 @@ def test_dispatch_picks_the_fast_lowering_per_shape():
     assert pick((8, 64, 256), (128, 64, 5), 1) == "xla"
     assert pick((8, 128, 56, 56), (128, 1, 3, 3), 128) == "shift"
     assert pick((8, 128, 28, 28), (128, 32, 3, 3), 4) == "split"
+    # The groups=4 row's shape with other group counts: one Winograd (or "gemm") convolution per group
+    # while a group's forward is above 2**17 multiply-adds (14M for 2 groups, 0.9M for 32).
+    for groups in (2, 8, 32):
+        assert pick((8, 128, 28, 28), (128, 128 // groups, 3, 3), groups, (1, 1), ((1, 1), (1, 1))) == "split"
+    assert pick((8, 128, 28, 28), (128, 1, 3, 3), 128, (1, 1), ((1, 1), (1, 1))) == "shift"  # depthwise
     # Small groups, strided many-group layers: one product batched over the groups, as fast or faster
     # and 3-10x quicker to compile.
     assert pick((2, 440, 4, 4), (440, 8, 3, 3), 55, (1, 1), ((1, 1), (1, 1))) == "grouped"  # 18k per group

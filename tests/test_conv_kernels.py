@@ -392,3 +392,25 @@ def test_conv3d_output_transform_is_winograds_and_one_pass():
     x, w = jnp.zeros((4, 16, 16, 32, 32)), jnp.zeros((32, 16, 3, 3, 3))
     hlo = jax.jit(lambda x, w: _conv3d.conv3d(x, w, ((1, 1),) * 3)).lower(x, w).compile().as_text()
     assert "f32[4,524288]" not in hlo  # the (4, 16) x (16, K*P) product's output
+
+
+def test_grouped_winograd_forward_products_are_xlas_multithreaded_dot():
+    """The groups of a grouped Winograd convolution ("split") run their forward products contracting
+    both operands' axis 1 (the transformed weights transposed behind an optimization barrier,
+    `_winograd._products_spread`), which XLA:CPU runs as its Eigen batched dot over the cores; a
+    dense one keeps the canonical (16, K, C) x (16, C, P) product (YNNPACK's, one thread)."""
+    from funclayers._kernels import _conv_lowering
+
+    spread = "lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
+    canonical = "lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
+
+    def products(x_shape, w_shape, groups):
+        x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
+        run = jax.jit(lambda x, w: _conv_lowering.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), groups))
+        lines = run.lower(x, w).compile().as_text().splitlines()
+        return [line for line in lines if f"= f32[16,{w_shape[0] // groups},1568]" in line and " dot(" in line]
+
+    grouped = products((8, 128, 28, 28), (128, 32, 3, 3), 4)  # the groups=4 row: "split", Winograd per group
+    assert len(grouped) == 4 and all(spread in line for line in grouped)
+    dense = products((8, 32, 28, 28), (32, 32, 3, 3), 1)
+    assert len(dense) == 1 and canonical in dense[0]

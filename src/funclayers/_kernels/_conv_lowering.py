@@ -38,8 +38,10 @@ fastest on CPU, computing the same function and the same gradients:
   out of a following reduction's fusion by a no-op `reduce_precision`). The weight gradient is,
   per tap, the sum of dy times that tap's input slice.
 - "split": grouped convolutions as one dense convolution per group, each lowered as `conv` picks
-  for its shape (Winograd for the benchmark's 32->32 3x3 groups); "taps" forces "taps" per group.
-  XLA:CPU runs the independent groups side by side on its threads. "grouped", for small groups
+  for its shape (Winograd for the benchmark's 32->32 3x3 groups, its forward products on XLA's
+  Eigen dot over both cores: `_winograd._products_spread`, the row's step -4 to -8% wall);
+  "taps" forces "taps" per group. The groups' thunks are independent, but XLA:CPU's executor
+  only runs them side by side with more than 8 ready at once. "grouped", for small groups
   and strided many-group layers: one product batched over the groups (`_conv_grouped.py`).
 - "depth": 3-D convolutions as 2-D ones over the depth planes (XLA's CPU 3-D convolutions are
   several times slower than its 2-D ones): a dense one as one 2-D convolution whose input
@@ -288,7 +290,10 @@ _shift = _with_backward(_fenced_shift_forward, _shift_forward, _weight_grad_dept
 
 
 def _split_auto(x, w, stride, padding, dilation):
-    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape."""
+    """One group of a grouped convolution, computed as `conv` picks for a dense one of its shape;
+    a Winograd one with its forward products on XLA's multi-threaded dot (`_winograd._products_spread`)."""
+    if choose(x.shape, w.shape, 1, stride, padding, dilation, x.dtype) == "winograd":
+        return _winograd.conv3x3(x, w, tuple(map(tuple, padding)), True)
     return conv(x, w, stride, padding, dilation, 1)
 
 

@@ -176,29 +176,48 @@ def _products(u: jax.Array, v: jax.Array) -> jax.Array:
     return lax.dot_general(u, v, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
 
 
-def _forward(x: jax.Array, w: jax.Array, padding: Pairs):
+def _products_spread(u: jax.Array, v: jax.Array) -> jax.Array:
+    """`_products` as XLA:CPU's Eigen batched dot, which spreads over the cores (`conv3x3`'s).
+
+    The small `u` is transposed to (16, C, K) behind an optimization barrier (XLA folds a plain
+    transpose back into the dot), so that the product contracts both operands' axis 1: the form
+    XLA:CPU runs as Eigen's dot, where the canonical one goes to YNNPACK's batched product on one
+    thread (the same split as `_products_t_input`'s). Same process, alternating, `chrt -f 1`, with
+    both cores: the groups=4 row's step -4 to -8% wall (CPU unchanged), the dense 64->64 row -5
+    to -11%; with one core free (the other busy): groups=4 +1 to +5%, 64->64 -5%. But ResNet-18's
+    train step +5% wall (+7% CPU) and the Conv3d row (through `_conv3d`) 64 -> 90 ms, so only the
+    groups of a grouped convolution take it (`conv3x3(..., spread=True)` from `_conv_lowering`'s
+    "split"; benchmarks/README.md, issue 28, helper `grp2`).
+    """
+    ut = lax.optimization_barrier(jnp.swapaxes(u, 1, 2))
+    return lax.dot_general(ut, v, (((1,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+
+
+def _forward(x: jax.Array, w: jax.Array, padding: Pairs, spread: bool):
     out, tiles, pads = geometry(x.shape, padding)
     xp = zero_pad(jnp.swapaxes(x, 0, 1), ((0, 0), (0, 0)) + pads)
     v = _transform_input(xp, tiles)
     u = _kernel_transform(w)
-    m = _products(u, v)
+    m = (_products_spread if spread else _products)(u, v)
     y = _transform_output(m, x.shape[0], tiles)[:, :, : out[0], : out[1]]
     return y, (v, u)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def conv3x3(x: jax.Array, w: jax.Array, padding: tuple) -> jax.Array:
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def conv3x3(x: jax.Array, w: jax.Array, padding: tuple, spread: bool = False) -> jax.Array:
     """Cross-correlation of (N, C, H, W) `x` with a (K, C, 3, 3) `w`, stride 1, by F(2x2, 3x3).
 
     `padding` is ((top, bottom), (left, right)), non-negative, with an output of at least 1x1.
+    `spread`: the forward products as `_products_spread` (one group of a grouped convolution).
     """
-    return _forward(x, w, padding)[0]
+    return _forward(x, w, padding, spread)[0]
 
 
 @partial(conv3x3.defjvp, symbolic_zeros=True)
-def _conv3x3_jvp(padding, primals, tangents):
+def _conv3x3_jvp(padding, spread, primals, tangents):
     x, w = primals
-    y, (v, u) = _forward(x, w, padding)
+    y, (v, u) = _forward(x, w, padding, spread)
+    products = _products_spread if spread else _products
     out, tiles, pads = geometry(x.shape, padding)
     batch = x.shape[0]
 
@@ -206,9 +225,9 @@ def _conv3x3_jvp(padding, primals, tangents):
         m = None
         if tx is not None:
             vt = _transform_input(zero_pad(jnp.swapaxes(tx, 0, 1), ((0, 0), (0, 0)) + pads), tiles)
-            m = _products(u, vt)
+            m = products(u, vt)
         if tw is not None:
-            mw = _products(_kernel_transform(tw), v)
+            mw = products(_kernel_transform(tw), v)
             m = mw if m is None else m + mw
         return [_transform_output(m, batch, tiles)[:, :, : out[0], : out[1]]]
 
