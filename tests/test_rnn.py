@@ -317,6 +317,43 @@ def test_lstm_backward_loop(proj_size):
     assert (scans[0][1] == 4) == (proj_size == 0), scans
 
 
+def _primitives(jaxpr):
+    """The names of every primitive in a jaxpr and its sub-jaxprs."""
+    names = []
+    for eqn in jaxpr.eqns:
+        names.append(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names += _primitives(sub)
+    return names
+
+
+def _backward_scan_bodies(jaxpr):
+    """Every reverse scan in a closed jaxpr and its sub-jaxprs: (carry shapes, primitives of its body)."""
+    found = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan" and eqn.params["reverse"]:
+            carry = eqn.params["num_carry"]
+            found.append(([v.aval.shape for v in eqn.outvars[:carry]], _primitives(eqn.params["jaxpr"].jaxpr)))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _backward_scan_bodies(jax.extend.core.ClosedJaxpr(sub, ()))
+    return found
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_backward_gate_blocks_in_place(masked):
+    """The hand-written backward loop writes each gate block's gradient into a (B, 4H) buffer it
+    carries (four dynamic_update_slice), with no concatenate of the blocks (a pass of its own)."""
+    layer = fl.LSTM(I, H)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    x = jnp.ones((T, B, I))
+    kw = {"lengths": jnp.array([T, T - 1, 2, 1])} if masked else {}
+    out = layer.apply(params, state, x, **kw)[0][0]
+    pullback = jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], params, x)[1]
+    (carry, prims), = _backward_scan_bodies(jax.make_jaxpr(pullback)(out))
+    assert (B, 4 * H) in carry, carry
+    assert prims.count("dynamic_update_slice") == 4 and "concatenate" not in prims, prims
+
+
 def _forward_scans(jaxpr):
     """Every forward scan in a closed jaxpr and its sub-jaxprs: (carry shapes, number of stacked outputs)."""
     found = []
