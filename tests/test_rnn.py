@@ -4,6 +4,8 @@ mode against torch.func.jvp, vmap, dropout between layers, and torch's errors.""
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -352,6 +354,30 @@ def test_lstm_backward_gate_blocks_in_place(masked):
     (carry, prims), = _backward_scan_bodies(jax.make_jaxpr(pullback)(out))
     assert (B, 4 * H) in carry, carry
     assert prims.count("dynamic_update_slice") == 4 and "concatenate" not in prims, prims
+
+
+def _backward_while_bodies(hlo):
+    """The text of every backward (transposed) while loop's body computation in compiled HLO text."""
+    bodies = []
+    for name in re.findall(r" while\(.*?body=(%[\w.\-]+).*?op_name=\"[^\"]*transpose\(", hlo):
+        start = hlo.index("\n" + name + " ")
+        bodies.append(hlo[start : hlo.index("\n}", start)])
+    return bodies
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_backward_carry_not_copied(masked):
+    """The backward loop reads the forget gate for the cell-state carry after the gate gradients are
+    written (an index that depends on them), so XLA writes the new (dh, dc) carry in place: no copy of
+    a (B, H) carry at the start of the compiled loop body (the old loop copied both)."""
+    layer = fl.LSTM(I, H)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    kw = {"lengths": jnp.array([T, T - 1, 2, 1])} if masked else {}
+    step = jax.jit(lambda p, x, ct: jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], p, x)[1](ct))
+    hlo = step.lower(params, jnp.ones((T, B, I)), jnp.ones((T, B, H))).compile().as_text()
+    bodies = _backward_while_bodies(hlo)
+    assert len(bodies) == 1, len(bodies)
+    assert not [b for b in bodies if f"f32[{B},{H}]{{1,0}} copy(" in b], bodies
 
 
 def _forward_scans(jaxpr):

@@ -20,9 +20,11 @@ mode, jvp, jacfwd and the Hessian work, and JAX transposes the rule for reverse 
   over that step's input gates, in a buffer it carries (`lax.fori_loop`), instead of stacking
   them into a zero-filled output array (see `_forward`).
 - LSTM without projection: the backward loop writes each gate block's gradient in place into a
-  (B, 4H) buffer it carries, instead of concatenating the four blocks: wall time of LSTM(128, 256)
-  (32, 64) fwd + bwd -0.3 ms (37.2 -> 36.9) in the machine's fast periods, -0.4 to -2.2 ms (48 ->
-  46) in its slow ones; 2 layers bidirectional (batch 16) -3.6% (benchmarks/README.md, `lstm3`).
+  (B, 4H) buffer it carries, instead of concatenating the four blocks, and reads the forget gate
+  for the cell-state carry after them (see `_zero_after`), so that XLA computes the carry's
+  gradient once per step and copies no carry. Wall time of LSTM(128, 256) (32, 64) fwd + bwd, one
+  process, 2-core machine: 38.3 -> 36.4-36.8 ms in its fast periods, 47.8 -> 44.9 in its slow ones
+  (benchmarks/README.md, helper `lstm3`). Same values.
 """
 
 from __future__ import annotations
@@ -233,6 +235,16 @@ def _tangent(mode, res, primals, tangents):
     return dys, dh_n, (dc_n if c0 is not None else None)
 
 
+def _zero_after(x: jax.Array) -> jax.Array:
+    """An int32 0 computed from one element of x. Added to an index, it makes the indexing op depend
+    on x, which orders it (and what reads its result) after x's producer in XLA's program; an
+    `optimization_barrier` orders nothing there (XLA:CPU drops it)."""
+    width = 8 * x.dtype.itemsize
+    bits = lax.bitcast_convert_type(lax.stop_gradient(x.reshape(-1)[0]), jnp.dtype(f"int{width}"))
+    sign = lax.shift_right_logical(bits, jnp.array(width - 1, bits.dtype))  # 0 or 1
+    return jnp.minimum(sign, 0).astype(jnp.int32)
+
+
 def _lstm_transpose(cts, acts, hs, cs, h0, c0, w_hh, *valid):
     """The backward loop of an LSTM without projection: the transpose of its tangent, written out.
 
@@ -267,6 +279,11 @@ def _lstm_transpose(cts, acts, hs, cs, h0, c0, w_hh, *valid):
             slope = 1 - act * act if k == 2 else act * (1 - act)  # tanh's for g, sigmoid's for i, f, o
             d_gates = lax.dynamic_update_slice_in_dim(d_gates, block * slope, k * hidden, axis=-1)
         buffer = d_gates
+        # s_f read after the last block is written: XLA then computes g_c once (instead of in each
+        # block's fusion) and writes the new carry in place, with no copy of the old one at the
+        # start of each step (before: two copies). Wall -1.4 to -1.7 ms in the fast periods, -1.0 to
+        # -1.7 ms in the slow ones (benchmarks/README.md, `lstm3`). Same values.
+        s_f = lax.dynamic_slice_in_dim(a, hidden + _zero_after(d_gates), hidden, axis=-1)
         gc_before = g_c * s_f
         if ok is not None:
             d_gates = jnp.where(ok, d_gates, jnp.zeros_like(d_gates))
