@@ -23,8 +23,9 @@ mode, jvp, jacfwd and the Hessian work, and JAX transposes the rule for reverse 
   (B, 4H) buffer it carries, instead of concatenating the four blocks, and reads the forget gate
   for the cell-state carry after them (see `_zero_after`), so that XLA computes the carry's
   gradient once per step and copies no carry. Wall time of LSTM(128, 256) (32, 64) fwd + bwd, one
-  process, 2-core machine: 38.3 -> 36.4-36.8 ms in its fast periods, 47.8 -> 44.9 in its slow ones
-  (benchmarks/README.md, helper `lstm3`). Same values.
+  process, 2-core machine: 38.3-38.9 -> 36.4-37.1 ms in its fast periods, 47.8-48.1 -> 44.9-45.6
+  in its slow ones; 2 layers bidirectional (batch 16) -6% (benchmarks/README.md, helper `lstm3`).
+  Same values.
 """
 
 from __future__ import annotations
