@@ -319,65 +319,37 @@ def test_lstm_backward_loop(proj_size):
     assert (scans[0][1] == 4) == (proj_size == 0), scans
 
 
-def _primitives(jaxpr):
-    """The names of every primitive in a jaxpr and its sub-jaxprs."""
-    names = []
-    for eqn in jaxpr.eqns:
-        names.append(eqn.primitive.name)
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            names += _primitives(sub)
-    return names
-
-
 def _backward_scan_bodies(jaxpr):
     """Every reverse scan in a closed jaxpr and its sub-jaxprs: (carry shapes, primitives of its body)."""
+    def prims(j):
+        subs = [sub for e in j.eqns for sub in jax.extend.core.jaxprs_in_params(e.params)]
+        return [e.primitive.name for e in j.eqns] + [n for sub in subs for n in prims(sub)]
     found = []
     for eqn in jaxpr.jaxpr.eqns:
         if eqn.primitive.name == "scan" and eqn.params["reverse"]:
-            carry = eqn.params["num_carry"]
-            found.append(([v.aval.shape for v in eqn.outvars[:carry]], _primitives(eqn.params["jaxpr"].jaxpr)))
+            carry = [v.aval.shape for v in eqn.outvars[: eqn.params["num_carry"]]]
+            found.append((carry, prims(eqn.params["jaxpr"].jaxpr)))
         for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             found += _backward_scan_bodies(jax.extend.core.ClosedJaxpr(sub, ()))
     return found
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_lstm_backward_gate_blocks_in_place(masked):
-    """The hand-written backward loop writes each gate block's gradient into a (B, 4H) buffer it
-    carries (four dynamic_update_slice), with no concatenate of the blocks (a pass of its own)."""
+def test_lstm_backward_loop_body(masked):
+    """The backward loop writes the gate blocks into a (B, 4H) buffer it carries (no concatenate), and
+    XLA writes its (dh, dc) carry in place: no (B, H) copy in the compiled body (the old loop: two)."""
     layer = fl.LSTM(I, H)
     params, state = layer.init(jax.random.PRNGKey(0))
-    x = jnp.ones((T, B, I))
     kw = {"lengths": jnp.array([T, T - 1, 2, 1])} if masked else {}
-    out = layer.apply(params, state, x, **kw)[0][0]
-    pullback = jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], params, x)[1]
-    (carry, prims), = _backward_scan_bodies(jax.make_jaxpr(pullback)(out))
+    x, ct = jnp.ones((T, B, I)), jnp.ones((T, B, H))
+    vjp = lambda p, x, ct: jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], p, x)[1](ct)  # noqa: E731
+    (carry, prims), = _backward_scan_bodies(jax.make_jaxpr(vjp)(params, x, ct))
     assert (B, 4 * H) in carry, carry
     assert prims.count("dynamic_update_slice") == 4 and "concatenate" not in prims, prims
-
-
-def _backward_while_bodies(hlo):
-    """The text of every backward (transposed) while loop's body computation in compiled HLO text."""
-    bodies = []
-    for name in re.findall(r" while\(.*?body=(%[\w.\-]+).*?op_name=\"[^\"]*transpose\(", hlo):
-        start = hlo.index("\n" + name + " ")
-        bodies.append(hlo[start : hlo.index("\n}", start)])
-    return bodies
-
-
-@pytest.mark.parametrize("masked", [False, True])
-def test_lstm_backward_carry_not_copied(masked):
-    """The backward loop reads the forget gate for the cell-state carry after the gate gradients are
-    written (an index that depends on them), so XLA writes the new (dh, dc) carry in place: no copy of
-    a (B, H) carry at the start of the compiled loop body (the old loop copied both)."""
-    layer = fl.LSTM(I, H)
-    params, state = layer.init(jax.random.PRNGKey(0))
-    kw = {"lengths": jnp.array([T, T - 1, 2, 1])} if masked else {}
-    step = jax.jit(lambda p, x, ct: jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], p, x)[1](ct))
-    hlo = step.lower(params, jnp.ones((T, B, I)), jnp.ones((T, B, H))).compile().as_text()
-    bodies = _backward_while_bodies(hlo)
-    assert len(bodies) == 1, len(bodies)
-    assert not [b for b in bodies if f"f32[{B},{H}]{{1,0}} copy(" in b], bodies
+    hlo = jax.jit(vjp).lower(params, x, ct).compile().as_text()
+    (name,) = re.findall(r" while\(.*?body=(%[\w.\-]+).*?op_name=\"[^\"]*transpose\(", hlo)
+    body = hlo[hlo.index("\n" + name + " ") :]
+    assert f"f32[{B},{H}]{{1,0}} copy(" not in body[: body.index("\n}")]
 
 
 def _forward_scans(jaxpr):
