@@ -4,6 +4,8 @@ mode against torch.func.jvp, vmap, dropout between layers, and torch's errors.""
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -315,6 +317,39 @@ def test_lstm_backward_loop(proj_size):
     scans = _scans(jax.make_jaxpr(pullback)(out))
     assert [r for r, _ in scans] == [True]
     assert (scans[0][1] == 4) == (proj_size == 0), scans
+
+
+def _backward_scan_bodies(jaxpr):
+    """Every reverse scan in a closed jaxpr and its sub-jaxprs: (carry shapes, primitives of its body)."""
+    def prims(j):
+        subs = [sub for e in j.eqns for sub in jax.extend.core.jaxprs_in_params(e.params)]
+        return [e.primitive.name for e in j.eqns] + [n for sub in subs for n in prims(sub)]
+    found = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan" and eqn.params["reverse"]:
+            carry = [v.aval.shape for v in eqn.outvars[: eqn.params["num_carry"]]]
+            found.append((carry, prims(eqn.params["jaxpr"].jaxpr)))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _backward_scan_bodies(jax.extend.core.ClosedJaxpr(sub, ()))
+    return found
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_backward_loop_body(masked):
+    """The backward loop writes the gate blocks into a (B, 4H) buffer it carries (no concatenate), and
+    XLA writes its (dh, dc) carry in place: no (B, H) copy in the compiled body (the old loop: two)."""
+    layer = fl.LSTM(I, H)
+    params, state = layer.init(jax.random.PRNGKey(0))
+    kw = {"lengths": jnp.array([T, T - 1, 2, 1])} if masked else {}
+    x, ct = jnp.ones((T, B, I)), jnp.ones((T, B, H))
+    vjp = lambda p, x, ct: jax.vjp(lambda p, x: layer.apply(p, state, x, **kw)[0][0], p, x)[1](ct)  # noqa: E731
+    (carry, prims), = _backward_scan_bodies(jax.make_jaxpr(vjp)(params, x, ct))
+    assert (B, 4 * H) in carry, carry
+    assert prims.count("dynamic_update_slice") == 4 and "concatenate" not in prims, prims
+    hlo = jax.jit(vjp).lower(params, x, ct).compile().as_text()
+    (name,) = re.findall(r" while\(.*?body=(%[\w.\-]+).*?op_name=\"[^\"]*transpose\(", hlo)
+    body = hlo[hlo.index("\n" + name + " ") :]
+    assert f"f32[{B},{H}]{{1,0}} copy(" not in body[: body.index("\n}")]
 
 
 def _forward_scans(jaxpr):
