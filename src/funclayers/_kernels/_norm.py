@@ -97,7 +97,8 @@ def _standardize_jvp(axes, eps, primals, tangents):
 
 
 # The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split`; for odd
-# spatial sizes `(d, N/d, C, prod(S))`), so that its
+# spatial sizes `(d, N/d, C, prod(S))`, for odd batch and spatial sizes `(N, C, prod(S))`; a
+# `_layout` value `(*A, C, *B)` likewise through `(prod(A), C, prod(B))`), so that its
 # broadcasts of per-channel values and its `x - mean` have other shapes than the forward's: XLA's
 # CSE would otherwise merge them, and XLA writes a broadcast or a difference that feeds two fusions
 # out at full size and reads it back in each (here `x - mean`, shared by the variance and the input
@@ -111,7 +112,8 @@ def _split(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | 
     """The view of an `(N, C, *S)` array and the shape of a per-channel value broadcast against it.
 
     `(N, C, d, S/d)` with d = gcd(prod(S), 8) > 1; else `(d, N/d, C, S)` with d = gcd(N, 8) > 1 (odd
-    spatial sizes, BatchNorm1d's `(N, C)`); else None (the array is used as it is).
+    spatial sizes, BatchNorm1d's `(N, C)`); else None (the caller then uses `(N, C, prod(S))`, for
+    4-D and larger inputs still a shape the forward pass does not compute in).
     """
     n, c, rest = shape[0], shape[1], math.prod(shape[2:])
     d = math.gcd(rest, _SPLIT)
