@@ -17,7 +17,9 @@ Layouts (`None` is the public NCHW):
 The protocol: a layer's `apply` may carry `apply._layout = fn(params, state, value, layout, training)`
 returning `(value, layout, new_state)`, or None where it cannot take that input (a shape, dtype or
 configuration it does not handle): the Sequential then converts the value to NCHW and calls `apply`.
-Only a convolution starts a run (from NCHW), and only when the next child has a `_layout` too.
+Only a convolution starts a run (from NCHW), and only when the next child has a `_layout` too. A
+layer may also end a run itself: AdaptiveAvgPool2d(1) averages a "phase" or "cnhw" value in place and
+returns NCHW (layout None).
 
 Small CNN train step (benchmarks/workloads/models.py, batch 64), CPU ms per step, layouts off/on in one
 process, alternating, median of 30: 124.9 -> 105.2 (-16%), XLA temp unchanged (benchmarks/README.md, issue
