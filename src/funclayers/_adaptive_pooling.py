@@ -391,7 +391,8 @@ def _adaptive_layer(kind: str, n: int, output_size: Any, return_indices: bool | 
     _check_config(f"Adaptive{kind}Pool{n}d", n, output_size)
     if kind == "Avg":
         layer = stateless(name, lambda input: _adaptive_avg(n, name, input, output_size))
-        if n == 2 and output_size in (1, (1, 1), [1, 1]):
+        sizes = [output_size] * 2 if isinstance(output_size, int) else output_size
+        if n == 2 and isinstance(sizes, (tuple, list)) and list(sizes) == [1, 1]:
             layer.apply._layout = lambda *args: _global_avg_layout(*args)
         return layer
     return stateless(name, lambda input: _adaptive_max(n, name, input, output_size, return_indices))
