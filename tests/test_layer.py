@@ -404,3 +404,29 @@ def test_sequential_layout_run_transforms_like_the_plain_chain(x64, monkeypatch)
     plain = results()
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_sequential_layout_run_ends_in_a_global_average_pool(dtype, pool, monkeypatch):
+    """AdaptiveAvgPool2d(1) at a run's end averages the "phase" (or, after MaxPool2d(2), "cnhw") value in
+    place: the run is never turned back into NCHW at full size."""
+    from oracle import check_layer, randn
+
+    from funclayers import _adaptive_pooling
+
+    seen, seen_pool, average = _spy_layouts(monkeypatch), [], _adaptive_pooling._global_avg_layout
+
+    def spy(params, state, value, layout, training):
+        seen_pool.append(layout)
+        return average(params, state, value, layout, training)
+
+    monkeypatch.setattr(_adaptive_pooling, "_global_avg_layout", spy)
+    torch.manual_seed(4)
+    middle = ([fl.MaxPool2d(2)], [torch.nn.MaxPool2d(2)]) if pool else ([], [])
+    model = fl.Sequential(fl.Conv2d(8, 16, 3, padding=1), fl.BatchNorm2d(16), fl.ReLU(), *middle[0],
+                          fl.AdaptiveAvgPool2d(1), fl.Flatten(), fl.Linear(16, 5))
+    module = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+                                 *middle[1], torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                 torch.nn.Linear(16, 5))
+    check_layer(module, model, [randn(4, 8, 12, 12, seed=8)], dtype=dtype, training=True, steps=2, **_deep(dtype))
+    assert set(seen_pool) == {"cnhw" if pool else "phase"} and set(seen) == {None}

@@ -61,6 +61,10 @@ def _compiled_step(layer, shape, training):
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(64), (64, 64, 16, 16), True, id="batchnorm2d-64-train"),
     # an odd spatial size: BatchNorm's backward splits the batch instead
     pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (64, 32, 31, 33), True, id="batchnorm2d-odd-spatial"),
+    # odd batch and spatial sizes: no split (gcd with 8 is 1), but the backward's (N, C, prod(S)) view
+    # is still not the forward's shape (the kernel's known limit until issue 28's `bn3`)
+    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (63, 32, 31, 33), True,
+                 id="batchnorm2d-odd-batch-and-spatial"),
 ])
 def test_only_the_input_gradient_is_written_at_full_size(name, make, shape, training):
     names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
@@ -111,14 +115,24 @@ def test_groupnorm_bias_gradient_is_summed_from_the_per_channel_sums():
 
 @pytest.mark.parametrize("name,make,shape,training", [
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4095, 512), False, id="layernorm-4095-rows"),
-    pytest.param("BatchNorm2d", lambda: fl.BatchNorm2d(32), (63, 32, 31, 33), True,
-                 id="batchnorm2d-odd-batch-and-spatial"),
 ])
 def test_without_the_views_the_temporaries_are_back(name, make, shape, training):
-    """Negative control, and the kernels' known limit: BatchNorm with an odd batch and spatial size gets
-    no view (gcd with 8 is 1), and then XLA writes broadcasts or `x - mean` out besides the input
-    gradient. LayerNorm on (4095, 512) (but not (4123, 512) nor (31, 133, 512)): XLA:CPU
-    then leaves the input gradient's row sums out of the YNNPACK fusions, and its own fusions write
-    `ct * weight` and `x - mean` out (3 full-size arrays; main's views: 5)."""
+    """Negative control, and the kernels' known limit: LayerNorm on (4095, 512) (but not (4123, 512)
+    nor (31, 133, 512)): XLA:CPU then leaves the input gradient's row sums out of the YNNPACK fusions,
+    and its own fusions write `ct * weight` and `x - mean` out (3 full-size arrays; main's views: 5)."""
     names = full_size_instructions(_compiled_step(make(), shape, training), math.prod(shape))
     assert len(names) > 1, f"{name} {shape}: {names}"
+
+
+def test_batchnorm_in_a_layout_run_reads_the_convolution_output_in_its_own_shape():
+    """In a Sequential's Winograd run (`_layout.py`) BatchNorm2d computes on the (2, 2, C, N, H/2, W/2)
+    phase value itself, not on its (4, C, N*H*W/4) view: with the view, the statistics read the
+    convolution's output in both shapes and XLA wrote it out twice (issue 28, small CNN step)."""
+    net = fl.Sequential(fl.Conv2d(32, 32, 3, padding=1), fl.BatchNorm2d(32), fl.ReLU(),
+                        fl.Conv2d(32, 32, 3, padding=1))
+    shape = (16, 32, 16, 16)
+    hlo = _compiled_step(net, shape, True)
+    full = full_size_instructions(hlo, math.prod(shape))
+    assert any(f"%{name} = f32[2,2,32,16,8,8]" in hlo for name in full), "the layout run was not taken"
+    views = [name for name in full if f"%{name} = f32[4,32,1024]" in hlo]
+    assert views == [], views

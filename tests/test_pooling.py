@@ -83,17 +83,41 @@ def test_maxpool_matches_torch(n, kwargs, shape, dtype, max_pick, request):
     )
 
 
-def test_maxpool_picks_torchs_element_for_nan_and_infinite_windows():
+@pytest.mark.parametrize("padding", [1, 0])
+def test_maxpool_picks_torchs_element_for_nan_and_infinite_windows(padding):
     x = randn(2, 3, 6, 8)
     x[0, 0, 1, 1] = x[0, 0, 0, 1] = np.nan  # two NaNs in one window: torch takes the last
+    x[0, 1, 2, 2] = np.nan  # one NaN: it wins
     x[1, 2, :2, :] = -np.inf  # an all -inf window: torch takes the first in-bounds
-    ours, our_idx = jit(lambda x: F.max_pool2d(x, 2, padding=1, return_indices=True), x)
-    theirs, their_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, padding=1, return_indices=True)
+    x[1, 1, 2:4, :] = 0.0  # ties: the first
+    x[1, 1, 2, 1::2] = -0.0  # ties of -0 and +0: the first, with its sign
+    ours, our_idx = jit(lambda x: F.max_pool2d(x, 2, padding=padding, return_indices=True), x)
+    theirs, their_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, padding=padding, return_indices=True)
     np.testing.assert_array_equal(np.asarray(ours), theirs.numpy())
+    np.testing.assert_array_equal(np.signbit(np.asarray(ours)), np.signbit(theirs.numpy()))
     np.testing.assert_array_equal(np.asarray(our_idx), their_idx.numpy())
+    ours = jit(lambda x: F.max_pool2d(x, 2, padding=padding), x)  # without indices
+    np.testing.assert_array_equal(np.signbit(np.asarray(ours)), np.signbit(theirs.numpy()))
+    np.testing.assert_array_equal(np.asarray(ours), theirs.numpy())
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, padding=1)])
+def test_maxpool_two_element_windows_pick_with_two_comparisons():
+    """`select_max` on two in-bounds elements: the second wins if larger or NaN, no int32 positions
+    selected in the compiled forward + backward (the general loop's maximum, equalities, NaN tests and
+    position selects: MaxPool2d(2) step 2.82 -> 1.84 ms wall, issue 28)."""
+    import re
+
+    def loss(x, ct):
+        return jnp.sum(F.max_pool2d(x, 2) * ct)
+
+    x, ct = jax.ShapeDtypeStruct((4, 8, 16, 16), jnp.float32), jax.ShapeDtypeStruct((4, 8, 8, 8), jnp.float32)
+    with jax.default_device(jax.devices("cpu")[0]):
+        hlo = jax.jit(jax.value_and_grad(loss)).lower(x, ct).compile().as_text()
+    assert re.findall(r"= s32\[[\d,]+\]\S* select\(", hlo) == []
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2, padding=1),
+                                    dict(kernel_size=2)])  # no padding: `select_max`'s two-element pick
 def test_maxpool_gradient_goes_to_torchs_element_in_nan_and_infinite_windows(kwargs, max_pick):
     x = randn(2, 3, 7, 8)
     x[0, 0, 1, 1] = x[0, 0, 0, 1] = x[0, 0, 1, 2] = np.nan  # several NaNs per window: torch takes the last

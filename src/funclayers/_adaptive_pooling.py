@@ -21,6 +21,7 @@ from jax import lax
 
 from ._kernels._max_select import window_max
 from ._layer import Layer, stateless
+from ._layout import CNHW, PHASE
 from ._pooling import check_pool_input, index_dtype
 from ._utils import on_cpu
 
@@ -389,8 +390,23 @@ def _adaptive_layer(kind: str, n: int, output_size: Any, return_indices: bool | 
     name = f"Adaptive{kind}Pool{n}d(output_size={output_size})"
     _check_config(f"Adaptive{kind}Pool{n}d", n, output_size)
     if kind == "Avg":
-        return stateless(name, lambda input: _adaptive_avg(n, name, input, output_size))
+        layer = stateless(name, lambda input: _adaptive_avg(n, name, input, output_size))
+        sizes = [output_size] * 2 if isinstance(output_size, int) else output_size
+        if n == 2 and isinstance(sizes, (tuple, list)) and list(sizes) == [1, 1]:
+            layer.apply._layout = lambda *args: _global_avg_layout(*args)
+        return layer
     return stateless(name, lambda input: _adaptive_max(n, name, input, output_size, return_indices))
+
+
+def _global_avg_layout(params, state, value, layout, training):
+    """`_layout.py`: AdaptiveAvgPool2d(1) of a "phase" or "cnhw" value, read in place: the mean of
+    each (channel, sample) plane, without interleaving the value back into NCHW first (the small
+    CNN's last BatchNorm + ReLU were written out transposed for the pool, issue 28)."""
+    del params, training
+    if layout not in (PHASE, CNHW) or not jnp.issubdtype(value.dtype, jnp.inexact):
+        return None
+    means = jnp.mean(value, (0, 1, 4, 5) if layout == PHASE else (2, 3))  # (C, N)
+    return means.T[:, :, None, None], None, state
 
 
 def AdaptiveAvgPool1d(output_size: Any) -> Layer:

@@ -9,14 +9,17 @@ state, every layer's own `apply` and the Sequential's output keep torch's layout
 Layouts (`None` is the public NCHW):
 - "phase": (2, 2, C, N, H/2, W/2), [a, b, c, n, i, j] = x[n, c, 2i + a, 2j + b]: a Winograd conv's
   output; the next conv's input transform reads its planes shifted by a tile (`transform_input_phase`),
-  BatchNorm sees it as (4, C, N*H*W/4), MaxPool2d(2) reduces over its first two axes.
+  BatchNorm computes on it as it is (statistics over every axis but C; its checks and running stats
+  see the (4, C, N*H*W/4) view), MaxPool2d(2) reduces over its first two axes.
 - "cnhw": (C, N, H, W): MaxPool2d(2)'s output from "phase"; the next conv's input transform reads it
-  without the batch/channel swap; BatchNorm sees it as (1, C, N*H*W).
+  without the batch/channel swap; BatchNorm computes on it as it is (its checks see (1, C, N*H*W)).
 
 The protocol: a layer's `apply` may carry `apply._layout = fn(params, state, value, layout, training)`
 returning `(value, layout, new_state)`, or None where it cannot take that input (a shape, dtype or
 configuration it does not handle): the Sequential then converts the value to NCHW and calls `apply`.
-Only a convolution starts a run (from NCHW), and only when the next child has a `_layout` too.
+Only a convolution starts a run (from NCHW), and only when the next child has a `_layout` too. A
+layer may also end a run itself: AdaptiveAvgPool2d(1) averages a "phase" or "cnhw" value in place and
+returns NCHW (layout None).
 
 Small CNN train step (benchmarks/workloads/models.py, batch 64), CPU ms per step, layouts off/on in one
 process, alternating, median of 30: 124.9 -> 105.2 (-16%), XLA temp unchanged (benchmarks/README.md, issue

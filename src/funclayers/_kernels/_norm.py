@@ -96,8 +96,9 @@ def _standardize_jvp(axes, eps, primals, tangents):
 # by `_kernels._primitive.linear_call`; both are plain JAX, so every higher order works too.
 
 
-# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split_spatial`; for odd
-# spatial sizes `(d, N/d, C, prod(S))`), so that its
+# The backward pass reads `(N, C, *S)` as `(N, C, d, prod(S)/d)` (`_split`; for odd
+# spatial sizes `(d, N/d, C, prod(S))`, for odd batch and spatial sizes `(N, C, prod(S))`; a
+# `_layout` value `(*A, C, *B)` likewise through `(prod(A), C, prod(B))`), so that its
 # broadcasts of per-channel values and its `x - mean` have other shapes than the forward's: XLA's
 # CSE would otherwise merge them, and XLA writes a broadcast or a difference that feeds two fusions
 # out at full size and reads it back in each (here `x - mean`, shared by the variance and the input
@@ -111,7 +112,8 @@ def _split(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | 
     """The view of an `(N, C, *S)` array and the shape of a per-channel value broadcast against it.
 
     `(N, C, d, S/d)` with d = gcd(prod(S), 8) > 1; else `(d, N/d, C, S)` with d = gcd(N, 8) > 1 (odd
-    spatial sizes, BatchNorm1d's `(N, C)`); else None (the array is used as it is).
+    spatial sizes, BatchNorm1d's `(N, C)`); else None (the caller then uses `(N, C, prod(S))`, for
+    4-D and larger inputs still a shape the forward pass does not compute in).
     """
     n, c, rest = shape[0], shape[1], math.prod(shape[2:])
     d = math.gcd(rest, _SPLIT)
@@ -119,18 +121,6 @@ def _split(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | 
         return (n, c, d, rest // d), (1, c, 1, 1)
     d = math.gcd(n, _SPLIT)
     return ((d, n // d, c, rest), (1, 1, c, 1)) if d > 1 else None
-
-
-def _split_spatial(a: jax.Array) -> jax.Array:
-    """`a` seen through `_split(a.shape)`'s view (a reshape), or `a` itself."""
-    split = _split(a.shape)
-    return a if split is None else a.reshape(split[0])
-
-
-def _split_channel(value: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """A per-channel `(1, C, 1, ...)` value shaped to broadcast against `_split_spatial` of `shape`."""
-    split = _split(shape)
-    return value if split is None else value.reshape(split[1])
 
 
 def _bn_moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
@@ -172,12 +162,16 @@ def _bn_train_jvp(axes, eps, primals, tangents):
         sum_dy = jnp.sum(dy, axes, keepdims=True)
         dot = jnp.sum(dy * x, axes, keepdims=True) - mean * sum_dy  # sum(dy * (x - mean))
         k = inv_std * inv_std * dot / count
+        # the (A, C, B) view around the channel axis: (N, C, *S), or `_layout`'s phase / cnhw values
+        c = next(a for a in range(x.ndim) if a not in axes)
+        view = (math.prod(x.shape[:c]), x.shape[c], math.prod(x.shape[c + 1:]))
+        spatial, channel = _split(view) or (view, (1, view[1], 1))
 
         def per_channel(value):
-            return _split_channel(value, x.shape)
+            return value.reshape(channel)
 
-        dx = per_channel(weight * inv_std) * (_split_spatial(dy) - per_channel(sum_dy / count)
-                                              - (_split_spatial(x) - per_channel(mean)) * per_channel(k))
+        dx = per_channel(weight * inv_std) * (dy.reshape(spatial) - per_channel(sum_dy / count)
+                                              - (x.reshape(spatial) - per_channel(mean)) * per_channel(k))
         return [dx.reshape(x.shape), dot * inv_std, sum_dy]
 
     (t_out,) = linear_call(tangent, transpose, (x, weight, mean, inv_std), tangents, "batch_norm")
