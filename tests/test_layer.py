@@ -395,7 +395,11 @@ def test_sequential_layout_run_transforms_like_the_plain_chain(x64, monkeypatch)
         _, lin = jax.linearize(lambda x: f(params, x), xs[0])
         vgrad = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(params, xs)
         ggrad = jax.jit(jax.grad(lambda x: jnp.sum(jax.grad(loss, argnums=1)(params, x) ** 2)))(xs[0])
-        return jvp, jax.jit(lin)(tx), vgrad, ggrad
+        # in the parameters too: the biases' own transpose (`_winograd._output_phase`) to second order
+        pjvp = jax.jit(lambda p: jax.jvp(lambda p: f(p, xs[0]), (p,), (p,)))(params)
+        pgrad2 = jax.jit(jax.grad(lambda p: sum(jnp.sum(g ** 2) for g in jax.tree.leaves(jax.grad(loss)(p, xs[0])))))(
+            params)
+        return jvp, jax.jit(lin)(tx), vgrad, ggrad, pjvp, pgrad2
 
     seen = _spy_layouts(monkeypatch)
     ours = results()

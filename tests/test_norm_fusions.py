@@ -136,3 +136,34 @@ def test_batchnorm_in_a_layout_run_reads_the_convolution_output_in_its_own_shape
     assert any(f"%{name} = f32[2,2,32,16,8,8]" in hlo for name in full), "the layout run was not taken"
     views = [name for name in full if f"%{name} = f32[4,32,1024]" in hlo]
     assert views == [], views
+
+
+def computed_twice(hlo_text: str, size: int) -> list[tuple[str, str]]:
+    """Pairs of the ENTRY computation's `size`-element fusions that compute from the same operands:
+    one value written out twice (in two shapes, for two consumers)."""
+    entry = hlo_text[hlo_text.index("\nENTRY"):]
+    seen, pairs = {}, []
+    for match in re.finditer(r"\n  %(\S+) = \w+\[([\d,]*)\]\S* fusion\(([^)]*)\), kind=kLoop", entry):
+        if math.prod(int(d) for d in match.group(2).split(",") if d) == size:
+            operands = match.group(3)
+            if operands in seen:
+                pairs.append((seen[operands], match.group(1)))
+            seen.setdefault(operands, match.group(1))
+    return pairs
+
+
+@pytest.mark.parametrize("channels", [32, 64])
+def test_batchnorm_input_gradient_in_a_layout_run_is_computed_once(channels):
+    """In a layout run, the input gradient of a BatchNorm2d after a biased Conv2d feeds the convolution's
+    bias gradient and its output transform's transposed product (`_winograd._output_phase`). With the
+    bias gradient summed from the gradient itself, XLA computed it twice, in the (4, K*N*H*W/4) shape
+    the product reads and in another shape for the sum: one more full-size pass per BatchNorm
+    (issue 28, small CNN step); it is summed from row 5 of the product's output instead."""
+    net = fl.Sequential(fl.Conv2d(32, channels, 3, padding=1), fl.BatchNorm2d(channels), fl.ReLU(),
+                        fl.Conv2d(channels, 32, 3, padding=1))
+    shape = (16, 32, 16, 16)
+    hlo = _compiled_step(net, shape, True)
+    size = math.prod(shape) * channels // 32
+    assert any(f"%{name} = f32[2,2,{channels},16,8,8]" in hlo for name in full_size_instructions(hlo, size)), \
+        "the layout run was not taken"
+    assert computed_twice(hlo, size) == []

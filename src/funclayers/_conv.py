@@ -331,8 +331,7 @@ def _phase_conv(kernel_size, stride, padding, dilation, groups, padding_mode):
         x_shape = (n, c, h, wd)
         if lowering.choose(x_shape, w.shape, 1, stride, tuple(pairs), dilation, dtype) != "winograd":
             return None
-        out = _winograd.conv3x3_phase(value, w, layout or "nchw")
-        return (out if b is None else out + b.reshape(1, 1, -1, 1, 1, 1)), PHASE, state
+        return _winograd.conv3x3_phase(value, w, layout or "nchw", b), PHASE, state
 
     return layout_apply
 

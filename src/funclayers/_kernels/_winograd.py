@@ -306,10 +306,11 @@ def transform_input_phase(x: jax.Array) -> jax.Array:
     return v.reshape(16, x.shape[2], -1)
 
 
-def conv3x3_phase(x: jax.Array, w: jax.Array, layout: str) -> jax.Array:
+def conv3x3_phase(x: jax.Array, w: jax.Array, layout: str, bias: jax.Array | None = None) -> jax.Array:
     """`conv3x3` with padding 1 of an even-sized input, the output in the phase layout (2, 2, K, N, th, tw).
 
     `layout`: "nchw" (N, C, H, W), "cnhw" (C, N, H, W) or "phase" (2, 2, C, N, H/2, W/2) input.
+    `bias`: (K,) added to the output (`_output_phase`), or None.
     The arithmetic is `conv3x3`'s (the same transforms, products and sums in the same order).
     """
     if layout == "phase":
@@ -320,8 +321,36 @@ def conv3x3_phase(x: jax.Array, w: jax.Array, layout: str) -> jax.Array:
         batch, tiles = x.shape[1], (x.shape[2] // 2, x.shape[3] // 2)
         v = _transform_input(zero_pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), tiles)
     m = _products(_kernel_transform(w), v)
+    if bias is not None:
+        return _output_phase(m, bias, batch, tiles)
     o = _dot(jnp.asarray(_A_A, m.dtype), m.reshape(16, -1))  # (4, K*P)
     return o.reshape(2, 2, w.shape[0], batch, *tiles)
+
+
+def _output_phase(m: jax.Array, bias: jax.Array, batch: int, tiles: tuple) -> jax.Array:
+    """(16, K, P) products and a (K,) bias -> A^T m A + bias in the phase layout (2, 2, K, N, th, tw).
+
+    A linear map with its own transpose (`linear_call`): the bias gradient is summed from row 5 of
+    the output transform's transpose dm = (A x A) dy, which is (1, 1, 1, 1) . dy, the sum of dy's
+    four phases (column 1 of A^T is (1, 1)), instead of from dy itself. Plain autodiff summed dy,
+    and dy (a BatchNorm backward's input gradient in a layout run) was then computed twice by XLA,
+    once for that sum and once in the (4, K*P) shape the transposed product reads (issue 28,
+    helpers `bn3` / `cnn4`).
+    """
+    k = m.shape[1]
+
+    def tangent(tm, tb):
+        o = _dot(jnp.asarray(_A_A, m.dtype), tm.reshape(16, -1)).reshape(2, 2, k, batch, *tiles)
+        return [o if tb is None else o + tb.reshape(1, 1, -1, 1, 1, 1)]
+
+    def transpose(cts):
+        # (A x A)^T dy contracting both operands' axis 0, as autodiff's transpose of `_dot` writes it:
+        # XLA:CPU runs that form as its Eigen dot, the (16, 4) x (4, K*P) one as YNNPACK's
+        dm = lax.dot_general(jnp.asarray(_A_A, m.dtype), cts[0].reshape(4, -1), (((0,), (0,)), ((), ())),
+                             precision=lax.Precision.HIGHEST)  # (16, K*P)
+        return [dm.reshape(m.shape), jnp.sum(dm[5].reshape(k, -1), axis=1)]
+
+    return linear_call(tangent, transpose, (), (m, bias), "winograd_output_phase")[0]
 
 
 def phase_to_nchw(x: jax.Array) -> jax.Array:
