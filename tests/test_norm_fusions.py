@@ -52,10 +52,10 @@ def _compiled_step(layer, shape, training):
     # odd rows, and a 2-D input: LayerNorm's copies of the statistics behind barriers (no views)
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (31, 133, 512), False, id="layernorm-odd-rows"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4096, 512), False, id="layernorm-2d"),
-    # below ~2M elements (and at (4095, 512)) XLA:CPU keeps the input gradient out of the YNNPACK
-    # fusions: the backward's row sums then need copies of the mean and weight of their own, else
-    # `dy * w` and `x - mean` are written out (3 full-size arrays, issue 28 `ln2`); (16, 128, 256)
-    # is TransformerEncoderLayer(256, ...)'s LayerNorm in the benchmark
+    # below 4096 rows XLA:CPU keeps the input gradient out of the YNNPACK fusions: the backward's row
+    # sums then need copies of the mean and weight of their own, else `dy * w` and `x - mean` are
+    # written out (3 full-size arrays, issue 28 `ln2`); (16, 128, 256) is the LayerNorm of the
+    # benchmark's TransformerEncoderLayer(256, ...)
     pytest.param("LayerNorm", lambda: fl.LayerNorm(256), (16, 128, 256), False, id="layernorm-256"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(256), (2048, 256), False, id="layernorm-256-2d"),
     pytest.param("LayerNorm", lambda: fl.LayerNorm(512), (4095, 512), False, id="layernorm-4095-rows"),

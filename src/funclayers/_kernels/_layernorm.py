@@ -20,8 +20,8 @@ the output and the incoming gradient:
 - The output is computed in the caller's shape (`F.layer_norm` passes the input's leading dims, not
   the flattened rows), so the consumer's fusion (the next layer, or the loss) reads it without a
   reshape in between.
-- Where XLA:CPU keeps the input gradient out of the YNNPACK fusions (below about 2M elements, as
-  in a TransformerEncoderLayer(256, ...); also (4095, 512)), the JVP's terms that transpose to the
+- Where XLA:CPU keeps the input gradient out of the YNNPACK fusions (below 4096 rows, as in a
+  TransformerEncoderLayer(256, ...) on (16, 128, 256), and (4095, 512)), the JVP's terms that transpose to the
   backward's row sums take copies of the mean and of the weight of their own (`_own_copies`), else
   `dy * w` and `x - mean` are written out at full size for the row sums and the input gradient to
   share. LayerNorm(256) on (16, 128, 256), the benchmark's step, one process, alternating, under
@@ -110,12 +110,18 @@ def _output(xs, weight, bias, mean, rstd):
     return y
 
 
+# From this many rows on XLA:CPU fuses the input gradient and its row sums into one YNNPACK fusion
+# (seen: 4096 and 4123 rows of 256 or 512; not 2048 or 4095 rows); there the copies cost 1-2% (one
+# process, alternating: 3.815 / 4.004 / 4.413 against 3.836 / 4.102 / 4.494 ms at (32, 128, 512)).
+_FUSED_ROWS = 4096
+
+
 def _own_copies(mean, weight):
     """A copy of the mean and two of `-weight` behind one barrier, for the JVP's two terms whose
     transposes are the backward's row sums `sum(dy * w)` and `sum(dy * w * (x - mean))`.
 
-    Below about 2M elements (and at (4095, 512)) XLA:CPU does not put the input gradient and its row
-    sums into one YNNPACK fusion: its loop fusions then wrote `dy * w` and `x - mean`, shared by the
+    Below 4096 rows (`_FUSED_ROWS`) XLA:CPU does not put the input gradient and its row sums into one
+    YNNPACK fusion: its loop fusions then wrote `dy * w` and `x - mean`, shared by the
     row sums and the input gradient, out at full size (TransformerEncoderLayer(256, ...)'s LayerNorm
     on (16, 128, 256)). With copies of their own every consumer recomputes them. The minus signs go
     on the weight's copies (else the transpose's `-dy`, shared by both sums, is written out); the
@@ -147,15 +153,16 @@ def _layer_norm_jvp(eps, primals, tangents):
     centred = x - m[:, None]
     mean_dx = jnp.sum(dx, 1) / n
     proj = jnp.sum(centred * dx, 1) / n
-    # The terms whose transposes are the backward's row sums get copies of their own of the mean
-    # and the weight (`_own_copies`).
-    m2, w1, w2 = _own_copies(m, w)
-    shift = (r * mean_dx)[:, None]
-    tilt = (r * r * r * proj)[:, None] * (x - m2[:, None])
-    if weight is None:
-        dy = r[:, None] * dx - shift - tilt
-    else:
-        dy = r[:, None] * dx * w + shift * w1 + tilt * w2
+    if x.shape[0] >= _FUSED_ROWS:
+        dy = r[:, None] * dx - (r * mean_dx)[:, None] - (r * r * r * proj)[:, None] * centred
+        if weight is not None:
+            dy = dy * w
+    else:  # the terms that transpose to the backward's row sums get copies of their own
+        m2, w1, w2 = _own_copies(m, w)
+        shift = (r * mean_dx)[:, None]
+        tilt = (r * r * r * proj)[:, None] * (x - m2[:, None])
+        dy = r[:, None] * dx - shift - tilt if weight is None else r[:, None] * dx * w + shift * w1 + tilt * w2
+    if weight is not None:
         # the weight's tangent: xhat on a view of its own, or it shares `centred` with the input's
         if views:
             xhat = (_rows(x, 8) - _per_view(mean, 8)) * _per_view(rstd, 8)
