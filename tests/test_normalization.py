@@ -38,6 +38,9 @@ def _pair(name, *args, **kwargs):
     # above with odd rows or one leading dim take copies of the statistics behind barriers instead
     pytest.param((8,), {}, (16, 9, 8), id="rows-by-8"),
     pytest.param((5,), {}, (2, 7, 5), id="rows-by-2"),
+    # 4096 rows and more: the JVP without `_own_copies` (XLA:CPU's YNNPACK fusion takes the backward)
+    pytest.param((8,), {}, (2, 2048, 8), id="rows-4096"),
+    pytest.param((8,), dict(elementwise_affine=False), (4099, 8), id="rows-4099-no-affine"),
 ])
 def test_layernorm_matches_torch(args, kwargs, shape, dtype):
     module, layer = _pair("LayerNorm", *args, **kwargs)

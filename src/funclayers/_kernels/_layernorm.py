@@ -20,6 +20,13 @@ the output and the incoming gradient:
 - The output is computed in the caller's shape (`F.layer_norm` passes the input's leading dims, not
   the flattened rows), so the consumer's fusion (the next layer, or the loss) reads it without a
   reshape in between.
+- Where XLA:CPU keeps the input gradient out of the YNNPACK fusions (below 4096 rows, as in a
+  TransformerEncoderLayer(256, ...) on (16, 128, 256), and (4095, 512)), the JVP's terms that transpose to the
+  backward's row sums take copies of the mean and of the weight of their own (`_own_copies`), else
+  `dy * w` and `x - mean` are written out at full size for the row sums and the input gradient to
+  share. LayerNorm(256) on (16, 128, 256), the benchmark's step, one process, alternating, under
+  `chrt -f 1` (issue 28, `ln2`): wall 0.571 -> 0.536 and 0.540 -> 0.530 ms median; the input
+  gradient alone at (2048, 256): 439-483 -> 313-332 us.
 - The weight's gradient is the column sum of `dy * xhat` with `xhat` recomputed in that fusion from
   `x` and the row statistics, rather than a saved `xhat` shared with the input gradient (one more
   full-size write and two reads).
@@ -38,8 +45,8 @@ reshaped: 7.99 -> 7.05 ms at (32, 128, 512); three more runs: 7.41 / 8.42 / 8.92
 (32, 128, 512) instead of the views: 7.14 / 8.00 / 8.30 against 6.83 / 7.70 / 7.85 ms. (Moving the
 JVP's minus signs onto the row factors, so that its transpose negates no full-size array, took
 another 2-4% but changed float32 rounding enough to fail test_transformer's stack at rtol 1e-5.)
-(4095, 512) still writes 3 full-size temporaries: XLA:CPU leaves that shape's row sums out of the
-YNNPACK fusions (tests/test_norm_fusions.py).
+(4095, 512) wrote 3 full-size temporaries (XLA:CPU leaves that shape's row sums out of the YNNPACK
+fusions) until `_own_copies` (tests/test_norm_fusions.py).
 """
 
 from __future__ import annotations
@@ -103,6 +110,28 @@ def _output(xs, weight, bias, mean, rstd):
     return y
 
 
+# From this many rows on XLA:CPU fuses the input gradient and its row sums into one YNNPACK fusion
+# (seen: 4096 and 4123 rows of 256 or 512; not 2048 or 4095 rows); there the copies cost 1-2% (one
+# process, alternating: 3.815 / 4.004 / 4.413 against 3.836 / 4.102 / 4.494 ms at (32, 128, 512)).
+_FUSED_ROWS = 4096
+
+
+def _own_copies(mean, weight):
+    """A copy of the mean and two of `-weight` behind one barrier, for the JVP's two terms whose
+    transposes are the backward's row sums `sum(dy * w)` and `sum(dy * w * (x - mean))`.
+
+    Below 4096 rows (`_FUSED_ROWS`) XLA:CPU does not put the input gradient and its row sums into one
+    YNNPACK fusion: its loop fusions then wrote `dy * w` and `x - mean`, shared by the
+    row sums and the input gradient, out at full size (TransformerEncoderLayer(256, ...)'s LayerNorm
+    on (16, 128, 256)). With copies of their own every consumer recomputes them. The minus signs go
+    on the weight's copies (else the transpose's `-dy`, shared by both sums, is written out); the
+    same signs on the row factors instead change float32 rounding (module docstring).
+    """
+    if weight is None:
+        return lax.optimization_barrier(mean), None, None
+    return lax.optimization_barrier((mean, -weight, -weight))
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _layer_norm(xs, weight, bias, eps):
     mean, rstd = _stats(xs.reshape(-1, xs.shape[-1]), eps, _views(xs))
@@ -124,9 +153,16 @@ def _layer_norm_jvp(eps, primals, tangents):
     centred = x - m[:, None]
     mean_dx = jnp.sum(dx, 1) / n
     proj = jnp.sum(centred * dx, 1) / n
-    dy = r[:, None] * dx - (r * mean_dx)[:, None] - (r * r * r * proj)[:, None] * centred
+    if x.shape[0] >= _FUSED_ROWS:
+        dy = r[:, None] * dx - (r * mean_dx)[:, None] - (r * r * r * proj)[:, None] * centred
+        if weight is not None:
+            dy = dy * w
+    else:  # the terms that transpose to the backward's row sums get copies of their own
+        m2, w1, w2 = _own_copies(m, w)
+        shift = (r * mean_dx)[:, None]
+        tilt = (r * r * r * proj)[:, None] * (x - m2[:, None])
+        dy = r[:, None] * dx - shift - tilt if weight is None else r[:, None] * dx * w + shift * w1 + tilt * w2
     if weight is not None:
-        dy = dy * w
         # the weight's tangent: xhat on a view of its own, or it shares `centred` with the input's
         if views:
             xhat = (_rows(x, 8) - _per_view(mean, 8)) * _per_view(rstd, 8)
