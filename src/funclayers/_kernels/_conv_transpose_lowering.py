@@ -189,8 +189,13 @@ def _overlap_add(z: jax.Array, x_shape: tuple, w_shape: tuple, stride: tuple, pa
         out = piece if out is None else out + piece
     # (N, M_1.., K, r_1..) -> (N, K, M_1, r_1, M_2, r_2, ...)
     out = jnp.transpose(out, (0, n + 1) + tuple(i for a in range(n) for i in (1 + a, n + 2 + a)))
+    return _crop_to_output(out, (batch, k_out), spatial, shifts, stride, kernel, padding, output_padding)
+
+
+def _crop_to_output(out, lead, spatial, shifts, stride, kernel, padding, output_padding):
+    """The overlap-add's (N, K, M_1, r_1, ...) sums as (N, K, *full), cropped to the output (torch's padding)."""
     full = tuple((m + a - 1) * s for m, a, s in zip(spatial, shifts, stride, strict=True))
-    out = out.reshape((batch, k_out) + full)
+    out = out.reshape(lead + full)
     crop = [(0, 0, 0)] * 2 + [
         (-p, (m - 1) * s + k + op - p - f, 0)
         for m, s, k, p, op, f in zip(spatial, stride, kernel, padding, output_padding, full, strict=True)
@@ -258,13 +263,7 @@ def _overlap_add_channels_major(z, x_shape, w_shape, stride, padding, output_pad
         out = piece if out is None else out + piece
     # (K, r_1.., N, M_1..) -> (N, K, M_1, r_1, M_2, r_2, ...)
     out = jnp.transpose(out, (n + 1, 0) + tuple(i for a in range(n) for i in (n + 2 + a, 1 + a)))
-    full = tuple((m + a - 1) * s for m, a, s in zip(spatial, shifts, stride, strict=True))
-    out = out.reshape((batch, k_out) + full)
-    crop = [(0, 0, 0)] * 2 + [
-        (-p, (m - 1) * s + k + op - p - f, 0)
-        for m, s, k, p, op, f in zip(spatial, stride, kernel, padding, output_padding, full, strict=True)
-    ]
-    return lax.pad(out, jnp.zeros((), out.dtype), crop)
+    return _crop_to_output(out, (batch, k_out), spatial, shifts, stride, kernel, padding, output_padding)
 
 
 def _conv_transpose_columns(x, w, stride, padding, output_padding, dilation, groups):
